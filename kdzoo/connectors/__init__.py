@@ -1,0 +1,1 @@
+"""kdzoo.connectors: learnable modules between student taps and losses."""
