@@ -4,6 +4,8 @@ Every loss calls :func:`dense_pair` or :func:`logit_pair` first: they detach the
 sides to float32 (whatever the input dtype), check shapes and align grids through
 :mod:`kdzoo.layout`, and raise errors that name the loss and both shapes.
 """
+import math
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -18,12 +20,13 @@ def _check_batch(student, teacher, loss_name):
             f'vs teacher {tuple(teacher.shape)}')
 
 
-def dense_pair(student, teacher, loss_name, mode='pool'):
+def dense_pair(student, teacher, loss_name, mode='pool', check_channels=True):
     """Check and align two dense maps ``(B, C, H, W)`` for ``loss_name``.
 
     Returns float32 ``(student, teacher.detach())`` on their common (smaller) grid. Different
-    channel widths are an error that suggests a connector; 3-D token tensors are an error that
-    points at the layout module.
+    channel widths are an error that suggests a connector (``check_channels=False`` skips that check,
+    for channel-free losses such as AT); 3-D token tensors are an error that points at the layout
+    module.
     """
     for side, t in (('student', student), ('teacher', teacher)):
         if t.dim() != 4:
@@ -32,7 +35,7 @@ def dense_pair(student, teacher, loss_name, mode='pool'):
             raise ValueError(f'{loss_name}: {side} must be a dense map (B, C, H, W), got shape '
                              f'{tuple(t.shape)}{hint}')
     _check_batch(student, teacher, loss_name)
-    if student.shape[1] != teacher.shape[1]:
+    if check_channels and student.shape[1] != teacher.shape[1]:
         raise ValueError(
             f'{loss_name}: channel widths differ: student {tuple(student.shape)} has '
             f'{student.shape[1]} channels, teacher {tuple(teacher.shape)} has {teacher.shape[1]}. '
@@ -90,20 +93,87 @@ def gather_with_grad(x):
     return torch.cat(all_gather(x), dim=0)
 
 
-def info_nce(query, key, tau, weight=None):
+def info_nce(query, key, tau, weight=None, offset=0, reduction='mean'):
     """Batched InfoNCE with the diagonal as positives.
 
     ``query (..., N, D)`` and ``key (..., M, D)`` are L2-normalised here; ``logits = q kᵀ / tau``;
-    row ``i`` has positive ``i`` (``M >= N``: extra keys are negatives only, e.g. gathered from
-    other ranks). Returns the (optionally ``weight (..., N)``-weighted) mean cross-entropy.
+    row ``i`` has positive ``offset + i`` (``M >= N``: extra keys are negatives only, e.g. gathered
+    from other ranks, where ``offset`` is this rank's first row, see :func:`gather_keys`).
+    Returns the (optionally ``weight (..., N)``-weighted) mean cross-entropy, or with
+    ``reduction='none'`` the cross-entropy of every row, shaped ``(..., N)``.
     """
     query = F.normalize(query, dim=-1)
     key = F.normalize(key, dim=-1)
     logits = query @ key.transpose(-1, -2) / tau
-    target = torch.arange(query.shape[-2], device=query.device)
+    target = torch.arange(offset, offset + query.shape[-2], device=query.device)
     target = target.expand(logits.shape[:-1])
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction='none')
+    if reduction == 'none':
+        return ce.reshape(logits.shape[:-1])
     if weight is None:
         return ce.mean()
     weight = weight.reshape(-1).to(ce)
     return (ce * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
+def gather_keys(x):
+    """Keys from all ranks for a contrastive loss: ``(gather_with_grad(x), offset)``.
+
+    ``offset = rank * B`` is the row of this rank's first sample in the gathered ``(world * B, ...)``
+    tensor (every rank holds the same ``B``); without a process group it is ``(x, 0)``.
+    """
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return gather_with_grad(x), rank * x.shape[0]
+
+
+def sliding_windows(x, grids):
+    """Multi-scale sliding-window average pooling of a ``(B, C, H, W)`` map.
+
+    For each ``g`` in ``grids``: window ``k = ceil(H / g)`` (``ceil(W / g)`` along W), stride
+    ``max(1, k // 2)`` (overlapping), every full window position, no padding, so
+    ``(H - k) // s + 1`` positions along H (likewise W). ``g = 1`` is the global average.
+    Returns one ``(B, L_g, C)`` tensor per grid, windows in row-major order.
+    """
+    height, width = x.shape[-2:]
+    windows = []
+    for g in grids:
+        kh, kw = math.ceil(height / g), math.ceil(width / g)
+        pooled = F.avg_pool2d(x, (kh, kw), (max(1, kh // 2), max(1, kw // 2)))
+        windows.append(pooled.flatten(2).transpose(1, 2))
+    return windows
+
+
+def soft_kl(student, teacher, tau):
+    """Per-sample ``KL(softmax(teacher / tau) ‖ softmax(student / tau))`` of ``(N, K)`` logits -> ``(N,)``.
+
+    Computed from log-softmaxes, so it stays finite for saturated or all-equal logits.
+    """
+    log_p_t = F.log_softmax(teacher / tau, dim=-1)
+    log_p_s = F.log_softmax(student / tau, dim=-1)
+    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)
+
+
+def labelled_pair(student, teacher, target, loss_name, ignore_index=255):
+    """:func:`logit_pair` plus one class label per sample (:func:`sample_targets`).
+
+    Samples labelled ``ignore_index`` (mmseg's 255) are dropped; any other label outside ``[0, K)``
+    is a ValueError. Returns float32 ``(student (N, K), teacher (N, K), target (N,))``.
+    """
+    student, teacher = logit_pair(student, teacher, loss_name)
+    target = sample_targets(target, student.shape[0], loss_name).to(student.device)
+    keep = target != ignore_index
+    bad = keep & ((target < 0) | (target >= student.shape[1]))
+    if bad.any():
+        raise ValueError(f'{loss_name}: label {int(target[bad][0])} is outside [0, {student.shape[1]}) '
+                         f'for logits {tuple(student.shape)} (ignore_index={ignore_index})')
+    if not keep.all():
+        student, teacher, target = student[keep], teacher[keep], target[keep]
+    return student, teacher, target
+
+
+def check_grids(grids, loss_name):
+    """Grids of a multi-scale loss: a non-empty sequence of positive ints (checked at build time)."""
+    grids = tuple(grids)
+    if not grids or not all(isinstance(g, int) and g > 0 for g in grids):
+        raise ValueError(f'{loss_name}: grids must be positive ints, e.g. (1, 2, 4); got {grids}')
+    return grids

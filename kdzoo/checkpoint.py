@@ -1,0 +1,129 @@
+"""Safe checkpoint loading and student-only export.
+
+Every checkpoint kdzoo reads goes through ``torch.load(weights_only=True)``: tensors, containers
+and an explicit allow-list of the plain types MMEngine's own training checkpoints hold
+(``HistoryBuffer``, numpy arrays/scalars). Nothing falls back to unrestricted unpickling unless
+the user sets ``unsafe_load=True`` for a file they trust. :func:`harden_mmengine_loading` makes
+MMEngine's ``--resume`` / ``load_from`` use the same rule (the fork silently falls back to
+``weights_only=False``, METHODS.md §6).
+"""
+import os
+import pickle
+import urllib.error
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, refused by ``weights_only``, or does not fit the model."""
+
+
+def safe_globals():
+    """The allow-list for MMEngine training checkpoints (``message_hub``, ``meta``)."""
+    from mmengine.runner.checkpoint import get_torch_safe_globals
+    return get_torch_safe_globals()
+
+
+def _refused(source, err):
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return CheckpointError(
+        f'checkpoint {source} was refused by torch.load(weights_only=True): it pickles objects '
+        f'other than tensors and plain containers ({first}). If you trust this file, pass '
+        "unsafe_load=True (e.g. teacher=dict(..., unsafe_load=True)); better, re-save its "
+        'state_dict with torch.save(model.state_dict(), path).')
+
+
+def load_file(source, map_location='cpu', unsafe_load=False):
+    """Load a checkpoint from a local path or an http(s) URL; clear errors for every failure."""
+    if str(source).startswith(('http://', 'https://')):
+        try:
+            with torch.serialization.safe_globals(safe_globals()):
+                return torch.hub.load_state_dict_from_url(
+                    source, map_location=map_location, weights_only=not unsafe_load)
+        except (urllib.error.URLError, OSError) as err:
+            raise CheckpointError(
+                f'could not download checkpoint {source} ({err}). Without network access, '
+                'download it elsewhere and pass the local file path instead of the URL.') from err
+        except pickle.UnpicklingError as err:
+            raise _refused(source, err) from err
+    path = os.path.expanduser(str(source))
+    if not os.path.isfile(path):
+        raise CheckpointError(f'checkpoint not found: {path} (cwd: {os.getcwd()})')
+    try:
+        with torch.serialization.safe_globals(safe_globals()):
+            return torch.load(path, map_location=map_location, weights_only=not unsafe_load)
+    except pickle.UnpicklingError as err:
+        raise _refused(path, err) from err
+    except (RuntimeError, EOFError, ValueError) as err:
+        raise CheckpointError(
+            f'could not read checkpoint {path}: {err}. The file is truncated or not a PyTorch '
+            'checkpoint.') from err
+
+
+def state_dict_of(checkpoint):
+    """The model weights inside a loaded checkpoint (``state_dict`` / ``model`` key or the dict
+    itself), with a DDP ``module.`` prefix removed."""
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f'a checkpoint must hold a dict of tensors, got {type(checkpoint).__name__}')
+    for key in ('state_dict', 'model'):
+        if isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+            break
+    if checkpoint and all(k.startswith('module.') for k in checkpoint):
+        checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
+    return checkpoint
+
+
+def _listing(keys, limit=10):
+    keys = sorted(keys)
+    more = f' ... and {len(keys) - limit} more' if len(keys) > limit else ''
+    return ', '.join(keys[:limit]) + more
+
+
+def load_weights(model, source, strict=True, unsafe_load=False):
+    """Load the checkpoint at ``source`` into ``model``.
+
+    With ``strict=True`` (the default) missing keys, unexpected keys and shape mismatches are
+    listed and refused; with ``strict=False`` the matching tensors are loaded and the rest are
+    reported in the returned dict ``{'missing': [...], 'unexpected': [...], 'mismatched': [...]}``.
+    """
+    weights = state_dict_of(load_file(source, unsafe_load=unsafe_load))
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    mismatched = [f'{k} {tuple(weights[k].shape)} vs model {tuple(own[k].shape)}'
+                  for k in own if k in weights and hasattr(weights[k], 'shape')
+                  and weights[k].shape != own[k].shape]
+    report = {'missing': missing, 'unexpected': unexpected, 'mismatched': mismatched}
+    if strict and (missing or unexpected or mismatched):
+        parts = [f'{name} keys ({len(keys)}): {_listing(keys)}' for name, keys in report.items() if keys]
+        raise CheckpointError(
+            f'checkpoint {source} does not match {type(model).__name__}: ' + '; '.join(parts)
+            + '. Check the config that builds the model (and cfg_options such as num_classes); '
+            'set strict=False to load the matching tensors anyway.')
+    bad = {k.split(' ')[0] for k in mismatched}
+    model.load_state_dict({k: v for k, v in weights.items() if k in own and k not in bad},
+                          strict=False)
+    return report
+
+
+def strip_prefix(state_dict, prefix):
+    """Keep only keys under ``prefix`` and remove it (e.g. the student inside a distiller)."""
+    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def _weights_only_torch_load(file, map_location=None, weights_only=None):
+    if weights_only is False:
+        return torch.load(file, map_location=map_location, weights_only=False)
+    try:
+        with torch.serialization.safe_globals(safe_globals()):
+            return torch.load(file, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise _refused(getattr(file, 'name', file), err) from err
+
+
+def harden_mmengine_loading():
+    """Make MMEngine's checkpoint loading (resume, ``load_from``) ``weights_only=True`` with the
+    allow-list, instead of its silent fall-back to unrestricted unpickling. Idempotent."""
+    from mmengine.runner import checkpoint as mm_checkpoint
+    mm_checkpoint._safe_torch_load = _weights_only_torch_load

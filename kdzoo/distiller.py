@@ -1,0 +1,259 @@
+"""The distiller core: teacher + student + distill items -> named, weighted losses.
+
+It knows nothing about tasks: adapters run the models and hand over their reserved readouts
+(e.g. ``'logits'``); everything else is tapped by module path. One item::
+
+    dict(student='layer4' or ['stage1', 'stage2'], teacher='stages.3',
+         loss=dict(type='MSDCRDLoss', ...), weight=1.0, name=None,
+         connector=None, warmup_iters=0)
+
+gives the loss key ``distill.loss_<name>``, ``name`` defaulting to
+``<loss type without 'Loss', lowercased>_<item index>`` (e.g. ``distill.loss_msdcrd_0``).
+The teacher runs under ``torch.no_grad()`` in eval mode (BatchNorm statistics frozen even when
+the wrapper trains) and is held outside the module tree, so it never enters the state dict, the
+optimizer or a DDP wrapper. Connectors (learnable, student side) live in ``self.connectors``.
+"""
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from kdzoo.registry import build
+from kdzoo.taps import Taps
+
+ITEM_KEYS = {'student', 'teacher', 'loss', 'weight', 'name', 'connector', 'warmup_iters'}
+
+
+@dataclass(frozen=True)
+class DistillItem:
+    """One parsed distill item; ``student`` is a tuple of taps, fused by the connector if > 1."""
+    name: str
+    student: tuple
+    teacher: str
+    weight: float
+    connector: str
+    warmup_iters: int
+
+
+def loss_type_name(loss_cfg):
+    """``'kdzoo.MSDCRDLoss'`` -> ``'msdcrd'`` (a class type gives its ``__name__``)."""
+    kind = loss_cfg['type']
+    kind = kind if isinstance(kind, str) else kind.__name__
+    kind = kind.split('.')[-1]
+    return (kind[:-4] if kind.endswith('Loss') else kind).lower()
+
+
+def parse_item(index, cfg):
+    """Validate one item dict and return a :class:`DistillItem`."""
+    unknown = set(cfg) - ITEM_KEYS
+    if unknown:
+        raise ValueError(f'distill item {index}: unknown keys {sorted(unknown)}; '
+                         f'allowed: {sorted(ITEM_KEYS)}')
+    for key in ('student', 'teacher', 'loss'):
+        if key not in cfg:
+            raise ValueError(f'distill item {index}: missing {key!r}')
+    student = cfg['student']
+    student = (student,) if isinstance(student, str) else tuple(student)
+    if not student or not all(isinstance(s, str) for s in student):
+        raise ValueError(f'distill item {index}: student must be a tap name or a list of them, '
+                         f'got {cfg["student"]!r}')
+    if len(student) > 1 and not cfg.get('connector'):
+        raise ValueError(f'distill item {index}: {len(student)} student taps {list(student)} need '
+                         "a connector that fuses them (e.g. connector='msdf')")
+    if not isinstance(cfg['teacher'], str):
+        raise ValueError(f'distill item {index}: teacher must be one tap name, got {cfg["teacher"]!r}')
+    name = cfg.get('name') or f'{loss_type_name(cfg["loss"])}_{index}'
+    if not isinstance(name, str) or '.' in name or not name:
+        raise ValueError(f'distill item {index}: name must be a non-empty string without dots, '
+                         f'got {name!r}')
+    return DistillItem(
+        name=name,
+        student=student, teacher=cfg['teacher'], weight=float(cfg.get('weight', 1.0)),
+        connector=cfg.get('connector'), warmup_iters=int(cfg.get('warmup_iters', 0)))
+
+
+def warmup_factor(iteration, warmup_iters):
+    """Linear ramp of the weight: ``min(1, (iteration + 1) / warmup_iters)``; 1 without warm-up."""
+    if warmup_iters <= 0:
+        return 1.0
+    return min(1.0, (iteration + 1) / warmup_iters)
+
+
+def is_sequence(value):
+    return isinstance(value, (list, tuple))
+
+
+def shape_of(value):
+    """Shapes for messages: a tuple, or a list of them for a sequence of tensors."""
+    if is_sequence(value):
+        return [shape_of(v) for v in value]
+    return tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+
+
+def pair_values(item, student, teacher):
+    """Pair a student and a teacher value element-wise: sequences (FPN levels, per-call lists)
+    level by level, with an error naming both lengths when they differ."""
+    if is_sequence(student) != is_sequence(teacher):
+        raise ValueError(
+            f'distill item {item.name!r}: cannot pair student {list(item.student)} output '
+            f'{shape_of(student)} with teacher {item.teacher!r} output {shape_of(teacher)}: '
+            'one is a sequence of tensors and the other is not')
+    if not is_sequence(student):
+        return [(student, teacher)]
+    if len(student) != len(teacher):
+        raise ValueError(
+            f'distill item {item.name!r}: student {list(item.student)} gives {len(student)} '
+            f'tensors but teacher {item.teacher!r} gives {len(teacher)}; they are paired '
+            'element-wise (e.g. FPN level i with level i), so the lengths must match')
+    return list(zip(student, teacher))
+
+
+class Distiller(nn.Module):
+    """Wire a student, a frozen teacher, connectors and losses.
+
+    Args:
+        student: the student model (a submodule: trained, saved, optimized).
+        teacher: the teacher model; frozen, eval, held outside the module tree.
+        losses: list of item dicts (see the module docstring).
+        connectors: ``dict(name=cfg or nn.Module)``; items reference them by name or by a dotted
+            path into one (``'msdf.branches.0'``).
+        student_readouts / teacher_readouts: names the adapter provides itself (e.g.
+            ``'logits'``); any other tap is a module path, checked here.
+    """
+
+    def __init__(self, student, teacher, losses, connectors=None,
+                 student_readouts=(), teacher_readouts=()):
+        super().__init__()
+        if not losses:
+            raise ValueError('distill_cfg.losses is empty: give at least one distill item')
+        self.student = student
+        teacher.requires_grad_(False)
+        teacher.eval()
+        object.__setattr__(self, 'teacher', teacher)
+        self.connectors = nn.ModuleDict({
+            name: cfg if isinstance(cfg, nn.Module) else build(cfg)
+            for name, cfg in (connectors or {}).items()})
+        self.items = [parse_item(i, cfg) for i, cfg in enumerate(losses)]
+        names = [item.name for item in self.items]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f'distill items share the names {duplicated}; give each a unique name=')
+        self.losses = nn.ModuleDict({
+            item.name: build(cfg['loss']) for item, cfg in zip(self.items, losses)})
+        for item in self.items:
+            if item.connector:
+                self.connector(item.connector)
+        self.student_readouts = set(student_readouts)
+        self.teacher_readouts = set(teacher_readouts)
+        student_paths = [t for item in self.items for t in item.student
+                         if t not in self.student_readouts]
+        teacher_paths = [item.teacher for item in self.items
+                         if item.teacher not in self.teacher_readouts]
+        self.student_taps = Taps(student, student_paths, 'student', self.student_readouts)
+        self.teacher_taps = Taps(teacher, teacher_paths, 'teacher', self.teacher_readouts)
+        self._steps = 0
+
+    def connector(self, name):
+        """The connector called ``name`` (a dotted path reaches into a connector's submodules)."""
+        try:
+            return self.connectors.get_submodule(name)
+        except AttributeError:
+            raise ValueError(
+                f'connector {name!r} is not defined; defined connectors: '
+                f'{sorted(self.connectors.keys()) or "none"} (add it to distill_cfg.connectors)'
+            ) from None
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        self.teacher._apply(fn, *args, **kwargs)
+        return self
+
+    def start(self):
+        """Begin a distillation step: clear and arm the taps of both models."""
+        self.student_taps.start()
+        self.teacher_taps.start()
+
+    def run_teacher(self, fn=None, *args, **kwargs):
+        """Run ``fn(*args, **kwargs)`` (default: the teacher itself) without grad, teacher in eval."""
+        self.teacher.eval()
+        with torch.no_grad():
+            return (fn or self.teacher)(*args, **kwargs)
+
+    def _lookup(self, taps, readouts, name):
+        return readouts[name] if name in readouts else taps.get(name)
+
+    def item_values(self, item, student_readouts, teacher_readouts):
+        """The (student, teacher) tensor pairs of one item, the connector applied to the student."""
+        student = [self._lookup(self.student_taps, student_readouts, t) for t in item.student]
+        teacher = self._lookup(self.teacher_taps, teacher_readouts, item.teacher)
+        connector = self.connector(item.connector) if item.connector else None
+        if len(student) > 1:
+            return [(connector(student), teacher)]
+        pairs = pair_values(item, student[0], teacher)
+        if connector is not None:
+            pairs = [(connector(s), t) for s, t in pairs]
+        return pairs
+
+    def item_loss(self, item, pairs, ctx):
+        """Unweighted loss of one item: the mean over its pairs."""
+        loss_fn = self.losses[item.name]
+        return sum(loss_fn(s, t, **ctx) for s, t in pairs) / len(pairs)
+
+    def current_iter(self):
+        """The runner's iteration (MMEngine's message hub) or, outside a runner, steps so far."""
+        from mmengine.logging import MessageHub
+        hub = MessageHub.get_current_instance()
+        iteration = hub.get_info('iter')
+        return self._steps if iteration is None else iteration
+
+    def distill_losses(self, student_readouts=None, teacher_readouts=None, **ctx):
+        """Weighted losses ``{'distill.loss_<name>': tensor}`` from the recorded step.
+
+        ``ctx`` (e.g. ``target=labels``) is passed to every loss. Ends the step: the taps stop
+        recording and drop their records.
+        """
+        student_readouts, teacher_readouts = student_readouts or {}, teacher_readouts or {}
+        iteration = self.current_iter()
+        try:
+            losses = {}
+            for item in self.items:
+                pairs = self.item_values(item, student_readouts, teacher_readouts)
+                scale = item.weight * warmup_factor(iteration, item.warmup_iters)
+                losses[f'distill.loss_{item.name}'] = scale * self.item_loss(item, pairs, ctx)
+        finally:
+            self.stop()
+        if self.training:
+            self._steps += 1
+        return losses
+
+    def describe(self, student_readouts=None, teacher_readouts=None, **ctx):
+        """One line per item for ``--dry-run``: taps, shapes, connector, unweighted loss value."""
+        student_readouts, teacher_readouts = student_readouts or {}, teacher_readouts or {}
+        lines = []
+        try:
+            for item in self.items:
+                raw_s = [self._lookup(self.student_taps, student_readouts, t) for t in item.student]
+                raw_t = self._lookup(self.teacher_taps, teacher_readouts, item.teacher)
+                pairs = self.item_values(item, student_readouts, teacher_readouts)
+                with torch.no_grad():
+                    value = self.item_loss(item, pairs, ctx)
+                lines.append(
+                    f'{item.name}: student {list(item.student)} {shape_of(raw_s)} -> '
+                    f'connector {item.connector or "none"} -> {shape_of([p[0] for p in pairs])} | '
+                    f'teacher {item.teacher!r} {shape_of(raw_t)} | '
+                    f'{type(self.losses[item.name]).__name__} = {value.item():.6g} '
+                    f'(weight {item.weight:g}, warmup_iters {item.warmup_iters})')
+        finally:
+            self.stop()
+        return lines
+
+    def stop(self):
+        """End a step: stop recording and free the records."""
+        for taps in (self.student_taps, self.teacher_taps):
+            taps.stop()
+            taps.clear()

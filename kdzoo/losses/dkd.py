@@ -1,0 +1,62 @@
+"""DKD: Decoupled Knowledge Distillation.
+
+Paper: Zhao, Cui, Song, Qiu, Liang, "Decoupled Knowledge Distillation", CVPR 2022,
+arXiv:2203.08679 (official code: mdistiller).
+
+KD is split at the label ``y`` of each sample, with ``p = softmax(z / tau)``:
+
+- TCKD, target class: ``KL([p_t,y, 1 − p_t,y] ‖ [p_s,y, 1 − p_s,y])`` (binary);
+- NCKD, non-target classes: ``KL(p̂_t ‖ p̂_s)`` with ``p̂ = softmax`` over the ``K − 1`` classes ``c ≠ y``;
+
+``DKD = tau² · mean_n (alpha · TCKD + beta · NCKD)``.
+
+Everything is computed in log space: ``log(1 − p_y) = logsumexp_{c≠y} z_c/tau − logsumexp_c z_c/tau``
+and ``log p̂`` is a log-softmax over the non-target logits only (they are gathered, not masked), so no
+``log 0`` or ``0 · (−inf)`` can occur — mdistiller's original masking gave NaN for 2 classes and
+saturated logits. With 2 classes the non-target distribution has one class and NCKD is exactly 0.
+
+Defaults: ``alpha=1.0, beta=8.0, tau=4.0``. Inputs: logits ``(B, K)`` or dense logit maps
+``(B, K, H, W)``, ``K >= 2``, and ``target`` ``(B,)`` or ``(B, H, W)`` (``ignore_index`` 255 skipped).
+"""
+import torch
+from torch import nn
+
+from kdzoo.losses.functional import labelled_pair, soft_kl
+from kdzoo.registry import MODELS
+
+
+def decouple(logits, target):
+    """Split ``(N, K)`` logits at ``target``: ``(log [p_y, 1 − p_y] (N, 2), non-target logits (N, K − 1))``."""
+    n, k = logits.shape
+    is_target = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, target[:, None], True)
+    other = logits[~is_target].view(n, k - 1)
+    log_norm = logits.logsumexp(1)
+    log_binary = torch.stack([logits[is_target] - log_norm, other.logsumexp(1) - log_norm], dim=1)
+    return log_binary, other
+
+
+def dkd_loss(student, teacher, target, alpha=1.0, beta=8.0, tau=4.0):
+    """``tau² · mean_n (alpha · TCKD + beta · NCKD)`` of ``(N, K)`` logits and ``(N,)`` labels."""
+    binary_s, other_s = decouple(student / tau, target)
+    binary_t, other_t = decouple(teacher / tau, target)
+    tckd = soft_kl(binary_s, binary_t, 1.0)  # log-probabilities are their own logits
+    nckd = soft_kl(other_s, other_t, 1.0)
+    return tau ** 2 * (alpha * tckd + beta * nckd).sum() / max(student.shape[0], 1)
+
+
+@MODELS.register_module()
+class DKDLoss(nn.Module):
+    """Decoupled KD (Zhao et al., CVPR 2022): ``tau² (alpha · TCKD + beta · NCKD)``; needs ``target``."""
+
+    def __init__(self, alpha=1.0, beta=8.0, tau=4.0):
+        super().__init__()
+        self.alpha = alpha
+        self.beta = beta
+        self.tau = tau
+
+    def forward(self, student, teacher, target=None, **ctx):
+        if student.dim() >= 2 and student.shape[1] < 2:
+            raise ValueError(f'DKDLoss: needs at least 2 classes, got student {tuple(student.shape)} '
+                             f'and teacher {tuple(teacher.shape)}')
+        student, teacher, target = labelled_pair(student, teacher, target, 'DKDLoss')
+        return dkd_loss(student, teacher, target, self.alpha, self.beta, self.tau)

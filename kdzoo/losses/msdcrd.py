@@ -1,0 +1,119 @@
+"""MSDCRD: Contrastive Representation Distillation via Multi-Scale Feature Decoupling.
+
+Paper: arXiv 2502.05835. No official code exists: this is a **reconstruction from the abstracts**
+(METHODS.md §1, close to its apparent ancestor SDD, CVPR 2024); ``docs/losses.md`` lists the
+choices. Parameter-free, single batch (no memory bank).
+
+Both maps ``(B, C, H, W)`` (equal ``C``, e.g. dense logits) are pooled to the smaller grid, then
+decoupled into local samples by multi-scale sliding windows
+(:func:`~kdzoo.losses.functional.sliding_windows`: per grid ``g`` window ``k = ceil(H / g)``,
+stride ``max(1, k // 2)``): ``L = Σ_g L_g`` windows per image, ``g = 1`` the global one.
+
+Sample categorization: a window is *consistent* when the teacher's argmax over channels there
+equals the global prediction (argmax of the teacher's global average, or ``target`` when given),
+*complementary* otherwise; weights ``w = 1`` or ``w_comp``. Argmax over channels means something
+for logit readouts; on plain feature maps it is a heuristic (``w_comp=1`` turns it off).
+
+With ``s``/``t`` the L2-normalised student/teacher window vectors and
+``ℓ(q, K, i) = -log softmax(q Kᵀ / tau)_i``:
+
+- sample-wise, per window ``r`` across images (batched ``(L, B, B)``):
+  ``L_sample = Σ_{r,b} w_{b,r} ℓ(s_{b,r}, t_{:,r}, b) / Σ w``  (batch of 1: 0)
+- feature-wise, per image across the windows of one scale (batched ``(B, L_g, L_g)``, scales
+  with one window skipped): ``L_feature = Σ_{b,r} w_{b,r} ℓ(s_{b,r}, t_{b,scale(r)}, r) / Σ w``
+- ``MSDCRD = w_sample · L_sample + w_feature · L_feature``.
+
+Defaults ``tau=0.1, grids=(1, 2, 4), w_sample=1, w_feature=1, w_comp=2``. With
+``gather_distributed=True`` the sample-wise keys come from every rank and the weighted means use
+the global weight total, so the mean of the ranks' losses is the loss of the whole batch.
+"""
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from kdzoo.losses.functional import (check_grids, dense_pair, gather_keys, info_nce,
+                                     sliding_windows)
+from kdzoo.registry import MODELS
+
+NAME = 'MSDCRDLoss'
+
+
+def global_prediction(teacher, target):
+    """The class each window is compared with: ``target (B,)`` or the teacher's global argmax."""
+    if target is None:
+        return teacher.mean((-2, -1)).argmax(1)
+    if target.shape != (teacher.shape[0],):
+        raise ValueError(
+            f'{NAME}: target must hold one class label per image, shape ({teacher.shape[0]},), got '
+            f'{tuple(target.shape)}; pass use_target=False to categorise windows by the '
+            "teacher's global prediction instead")
+    return target.to(teacher.device).long()
+
+
+def window_weights(teacher_windows, prediction, w_comp):
+    """``(B, L)`` weights: 1 where the teacher's window argmax equals ``prediction``, else ``w_comp``."""
+    consistent = teacher_windows.argmax(-1) == prediction[:, None]
+    return torch.where(consistent, 1.0, float(w_comp)).to(teacher_windows)
+
+
+def weighted_mean(values, weight, distributed):
+    """``Σ w·v / Σ w``; with ``distributed`` the denominator is the ranks' mean weight total, so the
+    mean of the ranks' results is the weighted mean over all ranks."""
+    total = weight.sum()
+    if distributed and dist.is_available() and dist.is_initialized():
+        total = total.clone()
+        dist.all_reduce(total)
+        total = total / dist.get_world_size()
+    return (values * weight).sum() / total.clamp_min(1e-12)
+
+
+def msdcrd_loss(student, teacher, tau=0.1, grids=(1, 2, 4), w_sample=1.0, w_feature=1.0,
+                w_comp=2.0, target=None, gather_distributed=False):
+    """MSDCRD between dense maps ``student`` and ``teacher`` ``(B, C, H, W)``; see the module doc."""
+    student, teacher = dense_pair(student, teacher, NAME)
+    prediction = global_prediction(teacher, target)
+    s_scales = sliding_windows(student, grids)
+    t_scales = sliding_windows(teacher, grids)
+    w_scales = [window_weights(t, prediction, w_comp) for t in t_scales]
+
+    s_all, t_all, w_all = (torch.cat(x, 1) for x in (s_scales, t_scales, w_scales))
+    keys, offset = gather_keys(t_all) if gather_distributed else (t_all, 0)
+    ce = info_nce(s_all.transpose(0, 1), keys.transpose(0, 1), tau, offset=offset, reduction='none')
+    loss = w_sample * weighted_mean(ce, w_all.t(), gather_distributed)
+
+    multi = [i for i, t in enumerate(t_scales) if t.shape[1] > 1]
+    if multi:
+        ce = torch.cat([info_nce(s_scales[i], t_scales[i], tau, reduction='none') for i in multi], 1)
+        weight = torch.cat([w_scales[i] for i in multi], 1)
+        loss = loss + w_feature * weighted_mean(ce, weight, gather_distributed)
+    return loss
+
+
+@MODELS.register_module()
+class MSDCRDLoss(nn.Module):
+    """Multi-scale decoupled contrastive distillation (reconstruction, arXiv 2502.05835).
+
+    Args:
+        tau: InfoNCE temperature.
+        grids: sliding-window grids; window ``ceil(H / g)``, stride half of it.
+        w_sample, w_feature: weights of the sample-wise and feature-wise terms.
+        w_comp: weight of complementary windows (1 disables the categorization).
+        gather_distributed: take sample-wise negatives from every rank (with gradient).
+        use_target: categorise against ``target`` labels when the distiller passes them.
+    """
+
+    def __init__(self, tau=0.1, grids=(1, 2, 4), w_sample=1.0, w_feature=1.0, w_comp=2.0,
+                 gather_distributed=False, use_target=True):
+        super().__init__()
+        self.tau = tau
+        self.grids = check_grids(grids, NAME)
+        self.w_sample = w_sample
+        self.w_feature = w_feature
+        self.w_comp = w_comp
+        self.gather_distributed = gather_distributed
+        self.use_target = use_target
+
+    def forward(self, student, teacher, target=None, **ctx):
+        return msdcrd_loss(student, teacher, self.tau, self.grids, self.w_sample, self.w_feature,
+                           self.w_comp, target if self.use_target else None,
+                           self.gather_distributed)

@@ -1,0 +1,47 @@
+"""OFA: the One-for-All KD logit loss with an adaptive target.
+
+Paper: Hao, Guo, Han, Xu, Wang, "One-for-All: Bridge the Gap Between Heterogeneous Architectures
+in Knowledge Distillation", NeurIPS 2023, arXiv:2310.19444.
+
+Formula (as the official code, github.com/Hao840/OFAKD ``ofa_loss``), with
+``p = softmax(z / tau)`` on both sides and ``y`` the one-hot label::
+
+    OFA = mean_n −Σ_c [(p_t,nc + y_nc)^eps − y_nc] · log p_s,nc
+
+``eps = 1`` is KD plus cross-entropy with the label (``−Σ_c p_t,c log p_s,c − log p_s,y``);
+``eps > 1`` strengthens the target class. No ``tau²`` factor (the official code has none). We use
+``log_softmax`` where the official code takes ``log(softmax)``: the same value, finite when a
+probability underflows.
+
+Defaults: ``eps=1.0, tau=1.0``. Inputs: logits ``(B, K)`` or dense logit maps ``(B, K, H, W)``,
+and ``target``: ``(B,)`` labels (repeated per location) or ``(B, H, W)`` label maps; samples
+labelled ``ignore_index`` (255) are skipped.
+"""
+import torch.nn.functional as F
+from torch import nn
+
+from kdzoo.losses.functional import labelled_pair
+from kdzoo.registry import MODELS
+
+
+def ofa_loss(student, teacher, target, eps=1.0, tau=1.0):
+    """OFA loss of ``(N, K)`` logits and ``(N,)`` labels, mean over samples (0 when ``N = 0``)."""
+    onehot = F.one_hot(target, student.shape[1]).to(student)
+    p_t = F.softmax(teacher / tau, dim=1)
+    weight = (p_t + onehot) ** eps - onehot
+    loss = -(weight * F.log_softmax(student / tau, dim=1)).sum()
+    return loss / max(student.shape[0], 1)
+
+
+@MODELS.register_module()
+class OFALoss(nn.Module):
+    """One-for-All KD loss (Hao et al., NeurIPS 2023); needs ``target``."""
+
+    def __init__(self, eps=1.0, tau=1.0):
+        super().__init__()
+        self.eps = eps
+        self.tau = tau
+
+    def forward(self, student, teacher, target=None, **ctx):
+        student, teacher, target = labelled_pair(student, teacher, target, 'OFALoss')
+        return ofa_loss(student, teacher, target, self.eps, self.tau)

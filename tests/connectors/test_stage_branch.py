@@ -1,0 +1,108 @@
+import pytest
+import torch
+
+from kdzoo.connectors.stage_branch import StageBranch
+from kdzoo.registry import build
+
+KINDS = ['cnn', 'transformer']
+
+
+@pytest.mark.parametrize('kind', KINDS)
+@pytest.mark.parametrize('stride', [1, 2, 4])
+def test_shapes_and_forward_is_head_of_descriptor(kind, stride):
+    torch.manual_seed(0)
+    branch = StageBranch(16, 10, kind=kind, embed_dim=32, stride=stride).eval()
+    x = torch.randn(3, 16, 8, 8)
+    d = branch.descriptor(x)
+    assert d.shape == (3, 32)
+    logits = branch(x)
+    assert logits.shape == (3, 10)
+    torch.testing.assert_close(logits, d @ branch.head.weight.T + branch.head.bias)
+
+
+def test_embed_dim_defaults_to_in_channels():
+    for kind in KINDS:
+        branch = StageBranch(16, 10, kind=kind)
+        assert branch.embed_dim == 16 and branch.descriptor(torch.randn(2, 16, 4, 4)).shape == (2, 16)
+
+
+def test_cnn_stride_one_is_pooled_one_by_one_conv():
+    torch.manual_seed(0)
+    branch = StageBranch(16, 10, embed_dim=24)
+    conv = branch.trunk[0]
+    x = torch.randn(2, 16, 5, 6)
+    expected = x.mean(dim=(2, 3)) @ conv.weight[:, :, 0, 0].T + conv.bias
+    torch.testing.assert_close(branch.descriptor(x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('stride', [2, 4, 8])
+def test_cnn_trunk_downsamples_by_stride_and_doubles_width(stride):
+    branch = StageBranch(8, 10, embed_dim=40, stride=stride)
+    blocks = branch.trunk[:-2]  # drop pool + flatten
+    assert len(blocks) == stride.bit_length() - 1
+    y = blocks(torch.randn(2, 8, 16, 16))
+    assert y.shape == (2, 40, 16 // stride, 16 // stride)
+    widths = [block[1].in_channels for block in blocks]
+    assert widths == [8 * 2 ** i for i in range(len(blocks))]
+
+
+@pytest.mark.parametrize('depth', [1, 3])
+def test_transformer_depth_and_samples_independent(depth):
+    torch.manual_seed(0)
+    branch = StageBranch(16, 10, kind='transformer', embed_dim=32, stride=2, depth=depth).eval()
+    assert len(branch.trunk.blocks) == depth
+    x = torch.randn(4, 16, 8, 8)
+    # batch_first attention: one sample's output never depends on the others
+    torch.testing.assert_close(branch(x)[1:2], branch(x[1:2]), rtol=1e-5, atol=1e-5)
+    # attention over tokens: changing one location changes the descriptor
+    x2 = x.clone()
+    x2[:, :, 0, 0] += 5
+    assert not torch.allclose(branch.descriptor(x), branch.descriptor(x2))
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_gradient_reaches_input_and_every_parameter(kind):
+    torch.manual_seed(0)
+    branch = StageBranch(16, 10, kind=kind, embed_dim=32, stride=2)
+    x = torch.randn(2, 16, 8, 8, requires_grad=True)
+    branch(x).logsumexp(dim=1).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    for name, p in branch.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_batch_one_in_eval_is_finite(kind):
+    branch = StageBranch(16, 10, kind=kind, stride=2).eval()
+    assert torch.isfinite(branch(torch.randn(1, 16, 8, 8))).all()
+
+
+@pytest.mark.parametrize('shape', [(2, 8, 8, 8), (2, 16), (2, 64, 16)])
+def test_bad_input_names_expected_and_got(shape):
+    with pytest.raises(ValueError, match=r'StageBranch: expected a \(B, 16, H, W\) map, got shape'):
+        StageBranch(16, 10).descriptor(torch.randn(*shape))
+
+
+def test_map_smaller_than_stride():
+    with pytest.raises(ValueError, match='StageBranch: a 2x2 map is smaller than stride 4'):
+        StageBranch(16, 10, kind='transformer', stride=4)(torch.randn(2, 16, 2, 2))
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(kind='mlp'), "unknown kind 'mlp'"),
+    (dict(stride=3), 'stride must be a power of two, got 3'),
+    (dict(stride=0), 'stride must be a power of two, got 0'),
+    (dict(depth=2), "depth=2 is for kind='transformer'"),
+    (dict(kind='transformer', embed_dim=30), 'embed_dim 30 is not divisible by num_heads 4'),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        StageBranch(16, 10, **kwargs)
+
+
+@pytest.mark.parametrize('name', ['StageBranch', 'kdzoo.StageBranch'])
+@pytest.mark.parametrize('kind', KINDS)
+def test_builds_from_registry(name, kind):
+    branch = build(dict(type=name, in_channels=16, num_classes=5, kind=kind))
+    assert isinstance(branch, StageBranch)
+    assert branch(torch.randn(2, 16, 8, 8)).shape == (2, 5)

@@ -1,0 +1,145 @@
+import math
+
+import pytest
+import torch
+
+from kdzoo import layout
+from kdzoo.losses.lfcc import LFCCLoss
+from kdzoo.registry import build
+
+
+def randn(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def block_means(x, g):
+    """``g × g`` average pooling of a map whose sides ``g`` divides, by reshaping."""
+    b, c, h, w = x.shape
+    return x.reshape(b, c, g, h // g, g, w // g).mean((3, 5)).flatten(1)
+
+
+def dft_low(x, m):
+    """Lowest ``m × m`` DFT coefficients (frequencies -(m-1)//2 .. m//2) by the explicit sum / (H W)."""
+    b, c, h, w = x.shape
+    freqs = range(-((m - 1) // 2), m // 2 + 1)
+    coeffs = []
+    for u in freqs:
+        for v in freqs:
+            phase = torch.tensor([[2 * math.pi * (u * i / h + v * j / w) for j in range(w)]
+                                  for i in range(h)], dtype=torch.float64)
+            coeffs.append(torch.complex(torch.cos(phase), -torch.sin(phase)))
+    basis = torch.stack(coeffs)  # (m*m, H, W)
+    spec = torch.einsum('bchw,khw->bck', x.to(torch.complex128), basis) / (h * w)
+    return torch.cat([spec.real, spec.imag], 1).flatten(1)
+
+
+def nce_rows(query, keys, tau):
+    """Mean over rows of -log softmax(cos(q_i, k_j) / tau)_i, row by row."""
+    total = 0.0
+    for i in range(len(query)):
+        logits = torch.stack([torch.cosine_similarity(query[i], k, dim=0) for k in keys]) / tau
+        total = total + torch.logsumexp(logits, 0) - logits[i]
+    return total / len(query)
+
+
+def lfcc_by_loop(s, t, tau=0.1, grids=(1, 2, 4), filter='avg', symmetric=False):
+    s, t = s.double(), t.double()
+    lowpass = block_means if filter == 'avg' else dft_low
+    terms = []
+    for g in grids:
+        zs, zt = lowpass(s, g), lowpass(t, g)
+        terms.append(nce_rows(zs, zt, tau) + (nce_rows(zt, zs, tau) if symmetric else 0))
+    return sum(terms) / len(terms)
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(),
+    dict(tau=0.5, grids=(1, 4), symmetric=True),
+    dict(filter='fft'),
+    dict(filter='fft', grids=(2, 3), symmetric=True),
+])
+def test_matches_loop_formula(kwargs):
+    s, t = randn(4, 3, 8, 8, seed=1), randn(4, 3, 8, 8, seed=2)
+    expected = lfcc_by_loop(s, t, **kwargs)
+    torch.testing.assert_close(LFCCLoss(**kwargs)(s, t).double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fft_dc_term_equals_global_average():
+    s, t = randn(4, 3, 8, 8, seed=1), randn(4, 3, 8, 8, seed=2)
+    torch.testing.assert_close(LFCCLoss(grids=(1,), filter='fft')(s, t), LFCCLoss(grids=(1,))(s, t))
+
+
+def test_heterogeneous_vit_tokens_vs_cnn_map():
+    tokens = randn(3, 1 + 14 * 14, 4, seed=3).requires_grad_()
+    cnn = randn(3, 4, 7, 7, seed=4)
+    vit_map = layout.to_map(tokens, 'tokens', num_prefix_tokens=1)
+    loss = LFCCLoss(grids=(1, 7))(vit_map, cnn)
+    pooled = vit_map.detach().reshape(3, 4, 7, 2, 7, 2).mean((3, 5))
+    torch.testing.assert_close(loss.double(), lfcc_by_loop(pooled, cnn, grids=(1, 7)),
+                               rtol=1e-5, atol=1e-5)
+    loss.backward()
+    assert tokens.grad[:, 0].abs().sum() == 0 and tokens.grad[:, 1:].abs().sum() > 0
+
+
+def test_channel_pool_averages_the_wider_side():
+    s, t = randn(4, 6, 8, 8, seed=1), randn(4, 3, 8, 8, seed=2)
+    loss = LFCCLoss(channel_pool=True)(s, t)
+    torch.testing.assert_close(loss.double(), lfcc_by_loop(s.reshape(4, 3, 2, 8, 8).mean(2), t),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r'LFCCLoss: channel widths differ.*\(4, 6, 8, 8\).*'
+                                         r'\(4, 3, 8, 8\).*connector.*channel_pool=True'):
+        LFCCLoss()(s, t)
+
+
+@pytest.mark.parametrize('filter', ['avg', 'fft'])
+def test_identical_inputs_beat_shuffled_teacher(filter):
+    t = randn(6, 3, 8, 8, seed=5)
+    loss = LFCCLoss(filter=filter)
+    assert loss(t, t) < loss(t.roll(1, 0), t)
+    assert loss(t, t) < loss(randn(6, 3, 8, 8, seed=6), t)
+
+
+@pytest.mark.parametrize('symmetric', [False, True])
+def test_gradient_reaches_student_only(symmetric):
+    s = randn(3, 3, 8, 8, seed=1).requires_grad_()
+    t = randn(3, 3, 8, 8, seed=2).requires_grad_()
+    LFCCLoss(symmetric=symmetric, filter='fft')(s, t).backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0
+    assert t.grad is None
+
+
+def test_batch_of_one_is_zero_and_finite():
+    s = randn(1, 3, 8, 8, seed=1).requires_grad_()
+    loss = LFCCLoss(symmetric=True)(s, randn(1, 3, 8, 8, seed=2))
+    assert loss == 0
+    loss.backward()
+    assert torch.isfinite(s.grad).all()
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_low_precision_inputs(dtype):
+    s, t = randn(3, 3, 8, 8, seed=1).to(dtype), randn(3, 3, 8, 8, seed=2).to(dtype)
+    loss = LFCCLoss(filter='fft')(s, t)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, LFCCLoss(filter='fft')(s.float(), t.float()))
+
+
+def test_all_equal_maps_are_finite():
+    assert torch.isfinite(LFCCLoss()(torch.ones(2, 2, 4, 4), torch.ones(2, 2, 4, 4)))
+
+
+def test_builds_from_registry_without_parameters():
+    for name in ('LFCCLoss', 'kdzoo.LFCCLoss'):
+        loss = build(dict(type=name))
+        assert isinstance(loss, LFCCLoss) and len(list(loss.parameters())) == 0
+        assert (loss.tau, loss.grids, loss.filter, loss.symmetric) == (0.1, (1, 2, 4), 'avg', False)
+        assert (loss.channel_pool, loss.gather_distributed) == (False, False)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match=r'LFCCLoss: teacher must be a dense map.*\(2, 49, 3\)'):
+        LFCCLoss()(randn(2, 3, 7, 7), randn(2, 49, 3))
+    with pytest.raises(ValueError, match=r'LFCCLoss: student and teacher batch sizes differ'):
+        LFCCLoss()(randn(2, 3, 7, 7), randn(3, 3, 7, 7))
+    with pytest.raises(ValueError, match=r"LFCCLoss: filter must be one of .*'dct'"):
+        LFCCLoss(filter='dct')

@@ -1,0 +1,162 @@
+import math
+
+import pytest
+import torch
+
+from kdzoo import layout
+from kdzoo.losses.functional import sliding_windows
+from kdzoo.losses.msdcrd import MSDCRDLoss
+from kdzoo.registry import build
+
+
+def randn(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def windows_by_loop(x, grids):
+    """Every window of every grid, by slicing: list of ``(scale, (B, C) mean)``."""
+    height, width = x.shape[-2:]
+    out = []
+    for scale, g in enumerate(grids):
+        kh, kw = math.ceil(height / g), math.ceil(width / g)
+        for i in range(0, height - kh + 1, max(1, kh // 2)):
+            for j in range(0, width - kw + 1, max(1, kw // 2)):
+                out.append((scale, x[:, :, i:i + kh, j:j + kw].mean((2, 3))))
+    return out
+
+
+def nce(query, keys, positive, tau):
+    logits = torch.stack([torch.cosine_similarity(query, k, dim=0) for k in keys]) / tau
+    return torch.logsumexp(logits, 0) - logits[positive]
+
+
+def msdcrd_by_loop(student, teacher, tau=0.1, grids=(1, 2, 4), w_sample=1.0, w_feature=1.0,
+                   w_comp=2.0, target=None):
+    """The whole loss, written out window by window and image by image (float64)."""
+    student, teacher = student.double(), teacher.double()
+    ws, wt = windows_by_loop(student, grids), windows_by_loop(teacher, grids)
+    batch = student.shape[0]
+    top = teacher.mean((2, 3)).argmax(1) if target is None else target
+
+    def weight(r, b):
+        return 1.0 if wt[r][1][b].argmax() == top[b] else w_comp
+
+    num = den = 0.0
+    for r in range(len(ws)):
+        for b in range(batch):
+            keys = [wt[r][1][j] for j in range(batch)]
+            num = num + weight(r, b) * nce(ws[r][1][b], keys, b, tau)
+            den += weight(r, b)
+    sample = num / den
+    num = den = 0.0
+    for scale in range(len(grids)):
+        rows = [r for r in range(len(ws)) if ws[r][0] == scale]
+        if len(rows) < 2:
+            continue
+        for b in range(batch):
+            keys = [wt[r][1][b] for r in rows]
+            for pos, r in enumerate(rows):
+                num = num + weight(r, b) * nce(ws[r][1][b], keys, pos, tau)
+                den += weight(r, b)
+    feature = num / den if den else 0.0
+    return w_sample * sample + w_feature * feature
+
+
+def test_window_count_and_positions():
+    x = randn(2, 3, 7, 7)
+    counts = [w.shape[1] for w in sliding_windows(x, (1, 2, 4))]
+    assert counts == [1, 2 * 2, 6 * 6]  # k = 7, 4, 2; strides 3, 2, 1
+    looped = windows_by_loop(x, (1, 2, 4))
+    torch.testing.assert_close(torch.cat(sliding_windows(x, (1, 2, 4)), 1),
+                               torch.stack([w for _, w in looped], 1))
+    assert [w.shape[1] for w in sliding_windows(randn(1, 2, 8, 5), (2, 4))] == [3 * 3, 7 * 4]
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(),
+    dict(tau=0.5, grids=(1, 3), w_sample=0.5, w_feature=2.0, w_comp=3.0),
+    dict(grids=(2, 4), w_comp=1.0),
+])
+def test_matches_loop_formula(kwargs):
+    s, t = randn(3, 5, 7, 7, seed=1), randn(3, 5, 7, 7, seed=2)
+    expected = msdcrd_by_loop(s, t, **kwargs)
+    torch.testing.assert_close(MSDCRDLoss(**kwargs)(s, t).double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_target_drives_categorization():
+    s, t = randn(4, 5, 7, 7, seed=1), randn(4, 5, 7, 7, seed=2)
+    target = torch.tensor([0, 1, 2, 3])
+    loss = MSDCRDLoss()(s, t, target=target)
+    torch.testing.assert_close(loss.double(), msdcrd_by_loop(s, t, target=target), rtol=1e-5,
+                               atol=1e-5)
+    assert not torch.isclose(loss, MSDCRDLoss()(s, t))
+    torch.testing.assert_close(MSDCRDLoss(use_target=False)(s, t, target=target), MSDCRDLoss()(s, t))
+
+
+def test_heterogeneous_vit_tokens_vs_cnn_map():
+    tokens = randn(2, 1 + 14 * 14, 6, seed=3).requires_grad_()
+    cnn = randn(2, 6, 7, 7, seed=4)
+    vit_map = layout.to_map(tokens, 'tokens', num_prefix_tokens=1)
+    loss = MSDCRDLoss()(vit_map, cnn)
+    pooled = vit_map.detach().reshape(2, 6, 7, 2, 7, 2).mean((3, 5))
+    torch.testing.assert_close(loss.double(), msdcrd_by_loop(pooled, cnn), rtol=1e-5, atol=1e-5)
+    loss.backward()
+    assert tokens.grad[:, 0].abs().sum() == 0 and tokens.grad[:, 1:].abs().sum() > 0
+
+
+def test_identical_inputs_beat_shuffled_teacher():
+    t = randn(6, 5, 7, 7, seed=5)
+    loss = MSDCRDLoss()
+    assert loss(t, t) < loss(t[torch.tensor([1, 2, 3, 4, 5, 0])], t)
+    assert loss(t, t) < loss(randn(6, 5, 7, 7, seed=6), t)
+
+
+def test_gradient_reaches_student_only():
+    s = randn(3, 5, 7, 7, seed=1).requires_grad_()
+    t = randn(3, 5, 7, 7, seed=2).requires_grad_()
+    MSDCRDLoss()(s, t).backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0
+    assert t.grad is None
+
+
+def test_batch_of_one_has_no_sample_term():
+    s, t = randn(1, 5, 7, 7, seed=1), randn(1, 5, 7, 7, seed=2)
+    assert MSDCRDLoss(w_feature=0.0)(s, t) == 0
+    loss = MSDCRDLoss()(s, t)
+    assert torch.isfinite(loss) and loss > 0
+    torch.testing.assert_close(loss.double(), msdcrd_by_loop(s, t, w_sample=0.0))
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_low_precision_inputs(dtype):
+    s, t = randn(3, 5, 7, 7, seed=1).to(dtype), randn(3, 5, 7, 7, seed=2).to(dtype)
+    loss = MSDCRDLoss()(s, t)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, MSDCRDLoss()(s.float(), t.float()))
+
+
+def test_all_equal_maps_are_finite():
+    loss = MSDCRDLoss()(torch.ones(2, 2, 4, 4), torch.ones(2, 2, 4, 4))
+    assert torch.isfinite(loss)
+
+
+def test_builds_from_registry_without_parameters():
+    for name in ('MSDCRDLoss', 'kdzoo.MSDCRDLoss'):
+        loss = build(dict(type=name))
+        assert isinstance(loss, MSDCRDLoss) and len(list(loss.parameters())) == 0
+        assert (loss.tau, loss.grids, loss.w_sample, loss.w_feature, loss.w_comp) == \
+            (0.1, (1, 2, 4), 1.0, 1.0, 2.0)
+        assert loss.gather_distributed is False
+
+
+def test_bad_inputs():
+    loss = MSDCRDLoss()
+    with pytest.raises(ValueError, match=r'MSDCRDLoss: channel widths differ.*\(2, 5, 7, 7\).*'
+                                         r'\(2, 6, 7, 7\).*connector'):
+        loss(randn(2, 5, 7, 7), randn(2, 6, 7, 7))
+    with pytest.raises(ValueError, match=r'MSDCRDLoss: student must be a dense map.*tokens'):
+        loss(randn(2, 49, 5), randn(2, 5, 7, 7))
+    with pytest.raises(ValueError, match=r'MSDCRDLoss: target must .* \(2,\), got \(2, 7, 7\)'):
+        loss(randn(2, 5, 7, 7), randn(2, 5, 7, 7), target=torch.zeros(2, 7, 7))
+    with pytest.raises(ValueError, match=r'MSDCRDLoss: grids must be positive ints'):
+        MSDCRDLoss(grids=(0, 2))
