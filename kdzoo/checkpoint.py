@@ -54,7 +54,7 @@ def load_file(source, map_location='cpu', unsafe_load=False):
             return torch.load(path, map_location=map_location, weights_only=not unsafe_load)
     except pickle.UnpicklingError as err:
         raise _refused(path, err) from err
-    except (RuntimeError, EOFError, ValueError) as err:
+    except (RuntimeError, EOFError, ValueError, OSError) as err:
         raise CheckpointError(
             f'could not read checkpoint {path}: {err}. The file is truncated or not a PyTorch '
             'checkpoint.') from err

@@ -87,8 +87,10 @@ def test_mmengine_resume_loading_is_weights_only_with_allowlist(tmp_path):
     from mmengine.runner.checkpoint import _load_checkpoint
     harden_mmengine_loading()
     ok = tmp_path / 'iter_2.pth'
+    history = HistoryBuffer()
+    history.update(np.float64(1.5))
     torch.save({'state_dict': TinyCNN().state_dict(),
-                'message_hub': {'log_scalars': {'loss': HistoryBuffer(np.array([1.0, 2.0]))}},
+                'message_hub': {'log_scalars': {'loss': history}},
                 'meta': {'iter': 2, 'seed': np.int64(3)}}, ok)
     loaded = _load_checkpoint(str(ok), map_location='cpu')
     assert loaded['meta']['iter'] == 2

@@ -105,7 +105,7 @@ def dfra_loss(student, teacher, tau=1.0, alpha=2.0, chunk_size=32):
 
 def subsample(student, teacher, max_samples):
     """At most ``max_samples`` rows of ``(N, K)`` samples, the same rows on both sides (``randperm``
-    from the current RNG); all rows, unchanged, when ``N <= max_samples`` or ``max_samples`` is None."""
+    from the current RNG); all rows when ``N <= max_samples`` or ``max_samples`` is None."""
     if max_samples is None or student.shape[0] <= max_samples:
         return student, teacher
     keep = torch.randperm(student.shape[0], device=student.device)[:max_samples]

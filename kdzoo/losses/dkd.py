@@ -6,7 +6,7 @@ arXiv:2203.08679 (official code: mdistiller).
 KD is split at the label ``y`` of each sample, with ``p = softmax(z / tau)``:
 
 - TCKD, target class: ``KL([p_t,y, 1 − p_t,y] ‖ [p_s,y, 1 − p_s,y])`` (binary);
-- NCKD, non-target classes: ``KL(p̂_t ‖ p̂_s)`` with ``p̂ = softmax`` over the ``K − 1`` classes ``c ≠ y``;
+- NCKD, non-target classes: ``KL(p̂_t ‖ p̂_s)``, ``p̂ = softmax`` over the classes ``c ≠ y``;
 
 ``DKD = tau² · mean_n (alpha · TCKD + beta · NCKD)``.
 
@@ -26,7 +26,10 @@ from kdzoo.registry import MODELS
 
 
 def decouple(logits, target):
-    """Split ``(N, K)`` logits at ``target``: ``(log [p_y, 1 − p_y] (N, 2), non-target logits (N, K − 1))``."""
+    """Split ``(N, K)`` logits at ``target``.
+
+    Returns ``log [p_y, 1 − p_y]`` ``(N, 2)`` and the non-target logits ``(N, K − 1)``.
+    """
     n, k = logits.shape
     is_target = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, target[:, None], True)
     other = logits[~is_target].view(n, k - 1)
@@ -46,7 +49,7 @@ def dkd_loss(student, teacher, target, alpha=1.0, beta=8.0, tau=4.0):
 
 @MODELS.register_module()
 class DKDLoss(nn.Module):
-    """Decoupled KD (Zhao et al., CVPR 2022): ``tau² (alpha · TCKD + beta · NCKD)``; needs ``target``."""
+    """Decoupled KD (Zhao et al., CVPR 2022): ``tau² (alpha TCKD + beta NCKD)``; needs ``target``."""
 
     def __init__(self, alpha=1.0, beta=8.0, tau=4.0):
         super().__init__()

@@ -32,7 +32,7 @@ FILTERS = ('avg', 'fft')
 
 
 def low_frequencies(n, m):
-    """Indices of the ``min(m, n)`` lowest FFT frequencies ``-(m-1)//2 .. m//2`` of an axis of ``n``."""
+    """Indices of the ``min(m, n)`` lowest FFT frequencies ``-(m-1)//2 .. m//2`` of ``n`` bins."""
     m = min(m, n)
     return torch.arange(-((m - 1) // 2), m // 2 + 1) % n
 
@@ -58,7 +58,7 @@ def pool_channels(x, width):
 
 
 def match_widths(student, teacher, channel_pool):
-    """Equal widths by channel pooling, or a ValueError that offers a connector or ``channel_pool``."""
+    """Equal widths by channel pooling, or a ValueError offering a connector or ``channel_pool``."""
     if student.dim() != 4 or teacher.dim() != 4 or student.shape[1] == teacher.shape[1]:
         return student, teacher
     if channel_pool:
@@ -95,7 +95,8 @@ class LFCCLoss(nn.Module):
 
     Args:
         tau: InfoNCE temperature.
-        grids: filter sizes: ``g × g`` pooled grid (``'avg'``) or lowest FFT coefficients (``'fft'``).
+        grids: filter sizes: ``g × g`` pooled grid (``'avg'``) or lowest FFT coefficients
+            (``'fft'``).
         filter: ``'avg'`` or ``'fft'``.
         symmetric: add the teacher→student direction.
         channel_pool: average channels to the smaller width instead of raising on unequal widths.

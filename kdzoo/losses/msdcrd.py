@@ -51,14 +51,14 @@ def global_prediction(teacher, target):
 
 
 def window_weights(teacher_windows, prediction, w_comp):
-    """``(B, L)`` weights: 1 where the teacher's window argmax equals ``prediction``, else ``w_comp``."""
+    """``(B, L)`` weights: 1 where the teacher's window argmax is ``prediction``, else w_comp."""
     consistent = teacher_windows.argmax(-1) == prediction[:, None]
     return torch.where(consistent, 1.0, float(w_comp)).to(teacher_windows)
 
 
 def weighted_mean(values, weight, distributed):
-    """``Σ w·v / Σ w``; with ``distributed`` the denominator is the ranks' mean weight total, so the
-    mean of the ranks' results is the weighted mean over all ranks."""
+    """``Σ w·v / Σ w``; with ``distributed`` the denominator is the ranks' mean weight total, so
+    the mean of the ranks' results is the weighted mean over all ranks."""
     total = weight.sum()
     if distributed and dist.is_available() and dist.is_initialized():
         total = total.clone()
@@ -69,7 +69,7 @@ def weighted_mean(values, weight, distributed):
 
 def msdcrd_loss(student, teacher, tau=0.1, grids=(1, 2, 4), w_sample=1.0, w_feature=1.0,
                 w_comp=2.0, target=None, gather_distributed=False):
-    """MSDCRD between dense maps ``student`` and ``teacher`` ``(B, C, H, W)``; see the module doc."""
+    """MSDCRD between dense maps ``student``, ``teacher`` ``(B, C, H, W)``; see the module doc."""
     student, teacher = dense_pair(student, teacher, NAME)
     prediction = global_prediction(teacher, target)
     s_scales = sliding_windows(student, grids)
@@ -83,7 +83,8 @@ def msdcrd_loss(student, teacher, tau=0.1, grids=(1, 2, 4), w_sample=1.0, w_feat
 
     multi = [i for i, t in enumerate(t_scales) if t.shape[1] > 1]
     if multi:
-        ce = torch.cat([info_nce(s_scales[i], t_scales[i], tau, reduction='none') for i in multi], 1)
+        ce = torch.cat([info_nce(s_scales[i], t_scales[i], tau, reduction='none')
+                        for i in multi], 1)
         weight = torch.cat([w_scales[i] for i in multi], 1)
         loss = loss + w_feature * weighted_mean(ce, weight, gather_distributed)
     return loss

@@ -8,8 +8,10 @@ Formula (as the official code, github.com/Hao840/OFAKD ``ofa_loss``), with
 
     OFA = mean_n −Σ_c [(p_t,nc + y_nc)^eps − y_nc] · log p_s,nc
 
-``eps = 1`` is KD plus cross-entropy with the label (``−Σ_c p_t,c log p_s,c − log p_s,y``);
-``eps > 1`` strengthens the target class. No ``tau²`` factor (the official code has none). We use
+For ``eps = 1`` the weights are ``p_t`` (the label cancels): cross-entropy to the teacher, i.e. KD
+without ``tau²`` plus the teacher's entropy, minimal at ``p_s = p_t``. For ``eps > 1`` the target
+weight ``(1 + p_t,y)^eps − 1`` exceeds ``p_t,y``, more so when the teacher is unsure of the target;
+the optimum is ``p_s ∝`` the weights. No ``tau²`` factor (the official code has none). We use
 ``log_softmax`` where the official code takes ``log(softmax)``: the same value, finite when a
 probability underflows.
 

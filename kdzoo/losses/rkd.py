@@ -31,8 +31,8 @@ def as_embeddings(x, side):
         return x.float().mean((2, 3))
     if x.dim() == 2:
         return x.float()
-    raise ValueError(f'{NAME}: {side} must be vectors (B, C) or a dense map (B, C, H, W), got shape '
-                     f'{tuple(x.shape)}')
+    raise ValueError(f'{NAME}: {side} must be vectors (B, C) or a dense map (B, C, H, W), got '
+                     f'shape {tuple(x.shape)}')
 
 
 def normalized_distances(e):
