@@ -7,14 +7,24 @@ in one namespace. Inside a ``distill_cfg`` everything is built with :func:`build
 resolves in the kdzoo scope first, so ``type='MSELoss'`` there is kdzoo's, whatever the runner's
 default scope (an unscoped ``MSELoss`` elsewhere in an mmdet config builds mmdet's own).
 """
-from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine import registry as mm_registry
 from mmengine.registry import DefaultScope, Registry
 
 MODELS = Registry(
-    'kdzoo', parent=MMENGINE_MODELS, scope='kdzoo',
+    'kdzoo', parent=mm_registry.MODELS, scope='kdzoo',
     locations=['kdzoo.losses', 'kdzoo.connectors'])
 LOSSES = MODELS
 CONNECTORS = MODELS
+
+# Empty kdzoo-scope children of MMEngine's other root registries: a config with
+# ``default_scope = 'kdzoo'`` then resolves hooks, loops, datasets, metrics, ... in MMEngine's own
+# registries (through the parent) without a "failed to search registry with scope" warning each.
+RUNNER_REGISTRIES = {
+    name: Registry(f'kdzoo {name.lower()}', parent=getattr(mm_registry, name), scope='kdzoo')
+    for name in ('DATASETS', 'DATA_SAMPLERS', 'EVALUATOR', 'FUNCTIONS', 'HOOKS', 'LOG_PROCESSORS',
+                 'LOOPS', 'METRICS', 'MODEL_WRAPPERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
+                 'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'RUNNERS', 'RUNNER_CONSTRUCTORS',
+                 'TASK_UTILS', 'TRANSFORMS', 'VISBACKENDS', 'VISUALIZERS', 'WEIGHT_INITIALIZERS')}
 
 
 def build(cfg):
@@ -26,6 +36,7 @@ def build(cfg):
     name = cfg.get('type')
     if isinstance(name, str) and MODELS.get(name) is None:
         known = ', '.join(sorted(MODELS.module_dict))
-        raise KeyError(f"kdzoo: unknown loss/connector type {name!r}; registered: {known}")
+        raise KeyError(f"kdzoo: unknown type {name!r} (a loss, connector or model); registered: "
+                       f'{known}')
     with DefaultScope.overwrite_default_scope('kdzoo'):
         return MODELS.build(cfg)

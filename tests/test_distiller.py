@@ -157,7 +157,7 @@ def test_config_errors_are_named():
     with pytest.raises(ValueError, match='share the names'):
         make([dict(student='logits', teacher='logits', loss=dict(type='KDLoss'), name='a'),
               dict(student='logits', teacher='logits', loss=dict(type='KDLoss'), name='a')])
-    with pytest.raises(KeyError, match="unknown loss/connector type 'MSDLoss'"):
+    with pytest.raises(KeyError, match="unknown type 'MSDLoss'"):
         make([dict(student='logits', teacher='logits', loss=dict(type='MSDLoss'))])
     with pytest.raises(ValueError, match='losses is empty'):
         make([])

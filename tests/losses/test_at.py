@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from kdzoo.losses.at import ATLoss
-from logit_loss_checks import check_builds, check_low_precision, check_student_only_gradient, randn
+from loss_checks import (check_builds, check_dense_errors, check_gradient_and_precision,
+                         check_pools_larger_map, randn)
 
 
 def at_by_loop(s, t, p=2):
@@ -27,9 +28,7 @@ def test_matches_loop_formula_with_different_widths(p):
 
 
 def test_heterogeneous_grids_pool_the_larger_map():
-    s, t = randn(2, 3, 14, 14, seed=1), randn(2, 6, 7, 7, seed=2)
-    pooled = s.reshape(2, 3, 7, 2, 7, 2).mean((3, 5))
-    torch.testing.assert_close(ATLoss()(s, t).item(), at_by_loop(pooled, t), rtol=1e-5, atol=1e-8)
+    check_pools_larger_map(ATLoss(), at_by_loop, teacher_channels=6, rtol=1e-5, atol=1e-8)
 
 
 def test_zero_when_equal_up_to_scale():
@@ -40,9 +39,8 @@ def test_zero_when_equal_up_to_scale():
 
 @pytest.mark.parametrize('batch', [1, 3])
 def test_contract_gradient_and_low_precision(batch):
-    s, t = randn(batch, 3, 4, 4, seed=1), randn(batch, 5, 4, 4, seed=2)
-    check_student_only_gradient(ATLoss(), s, t)
-    check_low_precision(ATLoss(), s, t)
+    check_gradient_and_precision(ATLoss(), randn(batch, 3, 4, 4, seed=1),
+                                 randn(batch, 5, 4, 4, seed=2))
 
 
 def test_all_zero_maps_are_finite():
@@ -58,8 +56,4 @@ def test_builds_from_registry():
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError, match=r'ATLoss: teacher must be a dense map.*\(2, 16, 3\)'):
-        ATLoss()(randn(2, 3, 4, 4), randn(2, 16, 3))
-    with pytest.raises(ValueError, match=r'ATLoss: student and teacher batch sizes differ.*'
-                                         r'\(2, 3, 4, 4\).*\(3, 3, 4, 4\)'):
-        ATLoss()(randn(2, 3, 4, 4), randn(3, 3, 4, 4))
+    check_dense_errors(ATLoss(), 'ATLoss', equal_widths=False)

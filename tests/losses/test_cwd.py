@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from kdzoo.losses.cwd import CWDLoss
-from logit_loss_checks import check_builds, check_low_precision, check_student_only_gradient, randn
+from loss_checks import (check_builds, check_dense_errors, check_gradient_and_precision,
+                         check_pools_larger_map, randn)
 
 
 def cwd_by_loop(s, t, tau=1.0):
@@ -29,9 +30,7 @@ def test_matches_loop_formula(tau):
 
 
 def test_heterogeneous_grids_pool_the_larger_map():
-    s, t = randn(2, 3, 14, 14, seed=1), randn(2, 3, 7, 7, seed=2)
-    pooled = s.reshape(2, 3, 7, 2, 7, 2).mean((3, 5))
-    torch.testing.assert_close(CWDLoss()(s, t).item(), cwd_by_loop(pooled, t), rtol=1e-5, atol=1e-6)
+    check_pools_larger_map(CWDLoss(), cwd_by_loop, rtol=1e-5, atol=1e-6)
 
 
 def test_zero_when_equal_up_to_shift():
@@ -42,9 +41,8 @@ def test_zero_when_equal_up_to_shift():
 
 @pytest.mark.parametrize('batch', [1, 3])
 def test_contract_gradient_and_low_precision(batch):
-    s, t = randn(batch, 3, 4, 4, seed=1), randn(batch, 3, 4, 4, seed=2)
-    check_student_only_gradient(CWDLoss(), s, t)
-    check_low_precision(CWDLoss(), s, t)
+    check_gradient_and_precision(CWDLoss(), randn(batch, 3, 4, 4, seed=1),
+                                 randn(batch, 3, 4, 4, seed=2))
 
 
 def test_saturated_and_equal_maps_are_finite():
@@ -63,8 +61,4 @@ def test_builds_from_registry():
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError, match=r'CWDLoss: channel widths differ.*\(2, 3, 4, 4\).*'
-                                         r'\(2, 4, 4, 4\).*connector'):
-        CWDLoss()(randn(2, 3, 4, 4), randn(2, 4, 4, 4))
-    with pytest.raises(ValueError, match=r'CWDLoss: student must be a dense map.*\(2, 3\)'):
-        CWDLoss()(randn(2, 3), randn(2, 3, 4, 4))
+    check_dense_errors(CWDLoss(), 'CWDLoss')

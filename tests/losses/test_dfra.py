@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from logit_loss_checks import check_contract, check_student_only_gradient, randn
+from loss_checks import as_rows, check_contract, check_student_only_gradient, randn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from kdzoo.losses.dfra import DFRALoss, dfra_loss
@@ -91,13 +91,12 @@ def test_zero_when_equal_and_edge_cases():
 
 def test_dense_maps_every_location_is_a_sample():
     s, t = randn(2, 5, 3, 3, seed=1), randn(2, 5, 3, 3, seed=2)
-    flat_s, flat_t = s.permute(0, 2, 3, 1).reshape(-1, 5), t.permute(0, 2, 3, 1).reshape(-1, 5)
-    torch.testing.assert_close(DFRALoss()(s, t), direct_dfra(flat_s, flat_t))
+    torch.testing.assert_close(DFRALoss()(s, t), direct_dfra(as_rows(s), as_rows(t)))
 
 
 def test_dense_maps_sample_at_most_max_samples_same_locations():
     s, t = randn(2, 5, 4, 4, seed=1), randn(2, 5, 4, 4, seed=2)
-    flat_s, flat_t = s.permute(0, 2, 3, 1).reshape(-1, 5), t.permute(0, 2, 3, 1).reshape(-1, 5)
+    flat_s, flat_t = as_rows(s), as_rows(t)
     torch.manual_seed(7)
     got = DFRALoss(max_samples=10)(s, t)
     torch.manual_seed(7)

@@ -2,7 +2,7 @@ import math
 import statistics
 
 import torch
-from logit_loss_checks import check_contract, check_student_only_gradient, randn
+from loss_checks import as_rows, check_contract, check_student_only_gradient, randn
 
 from kdzoo.losses.dist import DISTLoss
 
@@ -47,6 +47,5 @@ def test_minimum_when_equal_and_edge_cases():
 def test_contract_and_dense_maps():
     check_contract('DISTLoss', randn(4, 5), randn(4, 5, seed=1))
     maps_s, maps_t = randn(2, 5, 3, 3, seed=2), randn(2, 5, 3, 3, seed=3)
-    expected = reference_dist(maps_s.permute(0, 2, 3, 1).reshape(-1, 5),
-                              maps_t.permute(0, 2, 3, 1).reshape(-1, 5), 1.0, 1.0, 1.0)
+    expected = reference_dist(as_rows(maps_s), as_rows(maps_t), 1.0, 1.0, 1.0)
     assert math.isclose(DISTLoss()(maps_s, maps_t).item(), expected, rel_tol=1e-5)

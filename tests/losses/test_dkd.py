@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from logit_loss_checks import check_contract, check_student_only_gradient, randn
+from loss_checks import as_rows, check_contract, check_student_only_gradient, randn
 
 from kdzoo.losses.dkd import DKDLoss
 
@@ -60,7 +60,7 @@ def test_dense_maps_with_label_maps_and_ignore_index():
     s, t = randn(2, 4, 3, 3, seed=1), randn(2, 4, 3, 3, seed=2)
     labels = torch.randint(0, 4, (2, 3, 3), generator=torch.Generator().manual_seed(0))
     labels[0, 0, 0] = 255
-    flat_s, flat_t = s.permute(0, 2, 3, 1).reshape(-1, 4), t.permute(0, 2, 3, 1).reshape(-1, 4)
+    flat_s, flat_t = as_rows(s), as_rows(t)
     keep = labels.reshape(-1) != 255
     expected = reference_dkd(flat_s[keep], flat_t[keep], labels.reshape(-1)[keep], 1.0, 8.0, 4.0)
     assert math.isclose(DKDLoss()(s, t, target=labels).item(), expected, rel_tol=1e-5)

@@ -1,9 +1,9 @@
 import math
 
 import torch
-from logit_loss_checks import check_contract, check_student_only_gradient, randn
+from loss_checks import (as_rows, check_contract, check_student_only_gradient, randn,
+                         vit_and_cnn_maps)
 
-from kdzoo import layout
 from kdzoo.losses.kd import KDLoss
 
 
@@ -43,11 +43,8 @@ def test_contract():
 def test_dense_maps_vit_tokens_vs_cnn_map():
     """ViT 14x14 token logits (1 prefix token) vs a CNN 7x7 logit map: the ViT map is resized
     bilinearly to 7x7 and every location is one sample."""
-    tokens = randn(2, 1 + 14 * 14, 5, seed=3)
-    vit_map = layout.to_map(tokens, 'tokens', num_prefix_tokens=1)
-    cnn_map = randn(2, 5, 7, 7, seed=4)
+    _, vit_map, cnn_map = vit_and_cnn_maps(2, 5)
     resized = torch.nn.functional.interpolate(vit_map, (7, 7), mode='bilinear', align_corners=False)
-    expected = reference_kd(cnn_map.permute(0, 2, 3, 1).reshape(-1, 5),
-                            resized.permute(0, 2, 3, 1).reshape(-1, 5), 4.0)
+    expected = reference_kd(as_rows(cnn_map), as_rows(resized), 4.0)
     assert math.isclose(KDLoss()(cnn_map, vit_map).item(), expected, rel_tol=1e-5)
     check_student_only_gradient(KDLoss(), cnn_map, vit_map)

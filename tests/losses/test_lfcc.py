@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from kdzoo import layout
 from kdzoo.losses.lfcc import LFCCLoss
-from logit_loss_checks import check_builds, check_low_precision, check_student_only_gradient, randn
+from loss_checks import (assert_matches_reference, check_builds, check_dense_errors,
+                         check_gradient_and_precision, check_vit_student_vs_cnn_teacher, randn)
 
 
 def block_means(x, g):
@@ -56,8 +56,7 @@ def lfcc_by_loop(s, t, tau=0.1, grids=(1, 2, 4), filter='avg', symmetric=False):
 ])
 def test_matches_loop_formula(kwargs):
     s, t = randn(4, 3, 8, 8, seed=1), randn(4, 3, 8, 8, seed=2)
-    expected = lfcc_by_loop(s, t, **kwargs)
-    torch.testing.assert_close(LFCCLoss(**kwargs)(s, t).double(), expected, rtol=1e-5, atol=1e-5)
+    assert_matches_reference(LFCCLoss(**kwargs)(s, t), lfcc_by_loop(s, t, **kwargs))
 
 
 def test_fft_dc_term_equals_global_average():
@@ -66,22 +65,14 @@ def test_fft_dc_term_equals_global_average():
 
 
 def test_heterogeneous_vit_tokens_vs_cnn_map():
-    tokens = randn(3, 1 + 14 * 14, 4, seed=3).requires_grad_()
-    cnn = randn(3, 4, 7, 7, seed=4)
-    vit_map = layout.to_map(tokens, 'tokens', num_prefix_tokens=1)
-    loss = LFCCLoss(grids=(1, 7))(vit_map, cnn)
-    pooled = vit_map.detach().reshape(3, 4, 7, 2, 7, 2).mean((3, 5))
-    torch.testing.assert_close(loss.double(), lfcc_by_loop(pooled, cnn, grids=(1, 7)),
-                               rtol=1e-5, atol=1e-5)
-    loss.backward()
-    assert tokens.grad[:, 0].abs().sum() == 0 and tokens.grad[:, 1:].abs().sum() > 0
+    check_vit_student_vs_cnn_teacher(LFCCLoss(grids=(1, 7)),
+                                     lambda s, t: lfcc_by_loop(s, t, grids=(1, 7)), 3, 4)
 
 
 def test_channel_pool_averages_the_wider_side():
     s, t = randn(4, 6, 8, 8, seed=1), randn(4, 3, 8, 8, seed=2)
     loss = LFCCLoss(channel_pool=True)(s, t)
-    torch.testing.assert_close(loss.double(), lfcc_by_loop(s.reshape(4, 3, 2, 8, 8).mean(2), t),
-                               rtol=1e-5, atol=1e-5)
+    assert_matches_reference(loss, lfcc_by_loop(s.reshape(4, 3, 2, 8, 8).mean(2), t))
     with pytest.raises(ValueError, match=r'LFCCLoss: channel widths differ.*\(4, 6, 8, 8\).*'
                                          r'\(4, 3, 8, 8\).*connector.*channel_pool=True'):
         LFCCLoss()(s, t)
@@ -97,9 +88,8 @@ def test_identical_inputs_beat_shuffled_teacher(filter):
 
 @pytest.mark.parametrize('kwargs', [dict(), dict(symmetric=True, filter='fft')])
 def test_contract_gradient_and_low_precision(kwargs):
-    s, t = randn(3, 3, 8, 8, seed=1), randn(3, 3, 8, 8, seed=2)
-    check_student_only_gradient(LFCCLoss(**kwargs), s, t)
-    check_low_precision(LFCCLoss(**kwargs), s, t)
+    check_gradient_and_precision(LFCCLoss(**kwargs), randn(3, 3, 8, 8, seed=1),
+                                 randn(3, 3, 8, 8, seed=2))
 
 
 def test_batch_of_one_is_zero_and_finite():
@@ -122,9 +112,6 @@ def test_builds_from_registry():
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError, match=r'LFCCLoss: teacher must be a dense map.*\(2, 49, 3\)'):
-        LFCCLoss()(randn(2, 3, 7, 7), randn(2, 49, 3))
-    with pytest.raises(ValueError, match=r'LFCCLoss: student and teacher batch sizes differ'):
-        LFCCLoss()(randn(2, 3, 7, 7), randn(3, 3, 7, 7))
+    check_dense_errors(LFCCLoss(), 'LFCCLoss')
     with pytest.raises(ValueError, match=r"LFCCLoss: filter must be one of .*'dct'"):
         LFCCLoss(filter='dct')

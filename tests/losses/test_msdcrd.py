@@ -3,10 +3,10 @@ import math
 import pytest
 import torch
 
-from kdzoo import layout
 from kdzoo.losses.functional import sliding_windows
 from kdzoo.losses.msdcrd import MSDCRDLoss
-from logit_loss_checks import check_builds, check_low_precision, check_student_only_gradient, randn
+from loss_checks import (assert_matches_reference, check_builds, check_dense_errors,
+                         check_gradient_and_precision, check_vit_student_vs_cnn_teacher, randn)
 
 
 def windows_by_loop(x, grids):
@@ -75,30 +75,21 @@ def test_window_count_and_positions():
 ])
 def test_matches_loop_formula(kwargs):
     s, t = randn(3, 5, 7, 7, seed=1), randn(3, 5, 7, 7, seed=2)
-    expected = msdcrd_by_loop(s, t, **kwargs)
-    torch.testing.assert_close(MSDCRDLoss(**kwargs)(s, t).double(), expected, rtol=1e-5, atol=1e-5)
+    assert_matches_reference(MSDCRDLoss(**kwargs)(s, t), msdcrd_by_loop(s, t, **kwargs))
 
 
 def test_target_drives_categorization():
     s, t = randn(4, 5, 7, 7, seed=1), randn(4, 5, 7, 7, seed=2)
     target = torch.tensor([0, 1, 2, 3])
     loss = MSDCRDLoss()(s, t, target=target)
-    torch.testing.assert_close(loss.double(), msdcrd_by_loop(s, t, target=target), rtol=1e-5,
-                               atol=1e-5)
+    assert_matches_reference(loss, msdcrd_by_loop(s, t, target=target))
     assert not torch.isclose(loss, MSDCRDLoss()(s, t))
     without = MSDCRDLoss(use_target=False)(s, t, target=target)
     torch.testing.assert_close(without, MSDCRDLoss()(s, t))
 
 
 def test_heterogeneous_vit_tokens_vs_cnn_map():
-    tokens = randn(2, 1 + 14 * 14, 6, seed=3).requires_grad_()
-    cnn = randn(2, 6, 7, 7, seed=4)
-    vit_map = layout.to_map(tokens, 'tokens', num_prefix_tokens=1)
-    loss = MSDCRDLoss()(vit_map, cnn)
-    pooled = vit_map.detach().reshape(2, 6, 7, 2, 7, 2).mean((3, 5))
-    torch.testing.assert_close(loss.double(), msdcrd_by_loop(pooled, cnn), rtol=1e-5, atol=1e-5)
-    loss.backward()
-    assert tokens.grad[:, 0].abs().sum() == 0 and tokens.grad[:, 1:].abs().sum() > 0
+    check_vit_student_vs_cnn_teacher(MSDCRDLoss(), msdcrd_by_loop, 2, 6)
 
 
 def test_identical_inputs_beat_shuffled_teacher():
@@ -109,9 +100,7 @@ def test_identical_inputs_beat_shuffled_teacher():
 
 
 def test_contract_gradient_and_low_precision():
-    s, t = randn(3, 5, 7, 7, seed=1), randn(3, 5, 7, 7, seed=2)
-    check_student_only_gradient(MSDCRDLoss(), s, t)
-    check_low_precision(MSDCRDLoss(), s, t)
+    check_gradient_and_precision(MSDCRDLoss(), randn(3, 5, 7, 7, seed=1), randn(3, 5, 7, 7, seed=2))
 
 
 def test_batch_of_one_has_no_sample_term():
@@ -137,9 +126,7 @@ def test_builds_from_registry():
 
 def test_bad_inputs():
     loss = MSDCRDLoss()
-    with pytest.raises(ValueError, match=r'MSDCRDLoss: channel widths differ.*\(2, 5, 7, 7\).*'
-                                         r'\(2, 6, 7, 7\).*connector'):
-        loss(randn(2, 5, 7, 7), randn(2, 6, 7, 7))
+    check_dense_errors(loss, 'MSDCRDLoss')
     with pytest.raises(ValueError, match=r'MSDCRDLoss: student must be a dense map.*tokens'):
         loss(randn(2, 49, 5), randn(2, 5, 7, 7))
     with pytest.raises(ValueError, match=r'MSDCRDLoss: target must .* \(2,\), got \(2, 7, 7\)'):

@@ -2,7 +2,8 @@ import math
 
 import pytest
 import torch
-from logit_loss_checks import check_contract, check_low_precision, check_student_only_gradient, randn
+from loss_checks import (as_rows, check_contract, check_low_precision,
+                         check_student_only_gradient, randn)
 
 from kdzoo.losses.ofa import OFALoss
 
@@ -54,7 +55,7 @@ def test_dense_maps_ignore_index_gradient_precision_registry_errors():
     labels = torch.randint(0, 4, (2, 3, 3), generator=torch.Generator().manual_seed(0))
     labels[1, 2, 2] = 255
     keep = labels.reshape(-1) != 255
-    flat_s, flat_t = s.permute(0, 2, 3, 1).reshape(-1, 4), t.permute(0, 2, 3, 1).reshape(-1, 4)
+    flat_s, flat_t = as_rows(s), as_rows(t)
     expected = reference_ofa(flat_s[keep], flat_t[keep], labels.reshape(-1)[keep], 1.0, 1.0)
     assert math.isclose(OFALoss()(s, t, target=labels).item(), expected, rel_tol=1e-5)
     all_ignored = OFALoss()(s, t, target=torch.full((2, 3, 3), 255))

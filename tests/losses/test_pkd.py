@@ -1,8 +1,8 @@
-import pytest
 import torch
 
 from kdzoo.losses.pkd import PKDLoss
-from logit_loss_checks import check_builds, check_low_precision, check_student_only_gradient, randn
+from loss_checks import (check_builds, check_dense_errors, check_gradient_and_precision,
+                         check_pools_larger_map, randn)
 
 
 def pearson_form(s, t):
@@ -25,10 +25,7 @@ def test_matches_pearson_formula():
 
 
 def test_heterogeneous_grids_pool_the_larger_map():
-    s, t = randn(2, 3, 14, 14, seed=1), randn(2, 3, 7, 7, seed=2)
-    pooled = s.reshape(2, 3, 7, 2, 7, 2).mean((3, 5))
-    torch.testing.assert_close(PKDLoss()(s, t).item(), pearson_form(pooled, t), rtol=1e-4,
-                               atol=1e-6)
+    check_pools_larger_map(PKDLoss(), pearson_form, rtol=1e-4, atol=1e-6)
 
 
 def test_zero_for_affine_copy():
@@ -38,9 +35,7 @@ def test_zero_for_affine_copy():
 
 
 def test_contract_gradient_and_low_precision():
-    s, t = randn(2, 3, 4, 4, seed=1), randn(2, 3, 4, 4, seed=2)
-    check_student_only_gradient(PKDLoss(), s, t)
-    check_low_precision(PKDLoss(), s, t)
+    check_gradient_and_precision(PKDLoss(), randn(2, 3, 4, 4, seed=1), randn(2, 3, 4, 4, seed=2))
 
 
 def test_single_value_and_constant_channels_are_finite():
@@ -57,8 +52,4 @@ def test_builds_from_registry():
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError, match=r'PKDLoss: channel widths differ.*\(2, 3, 4, 4\).*'
-                                         r'\(2, 4, 4, 4\).*connector'):
-        PKDLoss()(randn(2, 3, 4, 4), randn(2, 4, 4, 4))
-    with pytest.raises(ValueError, match=r'PKDLoss: teacher must be a dense map.*\(2, 16, 3\)'):
-        PKDLoss()(randn(2, 3, 4, 4), randn(2, 16, 3))
+    check_dense_errors(PKDLoss(), 'PKDLoss')

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kdzoo.losses.rkd import RKDLoss
-from logit_loss_checks import check_builds, check_low_precision, check_student_only_gradient, randn
+from loss_checks import check_builds, check_gradient_and_precision, randn
 
 
 def smooth_l1(a, b):
@@ -57,9 +57,7 @@ def test_zero_for_scaled_and_shifted_copy():
 
 @pytest.mark.parametrize('shapes', [((5, 8), (5, 3)), ((4, 6, 3, 3), (4, 2, 5, 5))])
 def test_contract_gradient_and_low_precision(shapes):
-    s, t = randn(*shapes[0], seed=1), randn(*shapes[1], seed=2)
-    check_student_only_gradient(RKDLoss(), s, t)
-    check_low_precision(RKDLoss(), s, t)
+    check_gradient_and_precision(RKDLoss(), randn(*shapes[0], seed=1), randn(*shapes[1], seed=2))
 
 
 def test_batch_of_one_and_duplicates_are_finite():

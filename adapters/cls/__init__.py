@@ -1,0 +1,14 @@
+"""Classification adapter: timm classifiers for MMEngine, distillation wrapper, data, metric.
+
+Registered in kdzoo's ``MODELS``: ``TimmClassifier``, ``DistillClassifier``,
+``ClsDataPreprocessor``; in MMEngine's ``DATASETS``: ``ImageFolderCls``, ``Cifar100Cls``; in
+MMEngine's ``METRICS``: ``Accuracy`` (key ``cls/top1``). :func:`export_state_dict` turns a
+classifier's state dict into plain timm keys (``tools/export_student.py``).
+"""
+from .data import Cifar100Cls, ImageFolderCls, make_shapes_dataset
+from .distill import DistillClassifier
+from .metric import Accuracy
+from .model import RESERVED, ClsDataPreprocessor, TimmClassifier, export_state_dict
+
+__all__ = ['TimmClassifier', 'DistillClassifier', 'ClsDataPreprocessor', 'ImageFolderCls',
+           'Cifar100Cls', 'make_shapes_dataset', 'Accuracy', 'RESERVED', 'export_state_dict']

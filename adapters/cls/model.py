@@ -1,0 +1,241 @@
+"""A timm classifier as an MMEngine model, with the reserved readouts the distiller taps.
+
+``TimmClassifier`` wraps ``timm.create_model(model_name, pretrained=False, ...)`` (the timm model
+is ``self.model``, so module-path taps read ``'model.layer4'``, ``'model.blocks.5'``). Inputs are
+``(B, 3, H, W)`` floats in ``[0, 255]`` (see :class:`ClsDataPreprocessor`); every classifier does
+its own preprocessing, so a ViT teacher at 224 and a CNN student at 32 share one batch:
+
+    x = (resize(inputs, img_size) - mean) / std          (bilinear; no resize without img_size)
+
+Reserved readouts (:data:`RESERVED`), all from one ``forward_intermediates`` pass:
+
+- ``'logits'`` ``(B, K)``: ``forward_head`` of the final features; equals ``model(x)``.
+- ``'dense_logits'`` ``(B, K, h, w)``: the model's own classifier (``get_classifier()``, after the
+  head's norm / pre-logits layers when it has them) applied at every location of the final
+  feature map. For average-pool + linear heads (ResNet, Swin, Mixer) its spatial mean is exactly
+  ``'logits'``. For CLS-token ViTs (the logits read the CLS token, the map holds the patch
+  tokens) and heads with a norm or non-linearity after pooling (ConvNeXt, avg-pool ViT with
+  ``fc_norm``) it does not pool back to the logits.
+- ``'stage1'`` .. ``'stage4'`` ``(B, C, h, w)``: for hierarchical models (feature reductions that
+  differ) the last four ``feature_info`` stages; for plain ViT / Mixer (one reduction) the output of
+  block ``round(i * depth / 4) - 1`` for stage ``i``. Un-normed, prefix tokens dropped (timm).
+"""
+import difflib
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseDataPreprocessor, BaseModel
+from torch import nn
+
+from kdzoo.checkpoint import load_weights
+from kdzoo.layout import to_map
+from kdzoo.registry import MODELS
+
+STAGES = ('stage1', 'stage2', 'stage3', 'stage4')
+RESERVED = ('logits', 'dense_logits') + STAGES
+LOGIT_READOUTS = ('logits', 'dense_logits')
+
+
+def create_timm_model(model_name, num_classes, img_size=None, **timm_kwargs):
+    """``timm.create_model`` without pretrained weights; ``img_size`` is passed to the models that
+    take it (ViT, Swin, Mixer). An unknown name raises ``ValueError`` with the closest names."""
+    import timm
+    if not timm.is_model(model_name):
+        close = difflib.get_close_matches(model_name, timm.list_models(), n=5, cutoff=0.5)
+        raise ValueError(f'unknown timm model {model_name!r}; closest timm names: '
+                         f'{close or "none"} (timm.list_models() lists them all)')
+    kwargs = dict(pretrained=False, num_classes=num_classes, **timm_kwargs)
+    if img_size is None or 'img_size' in timm_kwargs:
+        return timm.create_model(model_name, **kwargs)
+    try:
+        return timm.create_model(model_name, img_size=img_size, **kwargs)
+    except TypeError as err:
+        if 'img_size' not in str(err):
+            raise
+        return timm.create_model(model_name, **kwargs)
+
+
+def stage_indices(feature_info):
+    """``forward_intermediates`` indices of stage1..stage4 (see the module docstring)."""
+    reductions = {info['reduction'] for info in feature_info}
+    depth = len(feature_info)
+    if len(reductions) == 1:
+        return [max(round(i * depth / 4) - 1, 0) for i in range(1, 5)]
+    return [depth - 4 + i for i in range(4) if depth - 4 + i >= 0]
+
+
+def head_layers(model):
+    """The per-location part of the model's head: ``[norm?, pre_logits?, classifier]``."""
+    head = getattr(model, 'head', None)
+    norm = getattr(model, 'fc_norm', None)
+    if norm is None or isinstance(norm, nn.Identity):
+        norm = getattr(head, 'norm', None)
+    pre_logits = getattr(head, 'pre_logits', None)
+    return [m for m in (norm, pre_logits) if isinstance(m, nn.Module)
+            and not isinstance(m, nn.Identity)] + [model.get_classifier()]
+
+
+def dense_logits(model, feature_map):
+    """Apply the head's per-location layers to a ``(B, C, h, w)`` map -> ``(B, K, h, w)``."""
+    name = type(model).__name__
+    x = feature_map.permute(0, 2, 3, 1)
+    for layer in head_layers(model):
+        if isinstance(layer, nn.LayerNorm):  # LayerNorm2d is one too: normalise over channels
+            x = F.layer_norm(x, layer.normalized_shape, layer.weight, layer.bias, layer.eps)
+        elif isinstance(layer, nn.Linear):
+            if layer.in_features != x.shape[-1]:
+                raise ValueError(
+                    f'dense_logits: the classifier of {name} takes {layer.in_features} features '
+                    f'but the final feature map has {x.shape[-1]} channels (the head transforms '
+                    "features after pooling); use the 'logits' readout or a stage tap instead")
+            x = layer(x)
+        elif isinstance(layer, nn.Sequential):  # NormMlpClassifierHead.pre_logits: Linear + act
+            x = layer(x)
+        else:
+            raise ValueError(f'dense_logits: cannot apply the head layer {type(layer).__name__} of '
+                             f"{name} per location; use the 'logits' readout instead")
+    return x.permute(0, 3, 1, 2)
+
+
+def check_mode(model, mode):
+    if mode not in ('tensor', 'loss', 'predict'):
+        raise ValueError(f"{type(model).__name__}: unknown mode {mode!r}; "
+                         "use 'tensor', 'loss' or 'predict'")
+
+
+def predictions(logits, labels=None):
+    """Per-image results for the metric: ``dict(pred_score, pred_label, gt_label)``."""
+    scores = logits.detach().float().softmax(-1)
+    results = []
+    for i, score in enumerate(scores):
+        result = dict(pred_score=score, pred_label=score.argmax())
+        if labels is not None:
+            result['gt_label'] = labels[i]
+        results.append(result)
+    return results
+
+
+@MODELS.register_module()
+class ClsDataPreprocessor(BaseDataPreprocessor):
+    """Stack the images (uint8 ``(3, H, W)`` each, or a batch), cast them to float (still in
+    ``[0, 255]``: each classifier normalises itself) and move images and labels to the device."""
+
+    def forward(self, data, training=False):
+        data = dict(data)
+        inputs = data['inputs']
+        if isinstance(inputs, (list, tuple)):
+            inputs = torch.stack(list(inputs))
+        data['inputs'] = inputs.float()
+        labels = data.get('data_samples')
+        if labels is not None and not torch.is_tensor(labels):
+            data['data_samples'] = torch.as_tensor(labels, dtype=torch.long)
+        return self.cast_data(data)
+
+
+@MODELS.register_module()
+class TimmClassifier(BaseModel):
+    """A timm classifier for MMEngine, with kdzoo's reserved readouts.
+
+    Args:
+        model_name: a timm model name (random init; no pretrained weights are downloaded).
+        num_classes: number of classes ``K``.
+        checkpoint: a state dict of the timm model itself (plain timm keys, e.g. an exported
+            student) loaded strictly; ``None`` keeps the random init.
+        img_size: input size the images are resized to (bilinear) before normalisation; also
+            passed to timm for models that take it (ViT, Swin, Mixer). ``None``: no resize.
+        mean, std: per-channel normalisation of the ``[0, 255]`` inputs.
+        label_smoothing: of the cross-entropy loss ``loss_cls``.
+        **timm_kwargs: passed to ``timm.create_model`` (``drop_path_rate``, ``patch_size``, ...).
+
+    ``forward(inputs, data_samples, mode)``: ``data_samples`` is a ``LongTensor`` of labels
+    ``(B,)``; ``'tensor'`` -> logits, ``'loss'`` -> ``{'loss_cls'}``, ``'predict'`` -> a list of
+    ``dict(pred_score, pred_label, gt_label)`` for :class:`Accuracy`.
+    """
+
+    def __init__(self, model_name, num_classes, checkpoint=None, img_size=None,
+                 mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375),
+                 label_smoothing=0.0, data_preprocessor=None, init_cfg=None, **timm_kwargs):
+        super().__init__(data_preprocessor=data_preprocessor or ClsDataPreprocessor(),
+                         init_cfg=init_cfg)
+        self.model_name = model_name
+        self.num_classes = num_classes
+        self.img_size = (img_size, img_size) if isinstance(img_size, int) else img_size
+        self.label_smoothing = label_smoothing
+        self.model = create_timm_model(model_name, num_classes, img_size, **timm_kwargs)
+        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float).view(1, -1, 1, 1), False)
+        self.register_buffer('std', torch.tensor(std, dtype=torch.float).view(1, -1, 1, 1), False)
+        self.stage_indices = stage_indices(self.model.feature_info)
+        if checkpoint:
+            load_weights(self.model, checkpoint, strict=True)
+
+    def preprocess(self, inputs):
+        """``[0, 255]`` images -> resized (to ``img_size``) and normalised model inputs."""
+        x = inputs.float() if not inputs.is_floating_point() else inputs
+        if self.img_size is not None and tuple(x.shape[-2:]) != tuple(self.img_size):
+            x = F.interpolate(x, size=tuple(self.img_size), mode='bilinear', align_corners=False)
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+    def check_readouts(self, names):
+        """Raise ``ValueError`` for names that are not readouts this model provides."""
+        available = RESERVED[:2 + len(self.stage_indices)]
+        for name in names:
+            if name not in available:
+                close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+                raise ValueError(
+                    f'{name!r} is not a readout of {self.model_name}; available: {list(available)}'
+                    + (f' (closest: {close})' if close else ''))
+
+    def feature_map(self, features, inputs):
+        """The final features of ``forward_features`` as a ``(B, C, h, w)`` map."""
+        if features.dim() == 3:
+            reduction = self.model.feature_info[-1]['reduction']
+            grid = tuple(s // reduction for s in inputs.shape[-2:])
+            return to_map(features, 'tokens', getattr(self.model, 'num_prefix_tokens', 0), grid)
+        channels_last = getattr(self.model, 'output_fmt', 'NCHW') == 'NHWC'
+        return to_map(features, 'nhwc' if channels_last else 'nchw')
+
+    def readouts(self, inputs, names):
+        """The reserved readouts ``names`` from one forward pass of ``inputs`` (``[0, 255]``).
+
+        Always runs the whole model, so module-path taps record even when ``names`` is empty.
+        """
+        names = list(dict.fromkeys(names))
+        self.check_readouts(names)
+        x = self.preprocess(inputs)
+        stages = [n for n in names if n in STAGES]
+        maps = []
+        if stages:
+            indices = [self.stage_indices[STAGES.index(n)] for n in stages]
+            features, maps = self.model.forward_intermediates(
+                x, indices=sorted(set(indices)), norm=False, output_fmt='NCHW',
+                intermediates_only=False)
+            by_index = dict(zip(sorted(set(indices)), maps))
+            maps = [by_index[i] for i in indices]
+        else:
+            features = self.model.forward_features(x)
+        out = dict(zip(stages, maps))
+        if 'dense_logits' in names:
+            out['dense_logits'] = dense_logits(self.model, self.feature_map(features, x))
+        logits = self.model.forward_head(features)
+        if 'logits' in names:
+            out['logits'] = logits
+        return out
+
+    def loss(self, logits, labels):
+        return {'loss_cls': F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)}
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        check_mode(self, mode)
+        logits = self.model(self.preprocess(inputs))
+        if mode == 'loss':
+            return self.loss(logits, data_samples)
+        return logits if mode == 'tensor' else predictions(logits, data_samples)
+
+
+def export_state_dict(state_dict):
+    """A :class:`TimmClassifier` state dict (``model.`` keys) -> the plain timm model's keys."""
+    prefix = 'model.'
+    if not any(k.startswith(prefix) for k in state_dict):
+        raise ValueError(f'not a TimmClassifier state dict: no key starts with {prefix!r} '
+                         f'(first keys: {list(state_dict)[:5]})')
+    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}

@@ -1,0 +1,149 @@
+"""Classification data: CIFAR-100 pickles, ImageFolder, augmentation, the generated shapes set,
+the Accuracy metric, and all of it inside MMEngine's Runner with a distilling model."""
+import filecmp
+import os
+import pickle
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+
+import kdzoo.hooks  # noqa: F401  (registers TeacherCheckHook)
+import kdzoo.losses.kd  # noqa: F401  (registers KDLoss)
+from kdzoo.adapters import student_state_dict
+from kdzoo.adapters.cls import Accuracy, Cifar100Cls, ImageFolderCls, make_shapes_dataset
+from kdzoo.adapters.cls.data import crop_flip
+
+
+def write_cifar(root, split, n, seed=0):
+    rng = np.random.default_rng(seed)
+    folder = root / 'cifar-100-python'
+    folder.mkdir(exist_ok=True)
+    batch = {b'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+             b'fine_labels': rng.integers(0, 100, n).tolist(),
+             b'coarse_labels': rng.integers(0, 20, n).tolist()}
+    (folder / split).write_bytes(pickle.dumps(batch))
+    names = [f'class{i}'.encode() for i in range(100)]
+    (folder / 'meta').write_bytes(pickle.dumps({b'fine_label_names': names}))
+    return batch
+
+
+def test_cifar100_reads_the_python_pickle_layout(tmp_path):
+    batch = write_cifar(tmp_path, 'test', 5)
+    for root in (tmp_path, tmp_path / 'cifar-100-python'):
+        dataset = Cifar100Cls(str(root), split='test')
+        assert len(dataset) == 5 and dataset.metainfo['classes'][7] == 'class7'
+        item = dataset[3]
+        assert item['inputs'].dtype == torch.uint8 and item['inputs'].shape == (3, 32, 32)
+        assert item['data_samples'] == batch[b'fine_labels'][3]
+        # channel-major rows: R(1024) G(1024) B(1024), each row-major 32x32
+        c, y, x = 2, 5, 17
+        assert int(item['inputs'][c, y, x]) == int(batch[b'data'][3][c * 1024 + y * 32 + x])
+
+
+def test_cifar100_missing_split_names_the_expected_layout(tmp_path):
+    with pytest.raises(FileNotFoundError, match='cifar-100-python/{train,test,meta}'):
+        Cifar100Cls(str(tmp_path), split='train')
+    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+        Cifar100Cls(str(tmp_path), split='val')
+
+
+def test_image_folder_sorted_classes_pixels_and_resize(tmp_path):
+    for name, colour in (('zebra', (255, 0, 0)), ('ant', (0, 0, 255))):
+        (tmp_path / name).mkdir()
+        Image.new('RGB', (12, 10), colour).save(tmp_path / name / 'a.png')
+    (tmp_path / 'ant' / 'notes.txt').write_text('not an image')
+    dataset = ImageFolderCls(str(tmp_path))
+    assert dataset.metainfo['classes'] == ('ant', 'zebra') and len(dataset) == 2
+    ant, zebra = dataset[0], dataset[1]
+    assert ant['data_samples'] == 0 and zebra['data_samples'] == 1
+    assert ant['inputs'].shape == (3, 10, 12) and ant['inputs'].dtype == torch.uint8
+    assert ant['inputs'][:, 4, 4].tolist() == [0, 0, 255]
+    assert ImageFolderCls(str(tmp_path), size=8)[1]['inputs'].shape == (3, 8, 8)
+    with pytest.raises(FileNotFoundError, match='no images'):
+        ImageFolderCls(str(tmp_path / 'ant'))
+
+
+def test_crop_flip_is_a_padded_crop_or_its_mirror():
+    image = torch.arange(3 * 6 * 6, dtype=torch.uint8).view(3, 6, 6)
+    padded = torch.nn.functional.pad(image, (2, 2, 2, 2))
+    candidates = [c for top in range(5) for left in range(5)
+                  for c in (padded[:, top:top + 6, left:left + 6],
+                            padded[:, top:top + 6, left:left + 6].flip(-1))]
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(20):
+        out = crop_flip(image, 2)
+        index = next(i for i, c in enumerate(candidates) if torch.equal(c, out))
+        seen.add(index)
+    assert len(seen) > 5
+
+
+def test_shapes_dataset_is_deterministic(tmp_path):
+    first = make_shapes_dataset(str(tmp_path / 'a'), num_classes=3, per_class=(2, 1), size=24)
+    make_shapes_dataset(str(tmp_path / 'b'), num_classes=3, per_class=(2, 1), size=24)
+    make_shapes_dataset(str(tmp_path / 'c'), num_classes=3, per_class=(2, 1), size=24, seed=1)
+    assert first == {'train': str(tmp_path / 'a' / 'train'), 'val': str(tmp_path / 'a' / 'val')}
+    files = sorted(os.path.relpath(os.path.join(d, f), tmp_path / 'a')
+                   for d, _, fs in os.walk(tmp_path / 'a') for f in fs)
+    assert len(files) == 9 and files[0] == os.path.join('train', 'solid_circle', '00000.png')
+    assert all(filecmp.cmp(tmp_path / 'a' / f, tmp_path / 'b' / f, shallow=False) for f in files)
+    assert not any(filecmp.cmp(tmp_path / 'a' / f, tmp_path / 'c' / f, shallow=False)
+                   for f in files)
+    dataset = ImageFolderCls(first['train'])
+    assert dataset.metainfo['classes'] == ('solid_circle', 'solid_square', 'solid_triangle')
+    assert dataset[0]['inputs'].shape == (3, 24, 24)
+
+
+def test_shapes_dataset_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match='num_classes must be in 2..24'):
+        make_shapes_dataset(str(tmp_path), num_classes=30)
+    with pytest.raises(ValueError, match='does not match splits'):
+        make_shapes_dataset(str(tmp_path), per_class=(1, 2, 3))
+
+
+def test_accuracy_topk_against_a_direct_count():
+    scores = torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+    labels = [1, 1, 0, 2]
+    metric = Accuracy(topk=(1, 2))
+    metric.process({}, [dict(pred_score=s, gt_label=torch.tensor(y))
+                        for s, y in zip(scores, labels)])
+    top1 = sum(int(s.argmax()) == y for s, y in zip(scores, labels)) / 4
+    top2 = sum(y in s.argsort(descending=True)[:2].tolist() for s, y in zip(scores, labels)) / 4
+    assert metric.evaluate(4) == {'cls/top1': 100 * top1, 'cls/top2': 100 * top2}
+
+
+def test_runner_trains_distills_and_evaluates_teacher_and_student(tmp_path):
+    from mmengine.runner import Runner
+    folders = make_shapes_dataset(str(tmp_path / 'data'), num_classes=3, per_class=(4, 2), size=32)
+    loader = dict(batch_size=4, num_workers=0, collate_fn=dict(type='default_collate'),
+                  sampler=dict(type='DefaultSampler', shuffle=False))
+    student = dict(type='TimmClassifier', model_name='test_resnet', num_classes=3)
+    teacher = dict(type='TimmClassifier', model_name='test_vit', num_classes=3, img_size=64)
+    model = dict(type='kdzoo.DistillClassifier', student=student, distill_cfg=dict(
+        teacher=dict(config=teacher),
+        losses=[dict(student='logits', teacher='logits', loss=dict(type='KDLoss'))]))
+    settings = dict(
+        model=model, work_dir=str(tmp_path / 'work'), default_scope='kdzoo',
+        train_dataloader=dict(loader, dataset=dict(type='ImageFolderCls', root=folders['train'],
+                                                   augment=True)),
+        val_dataloader=dict(loader, dataset=dict(type='ImageFolderCls', root=folders['val'])),
+        val_evaluator=dict(type='Accuracy'),
+        train_cfg=dict(by_epoch=False, max_iters=2, val_interval=2), val_cfg=dict(),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        custom_hooks=[dict(type='TeacherCheckHook')],
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)))
+    with pytest.warns(UserWarning, match='no checkpoint'):
+        runner = Runner(**settings)
+    runner.train()
+    teacher_top1 = runner.message_hub.get_info('teacher_check/cls/top1')
+    assert teacher_top1 is not None and 0 <= teacher_top1 <= 100
+    metrics = runner.val_loop.run()
+    assert set(metrics) == {'cls/top1'} and 0 <= metrics['cls/top1'] <= 100
+    saved = torch.load(tmp_path / 'work' / 'iter_2.pth', weights_only=False)['state_dict']
+    exported = student_state_dict(dict(default_scope='kdzoo'), saved)
+    plain = timm.create_model('test_resnet', num_classes=3, pretrained=False)
+    plain.load_state_dict(exported)  # strict: exactly the timm model's keys
+    assert torch.equal(exported['fc.weight'], runner.model.student.model.fc.weight)
