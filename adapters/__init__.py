@@ -9,6 +9,8 @@ import importlib
 
 from mmengine.config import ConfigDict
 
+import kdzoo.hooks  # noqa: F401  (registers TeacherCheckHook, which wrap adds)
+
 TASKS = {
     'cls': ('kdzoo.adapters.cls', 'kdzoo.DistillClassifier'),
     'mmseg': ('kdzoo.adapters.mmseg', 'kdzoo.DistillSegmentor'),

@@ -9,8 +9,12 @@ mmdet / mmseg: OUT is ``{'state_dict': ..., 'meta': ...}`` for the config's plai
 """
 import argparse
 import os
+import sys
 
 import torch
+
+if __package__ in (None, ''):  # run as `python tools/x.py`: make `tools` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import kdzoo  # noqa: F401
 from kdzoo.checkpoint import load_file, state_dict_of

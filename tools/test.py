@@ -6,6 +6,11 @@ CKPT is a checkpoint written by tools/train.py, from a distillation run or a pla
 student is evaluated (the teacher is not built).
 """
 import argparse
+import os
+import sys
+
+if __package__ in (None, ''):  # run as `python tools/x.py`: make `tools` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import kdzoo  # noqa: F401
 from kdzoo.checkpoint import load_file, state_dict_of, strip_prefix

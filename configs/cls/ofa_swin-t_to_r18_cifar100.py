@@ -1,0 +1,26 @@
+# OFA-KD (Hao et al., NeurIPS 2023; github.com/Hao840/OFAKD distillers/ofa.py): the OFA loss on the
+# logits of a branch per student stage and on the student's own logits, all against the
+# teacher's logits, weights 1, eps 1.0 (its Swin-T -> ResNet-18 CIFAR-100 command), tau 1.
+# Branches (StageBranch, OFA's projector): strides 8/4/2/1 bring the 56/28/14/7 stages to 7x7,
+# embed_dim = max(student width 512, teacher width 768). The labels reach the loss as `target`.
+_base_ = './_base_/swin-t_to_r18.py'
+
+distill_cfg = dict(
+    losses=[
+        dict(student='logits', teacher='logits', loss=dict(type='OFALoss', eps=1.0),
+             name='ofa_logits'),
+        dict(student='stage1', teacher='logits', loss=dict(type='OFALoss', eps=1.0),
+             connector='branch1', name='ofa_stage1'),
+        dict(student='stage2', teacher='logits', loss=dict(type='OFALoss', eps=1.0),
+             connector='branch2', name='ofa_stage2'),
+        dict(student='stage3', teacher='logits', loss=dict(type='OFALoss', eps=1.0),
+             connector='branch3', name='ofa_stage3'),
+        dict(student='stage4', teacher='logits', loss=dict(type='OFALoss', eps=1.0),
+             connector='branch4', name='ofa_stage4'),
+    ],
+    connectors=dict(
+        branch1=dict(type='StageBranch', in_channels=64, num_classes=100, stride=8, embed_dim=768),
+        branch2=dict(type='StageBranch', in_channels=128, num_classes=100, stride=4, embed_dim=768),
+        branch3=dict(type='StageBranch', in_channels=256, num_classes=100, stride=2, embed_dim=768),
+        branch4=dict(type='StageBranch', in_channels=512, num_classes=100, stride=1, embed_dim=768),
+    ))

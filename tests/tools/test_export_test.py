@@ -1,0 +1,36 @@
+"""tools/export_student.py (run as a script) and tools/test.py on a distillation checkpoint."""
+import subprocess
+import sys
+
+import timm
+import torch
+
+from tools_helpers import NUM_CLASSES, REPO, SEED_LOSSES, STUDENT
+
+
+def val_batch(shapes_data):
+    from kdzoo.adapters.cls import ImageFolderCls
+    val = ImageFolderCls(shapes_data['val'])
+    images = torch.stack([item['inputs'] for item in val]).float()
+    return images, torch.tensor([item['data_samples'] for item in val])
+
+
+def test_exported_student_loads_in_plain_timm_and_tests(trained, shapes_data, tmp_path):
+    from tools.test import main as test_main
+    config, work_dir, runner, _, _ = trained('kd', SEED_LOSSES['kd'])
+    checkpoint, out = str(work_dir / 'iter_2.pth'), str(tmp_path / 'student.pth')
+    subprocess.run([sys.executable, 'tools/export_student.py', config, checkpoint, out],
+                   cwd=REPO, check=True, capture_output=True)
+    plain = timm.create_model(STUDENT['model_name'], num_classes=NUM_CLASSES)
+    plain.load_state_dict(torch.load(out, weights_only=True))
+    plain.eval()
+    student = runner.model.student.eval()
+    images, labels = val_batch(shapes_data)
+    with torch.no_grad():
+        expected = student(images)
+        logits = plain(student.preprocess(images))
+    assert torch.allclose(logits, expected, atol=1e-5)
+    # tools/test.py evaluates the same student from the training checkpoint
+    metrics = test_main([config, checkpoint, '--work-dir', str(tmp_path / 'test')])
+    top1 = 100.0 * (logits.argmax(1) == labels).float().mean().item()
+    assert metrics['cls/top1'] == top1

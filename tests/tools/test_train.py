@@ -1,0 +1,133 @@
+"""tools/train.py on tiny timm models and the generated shapes set: a 2-iteration run with each
+seed loss, --dry-run, --resume, the teacher check, and build-time errors for bad configs."""
+import json
+import math
+import shutil
+
+import pytest
+import torch
+
+from kdzoo.checkpoint import load_file, state_dict_of
+from tools_helpers import SEED_LOSSES, STUDENT, TEACHER, log_text, scalars_text
+
+
+def scalar_rows(work_dir):
+    return [json.loads(line) for line in scalars_text(work_dir).splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize('name', sorted(SEED_LOSSES))
+def test_two_iterations_train_the_student_only(trained, name):
+    _, work_dir, runner, before, teacher_before = trained(name, SEED_LOSSES[name])
+    model = runner.model
+    assert runner.iter == 2
+    keys = [f'distill.loss_{item["name"]}' for item in SEED_LOSSES[name]['losses']]
+    rows = [row for row in scalar_rows(work_dir) if 'loss_cls' in row]
+    assert len(rows) == 2
+    for row in rows:
+        assert all(key in row and math.isfinite(row[key]) for key in keys), row
+        assert math.isfinite(row['loss'])
+    after = model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert any(k.startswith('distiller.student.model.') for k in changed)
+    if 'connectors' in SEED_LOSSES[name]:
+        assert any(k.startswith('distiller.connectors.') for k in changed)
+    # the teacher: frozen, in eval mode, outside the checkpoint
+    assert all(torch.equal(v, teacher_before[k]) for k, v in model.teacher.state_dict().items())
+    assert not model.teacher.training
+    assert all(not p.requires_grad for p in model.teacher.parameters())
+    saved = state_dict_of(load_file(work_dir / 'iter_2.pth'))
+    assert saved and not any('teacher' in k for k in saved)
+
+
+def test_teacher_check_runs_before_training(trained, teacher_checkpoint, shapes_data):
+    _, work_dir, runner, _, _ = trained('kd', SEED_LOSSES['kd'])
+    log = log_text(work_dir)[-1]
+    assert 'teacher check (teacher on the val set): cls/top1:' in log
+    assert log.index('teacher check') < log.index('Iter(train) [1/2]')
+    # the logged value is the accuracy of the teacher (not of the student) on the val set
+    from kdzoo.adapters.cls import ImageFolderCls
+    val = ImageFolderCls(shapes_data['val'])
+    images = torch.stack([item['inputs'] for item in val]).float()
+    labels = torch.tensor([item['data_samples'] for item in val])
+    with torch.no_grad():
+        top1 = 100.0 * (runner.model.teacher(images).argmax(1) == labels).float().mean().item()
+    assert runner.message_hub.get_info('teacher_check/cls/top1') == pytest.approx(top1)
+
+
+def test_dry_run_prints_every_item(distill_config, capsys):
+    from tools.train import main
+    config, work_dir = distill_config('dry', SEED_LOSSES['mldrkd'])
+    runner = main([config, '--dry-run'])
+    out = capsys.readouterr().out
+    assert runner.iter == 0 and not list(work_dir.glob('*.pth'))
+    lines = [line for line in out.splitlines() if line.startswith('  dfra_')]
+    assert len(lines) == 2, out
+    stage2, fused = lines
+    assert "student ['stage2'] [(4, 48, 8, 8)] -> connector msdf.branches.0 -> [(4, 4)]" in stage2
+    assert "student ['stage2', 'stage4'] [(4, 48, 8, 8), (4, 96, 2, 2)] -> connector msdf" in fused
+    for line in lines:
+        assert "teacher 'logits' (4, 4) | DFRALoss = " in line
+        value = float(line.split('DFRALoss = ')[1].split()[0])
+        assert math.isfinite(value) and value >= 0
+    assert 'distill.loss_dfra_fused = ' in out and 'loss_cls = ' in out
+
+
+def test_resume_continues_from_the_saved_iteration(distill_config):
+    import mmengine.runner.checkpoint as mm_checkpoint
+
+    from kdzoo.checkpoint import _weights_only_torch_load
+    from tools.train import main
+    config, work_dir = distill_config('resume', SEED_LOSSES['kd'])
+    main([config])
+    assert (work_dir / 'iter_2.pth').is_file()
+    # a second file name, so that MMEngine names the second run's logger differently
+    again = shutil.copy(config, config.replace('.py', '_again.py'))
+    runner = main([again, '--resume', '--cfg-options', 'train_cfg.max_iters=4',
+                   'distill_cfg.teacher_check=False'])
+    assert mm_checkpoint._safe_torch_load is _weights_only_torch_load  # resumed with weights_only
+    assert runner.iter == 4
+    assert (work_dir / 'iter_4.pth').is_file()
+    log = log_text(work_dir)[-1]
+    assert 'resumed epoch: 0, iter: 2' in log
+    assert 'Iter(train) [3/4]' in log and 'Iter(train) [1/4]' not in log
+    assert 'teacher check' not in log  # distill_cfg.teacher_check=False
+
+
+def test_teacher_check_false_adds_no_hook():
+    from mmengine.config import Config
+
+    from kdzoo.adapters import wrap
+    distill_cfg = dict(teacher=dict(config=TEACHER), losses=SEED_LOSSES['kd']['losses'])
+    hooks = wrap(Config(dict(model=STUDENT, distill_cfg=distill_cfg))).get('custom_hooks', [])
+    assert [h['type'] for h in hooks] == ['TeacherCheckHook']
+    distill_cfg['teacher_check'] = False
+    assert not wrap(Config(dict(model=STUDENT, distill_cfg=distill_cfg))).get('custom_hooks')
+
+
+KD = dict(student='logits', teacher='logits', loss=dict(type='KDLoss'))
+
+
+@pytest.mark.filterwarnings('ignore:distill_cfg.teacher has no checkpoint')
+@pytest.mark.parametrize('student, teacher, items, error, match', [
+    (dict(STUDENT, model_name='resnet18x'), {}, [KD], ValueError,
+     r"unknown timm model 'resnet18x'; closest timm names: \[.*'resnet18'"),
+    (STUDENT, {}, [dict(KD, student='model.layer9')], ValueError,
+     r"student tap 'model.layer9' is not a module .* Closest valid paths: \[.*'model.layer1'"),
+    (STUDENT, {}, [dict(KD, teacher='stage5')], ValueError,
+     r"teacher tap 'stage5' is not a module of TimmClassifier. Closest valid paths: \['stage4'"),
+    (STUDENT, dict(config=dict(TEACHER, num_classes=3)), [KD], ValueError,
+     r'student has num_classes=4 and the teacher num_classes=3'),
+    (STUDENT, dict(checkpoint='missing/teacher.pth'), [KD], RuntimeError,
+     r'checkpoint not found: missing/teacher.pth'),
+], ids=['timm-name', 'module-tap', 'reserved-tap', 'num-classes', 'teacher-checkpoint'])
+def test_bad_configs_fail_when_built(shapes_data, tmp_path, request, student, teacher, items,
+                                     error, match):
+    from tools.train import build_runner, parse_args
+    from tools_helpers import runner_config, write_config
+    distill_cfg = dict(teacher=dict(dict(config=TEACHER), **teacher), losses=items)
+    name = 'bad_' + request.node.callspec.id.replace('-', '_')
+    config = write_config(tmp_path / f'{name}.py', runner_config(shapes_data, tmp_path / 'work',
+                                                             model=student,
+                                                             distill_cfg=distill_cfg))
+    with pytest.raises(error, match=match):
+        build_runner(parse_args([config]))
