@@ -1,3 +1,7 @@
-# Quick-start student trained alone (the baseline the distilled student is compared with).
+# Quick-start student, trained alone (the baseline the distilled student is compared with):
+# a small ViT (4 blocks, width 128, 4x4 patches -> an 8x8 token grid at 32 px, average-pooled
+# tokens instead of a CLS token, so its dense logits pool back exactly to its logits).
 _base_ = './_base_.py'
-model = dict(type='TimmClassifier', model_name='resnet10t', num_classes=10)
+model = dict(type='TimmClassifier', model_name='vit_tiny_patch16_224', num_classes=10,
+             img_size=32, patch_size=4, depth=4, embed_dim=128, num_heads=4,
+             class_token=False, global_pool='avg')

@@ -1,0 +1,204 @@
+"""``DistillSegmentor``: an mmseg ``EncoderDecoder`` student, a frozen teacher segmentor of any
+family and a :class:`kdzoo.distiller.Distiller`.
+
+Built by ``kdzoo.adapters.wrap`` from an mmseg config with ``distill_cfg`` (docs/distill_cfg.md)::
+
+    model = dict(type='kdzoo.DistillSegmentor',
+                 student=<the config's EncoderDecoder dict>,
+                 distill_cfg=dict(
+                     teacher=dict(config='mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_'
+                                         '8xb2-160k_ade20k-512x512.py',
+                                  checkpoint='upernet_swin_tiny_ade20k.pth'),
+                     losses=[dict(student='logits', teacher='logits',
+                                  loss=dict(type='MSDCRDLoss'))]),
+                 data_preprocessor=<the student's SegDataPreProcessor dict>)
+
+Reserved readouts (:data:`RESERVED`): ``'logits'``, the decode head's class-logit map before it
+is resized to the image (``(B, K, H/4, W/4)`` for UPerNet, ``H/8`` for d8 models: the losses
+align the grids through :mod:`kdzoo.layout`), and ``'stage1'..'stage4'``, the backbone's i-th
+output. Any module path of the segmentor (``'decode_head.bottleneck'``) is a tap too.
+
+Training loss: the student's own losses (``decode.loss_ce``, ``aux.loss_ce``) from one student
+forward (backbone, neck, decode head once), plus ``distill.loss_<name>`` per item. ``predict`` /
+``tensor`` run the student, or the teacher inside ``with model.predicting_with_teacher():``
+(the teacher check hook). The teacher gets the student's preprocessed batch.
+"""
+from contextlib import contextmanager
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.registry import DefaultScope
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import MODELS as SEG_MODELS
+from mmseg.utils import add_prefix
+
+from kdzoo.distiller import Distiller
+from kdzoo.registry import MODELS
+from kdzoo.teacher import build_teacher
+
+STAGES = ('stage1', 'stage2', 'stage3', 'stage4')
+RESERVED = ('logits',) + STAGES
+
+
+def build_mmseg(cfg):
+    """Build an mmseg model dict (``EncoderDecoder``, ``SegDataPreProcessor``) in mmseg's scope,
+    whatever the caller's default scope; an ``nn.Module`` is returned as it is."""
+    if isinstance(cfg, torch.nn.Module):
+        return cfg
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        return SEG_MODELS.build(cfg)
+
+
+def taps_of(item):
+    """``(student taps, teacher tap)`` of an item dict."""
+    student = item['student']
+    return ([student] if isinstance(student, str) else list(student)), item['teacher']
+
+
+def check_segmentor(model, side):
+    """The adapter runs ``backbone`` (+ ``neck``) + one ``decode_head``: an ``EncoderDecoder``."""
+    head = getattr(model, 'decode_head', None)
+    if not hasattr(model, 'backbone') or not isinstance(head, BaseDecodeHead):
+        raise ValueError(
+            f'the {side} must be an mmseg EncoderDecoder with one decode head, got '
+            f'{type(model).__name__} (decode_head: {type(head).__name__})')
+
+
+def check_num_classes(items, student, teacher):
+    """An item pairing logit maps needs the same classes on both sides."""
+    s_classes, t_classes = student.decode_head.num_classes, teacher.decode_head.num_classes
+    for index, item in enumerate(items):
+        student_taps, teacher_tap = taps_of(item)
+        if student_taps == ['logits'] and teacher_tap == 'logits' and s_classes != t_classes:
+            raise ValueError(
+                f"distill item {index} pairs the student's 'logits' with the teacher's 'logits', "
+                f'but the student has num_classes={s_classes} and the teacher '
+                f'num_classes={t_classes}; logit losses compare the same classes. Use a teacher '
+                'trained on the student\'s classes (distill_cfg.teacher.cfg_options='
+                f"{{'decode_head.num_classes': {s_classes}}} re-initialises its head, so it must "
+                'be fine-tuned first), or distil features (stage taps) instead.')
+
+
+def run_segmentor(model, inputs, decode=True):
+    """One forward of an ``EncoderDecoder`` through ``__call__`` (so taps record):
+    ``(backbone outputs, neck outputs, decode-head logits or None)``."""
+    stages = model.backbone(inputs)
+    feats = model.neck(stages) if model.with_neck else stages
+    logits = model.decode_head(feats) if decode else None
+    return stages, feats, logits
+
+
+def readouts(stages, logits, names, side):
+    """The reserved readouts ``names`` from one forward."""
+    out = {}
+    for name in names:
+        if name == 'logits':
+            out[name] = logits
+            continue
+        index = STAGES.index(name)
+        if index >= len(stages):
+            raise ValueError(f'{side} tap {name!r}: the backbone returns {len(stages)} outputs '
+                             f'(set its out_indices), not {index + 1}')
+        out[name] = stages[index]
+    return out
+
+
+@MODELS.register_module()
+class DistillSegmentor(BaseModel):
+    """Distil an mmseg ``EncoderDecoder`` student from a frozen teacher segmentor.
+
+    Args:
+        student: the student's model dict (built by mmseg's ``MODELS``) or module.
+        distill_cfg: ``dict(teacher=dict(config=..., checkpoint=..., cfg_options=...,
+            strict=True), losses=[...], connectors=dict(...), teacher_check=True)``;
+            ``teacher.config`` is an mmseg config (``'mmseg::...'`` or a path) whose ``model``
+            is used, or an inline model dict. ``teacher_check`` is read by
+            ``kdzoo.adapters.wrap`` (the hook), not here.
+        data_preprocessor: a ``SegDataPreProcessor`` dict; defaults to the student's own.
+    """
+
+    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None):
+        student = build_mmseg(student)
+        check_segmentor(student, 'student')
+        preprocessor = build_mmseg(data_preprocessor) if data_preprocessor else None
+        super().__init__(data_preprocessor=preprocessor or student.data_preprocessor,
+                         init_cfg=init_cfg)
+        teacher = build_teacher(distill_cfg['teacher'], build_model=build_mmseg)
+        check_segmentor(teacher, 'teacher')
+        losses = list(distill_cfg['losses'])
+        check_num_classes(losses, student, teacher)
+        self.distiller = Distiller(student, teacher, losses, distill_cfg.get('connectors'),
+                                   student_readouts=RESERVED, teacher_readouts=RESERVED)
+        self.student_names = sorted({t for item in losses for t in taps_of(item)[0]
+                                     if t in RESERVED})
+        teacher_taps = {taps_of(item)[1] for item in losses}
+        self.teacher_names = sorted(teacher_taps & set(RESERVED))
+        # the teacher's decode head runs only when a tap needs it (stage-only items skip it)
+        self.teacher_decodes = 'logits' in teacher_taps or not teacher_taps <= set(STAGES)
+        self.use_teacher = False
+
+    @property
+    def student(self):
+        return self.distiller.student
+
+    @property
+    def teacher(self):
+        return self.distiller.teacher
+
+    @contextmanager
+    def predicting_with_teacher(self):
+        """Inside, ``predict`` / ``tensor`` modes run the teacher instead of the student."""
+        previous, self.use_teacher = self.use_teacher, True
+        try:
+            yield self
+        finally:
+            self.use_teacher = previous
+
+    def teacher_readouts(self, inputs):
+        def run():
+            stages, _, logits = run_segmentor(self.teacher, inputs, self.teacher_decodes)
+            return readouts(stages, logits, self.teacher_names, 'teacher')
+        return self.distiller.run_teacher(run)
+
+    def student_step(self, inputs, data_samples):
+        """One student forward: ``(its losses, its readouts)``; the decode head runs once unless
+        it overrides ``loss`` (then its loss comes from its own ``loss``)."""
+        student = self.student
+        stages, feats, logits = run_segmentor(student, inputs)
+        head = student.decode_head
+        if type(head).loss is BaseDecodeHead.loss:
+            decode = head.loss_by_feat(logits, data_samples)
+        else:
+            decode = head.loss(feats, data_samples, student.train_cfg)
+        losses = add_prefix(decode, 'decode')
+        if student.with_auxiliary_head:
+            losses.update(student._auxiliary_head_forward_train(feats, data_samples))
+        return losses, readouts(stages, logits, self.student_names, 'student')
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        if mode == 'loss':
+            self.distiller.start()
+            losses, student = self.student_step(inputs, data_samples)
+            teacher = self.teacher_readouts(inputs)
+            losses.update(self.distiller.distill_losses(student, teacher))
+            return losses
+        if mode not in ('predict', 'tensor'):
+            raise ValueError(f'DistillSegmentor: invalid mode {mode!r}; '
+                             "expected 'loss', 'predict' or 'tensor'")
+        method = 'predict' if mode == 'predict' else '_forward'
+        if self.use_teacher:
+            return self.distiller.run_teacher(getattr(self.teacher, method), inputs, data_samples)
+        return getattr(self.student, method)(inputs, data_samples)
+
+    def describe_step(self, inputs, data_samples=None):
+        """One line per distill item (taps, shapes, connector, loss value) for ``--dry-run``."""
+        with torch.no_grad():
+            self.distiller.start()
+            _, student = self.student_step(inputs, data_samples)
+            teacher = self.teacher_readouts(inputs)
+            return self.distiller.describe(student, teacher)
+
+
+def export_state_dict(state_dict):
+    """The student's ``EncoderDecoder`` state dict as it is (``mmseg.apis.init_model`` loads it)."""
+    return dict(state_dict)
