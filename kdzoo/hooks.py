@@ -1,4 +1,6 @@
 """MMEngine hooks shared by all task adapters."""
+import numbers
+
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -21,11 +23,12 @@ class TeacherCheckHook(Hook):
         if runner.val_loop is None:
             runner.logger.warning('teacher check skipped: the config has no val_dataloader')
             return
-        metrics = evaluate_teacher(runner)
+        metrics = {k: float(v) if isinstance(v, numbers.Real) else v
+                   for k, v in evaluate_teacher(runner).items()}
         runner.logger.info('teacher check (teacher on the val set): ' + ', '.join(
             f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items()))
         for key, value in metrics.items():
-            if isinstance(value, (int, float)):
+            if isinstance(value, float):
                 runner.message_hub.update_info(f'teacher_check/{key}', value)
 
 

@@ -24,9 +24,12 @@ def export(config, checkpoint, out):
     from kdzoo.adapters import student_state_dict, task_of
     from tools.train import load_config
     cfg = load_config(config)
-    weights = student_state_dict(cfg, state_dict_of(load_file(checkpoint)))
-    task = task_of(cfg)
-    payload = weights if task == 'cls' else {'state_dict': weights, 'meta': {'exported_by': 'kdzoo'}}
+    loaded = load_file(checkpoint)
+    weights = student_state_dict(cfg, state_dict_of(loaded))
+    meta = {'exported_by': 'kdzoo'}
+    if isinstance(loaded.get('meta'), dict) and 'dataset_meta' in loaded['meta']:
+        meta['dataset_meta'] = loaded['meta']['dataset_meta']  # class names for init_model
+    payload = weights if task_of(cfg) == 'cls' else {'state_dict': weights, 'meta': meta}
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     torch.save(payload, out)
     return weights

@@ -13,10 +13,13 @@ plainly whether distillation helped in this budget. ``--fast`` shrinks everythin
 (the test suite runs it).
 """
 import argparse
-import os
 import os.path as osp
+import sys
 import time
 from types import SimpleNamespace
+
+if __package__ in (None, ''):  # run as `python tools/quickstart.py`: make `tools` importable
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch
 

@@ -59,6 +59,10 @@ def build_runner(args):
     cfg = wrap(load_config(args.config, args.cfg_options, args.work_dir))
     cfg.launcher = args.launcher
     if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            raise SystemExit('--amp needs a CUDA GPU (MMEngine\'s AmpOptimWrapper); none is '
+                             'visible here. Train without --amp on the CPU.')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':

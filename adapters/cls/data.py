@@ -63,14 +63,18 @@ class ImageFolderCls(ClsDataset):
         root: the folder holding one sub-folder per class.
         size: resize every image to ``size`` (int or ``(h, w)``) when loading; ``None`` keeps it.
         augment, padding: see the module docstring.
+        cache: keep decoded images in memory (small sets with ``num_workers=0``: each image is
+            decoded once instead of every epoch).
     """
 
-    def __init__(self, root, size=None, augment=False, padding=None):
+    def __init__(self, root, size=None, augment=False, padding=None, cache=False):
         if not os.path.isdir(root):
             raise FileNotFoundError(f'ImageFolderCls: folder not found: {root}')
         classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
         super().__init__(classes, augment, padding)
         self.size = (size, size) if isinstance(size, int) else size
+        self.cache = cache
+        self.cached = {}
         self.samples = [(os.path.join(root, name, f), label)
                         for label, name in enumerate(classes)
                         for f in sorted(os.listdir(os.path.join(root, name)))
@@ -82,15 +86,23 @@ class ImageFolderCls(ClsDataset):
     def __len__(self):
         return len(self.samples)
 
-    def __getitem__(self, index):
+    def load(self, index):
+        """The decoded ``(3, H, W)`` uint8 image ``index`` (kept in memory with ``cache=True``)."""
+        if index in self.cached:
+            return self.cached[index]
         from PIL import Image
-        path, label = self.samples[index]
-        with Image.open(path) as image:
+        with Image.open(self.samples[index][0]) as image:
             image = image.convert('RGB')
             if self.size is not None and image.size != self.size[::-1]:
                 image = image.resize(self.size[::-1], Image.BILINEAR)
             array = np.asarray(image, dtype=np.uint8)
-        return self.item(torch.from_numpy(array.copy()).permute(2, 0, 1), label)
+        tensor = torch.from_numpy(array.copy()).permute(2, 0, 1)
+        if self.cache:
+            self.cached[index] = tensor
+        return tensor
+
+    def __getitem__(self, index):
+        return self.item(self.load(index), self.samples[index][1])
 
 
 def cifar_folder(root):

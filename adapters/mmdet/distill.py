@@ -176,6 +176,13 @@ class DistillDetector(BaseModel):
         self.teacher_norm = normalisation(teacher.data_preprocessor)
         self.use_teacher = False
 
+    def init_weights(self):
+        """Initialise the student as mmdet would (pretrained backbone, head priors): the runner's
+        ``init_weights`` does not reach it through the plain ``nn.Module`` distiller."""
+        super().init_weights()
+        if not getattr(self.student, 'is_init', False):
+            self.student.init_weights()
+
     @property
     def student(self):
         return self.distiller.student

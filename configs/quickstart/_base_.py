@@ -9,12 +9,12 @@ batch_size = 64
 
 train_dataloader = dict(
     batch_size=batch_size, num_workers=0,
-    dataset=dict(type='ImageFolderCls', root=data_root + '/train', augment=True),
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='ImageFolderCls', root=data_root + '/train', augment=True, cache=True),
+    sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='default_collate'))
 val_dataloader = dict(
     batch_size=128, num_workers=0,
-    dataset=dict(type='ImageFolderCls', root=data_root + '/val'),
+    dataset=dict(type='ImageFolderCls', root=data_root + '/val', cache=True),
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='default_collate'))
 test_dataloader = val_dataloader

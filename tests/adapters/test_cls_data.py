@@ -147,3 +147,16 @@ def test_runner_trains_distills_and_evaluates_teacher_and_student(tmp_path):
     plain = timm.create_model('test_resnet', num_classes=3, pretrained=False)
     plain.load_state_dict(exported)  # strict: exactly the timm model's keys
     assert torch.equal(exported['fc.weight'], runner.model.student.model.fc.weight)
+
+
+def test_image_folder_cache_decodes_each_file_once(tmp_path, monkeypatch):
+    folders = make_shapes_dataset(str(tmp_path), num_classes=2, per_class=(3, 1))
+    plain = ImageFolderCls(folders['train'])
+    cached = ImageFolderCls(folders['train'], cache=True)
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, 'open', lambda path, *a, **k: opened.append(path) or real_open(path, *a, **k))
+    for _ in range(2):
+        for i in range(len(cached)):
+            assert torch.equal(cached[i]['inputs'], plain[i]['inputs'])
+    assert len(opened) == 2 * len(plain) + len(cached)

@@ -2,12 +2,15 @@
 mmdet's CocoDataset with the quick-start pipeline."""
 import filecmp
 import json
+import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from kdzoo.adapters.mmdet.data import CLASSES, make_det_dataset, shape_mask
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_same_arguments_same_files(tmp_path):
@@ -48,7 +51,7 @@ def test_coco_dataset_reads_it_with_empty_images(tmp_path):
     import kdzoo.adapters.mmdet  # noqa: F401  (registers mmdet's modules)
     from mmdet.registry import DATASETS
     data = make_det_dataset(tmp_path, num_images=(4, 2), size=64)
-    cfg = Config.fromfile('configs/det/_base_/quickstart.py').train_dataloader.dataset
+    cfg = Config.fromfile(os.path.join(REPO, 'configs/det/_base_/quickstart.py')).train_dataloader.dataset
     cfg.data_root = data['root'] + '/'
     init_default_scope('mmdet')
     dataset = DATASETS.build(cfg)
