@@ -77,6 +77,8 @@ def dry_run(runner):
     import torch
     from mmengine.model import is_model_wrapper
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    if hasattr(model, 'init_weights'):
+        model.init_weights()  # as runner.train() does: pretrained backbones, head bias priors
     data = next(iter(runner.train_dataloader))
     data = model.data_preprocessor(data, True)
     model.train()

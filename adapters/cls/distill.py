@@ -16,8 +16,6 @@ Taps are the reserved readouts of :mod:`kdzoo.adapters.cls.model` or module path
 classifier (``'model.layer3'``). ``predict`` / ``tensor`` run the student, or the teacher inside
 ``with model.predicting_with_teacher():`` (the teacher check hook uses that).
 """
-from contextlib import contextmanager
-
 import torch
 from mmengine.model import BaseModel
 
@@ -25,32 +23,21 @@ from kdzoo.distiller import Distiller
 from kdzoo.registry import MODELS, build
 from kdzoo.teacher import build_teacher
 
+from ..base import DistillModelMixin, check_same_classes, taps_of
 from .model import LOGIT_READOUTS, RESERVED, ClsDataPreprocessor, check_mode, predictions
-
-
-def taps_of(item):
-    """``(student taps, teacher tap)`` of an item dict."""
-    student = item['student']
-    return ([student] if isinstance(student, str) else list(student)), item['teacher']
 
 
 def check_num_classes(items, student, teacher):
     """An item pairing logits with logits needs the same classes on both sides."""
-    for index, item in enumerate(items):
-        student_taps, teacher_tap = taps_of(item)
-        if (all(t in LOGIT_READOUTS for t in student_taps) and teacher_tap in LOGIT_READOUTS
-                and student.num_classes != teacher.num_classes):
-            raise ValueError(
-                f'distill item {index} pairs student {student_taps} with teacher {teacher_tap!r}, '
-                f'but the student has num_classes={student.num_classes} and the teacher '
-                f'num_classes={teacher.num_classes}; logit losses compare the same classes. Use a '
-                'teacher trained on the student\'s classes, or set distill_cfg.teacher.cfg_options='
-                f'dict(num_classes={student.num_classes}) (with strict=False the teacher head is '
-                'then re-initialised, so it must be fine-tuned first).')
+    check_same_classes(
+        items, LOGIT_READOUTS, student.num_classes, teacher.num_classes,
+        "Use a teacher trained on the student's classes, or set distill_cfg.teacher.cfg_options="
+        f'dict(num_classes={student.num_classes}) (with strict=False the teacher head is then '
+        're-initialised, so it must be fine-tuned first).')
 
 
 @MODELS.register_module()
-class DistillClassifier(BaseModel):
+class DistillClassifier(DistillModelMixin, BaseModel):
     """Distil a :class:`TimmClassifier` student from a frozen teacher.
 
     Args:
@@ -76,24 +63,6 @@ class DistillClassifier(BaseModel):
         self.teacher_names = [taps_of(item)[1] for item in losses if taps_of(item)[1] in RESERVED]
         student.check_readouts(self.student_names)
         teacher.check_readouts(self.teacher_names)
-        self.use_teacher = False
-
-    @property
-    def student(self):
-        return self.distiller.student
-
-    @property
-    def teacher(self):
-        return self.distiller.teacher
-
-    @contextmanager
-    def predicting_with_teacher(self):
-        """Inside, ``predict`` / ``tensor`` modes run the teacher instead of the student."""
-        previous, self.use_teacher = self.use_teacher, True
-        try:
-            yield self
-        finally:
-            self.use_teacher = previous
 
     def step_readouts(self, inputs):
         """Arm the taps and run both models once: ``(student readouts, teacher readouts)``."""

@@ -27,8 +27,6 @@ Teacher and student may be different detector types; each keeps its own input no
 (the student's normalised batch is converted to the teacher's mean / std / channel order).
 ``predict`` / ``tensor`` run the student, or the teacher inside ``predicting_with_teacher()``.
 """
-from contextlib import contextmanager
-
 import torch
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
@@ -37,6 +35,8 @@ from kdzoo.distiller import Distiller
 from kdzoo.registry import MODELS
 from kdzoo.taps import Taps
 from kdzoo.teacher import build_teacher
+
+from ..base import DistillModelMixin, taps_of
 
 RESERVED = ('cls_scores',)
 
@@ -56,12 +56,6 @@ def dense_head_name(detector):
         if isinstance(getattr(detector, name, None), BaseDenseHead):
             return name
     return None
-
-
-def taps_of(item):
-    """``(student taps, teacher tap)`` of an item dict."""
-    student = item['student']
-    return ([student] if isinstance(student, str) else list(student)), item['teacher']
 
 
 def num_levels(detector, tap):
@@ -137,7 +131,7 @@ def renormalise(inputs, source, target):
 
 
 @MODELS.register_module()
-class DistillDetector(BaseModel):
+class DistillDetector(DistillModelMixin, BaseModel):
     """Distil an mmdet detector from a frozen teacher detector.
 
     Args:
@@ -174,7 +168,6 @@ class DistillDetector(BaseModel):
             t == 'cls_scores' or t.startswith(self.teacher_head + '.') or t == self.teacher_head
             for t in teacher_taps)
         self.teacher_norm = normalisation(teacher.data_preprocessor)
-        self.use_teacher = False
 
     def init_weights(self):
         """Initialise the student as mmdet would (pretrained backbone, head priors): the runner's
@@ -183,22 +176,6 @@ class DistillDetector(BaseModel):
         if not getattr(self.student, 'is_init', False):
             self.student.init_weights()
 
-    @property
-    def student(self):
-        return self.distiller.student
-
-    @property
-    def teacher(self):
-        return self.distiller.teacher
-
-    @contextmanager
-    def predicting_with_teacher(self):
-        """Inside, ``predict`` / ``tensor`` modes run the teacher instead of the student."""
-        previous, self.use_teacher = self.use_teacher, True
-        try:
-            yield self
-        finally:
-            self.use_teacher = previous
 
     def teacher_inputs(self, inputs):
         """The batch as the teacher's own data preprocessor would have normalised it."""

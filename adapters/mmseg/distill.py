@@ -23,8 +23,6 @@ forward (backbone, neck, decode head once), plus ``distill.loss_<name>`` per ite
 ``tensor`` run the student, or the teacher inside ``with model.predicting_with_teacher():``
 (the teacher check hook). The teacher gets the student's preprocessed batch.
 """
-from contextlib import contextmanager
-
 import torch
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
@@ -35,6 +33,8 @@ from mmseg.utils import add_prefix
 from kdzoo.distiller import Distiller
 from kdzoo.registry import MODELS
 from kdzoo.teacher import build_teacher
+
+from ..base import DistillModelMixin, check_same_classes, taps_of
 
 STAGES = ('stage1', 'stage2', 'stage3', 'stage4')
 RESERVED = ('logits',) + STAGES
@@ -49,12 +49,6 @@ def build_mmseg(cfg):
         return SEG_MODELS.build(cfg)
 
 
-def taps_of(item):
-    """``(student taps, teacher tap)`` of an item dict."""
-    student = item['student']
-    return ([student] if isinstance(student, str) else list(student)), item['teacher']
-
-
 def check_segmentor(model, side):
     """The adapter runs ``backbone`` (+ ``neck``) + one ``decode_head``: an ``EncoderDecoder``."""
     head = getattr(model, 'decode_head', None)
@@ -66,17 +60,12 @@ def check_segmentor(model, side):
 
 def check_num_classes(items, student, teacher):
     """An item pairing logit maps needs the same classes on both sides."""
-    s_classes, t_classes = student.decode_head.num_classes, teacher.decode_head.num_classes
-    for index, item in enumerate(items):
-        student_taps, teacher_tap = taps_of(item)
-        if student_taps == ['logits'] and teacher_tap == 'logits' and s_classes != t_classes:
-            raise ValueError(
-                f"distill item {index} pairs the student's 'logits' with the teacher's 'logits', "
-                f'but the student has num_classes={s_classes} and the teacher '
-                f'num_classes={t_classes}; logit losses compare the same classes. Use a teacher '
-                'trained on the student\'s classes (distill_cfg.teacher.cfg_options='
-                f"{{'decode_head.num_classes': {s_classes}}} re-initialises its head, so it must "
-                'be fine-tuned first), or distil features (stage taps) instead.')
+    s_classes = student.decode_head.num_classes
+    check_same_classes(
+        items, ('logits',), s_classes, teacher.decode_head.num_classes,
+        "Use a teacher trained on the student's classes (distill_cfg.teacher.cfg_options="
+        f"{{'decode_head.num_classes': {s_classes}}} re-initialises its head, so it must be "
+        'fine-tuned first), or distil features (stage taps) instead.')
 
 
 def run_segmentor(model, inputs, decode=True):
@@ -104,7 +93,7 @@ def readouts(stages, logits, names, side):
 
 
 @MODELS.register_module()
-class DistillSegmentor(BaseModel):
+class DistillSegmentor(DistillModelMixin, BaseModel):
     """Distil an mmseg ``EncoderDecoder`` student from a frozen teacher segmentor.
 
     Args:
@@ -135,24 +124,6 @@ class DistillSegmentor(BaseModel):
         self.teacher_names = sorted(teacher_taps & set(RESERVED))
         # the teacher's decode head runs only when a tap needs it (stage-only items skip it)
         self.teacher_decodes = 'logits' in teacher_taps or not teacher_taps <= set(STAGES)
-        self.use_teacher = False
-
-    @property
-    def student(self):
-        return self.distiller.student
-
-    @property
-    def teacher(self):
-        return self.distiller.teacher
-
-    @contextmanager
-    def predicting_with_teacher(self):
-        """Inside, ``predict`` / ``tensor`` modes run the teacher instead of the student."""
-        previous, self.use_teacher = self.use_teacher, True
-        try:
-            yield self
-        finally:
-            self.use_teacher = previous
 
     def teacher_readouts(self, inputs):
         def run():
