@@ -1,0 +1,92 @@
+"""tools/plug_and_play.py: the --smoke matrix writes finite CSV rows, the markdown and the PNG; a
+rerun skips every row; every classification loss entry builds and gives finite losses; the
+schedule is rescaled to the iterations; a task whose adapter does not import fails clearly."""
+import csv
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from tools import plug_and_play as pnp
+
+
+@pytest.fixture(scope='module')
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp('pnp')
+    summary = pnp.main(['--smoke', '--out', str(out)])
+    return out, summary
+
+
+def rows_of(out):
+    with open(out / pnp.CSV_NAME, newline='') as f:
+        return list(csv.DictReader(f))
+
+
+def test_smoke_writes_finite_rows_markdown_and_png(smoke):
+    out, summary = smoke
+    rows = rows_of(out)
+    assert len(rows) == len(summary['done']) and not summary['skipped']
+    tasks = {r['task'] for r in rows}
+    assert 'cls' in tasks and tasks <= set(pnp.TASKS)
+    cls_rows = [r for r in rows if r['task'] == 'cls']
+    assert sorted({r['pair'] for r in cls_rows}) == sorted(pnp.TASKS['cls'].smoke_pairs)
+    assert {r['loss'] for r in rows} == {'none', 'MSDCRD'}
+    for row in rows:
+        assert row['iters'] == '2' and row['seed'] == '0'
+        for key in ('metric', 'teacher_metric', 'student_alone_metric', 'gain', 'iter_s',
+                    'student_step_s'):
+            assert math.isfinite(float(row[key])), (key, row)
+        if row['loss'] == 'none':
+            assert float(row['gain']) == 0 and row['step_ratio'] == ''
+        else:
+            assert abs(float(row['gain']) - (float(row['metric'])
+                                             - float(row['student_alone_metric']))) < 1e-6
+            assert float(row['step_ratio']) > 0 and 0 < float(row['loss_share']) < 1
+    md = (out / pnp.MD_NAME).read_text()
+    for row in rows:
+        assert f'## {row["task"]}: {row["pair"]}' in md
+    assert '| MSDCRD | 1 |' in md and '| none (student alone) | 1 |' in md
+    assert (out / pnp.PNG_NAME).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_rerun_skips_existing_rows(smoke, capsys):
+    out, first = smoke
+    before = (out / pnp.CSV_NAME).read_text()
+    summary = pnp.main(['--smoke', '--out', str(out)])
+    assert summary['done'] == [] and sorted(summary['skipped']) == sorted(first['done'])
+    assert (out / pnp.CSV_NAME).read_text() == before
+    assert capsys.readouterr().out.count('skipped (already in the CSV)') == len(first['done'])
+
+
+@pytest.mark.parametrize('loss', sorted(pnp.CLS_LOSSES))
+def test_every_cls_loss_entry_builds_and_is_finite(loss):
+    from kdzoo.adapters.cls import DistillClassifier
+    from mmengine.config import Config
+    teacher, student = pnp.TASKS['cls'].smoke_pairs['tiny-vit_to_tiny-resnet']
+    p = pnp.probe_pair('cls', (teacher, student), 100)
+    assert p.num_classes == 24 and len(p.student) == 4 and len(p.teacher) == 4
+    model = DistillClassifier(
+        student=Config.fromfile(f'{pnp.REPO}/{student}').model,
+        distill_cfg=dict(teacher=dict(config=f'{pnp.REPO}/{teacher}'), **pnp.CLS_LOSSES[loss](p)))
+    torch.manual_seed(0)
+    losses = model(torch.rand(4, 3, 32, 32) * 255, torch.tensor([0, 1, 2, 3]), mode='loss')
+    distill = [k for k in losses if k.startswith('distill.loss_')]
+    assert distill and all(torch.isfinite(v) for v in losses.values())
+
+
+def test_schedule_is_rescaled_to_the_iterations():
+    from mmengine.config import Config
+    cfg = Config.fromfile(f'{pnp.REPO}/configs/plug_and_play/cls/r18.py')
+    warmup, cosine = pnp.rescaled_schedule(cfg, 500)  # the config: 50 warm-up of 1000
+    assert (warmup['begin'], warmup['end']) == (0, 25)
+    assert (cosine['begin'], cosine['end'], cosine['T_max']) == (25, 500, 475)
+    warmup, cosine = pnp.rescaled_schedule(cfg, 2)
+    assert warmup['end'] > warmup['begin'] and cosine['end'] == 2 and cosine['T_max'] >= 1
+
+
+def test_missing_adapter_is_reported(monkeypatch, tmp_path):
+    broken = dataclasses.replace(pnp.TASKS['seg'], module='kdzoo.adapters.no_such_adapter')
+    monkeypatch.setitem(pnp.TASKS, 'seg', broken)
+    with pytest.raises(SystemExit, match="task 'seg': adapter not available"):
+        pnp.main(['--smoke', '--tasks', 'seg', '--out', str(tmp_path)])
