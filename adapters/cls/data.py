@@ -204,6 +204,18 @@ def distinct_colour(rng, other, min_distance=120):
             return colour
 
 
+def shape_mask(shape, size, cx, cy, radius, angle):
+    """A ``size`` x ``size`` PIL 'L' mask of ``shape``: 255 inside, 0 outside (and in a ring's hole)."""
+    from PIL import Image, ImageDraw
+    outer, hole = shape_polygons(shape, cx, cy, radius, angle)
+    mask = Image.new('L', (size, size), 0)
+    draw = ImageDraw.Draw(mask)
+    draw.polygon(outer, fill=255)
+    if hole is not None:
+        draw.polygon(hole, fill=0)
+    return mask
+
+
 def draw_shape_image(rng, shape, pattern, size=32, supersample=4):
     """One ``(size, size, 3)`` uint8 image: a patterned shape at a random position, scale and
     rotation on a noisy gradient background, sometimes with a distractor line."""
@@ -218,12 +230,7 @@ def draw_shape_image(rng, shape, pattern, size=32, supersample=4):
                                  rng.uniform(0, math.pi))[..., None], second, foreground)
     radius = rng.uniform(0.24, 0.42) * big
     cx, cy = rng.uniform(radius * 0.8, big - radius * 0.8, 2)
-    outer, hole = shape_polygons(shape, cx, cy, radius, rng.uniform(0, 2 * math.pi))
-    mask = Image.new('L', (big, big), 0)
-    draw = ImageDraw.Draw(mask)
-    draw.polygon(outer, fill=255)
-    if hole is not None:
-        draw.polygon(hole, fill=0)
+    mask = shape_mask(shape, big, cx, cy, radius, rng.uniform(0, 2 * math.pi))
     inside = np.asarray(mask)[..., None] > 127
     canvas = np.where(inside, fill, canvas)
     image = Image.fromarray(canvas.astype(np.uint8))

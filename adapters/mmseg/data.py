@@ -16,7 +16,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from kdzoo.adapters.cls.data import PATTERNS, distinct_colour, pattern_mask, shape_classes, \
-    shape_polygons
+    shape_mask
 
 NUM_CLASSES = 10
 CLASSES = ('background',) + tuple(shape_classes(NUM_CLASSES - 1))
@@ -47,7 +47,7 @@ def textured_background(rng, size):
 
 def draw_seg_image(rng, size=64, supersample=4, max_shapes=3):
     """One ``(image (size, size, 3) uint8, labels (size, size) uint8)`` pair."""
-    from PIL import Image, ImageDraw
+    from PIL import Image
     big = size * supersample
     canvas = textured_background(rng, big)
     labels = Image.new('L', (big, big), 0)
@@ -60,12 +60,7 @@ def draw_seg_image(rng, size=64, supersample=4, max_shapes=3):
                         distinct_colour(rng, colour), colour)
         radius = rng.uniform(0.12, 0.3) * big
         cx, cy = rng.uniform(radius, big - radius, 2)
-        outer, hole = shape_polygons(shape, cx, cy, radius, rng.uniform(0, 2 * math.pi))
-        mask = Image.new('L', (big, big), 0)
-        draw = ImageDraw.Draw(mask)
-        draw.polygon(outer, fill=255)
-        if hole is not None:
-            draw.polygon(hole, fill=0)
+        mask = shape_mask(shape, big, cx, cy, radius, rng.uniform(0, 2 * math.pi))
         labels.paste(label, mask=mask)
         canvas = np.where(np.asarray(mask)[..., None] > 127, fill, canvas)
     image = Image.fromarray(canvas.astype(np.uint8)).resize((size, size), Image.BOX)
