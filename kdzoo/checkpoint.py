@@ -19,9 +19,12 @@ class CheckpointError(RuntimeError):
 
 
 def safe_globals():
-    """The allow-list for MMEngine training checkpoints (``message_hub``, ``meta``)."""
+    """The allow-list for MMEngine training checkpoints: MMEngine's own list (``HistoryBuffer``,
+    numpy arrays/scalars in ``message_hub`` / ``meta``) plus ``OneCycleParamScheduler``, whose
+    saved state names its annealing function (``OneCycleParamScheduler._annealing_cos``)."""
+    from mmengine.optim.scheduler.param_scheduler import OneCycleParamScheduler
     from mmengine.runner.checkpoint import get_torch_safe_globals
-    return get_torch_safe_globals()
+    return get_torch_safe_globals() + [OneCycleParamScheduler]
 
 
 def _refused(source, err):

@@ -89,7 +89,9 @@ def test_mmengine_resume_loading_is_weights_only_with_allowlist(tmp_path):
     ok = tmp_path / 'iter_2.pth'
     history = HistoryBuffer()
     history.update(np.float64(1.5))
+    from mmengine.optim.scheduler.param_scheduler import OneCycleParamScheduler
     torch.save({'state_dict': TinyCNN().state_dict(),
+                'param_schedulers': [{'anneal_func': OneCycleParamScheduler._annealing_cos}],
                 'message_hub': {'log_scalars': {'loss': history}},
                 'meta': {'iter': 2, 'seed': np.int64(3)}}, ok)
     loaded = _load_checkpoint(str(ok), map_location='cpu')

@@ -28,7 +28,7 @@ import kdzoo  # noqa: F401
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(REPO, 'configs', 'quickstart')
 # The configs in configs/quickstart are written for these 10 classes.
-FULL = dict(num_classes=10, per_class=(200, 50), teacher_iters=600, student_iters=300, batch=64)
+FULL = dict(num_classes=10, per_class=(200, 50), teacher_iters=600, student_iters=500, batch=64)
 FAST = dict(num_classes=10, per_class=(2, 1), teacher_iters=2, student_iters=2, batch=8)
 
 
@@ -53,7 +53,7 @@ def common_options(data_dir, iters, batch):
         'test_dataloader.dataset.root': osp.join(data_dir, 'val'),
         'train_dataloader.batch_size': batch,
         'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters,
-        'param_scheduler.0.T_max': iters,
+        'param_scheduler.0.total_steps': iters,
         'default_hooks.checkpoint.interval': iters,
         'default_hooks.logger.interval': max(1, iters // 6),
     }

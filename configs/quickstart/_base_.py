@@ -24,8 +24,11 @@ test_evaluator = val_evaluator
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05))
-param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False, T_max=max_iters, eta_min=1e-5)]
+lr = 2e-3
+optim_wrapper = dict(optimizer=dict(type='AdamW', lr=lr, weight_decay=0.05))
+# one cycle: 10 % linear warm-up to lr, then cosine annealing (ViTs need the warm-up)
+param_scheduler = [dict(type='OneCycleLR', eta_max=lr, total_steps=max_iters, pct_start=0.1,
+                        by_epoch=False)]
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
