@@ -3,6 +3,7 @@ seed loss, --dry-run, --resume, the teacher check, and build-time errors for bad
 import json
 import math
 import shutil
+import time
 
 import pytest
 import torch
@@ -80,8 +81,11 @@ def test_resume_continues_from_the_saved_iteration(distill_config):
     config, work_dir = distill_config('resume', SEED_LOSSES['kd'])
     main([config])
     assert (work_dir / 'iter_2.pth').is_file()
-    # a second file name, so that MMEngine names the second run's logger differently
+    # a second file name, so that MMEngine names the second run's logger differently, and a new
+    # second on the clock: MMEngine names a run's log folder by its start time to the second, and
+    # a second run in the same second would append to the first run's log
     again = shutil.copy(config, config.replace('.py', '_again.py'))
+    time.sleep(1.05)
     runner = main([again, '--resume', '--cfg-options', 'train_cfg.max_iters=4',
                    'distill_cfg.teacher_check=False'])
     assert mm_checkpoint._safe_torch_load is _weights_only_torch_load  # resumed with weights_only
