@@ -135,7 +135,9 @@ class Memory:
         import torch
         if self.device.type == 'cuda':
             return (torch.cuda.max_memory_allocated(self.device) - self.base) / 2 ** 20
-        return proc_status('VmHWM') - self.base
+        # The kernel's RSS counters lag by up to a few hundred KiB (per-thread caching), so a run
+        # that allocates almost nothing can read as a small negative growth: that is zero.
+        return max(0.0, proc_status('VmHWM') - self.base)
 
 
 def make_loss(name, kwargs):
