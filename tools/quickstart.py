@@ -60,8 +60,23 @@ def common_options(data_dir, iters, batch):
 
 
 def model_name(config):
+    """The timm name of the config's model, with the arguments that change its architecture."""
     from mmengine.config import Config
-    return Config.fromfile(osp.join(CONFIGS, config)).model.model_name
+    model = Config.fromfile(osp.join(CONFIGS, config)).model
+    common = ('type', 'model_name', 'num_classes', 'img_size', 'mean', 'std', 'checkpoint')
+    extra = ', '.join(f'{k}={v}' for k, v in model.items() if k not in common)
+    return f'{model.model_name} ({extra})' if extra else model.model_name
+
+
+def verdict(gain, noise=2.0):
+    """What a gain of ``gain`` points over the student alone says from one seed: under ``noise``
+    points either way, one run cannot tell it from run-to-run noise."""
+    if gain >= noise:
+        return f'helped: {gain:+.1f} points over the student trained alone'
+    if gain > -noise:
+        return (f'no clear effect in this budget: {gain:+.1f} points vs the student alone, less '
+                f'than {noise:.0f} points, which one seed cannot tell from noise')
+    return f'did not help in this budget: {gain:+.1f} points vs the student alone'
 
 
 def main(argv=None):
@@ -102,10 +117,7 @@ def main(argv=None):
     for name, model, iters, top1, sec in rows:
         print(f'| {name} | {model} | {iters} | {top1:.1f} | {sec:.0f} |')
     for label, top1 in distilled:
-        gain = top1 - s_top1
-        verdict = (f'helped: +{gain:.1f} points over the student trained alone' if gain > 0 else
-                   f'did not help in this budget ({gain:+.1f} points vs the student alone)')
-        print(f'{label}: {verdict} (one seed; same iterations and data order).')
+        print(f'{label}: {verdict(top1 - s_top1)} (one seed; same iterations and data order).')
     if t_top1 <= s_top1:
         print('note: the teacher is not better than the student alone in this budget, so there is '
               'little to distil.')

@@ -16,3 +16,10 @@ def test_quickstart_fast_prints_the_table(tmp_path, capsys):
         assert f'| {row[0]} | {row[1]} |' in out
     assert 'MSDCRD: ' in out and 'MLDR-KD: ' in out
     assert (tmp_path / 'data' / 'train').is_dir() and (tmp_path / 'work' / 'teacher').is_dir()
+
+
+def test_verdict_names_gains_losses_and_differences_too_small_for_one_seed():
+    assert quickstart.verdict(9.0).startswith('helped: +9.0 points')
+    assert quickstart.verdict(0.4).startswith('no clear effect in this budget: +0.4 points')
+    assert quickstart.verdict(-1.5).startswith('no clear effect')
+    assert quickstart.verdict(-3.0).startswith('did not help in this budget: -3.0 points')
