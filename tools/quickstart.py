@@ -100,14 +100,15 @@ def main(argv=None):
     rows = []
     t_top1, t_sec, t_ckpt = run('teacher.py', osp.join(args.work_dir, 'teacher'), teacher_opts)
     rows.append(('teacher', model_name('teacher.py'), size['teacher_iters'], t_top1, t_sec))
+    student = model_name('student.py')
     s_top1, s_sec, _ = run('student.py', osp.join(args.work_dir, 'student'), student_opts)
-    rows.append(('student alone', model_name('student.py'), size['student_iters'], s_top1, s_sec))
+    rows.append(('student alone', student, size['student_iters'], s_top1, s_sec))
     methods = [('msdcrd', 'MSDCRD')] + ([('mldrkd', 'MLDR-KD')] if args.mldr else [])
     distilled = []
     for config, label in methods:
         opts = dict(student_opts, **{'distill_cfg.teacher.checkpoint': t_ckpt})
         top1, sec, _ = run(f'{config}.py', osp.join(args.work_dir, config), opts)
-        rows.append((f'student + {label}', model_name('student.py'), size['student_iters'], top1, sec))
+        rows.append((f'student + {label}', student, size['student_iters'], top1, sec))
         distilled.append((label, top1))
 
     print(f'\nkdzoo quick-start ({torch.get_num_threads()} CPU threads, total '
