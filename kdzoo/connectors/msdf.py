@@ -1,4 +1,5 @@
-"""MSDF: the Multi-Scale Dynamic Fusion of MLDR-KD (arXiv 2502.06189, METHODS.md §3).
+"""MSDF: the Multi-Scale Dynamic Fusion of MLDR-KD (arXiv 2502.06189; release Ethan-Yang02/MLDR-KD,
+``mldr_kd/msdf.py``).
 
 Every student stage ``s = 1..S`` goes through its own :class:`StageBranch`, giving a descriptor
 ``d_s`` ``(B, D)`` and stage logits ``z_s`` ``(B, K)``. One gate MLP, shared across stages, reads
@@ -17,6 +18,11 @@ normal (std 0.02), zero bias, so the weights start close to uniform.
 
 Use in a distill config: the fusion item takes the list of stage taps, and per-stage items reuse
 the same branches by dotted path, e.g. ``connector='msdf.branches.0'`` (shared parameters).
+Each branch then runs once per step, as in the release (Ethan-Yang02/MLDR-KD
+``mldr_kd/distiller.py``: one ``(descriptor, logits)`` per projector feeds both the stage loss and
+the fusion): the fusion calls :meth:`StageBranch.outputs`, which returns the outputs the per-stage
+item already computed for the same stage tensor (and vice versa), so the stage logits, their
+graph and the BatchNorm statistics are shared; the Distiller's ``end_step()`` clears them.
 """
 import torch
 import torch.nn as nn
@@ -89,7 +95,6 @@ class MSDFusion(nn.Module):
                 raise ValueError(
                     f'MSDFusion: stage {i} needs a (B, {branch.in_channels}, H, W) map for '
                     f'branches[{i}], got shape {tuple(x.shape)}')
-        descriptors = [branch.descriptor(x) for branch, x in zip(self.branches, maps)]
-        logits = [branch.head(d) for branch, d in zip(self.branches, descriptors)]
+        descriptors, logits = zip(*(branch.outputs(x) for branch, x in zip(self.branches, maps)))
         fused, _ = self.fuse(torch.stack(descriptors, dim=1), torch.stack(logits, dim=1))
         return fused

@@ -141,3 +141,22 @@ def test_builds_from_registry(name):
     assert isinstance(fusion, MSDFusion)
     assert [type(b) for b in fusion.branches] == [StageBranch] * 3
     assert fusion(stage_maps()).shape == (3, K)
+
+
+def test_fusion_reuses_the_stage_outputs_of_the_same_tensors():
+    """Per-stage items and the fusion share one run of each branch (MLDR-KD's release)."""
+    fusion = make_fusion().train()
+    calls = [0] * 3
+    for i, branch in enumerate(fusion.branches):
+        branch.trunk.register_forward_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
+    maps = stage_maps()
+    stage_logits = [branch(x) for branch, x in zip(fusion.branches, maps)]
+    fused = fusion(maps)
+    assert calls == [1, 1, 1]
+    for m in fusion.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            assert int(m.num_batches_tracked) == 1
+    d = torch.stack([branch.outputs(x)[0] for branch, x in zip(fusion.branches, maps)], dim=1)
+    expected, _ = fusion.fuse(d, torch.stack(stage_logits, dim=1))
+    assert calls == [1, 1, 1]
+    torch.testing.assert_close(fused, expected)

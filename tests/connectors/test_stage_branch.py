@@ -106,3 +106,138 @@ def test_builds_from_registry(name, kind):
     branch = build(dict(type=name, in_channels=16, num_classes=5, kind=kind))
     assert isinstance(branch, StageBranch)
     assert branch(torch.randn(2, 16, 8, 8)).shape == (2, 5)
+
+
+def conv_biases(branch):
+    return [m.bias is not None for m in branch.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_bias_option_sets_the_last_conv_bias_as_each_release():
+    # OFA: the stride-1 1x1 conv has a bias; MLDR-KD's release: bias=False. SepConvs: never.
+    assert conv_biases(StageBranch(16, 10)) == [True]
+    assert conv_biases(StageBranch(16, 10, bias=False)) == [False]
+    assert conv_biases(StageBranch(16, 10, stride=4)) == [False] * 8
+    assert conv_biases(StageBranch(16, 10, stride=4, bias=False)) == [False] * 8
+    assert conv_biases(StageBranch(16, 10, kind='transformer', bias=False)) == [False]
+    assert 'trunk.0.bias' not in StageBranch(16, 10, bias=False).state_dict()
+
+
+class CallCounter:
+    """Counts the forward calls of a branch's trunk."""
+
+    def __init__(self, branch):
+        self.calls = 0
+        branch.trunk.register_forward_hook(lambda *_: setattr(self, 'calls', self.calls + 1))
+
+
+def bn_counts(branch):
+    return [int(m.num_batches_tracked) for m in branch.modules()
+            if isinstance(m, torch.nn.BatchNorm2d)]
+
+
+def test_same_tensor_runs_the_trunk_once_until_end_step():
+    torch.manual_seed(0)
+    branch = StageBranch(8, 5, embed_dim=16, stride=4)
+    counter = CallCounter(branch)
+    x = torch.randn(2, 8, 8, 8)
+    logits, d = branch(x), branch.descriptor(x)
+    d2, logits2 = branch.outputs(x)
+    assert d2 is d and logits2 is logits and counter.calls == 1
+    assert bn_counts(branch) == [1, 1, 1, 1]  # statistics updated once, not once per use
+    branch.end_step()
+    branch(x)
+    assert counter.calls == 2 and bn_counts(branch) == [2, 2, 2, 2]
+    branch(x.clone())  # another tensor, equal values: computed again
+    assert counter.calls == 3
+
+
+def changes():
+    def in_place_input(branch, x):
+        x.add_(1.0)
+
+    def optimizer_step(branch, x):
+        with torch.no_grad():
+            branch.head.bias.add_(1.0)
+
+    def load_state_dict(branch, x):
+        branch.load_state_dict({k: v + 1 for k, v in branch.state_dict().items()})
+
+    def eval_mode(branch, x):
+        branch.eval()
+
+    def moved(branch, x):
+        branch.to(torch.float64).to(torch.float32)
+    return [in_place_input, optimizer_step, load_state_dict, eval_mode, moved]
+
+
+@pytest.mark.parametrize('change', changes(), ids=lambda f: f.__name__)
+def test_memo_is_not_used_after_a_change(change):
+    torch.manual_seed(0)
+    branch = StageBranch(8, 5, embed_dim=16, stride=2)
+    counter = CallCounter(branch)
+    x = torch.randn(2, 8, 4, 4)
+    branch(x)
+    change(branch, x)
+    after = branch(x)
+    assert counter.calls == 2
+    torch.testing.assert_close(after, branch.compute(x)[1])
+
+
+def test_grad_mode_is_part_of_the_memo():
+    branch = StageBranch(8, 5)
+    x = torch.randn(2, 8, 4, 4)
+    with torch.no_grad():
+        assert branch(x).grad_fn is None
+    assert branch(x).grad_fn is not None
+
+
+def test_backward_through_the_outputs_drops_the_memo():
+    """Without end_step (a plain training loop), the next step on the same leaf tensor must not
+    reuse outputs whose graph the backward freed."""
+    torch.manual_seed(0)
+    branch = StageBranch(8, 5, embed_dim=16, stride=2)
+    counter = CallCounter(branch)
+    x = torch.randn(2, 8, 4, 4, requires_grad=True)
+    for step in range(2):
+        branch(x).sum().backward()
+    assert counter.calls == 2
+
+
+def test_memo_gives_the_values_and_gradients_of_two_separate_calls():
+    torch.manual_seed(0)
+    branch = StageBranch(8, 5, embed_dim=16, stride=4)
+    x = torch.randn(3, 8, 8, 8)
+
+    def loss(outputs_fn):
+        branch.zero_grad()
+        d, z = outputs_fn(x)
+        z2 = outputs_fn(x)[1]
+        total = z.logsumexp(1).sum() + (z2 * d[:, :5]).sum()
+        total.backward()
+        return total.detach(), [p.grad.clone() for p in branch.parameters()]
+
+    memo_value, memo_grads = loss(branch.outputs)
+    branch.end_step()
+    value, grads = loss(branch.compute)
+    torch.testing.assert_close(memo_value, value)
+    for a, b in zip(memo_grads, grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_deepcopy_and_pickle_carry_no_memo():
+    import copy
+    import pickle
+    branch = StageBranch(8, 5, stride=2)
+    branch(torch.randn(2, 8, 4, 4).requires_grad_())
+    assert branch._memo is not None
+    assert copy.deepcopy(branch)._memo is None
+    assert pickle.loads(pickle.dumps(branch))._memo is None
+
+
+def test_inference_mode_is_computed_each_time():
+    branch = StageBranch(8, 5).eval()
+    counter = CallCounter(branch)
+    with torch.inference_mode():
+        x = torch.randn(2, 8, 4, 4)
+        branch(x), branch(x)
+    assert counter.calls == 2
