@@ -1,5 +1,6 @@
-"""TimmClassifier: reserved readouts on a CNN, a ViT, a Swin and a Mixer; preprocessing; modes;
-checkpoints in plain timm keys; errors with suggestions."""
+"""TimmClassifier: reserved readouts on a CNN, a ViT, a Swin, a Mixer, an EfficientViM (the Mamba
+family, three stages) and a MambaOut (channels-last); preprocessing; modes; checkpoints in plain
+timm keys; errors with suggestions."""
 import pytest
 import timm
 import torch
@@ -15,14 +16,26 @@ TINY = {
     'swin': dict(model_name='swin_tiny_patch4_window7_224', num_classes=5, img_size=64,
                  window_size=2, embed_dim=24, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1)),
     'mixer': dict(model_name='mixer_s16_224', num_classes=5, img_size=32),
+    # the Mamba family: EfficientViM's HSM-SSD state-space mixer, plain PyTorch, three stages
+    'efficientvim': dict(model_name='efficientvim_m1', num_classes=5, img_size=96,
+                         embed_dim=(16, 24, 32), depths=(1, 1, 1), state_dim=(4, 4, 4)),
+    # a gated CNN whose final features are channels-last (NHWC)
+    'mambaout': dict(model_name='mambaout_femto', num_classes=5, img_size=64,
+                     depths=(1, 1, 1, 1), dims=(8, 16, 24, 32)),
 }
-# (B, C, h, w) of stage1..4 and the final grid, for 32x32 inputs (swin resizes them to 64).
+# (B, C, h, w) of stage1.. (as many as the model has) and the final grid, for 32x32 inputs
+# (resized to img_size inside the model: swin 64, efficientvim 96, mambaout 64).
 EXPECTED = {
     'cnn': ([(32, 8, 8), (48, 4, 4), (192, 2, 2), (96, 1, 1)], (1, 1)),
     'vit': ([(48, 4, 4)] * 4, (4, 4)),
     'swin': ([(24, 16, 16), (48, 8, 8), (96, 4, 4), (192, 2, 2)], (2, 2)),
     'mixer': ([(512, 2, 2)] * 4, (2, 2)),
+    'efficientvim': ([(16, 6, 6), (24, 3, 3), (32, 2, 2)], (2, 2)),  # 96 / 16, then ceil halves
+    'mambaout': ([(8, 16, 16), (16, 8, 8), (24, 4, 4), (32, 2, 2)], (2, 2)),
 }
+# heads that do not pool back to the logits: the CLS token (vit), a norm + MLP after pooling
+# (mambaout)
+NOT_POOLING_BACK = ('vit', 'mambaout')
 
 
 def images(batch=2, size=32, seed=0):
@@ -38,15 +51,86 @@ def family(request):
 def test_every_reserved_readout_in_one_pass(family):
     name, model = family
     x = images()
-    out = model.readouts(x, RESERVED)
     stages, grid = EXPECTED[name]
-    assert [tuple(out[f'stage{i}'].shape) for i in range(1, 5)] == [(2, *s) for s in stages]
+    out = model.readouts(x, RESERVED[:2 + len(stages)])
+    assert [tuple(out[f'stage{i + 1}'].shape) for i in range(len(stages))] == [
+        (2, *s) for s in stages]
     assert tuple(out['dense_logits'].shape) == (2, 5, *grid)
     assert torch.allclose(out['logits'], model(x), atol=1e-5)
     assert torch.allclose(out['logits'], model.model(model.preprocess(x)), atol=1e-5)
-    # avg-pool + linear heads: the dense logits pool back to the logits (not for a CLS-token ViT)
+    # avg-pool + linear heads: the dense logits pool back to the logits
     pools_back = torch.allclose(out['dense_logits'].mean((2, 3)), out['logits'], atol=1e-5)
-    assert pools_back == (name != 'vit')
+    assert pools_back == (name not in NOT_POOLING_BACK)
+
+
+def test_missing_stage_names_the_model_and_its_stage_count():
+    model = TimmClassifier(**TINY['efficientvim'])
+    with pytest.raises(ValueError, match=r"'stage4' is not a readout of efficientvim_m1; "
+                                         r"available: \['logits', 'dense_logits', 'stage1', "
+                                         r"'stage2', 'stage3'\].*has 3 stages"):
+        model.readouts(images(), ['stage4'])
+
+
+def test_efficientvim_stages_are_its_stage_maps_before_downsampling():
+    torch.manual_seed(0)
+    model = TimmClassifier(**TINY['efficientvim']).eval()
+    recorded = {}
+    for i, stage in enumerate(model.model.stages):  # a stage returns (map, next input, hidden)
+        stage.register_forward_hook(lambda m, a, out, i=i: recorded.__setitem__(i, out[0]))
+    out = model.readouts(images(), ['stage1', 'stage2', 'stage3'])
+    for i in range(3):
+        assert torch.equal(out[f'stage{i + 1}'], recorded[i])
+
+
+def efficientvim_dense_logits(model, x, heads, weights):
+    """EfficientViM's head written per location: the softmax-weighted hidden-state heads (one
+    value per image) plus the final-map head at every location."""
+    *hidden, final = model.model.forward_features(model.preprocess(x))  # final: (B, C, h*w)
+    w = weights.softmax(-1)
+    per_image = sum(w[i] * heads[i](hidden[i].mean(-1)) for i in range(3))  # (B, K)
+    side = int(round(final.shape[-1] ** 0.5))
+    per_location = torch.einsum('bcp,kc->bkp', final, heads[3].weight) + heads[3].bias[:, None]
+    return (per_image[:, :, None] + w[3] * per_location).unflatten(-1, (side, side))
+
+
+@pytest.mark.parametrize('model_name', ['efficientvim_m1', 'efficientvim_m1_dist'])
+def test_efficientvim_dense_logits_are_its_fused_head_per_location(model_name):
+    torch.manual_seed(0)
+    model = TimmClassifier(**dict(TINY['efficientvim'], model_name=model_name)).eval()
+    with torch.no_grad():  # weights away from their uniform initialisation
+        for p in [model.model.weights] + ([model.model.weights_dist]
+                                          if hasattr(model.model, 'weights_dist') else []):
+            p.normal_()
+    x = images()
+    out = model.readouts(x, ['dense_logits', 'logits'])
+    expected = efficientvim_dense_logits(model, x, model.model.heads, model.model.weights)
+    if hasattr(model.model, 'heads_dist'):  # eval: the mean of both head sets
+        expected = (expected + efficientvim_dense_logits(
+            model, x, model.model.heads_dist, model.model.weights_dist)) / 2
+    torch.testing.assert_close(out['dense_logits'], expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out['dense_logits'].mean((2, 3)), out['logits'],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_mambaout_channels_last_dense_logits_are_its_head_per_location():
+    torch.manual_seed(0)
+    model = TimmClassifier(**TINY['mambaout']).eval()
+    assert model.model.output_fmt == 'NHWC'
+    x = images()
+    out = model.readouts(x, ['dense_logits', 'stage4'])
+    features = model.model.forward_features(model.preprocess(x))  # (B, h, w, C)
+    head = model.model.head
+    expected = head.fc(head.pre_logits(head.norm(features))).permute(0, 3, 1, 2)
+    torch.testing.assert_close(out['dense_logits'], expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out['stage4'], features.permute(0, 3, 1, 2))
+
+
+def test_dense_logits_error_names_model_and_readout_where_none_exists():
+    model = TimmClassifier('levit_128s', num_classes=5)  # two heads (head, head_dist)
+    with pytest.raises(ValueError, match=r"'dense_logits' is not a readout of levit_128s: its "
+                                         r"classifier is a tuple"):
+        model.check_readouts(['dense_logits'])
+    model.check_readouts(['logits', 'stage1'])
 
 
 def test_only_requested_readouts(family):

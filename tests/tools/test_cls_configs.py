@@ -1,9 +1,9 @@
 """Every config of configs/cls/ parses, wraps, and its distill items fit the real-size models.
 
-The real models (ResNet-18, Swin-T, ViT-S, Mixer-B/16 at 224) are built on the meta device: no
-memory, no compute, but every shape is real, so each item's taps, connector and the tensor pairs
-its loss receives are checked for every config in well under a second. The losses then run on
-random tensors of those shapes.
+The real models (ResNet-18, Swin-T, ViT-S, Mixer-B/16, ConvNeXt-T, EfficientViM at 224) are built
+on the meta device: no memory, no compute, but every shape is real, so each item's taps, connector
+and the tensor pairs its loss receives are checked for every config in well under a second. The
+losses then run on random tensors of those shapes.
 """
 import os
 import re
@@ -36,8 +36,12 @@ def test_every_pair_and_method_is_there():
     for method in ('msdcrd', 'mldrkd'):
         assert f'{method}_vit-s_to_r18_cifar100.py' in names
     assert 'mldrkd_mixer-b16_to_r18_cifar100.py' in names
+    # the Mamba family (EfficientViM, a state-space model) as teacher and as student
+    assert {'mldrkd_efficientvim-m2_to_r18_cifar100.py',
+            'mldrkd_convnext-t_to_efficientvim-m1_cifar100.py'} <= names
     assert {'teachers/swin-t_cifar100.py', 'teachers/vit-s_cifar100.py',
-            'teachers/mixer-b16_cifar100.py'} <= names
+            'teachers/mixer-b16_cifar100.py', 'teachers/efficientvim-m2_cifar100.py',
+            'teachers/convnext-t_cifar100.py'} <= names
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=config_id)
@@ -48,9 +52,10 @@ def test_config_parses_and_its_items_build(path):
     assert cfg.default_scope == 'kdzoo'
     assert cfg.train_dataloader.dataset.type == 'Cifar100Cls'
     assert cfg.train_dataloader.dataset.root == 'data/cifar100'
-    if 'distill_cfg' not in cfg:  # a teacher config: a plain classifier from ImageNet weights
+    if 'distill_cfg' not in cfg:  # a teacher config: timm's published ImageNet weights
         assert cfg.model.type == 'TimmClassifier' and cfg.model.num_classes == 100
-        assert timm.is_model(cfg.model.model_name) and cfg.load_from.endswith('_in1k.pth')
+        assert timm.is_model(cfg.model.model_name) and cfg.model.pretrained is True
+        assert timm.models.get_pretrained_cfg(cfg.model.model_name).hf_hub_id
         return
     model = cfg.model
     assert model.type == 'kdzoo.DistillClassifier'

@@ -2,9 +2,8 @@
 #
 # Our choice, not taken from a release (OFA-KD and MLDR-KD publish their fine-tuned teachers, not
 # this schedule): AdamW, lr 1e-4, weight decay 0.05, 50 epochs, cosine after 2 warm-up epochs,
-# gradient clipping at 5. Each teacher config sets `model` and `load_from`: the ImageNet weights
-# with the TimmClassifier's `model.` prefix; MMEngine loads them non-strictly, so the 1000-class
-# head is skipped (a size-mismatch warning) and the 100-class head starts from random.
+# gradient clipping at 5. Each teacher config sets `model` with pretrained=True: timm's published
+# ImageNet-1k weights, loaded by timm (the 1000-class head replaced by a random 100-class one).
 _base_ = './cifar100_224.py'
 
 max_epochs = 50
