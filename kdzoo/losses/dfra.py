@@ -1,8 +1,12 @@
 """DFRA: Decoupled Finegrained Relation Alignment, the parameter-free loss of MLDR-KD.
 
 Paper: "Multi-Level Decoupled Relational Distillation for Heterogeneous Architectures",
-arXiv:2502.06189. Formula as in the first author's released code (summarised in METHODS.md §3;
-that code was not found in our code index, so this module follows METHODS.md §3 exactly).
+arXiv:2502.06189. Formula of the first author's released code, Ethan-Yang02/MLDR-KD
+``mldr_kd/dfra.py`` (``DFRALoss``, ``temperature=1.0, alpha=2.0``), read and checked: this module
+gives the same value and gradient (``tests/losses/test_dfra_release.py`` restates the release's
+computation and compares). The release normalises its relation matrices over ``dim=-2`` (columns)
+and sums the element-wise KL over the last dimension before the mean; the relations are
+symmetric (``x xᵀ``), so that is the row formula below with the same ``1/(N K)`` normalisation.
 
 With ``a = z_s / tau``, ``b = z_t / tau`` ``(N, K)`` and ``KL(q ‖ p) = Σ_j q_j (log q_j − log p_j)``:
 
@@ -94,7 +98,7 @@ def relation_kl(x_s, x_t, scale, chunk_size=32):
 
 
 def dfra_loss(student, teacher, tau=1.0, alpha=2.0, chunk_size=32):
-    """DFRA of ``(N, K)`` logits: ``L_class + L_sample + alpha · L_kl`` (METHODS.md §3)."""
+    """DFRA of ``(N, K)`` logits: ``L_class + L_sample + alpha · L_kl`` (module docstring)."""
     a, b = student / tau, teacher / tau
     n, k = a.shape
     scale = 1 / math.sqrt(k)
