@@ -1,4 +1,4 @@
-"""Write one of kdzoo's generated data sets (deterministic; no download).
+"""Write one of kdzoo's generated data sets (:mod:`kdzoo.toydata`; deterministic; no download).
 
     python tools/make_toy_data.py cls|seg|det ROOT [--train N] [--val N] [--seed S]
 
@@ -18,13 +18,13 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     if args.task == 'cls':
-        from kdzoo.adapters.cls.data import make_shapes_dataset as make
+        from kdzoo.toydata import make_shapes_dataset as make
         counts, key = (args.train or 200, args.val or 50), 'per_class'
     elif args.task == 'seg':
-        from kdzoo.adapters.mmseg.data import make_seg_dataset as make
+        from kdzoo.toydata import make_seg_dataset as make
         counts, key = (args.train or 40, args.val or 10), 'num_images'
     else:
-        from kdzoo.adapters.mmdet.data import make_det_dataset as make
+        from kdzoo.toydata import make_det_dataset as make
         counts, key = (args.train or 400, args.val or 100), 'num_images'
     make(args.root, seed=args.seed, **{key: counts})
     print(f'wrote the generated {args.task} set to {args.root} ({counts[0]} train / {counts[1]} val)')

@@ -134,7 +134,7 @@ DET_LOSSES = {  # settings of configs/det/{cwd,msdcrd,lfcc}_retinanet_*.py; both
 
 # ---------------------------------------------------------------------------- data generators
 def shapes_shard(job):
-    from kdzoo.adapters.cls.data import make_shapes_dataset
+    from kdzoo.toydata import make_shapes_dataset
     root, num_classes, per_class, size, seed = job
     make_shapes_dataset(root, num_classes=num_classes, per_class=per_class, size=size, seed=seed)
 
@@ -167,14 +167,14 @@ def make_cls_data(root, size):
 
 
 def make_seg_data(root, size):
-    from kdzoo.adapters.mmseg import make_seg_dataset
+    from kdzoo.toydata import make_seg_dataset
     make_seg_dataset(root, num_images=size['images'], size=size['px'])
     return {f'{loader}.dataset.data_root': root
             for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')}
 
 
 def make_det_data(root, size):
-    from kdzoo.adapters.mmdet import make_det_dataset
+    from kdzoo.toydata import make_det_dataset
     data = make_det_dataset(root, num_images=size['images'], size=size['px'])
     options = {f'{loader}.dataset.data_root': data['root'] + '/'
                for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')}

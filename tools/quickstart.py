@@ -87,7 +87,7 @@ def main(argv=None):
     parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'quickstart'))
     args = parser.parse_args(argv)
     size = FAST if args.fast else FULL
-    from kdzoo.adapters.cls.data import make_shapes_dataset
+    from kdzoo.toydata import make_shapes_dataset
 
     start = time.time()
     make_shapes_dataset(args.data_dir, num_classes=size['num_classes'], per_class=size['per_class'])

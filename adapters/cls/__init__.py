@@ -4,8 +4,11 @@ Registered in kdzoo's ``MODELS``: ``TimmClassifier``, ``DistillClassifier``,
 ``ClsDataPreprocessor``; in MMEngine's ``DATASETS``: ``ImageFolderCls``, ``Cifar100Cls``; in
 MMEngine's ``METRICS``: ``Accuracy`` (key ``cls/top1``). :func:`export_state_dict` turns a
 classifier's state dict into plain timm keys (``tools/export_student.py``).
+``make_shapes_dataset`` is :func:`kdzoo.toydata.make_shapes_dataset`, re-exported here.
 """
-from .data import Cifar100Cls, ImageFolderCls, make_shapes_dataset
+from kdzoo.toydata.cls import make_shapes_dataset
+
+from .data import Cifar100Cls, ImageFolderCls
 from .distill import DistillClassifier
 from .metric import Accuracy
 from .model import RESERVED, ClsDataPreprocessor, TimmClassifier, export_state_dict

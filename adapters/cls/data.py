@@ -1,4 +1,4 @@
-"""Classification datasets for MMEngine's Runner, and the generated quick-start set.
+"""Classification datasets for MMEngine's Runner.
 
 Every dataset item is ``dict(inputs=uint8 tensor (3, H, W), data_samples=int label)``, so
 ``collate_fn=dict(type='default_collate')`` gives ``inputs (B, 3, H, W)`` and labels ``(B,)``;
@@ -10,10 +10,8 @@ normalisation is left to each classifier. Registered in MMEngine's ``DATASETS`` 
 
 ``augment=True``: random crop with zero padding (``padding``, default ``size // 8``) and a
 horizontal flip with probability 0.5 (the usual CIFAR recipe).
-:func:`make_shapes_dataset` draws a deterministic ImageFolder set of shapes and textures.
+The generated quick-start set (:func:`kdzoo.toydata.make_shapes_dataset`) is an ImageFolder set.
 """
-import itertools
-import math
 import os
 import pickle
 
@@ -147,135 +145,3 @@ class Cifar100Cls(ClsDataset):
 
     def __getitem__(self, index):
         return self.item(self.images[index], self.labels[index])
-
-
-# ---------------------------------------------------------------------------------------------
-# The generated quick-start set: shapes x fill patterns, random colours, pose and noise.
-
-SHAPES = ('circle', 'square', 'triangle', 'cross', 'ring', 'star')
-PATTERNS = ('solid', 'stripes', 'checker', 'dots')
-
-
-def shape_polygons(shape, cx, cy, radius, angle):
-    """The shape as ``(outer polygon, hole polygon or None)`` in pixel coordinates."""
-    def ngon(points, r=radius, rotate=angle):
-        return [(cx + rr * r * math.cos(a + rotate), cy + rr * r * math.sin(a + rotate))
-                for a, rr in points]
-    circle = [(2 * math.pi * k / 48, 1.0) for k in range(48)]
-    if shape == 'circle':
-        return ngon(circle), None
-    if shape == 'ring':
-        return ngon(circle), ngon(circle, radius * 0.55)
-    if shape == 'square':
-        return ngon([(math.pi / 4 + k * math.pi / 2, 1.0) for k in range(4)]), None
-    if shape == 'triangle':
-        return ngon([(-math.pi / 2 + k * 2 * math.pi / 3, 1.0) for k in range(3)]), None
-    if shape == 'star':
-        return ngon([(-math.pi / 2 + k * math.pi / 5, 1.0 if k % 2 == 0 else 0.45)
-                     for k in range(10)]), None
-    if shape == 'cross':  # a plus sign with arms of half-width 0.3
-        corners = [(0.3, 1), (0.3, 0.3), (1, 0.3), (1, -0.3), (0.3, -0.3), (0.3, -1),
-                   (-0.3, -1), (-0.3, -0.3), (-1, -0.3), (-1, 0.3), (-0.3, 0.3), (-0.3, 1)]
-        return ngon([(math.atan2(y, x), math.hypot(x, y)) for x, y in corners]), None
-    raise ValueError(f'unknown shape {shape!r}; choose from {SHAPES}')
-
-
-def pattern_mask(pattern, size, period, angle):
-    """Boolean ``(size, size)`` map: True where the pattern shows its second colour."""
-    v, u = np.mgrid[0:size, 0:size].astype(np.float64)
-    a = (u * math.cos(angle) + v * math.sin(angle)) / period
-    b = (-u * math.sin(angle) + v * math.cos(angle)) / period
-    if pattern == 'solid':
-        return np.zeros((size, size), bool)
-    if pattern == 'stripes':
-        return (a % 1) < 0.5
-    if pattern == 'checker':
-        return (np.floor(a) + np.floor(b)) % 2 == 1
-    if pattern == 'dots':
-        return np.hypot(a - np.round(a), b - np.round(b)) < 0.3
-    raise ValueError(f'unknown pattern {pattern!r}; choose from {PATTERNS}')
-
-
-def distinct_colour(rng, other, min_distance=120):
-    """A random RGB colour at least ``min_distance`` away from ``other``."""
-    while True:
-        colour = rng.integers(0, 256, 3)
-        if np.linalg.norm(colour - other) >= min_distance:
-            return colour
-
-
-def shape_mask(shape, size, cx, cy, radius, angle):
-    """A ``size`` x ``size`` PIL 'L' mask of ``shape``: 255 inside, 0 outside (and in a ring's hole)."""
-    from PIL import Image, ImageDraw
-    outer, hole = shape_polygons(shape, cx, cy, radius, angle)
-    mask = Image.new('L', (size, size), 0)
-    draw = ImageDraw.Draw(mask)
-    draw.polygon(outer, fill=255)
-    if hole is not None:
-        draw.polygon(hole, fill=0)
-    return mask
-
-
-def draw_shape_image(rng, shape, pattern, size=32, supersample=4):
-    """One ``(size, size, 3)`` uint8 image: a patterned shape at a random position, scale and
-    rotation on a noisy gradient background, sometimes with a distractor line."""
-    from PIL import Image, ImageDraw
-    big = size * supersample
-    background = rng.integers(0, 256, 3).astype(np.float64)
-    gradient = np.linspace(-1, 1, big)[None, :, None] * rng.uniform(-40, 40, 3)
-    canvas = np.clip(background + gradient, 0, 255).repeat(big, 0).reshape(big, big, 3)
-    foreground = distinct_colour(rng, background)
-    second = distinct_colour(rng, foreground)
-    fill = np.where(pattern_mask(pattern, big, rng.uniform(0.16, 0.24) * big,
-                                 rng.uniform(0, math.pi))[..., None], second, foreground)
-    radius = rng.uniform(0.24, 0.42) * big
-    cx, cy = rng.uniform(radius * 0.8, big - radius * 0.8, 2)
-    mask = shape_mask(shape, big, cx, cy, radius, rng.uniform(0, 2 * math.pi))
-    inside = np.asarray(mask)[..., None] > 127
-    canvas = np.where(inside, fill, canvas)
-    image = Image.fromarray(canvas.astype(np.uint8))
-    if rng.random() < 0.5:
-        x0, y0, x1, y1 = rng.uniform(0, big, 4)
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        ImageDraw.Draw(image).line([(x0, y0), (x1, y1)], fill=colour, width=supersample)
-    small = np.asarray(image.resize((size, size), Image.BOX), dtype=np.float64)
-    noise = rng.normal(0, rng.uniform(4, 20), small.shape)
-    return np.clip(small + noise, 0, 255).round().astype(np.uint8)
-
-
-def shape_classes(num_classes):
-    """Class names ``<pattern>_<shape>``: every shape solid, then striped, checkered, dotted."""
-    classes = [f'{p}_{s}' for p, s in itertools.product(PATTERNS, SHAPES)]
-    if not 2 <= num_classes <= len(classes):
-        raise ValueError(f'make_shapes_dataset: num_classes must be in 2..{len(classes)}, '
-                         f'got {num_classes}')
-    return classes[:num_classes]
-
-
-def make_shapes_dataset(root, num_classes=10, per_class=(100, 30), size=32, seed=0,
-                        splits=('train', 'val')):
-    """Write ``root/<split>/<pattern>_<shape>/<index>.png`` and return ``{split: folder}``.
-
-    Deterministic: the image ``i`` of class ``c`` in split ``s`` is drawn from
-    ``numpy.random.default_rng([seed, s, c, i])`` alone, so the same arguments give byte-identical
-    files. ``per_class`` is one count for every split or one count per split.
-    Classes combine a shape (circle, square, triangle, cross, ring, star) and a fill pattern
-    (solid, stripes, checker, dots); colours, pose, background and noise are random.
-    """
-    from PIL import Image
-    counts = (per_class,) * len(splits) if isinstance(per_class, int) else tuple(per_class)
-    if len(counts) != len(splits):
-        raise ValueError(f'make_shapes_dataset: per_class {per_class} does not match '
-                         f'splits {splits}')
-    folders = {}
-    for split_index, (split, count) in enumerate(zip(splits, counts)):
-        folders[split] = os.path.join(root, split)
-        for label, name in enumerate(shape_classes(num_classes)):
-            pattern, shape = name.split('_')
-            folder = os.path.join(root, split, name)
-            os.makedirs(folder, exist_ok=True)
-            for i in range(count):
-                rng = np.random.default_rng([seed, split_index, label, i])
-                pixels = draw_shape_image(rng, shape, pattern, size)
-                Image.fromarray(pixels).save(os.path.join(folder, f'{i:05d}.png'))
-    return folders

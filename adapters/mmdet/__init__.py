@@ -1,12 +1,14 @@
-"""mmdet adapter: distil any mmdet detector from another, and the generated COCO-format set.
+"""mmdet adapter: distil any mmdet detector from another.
 
 Registered in kdzoo's ``MODELS``: ``DistillDetector`` (``type='kdzoo.DistillDetector'`` resolves
-under ``default_scope='mmdet'``). :func:`make_det_dataset` writes the generated detection set;
-:func:`export_state_dict` gives the student's weights for ``tools/export_student.py``.
+under ``default_scope='mmdet'``). :func:`export_state_dict` gives the student's weights for
+``tools/export_student.py``. mmdet's own ``CocoDataset`` reads the generated COCO-format set;
+``CLASSES`` and ``make_det_dataset`` are :mod:`kdzoo.toydata.det`'s, re-exported here.
 """
 from mmdet.utils import register_all_modules
 
-from .data import CLASSES, make_det_dataset
+from kdzoo.toydata.det import CLASSES, make_det_dataset
+
 from .distill import RESERVED, DistillDetector
 
 register_all_modules(init_default_scope=False)

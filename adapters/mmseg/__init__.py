@@ -1,11 +1,14 @@
-"""mmseg adapter: the distilling segmentor and the generated segmentation set.
+"""mmseg adapter: the distilling segmentor and the dataset class of the generated set.
 
 Registered in kdzoo's ``MODELS`` (reached from an mmseg config as ``'kdzoo.DistillSegmentor'``):
 :class:`DistillSegmentor`; in mmseg's ``DATASETS``: :class:`ShapesSegDataset`.
 :func:`export_state_dict` gives the student's weights for ``mmseg.apis.init_model``
-(``tools/export_student.py``).
+(``tools/export_student.py``). ``make_seg_dataset`` is :func:`kdzoo.toydata.make_seg_dataset`,
+re-exported here.
 """
-from .data import ShapesSegDataset, make_seg_dataset
+from kdzoo.toydata.seg import make_seg_dataset
+
+from .data import ShapesSegDataset
 from .distill import RESERVED, DistillSegmentor, export_state_dict
 
 __all__ = ['DistillSegmentor', 'ShapesSegDataset', 'make_seg_dataset', 'RESERVED',

@@ -13,8 +13,9 @@ from PIL import Image
 import kdzoo.hooks  # noqa: F401  (registers TeacherCheckHook)
 import kdzoo.losses.kd  # noqa: F401  (registers KDLoss)
 from kdzoo.adapters import student_state_dict
-from kdzoo.adapters.cls import Accuracy, Cifar100Cls, ImageFolderCls, make_shapes_dataset
+from kdzoo.adapters.cls import Accuracy, Cifar100Cls, ImageFolderCls
 from kdzoo.adapters.cls.data import crop_flip
+from kdzoo.toydata import make_shapes_dataset
 
 
 def write_cifar(root, split, n, seed=0):

@@ -1,5 +1,6 @@
-"""The generated COCO-format detection set: deterministic, tight boxes, empty images, and read by
-mmdet's CocoDataset with the quick-start pipeline."""
+"""The generated COCO-format detection set (kdzoo.toydata.det): deterministic, tight boxes around
+the drawn shapes, every class, empty images, and read by mmdet's CocoDataset with the quick-start
+pipeline."""
 import filecmp
 import json
 import os
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kdzoo.adapters.mmdet.data import CLASSES, make_det_dataset, shape_mask
+from kdzoo.toydata.det import CLASSES, COLOURS, make_det_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -31,17 +32,43 @@ def test_annotations_are_valid_coco_with_empty_images(tmp_path):
     assert sorted({i['id'] for i in coco['images']} - with_objects) == [4, 8]
     for ann in coco['annotations']:
         x, y, w, h = ann['bbox']
-        assert 0 <= x and 0 <= y and x + w <= 96 and y + h <= 96 and w >= 12
+        assert 0 <= x and 0 <= y and x + w <= 96 and y + h <= 96 and min(w, h) >= 6
         assert 1 <= ann['category_id'] <= 10 and ann['area'] == w * h
     image = np.asarray(Image.open(f'{data["train_img"]}/000000.png'))
     assert image.shape == (96, 96, 3) and image.dtype == np.uint8
 
 
-@pytest.mark.parametrize('shape', ['square', 'disk', 'triangle', 'cross', 'ring'])
-def test_every_shape_touches_its_box(shape):
-    mask = shape_mask(shape, 17)
-    assert mask[0].any() and mask[-1].any() and mask[:, 0].any() and mask[:, -1].any()
-    assert 0 < mask.sum() <= 17 * 17
+def test_every_box_is_the_tight_box_of_its_drawn_shape(tmp_path):
+    """One object per image: its pixels are exactly those of its class colour (the background
+    noise lies in 90..169), and the annotated box is their tight box, at any rotation."""
+    data = make_det_dataset(tmp_path, num_images=(40, 2), size=64, max_objects=1, empty_every=40)
+    coco = json.load(open(data['train_ann']))
+    assert len(coco['annotations']) == 39
+    for ann in coco['annotations']:
+        image = np.asarray(Image.open(f'{data["train_img"]}/{ann["image_id"] - 1:06d}.png'))
+        colour = COLOURS[CLASSES[ann['category_id'] - 1].split('_')[0]]
+        ys, xs = np.nonzero((image == colour).all(-1))
+        x, y, w, h = ann['bbox']
+        assert [x, y, w, h] == [xs.min(), ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1]
+        assert 0 <= x and 0 <= y and x + w <= 64 and y + h <= 64
+
+
+def test_objects_of_every_class_appear(tmp_path):
+    data = make_det_dataset(tmp_path, num_images=(40, 2), size=64)
+    coco = json.load(open(data['train_ann']))
+    assert {a['category_id'] for a in coco['annotations']} == set(range(1, len(CLASSES) + 1))
+
+
+def test_disk_is_the_drawings_circle_and_class_names_are_unchanged():
+    from kdzoo.toydata.det import DRAWN, SHAPES
+    from kdzoo.toydata.drawing import SHAPES as DRAWING_SHAPES
+    assert CLASSES[:5] == ('red_square', 'red_disk', 'red_triangle', 'red_cross', 'red_ring')
+    assert all(DRAWN.get(shape, shape) in DRAWING_SHAPES for shape in SHAPES)
+
+
+def test_size_too_small_is_refused(tmp_path):
+    with pytest.raises(ValueError, match='size must be >= 16'):
+        make_det_dataset(tmp_path, size=8)
 
 
 def test_coco_dataset_reads_it_with_empty_images(tmp_path):

@@ -13,9 +13,9 @@ import torch
 from mmengine.config import Config
 
 import kdzoo.adapters.mmdet  # noqa: F401
-from kdzoo.adapters.mmdet.data import make_det_dataset
 from kdzoo.checkpoint import load_file, state_dict_of
 from kdzoo.teacher import model_config
+from kdzoo.toydata import make_det_dataset
 from test_mmdet_distill import shrink_options
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -150,7 +150,7 @@ def test_dry_run_prints_every_item(det_data, tmp_path, capsys):
 README_CONFIG = '''\
 _base_ = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'   # a stock mmdet config
 
-# --- the generated set (kdzoo.adapters.mmdet.make_det_dataset) instead of COCO ---
+# --- the generated set (kdzoo.toydata.make_det_dataset) instead of COCO ---
 data_root = '{root}/'
 metainfo = dict(classes={classes!r})
 model = dict(backbone=dict(init_cfg=None), bbox_head=dict(num_classes=10))

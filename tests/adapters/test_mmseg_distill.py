@@ -13,9 +13,9 @@ from mmengine.registry import DefaultScope
 import kdzoo.connectors.projector  # noqa: F401  (registers Projector)
 import kdzoo.losses.lfcc  # noqa: F401  (registers LFCCLoss)
 import kdzoo.losses.msdcrd  # noqa: F401  (registers MSDCRDLoss)
-from kdzoo.adapters.mmseg import RESERVED, ShapesSegDataset, make_seg_dataset
-from kdzoo.adapters.mmseg.data import CLASSES
+from kdzoo.adapters.mmseg import RESERVED, ShapesSegDataset
 from kdzoo.registry import build
+from kdzoo.toydata.seg import CLASSES, make_seg_dataset
 
 CONFIGS = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'seg')
 STUDENT = Config.fromfile(os.path.join(CONFIGS, 'quickstart_student.py')).model

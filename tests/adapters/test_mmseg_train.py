@@ -86,7 +86,7 @@ def unformatted_config_dumps():
 
 @pytest.fixture(scope='module')
 def seg_data(tmp_path_factory):
-    from kdzoo.adapters.mmseg import make_seg_dataset
+    from kdzoo.toydata import make_seg_dataset
     return make_seg_dataset(str(tmp_path_factory.mktemp('seg_shapes')), num_images=(8, 2))
 
 

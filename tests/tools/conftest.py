@@ -9,7 +9,7 @@ from tools_helpers import TEACHER, runner_config, write_config
 @pytest.fixture(scope='session')
 def shapes_data(tmp_path_factory):
     """4 classes x 8 training images and 4 x 2 validation images of 32 px."""
-    from kdzoo.adapters.cls.data import make_shapes_dataset
+    from kdzoo.toydata import make_shapes_dataset
     root = tmp_path_factory.mktemp('shapes')
     return make_shapes_dataset(str(root), num_classes=4, per_class=(8, 2))
 

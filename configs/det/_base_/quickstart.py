@@ -1,7 +1,6 @@
 # Detection quick-start base: the generated COCO-format set (10 classes, 128 px, some images with
 # no object), CPU-sized schedule. Write the set first:
-#   python -c "from kdzoo.adapters.mmdet import make_det_dataset; \
-#              make_det_dataset('data/quickstart_det', num_images=(400, 100))"
+#   python tools/make_toy_data.py det data/quickstart_det --train 400 --val 100
 _base_ = 'mmdet::_base_/default_runtime.py'
 data_root = 'data/quickstart_det/'
 classes = ('red_square', 'red_disk', 'red_triangle', 'red_cross', 'red_ring',

@@ -1,6 +1,6 @@
 # Seg quick-start base: the generated shapes set (64 px, 10 classes incl. background) in mmseg's
 # img_dir/ann_dir layout, written by
-#   python -c "from kdzoo.adapters.mmseg import make_seg_dataset as m; m('data/seg_shapes', (400, 100))"
+#   python tools/make_toy_data.py seg data/seg_shapes --train 400 --val 100
 # and a CPU-sized iteration schedule.
 _base_ = 'mmseg::_base_/default_runtime.py'
 custom_imports = dict(imports=['kdzoo.adapters.mmseg'], allow_failed_imports=False)
