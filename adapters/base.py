@@ -1,5 +1,39 @@
-"""What the distilling models of every task share (classification, mmseg, mmdet)."""
+"""The skeleton every distilling model shares (classification, mmseg, mmdet).
+
+:class:`DistillModel` holds the student (the config's own model), the frozen teacher and a
+:class:`kdzoo.distiller.Distiller`, and does once, for every task:
+
+- building: the student first, from the global random stream exactly as alone; the teacher and the
+  connectors inside :func:`kdzoo.rng.isolated_rng`, so they draw nothing from that stream;
+- ``init_weights``: the student's own ``init_weights`` (a ``Pretrained`` backbone, a head's prior),
+  exactly as the student alone gets it from MMEngine's runner; the teacher is never re-initialised
+  (it is initialised at build time only when no checkpoint replaces its weights);
+- the teacher's inputs: the student's preprocessed batch converted to the teacher's own mean, std
+  and channel order (:func:`teacher_inputs`);
+- the ``loss`` / ``predict`` / ``tensor`` dispatch, ``describe_step`` for ``--dry-run``, and
+  labels passed to the losses as ``target``.
+
+An adapter subclass says only what its framework makes specific::
+
+    build_model(cfg)                          -> nn.Module in the framework's registry scope
+    check_pair(losses, student, teacher)      build-time checks of the items (may raise)
+    student_step(inputs, data_samples)        -> (task losses, {reserved name: tensor})
+    teacher_step(inputs)                      -> {reserved name: tensor}   (no grad, eval)
+    run_model(model, inputs, data_samples, mode)   predict / tensor of either model
+    targets(data_samples)                     -> labels for the losses, or None
+
+and sets ``RESERVED`` (the readout names it provides).
+"""
 from contextlib import contextmanager
+
+import torch
+from mmengine.model import BaseModel
+
+from kdzoo.distiller import Distiller
+from kdzoo.rng import isolated_rng
+from kdzoo.teacher import build_teacher
+
+MODES = ('loss', 'predict', 'tensor')
 
 
 def taps_of(item):
@@ -22,12 +56,105 @@ def check_same_classes(items, logit_taps, student_classes, teacher_classes, fix)
                 f'num_classes={teacher_classes}; logit losses compare the same classes. {fix}')
 
 
-class DistillModelMixin:
-    """Student / teacher access and the teacher-prediction switch of a distilling model that
-    holds ``self.distiller`` (a :class:`kdzoo.distiller.Distiller`)."""
+def normalisation(preprocessor):
+    """``(mean, std, channel flip)`` applied by a data preprocessor (mmengine's
+    ``ImgDataPreprocessor`` / mmdet's ``DetDataPreprocessor``, mmseg's ``SegDataPreProcessor``);
+    ``None`` mean/std when it does not normalise (kdzoo's ``ClsDataPreprocessor``: each timm
+    classifier normalises itself)."""
+    if getattr(preprocessor, '_enable_normalize', False):
+        mean, std = preprocessor.mean, preprocessor.std
+    else:
+        mean = std = None
+    flip = getattr(preprocessor, '_channel_conversion',
+                   getattr(preprocessor, 'channel_conversion', False))
+    return mean, std, bool(flip)
 
+
+def same_normalisation(a, b):
+    (mean_a, std_a, flip_a), (mean_b, std_b, flip_b) = a, b
+    if flip_a != flip_b or (mean_a is None) != (mean_b is None):
+        return False
+    return mean_a is None or (torch.equal(mean_a.cpu(), mean_b.cpu())
+                              and torch.equal(std_a.cpu(), std_b.cpu()))
+
+
+def renormalise(inputs, source, target):
+    """Turn a ``(B, C, H, W)`` batch normalised as ``source`` into one normalised as ``target``.
+
+    ``x = (raw - mean) / std`` after an optional BGR<->RGB flip; padding (zeros in ``source``)
+    becomes ``(mean_s - mean_t) / std_t``, a constant the teacher sees at the border only.
+    """
+    mean_s, std_s, flip_s = source
+    mean_t, std_t, flip_t = target
+    raw = inputs if mean_s is None else inputs * std_s.to(inputs) + mean_s.to(inputs)
+    if flip_s != flip_t:
+        raw = raw.flip(1)
+    return raw if mean_t is None else (raw - mean_t.to(raw)) / std_t.to(raw)
+
+
+def label_using(losses):
+    """``[(item index, loss type)]`` of the items whose loss needs ground-truth labels (a loss
+    class with ``requires_target = True``: DKD, OFA)."""
+    from kdzoo.registry import LOSSES
+    found = []
+    for index, item in enumerate(losses):
+        kind = item['loss']['type']
+        cls = kind if isinstance(kind, type) else LOSSES.get(kind)
+        if getattr(cls, 'requires_target', False):
+            found.append((index, cls.__name__))
+    return found
+
+
+class DistillModel(BaseModel):
+    """A student, a frozen teacher and a :class:`Distiller`; see the module docstring.
+
+    Args:
+        student: the student's model dict (built by :meth:`build_model`) or module.
+        distill_cfg: ``dict(teacher=dict(config=..., checkpoint=..., cfg_options=...,
+            strict=True), losses=[...], connectors=dict(...), teacher_check=True)``
+            (docs/distill_cfg.md); ``teacher_check`` is read by ``kdzoo.adapters.wrap``.
+        data_preprocessor: a dict or module; defaults to the student's own.
+    """
+
+    RESERVED = ()
     use_teacher = False
 
+    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None):
+        student = self.build_model(student)  # first: the global stream, as the student alone
+        if isinstance(data_preprocessor, dict):
+            data_preprocessor = self.build_model(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor or student.data_preprocessor,
+                         init_cfg=init_cfg)
+        losses = list(distill_cfg['losses'])
+        with isolated_rng('kdzoo.teacher'):
+            teacher = build_teacher(distill_cfg['teacher'], build_model=self.build_model)
+        self.check_pair(losses, student, teacher)
+        with isolated_rng('kdzoo.connectors'):
+            self.distiller = Distiller(student, teacher, losses, distill_cfg.get('connectors'),
+                                       student_reserved=self.RESERVED,
+                                       teacher_reserved=self.RESERVED)
+        self.teacher_norm = normalisation(getattr(teacher, 'data_preprocessor', None))
+
+    # -- what an adapter provides ------------------------------------------------------------
+    def build_model(self, cfg):
+        raise NotImplementedError
+
+    def check_pair(self, losses, student, teacher):
+        """Build-time checks of the items against the two models (raise ``ValueError``)."""
+
+    def student_step(self, inputs, data_samples):
+        raise NotImplementedError
+
+    def teacher_step(self, inputs):
+        raise NotImplementedError
+
+    def run_model(self, model, inputs, data_samples, mode):
+        raise NotImplementedError
+
+    def targets(self, data_samples):
+        return None
+
+    # -- the skeleton ------------------------------------------------------------------------
     @property
     def student(self):
         return self.distiller.student
@@ -35,6 +162,21 @@ class DistillModelMixin:
     @property
     def teacher(self):
         return self.distiller.teacher
+
+    def init_weights(self):
+        """Initialise the student exactly as MMEngine's runner initialises it alone (its own
+        ``init_weights``: pretrained backbones, head priors). ``BaseModule.init_weights`` would
+        not reach it (the distiller is a plain ``nn.Module``). The teacher is left as built."""
+        if hasattr(self.student, 'init_weights') and not getattr(self.student, 'is_init', False):
+            self.student.init_weights()
+        self._is_init = True
+
+    def teacher_inputs(self, inputs):
+        """The batch as the teacher's own data preprocessor would have normalised it."""
+        source = normalisation(self.data_preprocessor)
+        if same_normalisation(source, self.teacher_norm):
+            return inputs
+        return renormalise(inputs, source, self.teacher_norm)
 
     @contextmanager
     def predicting_with_teacher(self):
@@ -45,3 +187,31 @@ class DistillModelMixin:
             yield self
         finally:
             self.use_teacher = previous
+
+    def recorded_step(self, inputs, data_samples):
+        """Run the student's training step and the teacher inside an open ``distiller.step()``:
+        ``(task losses, student readouts, teacher readouts)``."""
+        losses, student = self.student_step(inputs, data_samples)
+        teacher = self.distiller.run_teacher(self.teacher_step, self.teacher_inputs(inputs))
+        return losses, student, teacher
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        if mode == 'loss':
+            with self.distiller.step():
+                losses, student, teacher = self.recorded_step(inputs, data_samples)
+                losses.update(self.distiller.distill_losses(
+                    student, teacher, target=self.targets(data_samples)))
+            return losses
+        if mode not in MODES:
+            raise ValueError(f'{type(self).__name__}: unknown mode {mode!r}; '
+                             f'use one of {list(MODES)}')
+        if self.use_teacher:
+            return self.distiller.run_teacher(self.run_model, self.teacher,
+                                              self.teacher_inputs(inputs), data_samples, mode)
+        return self.run_model(self.student, inputs, data_samples, mode)
+
+    def describe_step(self, inputs, data_samples=None):
+        """One line per distill item (taps, shapes, connector, loss value) for ``--dry-run``."""
+        with torch.no_grad(), self.distiller.step():
+            _, student, teacher = self.recorded_step(inputs, data_samples)
+            return self.distiller.describe(student, teacher, target=self.targets(data_samples))

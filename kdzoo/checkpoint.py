@@ -5,7 +5,7 @@ and an explicit allow-list of the plain types MMEngine's own training checkpoint
 (``HistoryBuffer``, numpy arrays/scalars). Nothing falls back to unrestricted unpickling unless
 the user sets ``unsafe_load=True`` for a file they trust. :func:`harden_mmengine_loading` makes
 MMEngine's ``--resume`` / ``load_from`` use the same rule (the fork silently falls back to
-``weights_only=False``, METHODS.md §6).
+``weights_only=False``: ``_safe_torch_load`` in ``mmengine/runner/checkpoint.py``).
 """
 import os
 import pickle

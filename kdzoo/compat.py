@@ -3,7 +3,7 @@
 The forks keep the import names (``mmseg``, ``mmdet``, ...) but not the distribution names, and
 MMEngine maps a config scope to a *distribution*: ``'mmseg::...'`` looks up ``mmsegmentation``,
 finds nothing, and MMEngine then runs ``python -m pip install mmsegmentation`` - which installs
-the dead upstream package over the fork's ``mmseg`` directory (METHODS.md §6). We point each
+the dead upstream package over the fork's ``mmseg`` directory (seen with the forks, 2026-11). We point each
 scope at the fork's distribution when the fork is what is installed.
 """
 from importlib import metadata

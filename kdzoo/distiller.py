@@ -13,6 +13,7 @@ The teacher runs under ``torch.no_grad()`` in eval mode (BatchNorm statistics fr
 the wrapper trains) and is held outside the module tree, so it never enters the state dict, the
 optimizer or a DDP wrapper. Connectors (learnable, student side) live in ``self.connectors``.
 """
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -117,12 +118,15 @@ class Distiller(nn.Module):
         losses: list of item dicts (see the module docstring).
         connectors: ``dict(name=cfg or nn.Module)``; items reference them by name or by a dotted
             path into one (``'msdf.branches.0'``).
-        student_readouts / teacher_readouts: names the adapter provides itself (e.g.
+        student_reserved / teacher_reserved: readout names the adapter provides itself (e.g.
             ``'logits'``); any other tap is a module path, checked here.
+
+    One training step records between the taps and computes the losses inside
+    ``with distiller.step():`` (see :meth:`step`).
     """
 
     def __init__(self, student, teacher, losses, connectors=None,
-                 student_readouts=(), teacher_readouts=()):
+                 student_reserved=(), teacher_reserved=()):
         super().__init__()
         if not losses:
             raise ValueError('distill_cfg.losses is empty: give at least one distill item')
@@ -143,14 +147,14 @@ class Distiller(nn.Module):
         for item in self.items:
             if item.connector:
                 self.connector(item.connector)
-        self.student_readouts = set(student_readouts)
-        self.teacher_readouts = set(teacher_readouts)
+        self.student_reserved = frozenset(student_reserved)
+        self.teacher_reserved = frozenset(teacher_reserved)
         student_paths = [t for item in self.items for t in item.student
-                         if t not in self.student_readouts]
+                         if t not in self.student_reserved]
         teacher_paths = [item.teacher for item in self.items
-                         if item.teacher not in self.teacher_readouts]
-        self.student_taps = Taps(student, student_paths, 'student', self.student_readouts)
-        self.teacher_taps = Taps(teacher, teacher_paths, 'teacher', self.teacher_readouts)
+                         if item.teacher not in self.teacher_reserved]
+        self.student_taps = Taps(student, student_paths, 'student', self.student_reserved)
+        self.teacher_taps = Taps(teacher, teacher_paths, 'teacher', self.teacher_reserved)
         self._steps = 0
 
     def connector(self, name):
@@ -173,10 +177,19 @@ class Distiller(nn.Module):
         self.teacher._apply(fn, *args, **kwargs)
         return self
 
-    def start(self):
-        """Begin a distillation step: clear and arm the taps of both models."""
-        self.student_taps.start()
-        self.teacher_taps.start()
+    @contextmanager
+    def step(self):
+        """One distillation step: the taps of both models record inside the block; on leaving it
+        they stop and drop their records, and every connector module with an ``end_step()``
+        method (a per-step cache, e.g. a stage branch shared by two items) is told the step
+        ended. Compute :meth:`distill_losses` / :meth:`describe` inside the block."""
+        try:
+            with self.student_taps.recording(), self.teacher_taps.recording():
+                yield self
+        finally:
+            for module in self.connectors.modules():
+                if hasattr(module, 'end_step'):
+                    module.end_step()
 
     def run_teacher(self, fn=None, *args, **kwargs):
         """Run ``fn(*args, **kwargs)`` (default: the teacher itself) without grad, teacher in eval."""
@@ -212,21 +225,18 @@ class Distiller(nn.Module):
         return self._steps if iteration is None else iteration
 
     def distill_losses(self, student_readouts=None, teacher_readouts=None, **ctx):
-        """Weighted losses ``{'distill.loss_<name>': tensor}`` from the recorded step.
+        """Weighted losses ``{'distill.loss_<name>': tensor}`` of the step being recorded.
 
-        ``ctx`` (e.g. ``target=labels``) is passed to every loss. Ends the step: the taps stop
-        recording and drop their records.
+        ``student_readouts`` / ``teacher_readouts``: ``{reserved name: tensor}`` the adapter read
+        in this step. ``ctx`` (e.g. ``target=labels``) is passed to every loss.
         """
         student_readouts, teacher_readouts = student_readouts or {}, teacher_readouts or {}
         iteration = self.current_iter()
-        try:
-            losses = {}
-            for item in self.items:
-                pairs = self.item_values(item, student_readouts, teacher_readouts)
-                scale = item.weight * warmup_factor(iteration, item.warmup_iters)
-                losses[f'distill.loss_{item.name}'] = scale * self.item_loss(item, pairs, ctx)
-        finally:
-            self.stop()
+        losses = {}
+        for item in self.items:
+            pairs = self.item_values(item, student_readouts, teacher_readouts)
+            scale = item.weight * warmup_factor(iteration, item.warmup_iters)
+            losses[f'distill.loss_{item.name}'] = scale * self.item_loss(item, pairs, ctx)
         if self.training:
             self._steps += 1
         return losses
@@ -235,25 +245,16 @@ class Distiller(nn.Module):
         """One line per item for ``--dry-run``: taps, shapes, connector, unweighted loss value."""
         student_readouts, teacher_readouts = student_readouts or {}, teacher_readouts or {}
         lines = []
-        try:
-            for item in self.items:
-                raw_s = [self._lookup(self.student_taps, student_readouts, t) for t in item.student]
-                raw_t = self._lookup(self.teacher_taps, teacher_readouts, item.teacher)
-                pairs = self.item_values(item, student_readouts, teacher_readouts)
-                with torch.no_grad():
-                    value = self.item_loss(item, pairs, ctx)
-                lines.append(
-                    f'{item.name}: student {list(item.student)} {shape_of(raw_s)} -> '
-                    f'connector {item.connector or "none"} -> {shape_of([p[0] for p in pairs])} | '
-                    f'teacher {item.teacher!r} {shape_of(raw_t)} | '
-                    f'{type(self.losses[item.name]).__name__} = {value.item():.6g} '
-                    f'(weight {item.weight:g}, warmup_iters {item.warmup_iters})')
-        finally:
-            self.stop()
+        for item in self.items:
+            raw_s = [self._lookup(self.student_taps, student_readouts, t) for t in item.student]
+            raw_t = self._lookup(self.teacher_taps, teacher_readouts, item.teacher)
+            pairs = self.item_values(item, student_readouts, teacher_readouts)
+            with torch.no_grad():
+                value = self.item_loss(item, pairs, ctx)
+            lines.append(
+                f'{item.name}: student {list(item.student)} {shape_of(raw_s)} -> '
+                f'connector {item.connector or "none"} -> {shape_of([p[0] for p in pairs])} | '
+                f'teacher {item.teacher!r} {shape_of(raw_t)} | '
+                f'{type(self.losses[item.name]).__name__} = {value.item():.6g} '
+                f'(weight {item.weight:g}, warmup_iters {item.warmup_iters})')
         return lines
-
-    def stop(self):
-        """End a step: stop recording and free the records."""
-        for taps in (self.student_taps, self.teacher_taps):
-            taps.stop()
-            taps.clear()

@@ -1,4 +1,4 @@
-"""Layout conversions: the one place where tensor layouts are converted (METHODS.md §0).
+"""Layout conversions: the one place where tensor layouts are converted.
 
 Canonical layouts:
 - ``'nchw'``   dense map ``(B, C, H, W)`` (CNN stages, FPN levels, segmentation logits)

@@ -3,9 +3,11 @@
 A tap keeps a module's output as it is (a tuple/list output, e.g. an FPN's levels, stays a
 tuple). A module called several times in one forward (a shared detection head called once per
 level) records a list, one entry per call, in call order. Recording happens only between
-:meth:`Taps.start` and :meth:`Taps.stop`, so validation or teacher-check forwards keep nothing.
+:meth:`Taps.start` and :meth:`Taps.stop` (or inside ``with taps.recording():``), so validation or
+teacher-check forwards keep nothing.
 """
 import difflib
+from contextlib import contextmanager
 
 
 def closest_paths(path, valid, n=5):
@@ -58,6 +60,16 @@ class Taps:
 
     def stop(self):
         self.active = False
+
+    @contextmanager
+    def recording(self):
+        """Record inside the block; on leaving it stop and drop the records."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+            self.clear()
 
     def clear(self):
         for calls in self.records.values():

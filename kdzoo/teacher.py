@@ -55,7 +55,9 @@ def build_teacher(teacher_cfg, build_model):
     Args:
         teacher_cfg: an ``nn.Module`` or ``dict(config=..., checkpoint=..., ...)``.
         build_model: callable turning a model dict into an ``nn.Module`` (the task's registry).
-    Returns the teacher in eval mode with ``requires_grad=False`` everywhere.
+    Returns the teacher in eval mode with ``requires_grad=False`` everywhere. Without a checkpoint
+    the teacher's own ``init_weights`` runs (its config's initialisation, pretrained backbone
+    included), as its training would have started; with one, the checkpoint is all that counts.
     """
     if isinstance(teacher_cfg, nn.Module):
         teacher = teacher_cfg
@@ -66,11 +68,14 @@ def build_teacher(teacher_cfg, build_model):
             raise ValueError(f'distill_cfg.teacher: needs `config`; allowed keys {sorted(TEACHER_KEYS)}, '
                              f'got {sorted(teacher_cfg)}')
         teacher = build_model(model_config(teacher_cfg['config'], teacher_cfg.get('cfg_options')))
-        if teacher_cfg.get('checkpoint'):
+        if teacher_cfg.get('checkpoint'):  # its weights replace any initialisation: none is run
             load_weights(teacher, teacher_cfg['checkpoint'], strict=teacher_cfg.get('strict', True),
                          unsafe_load=teacher_cfg.get('unsafe_load', False))
         else:
             warnings.warn('distill_cfg.teacher has no checkpoint: the teacher keeps the weights its '
                           'config gives it (random, unless the config loads pretrained weights)')
+            on_meta = any(p.is_meta for p in teacher.parameters())  # shape checks: no values
+            if hasattr(teacher, 'init_weights') and not on_meta:
+                teacher.init_weights()
     teacher.requires_grad_(False)
     return teacher.eval()

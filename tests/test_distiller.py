@@ -14,14 +14,15 @@ def make(losses, connectors=None, student=None, teacher=None):
     student = student or TinyCNN(width=4)
     teacher = teacher or TinyCNN(width=8)
     return Distiller(student, teacher, losses, connectors,
-                     student_readouts={'logits'}, teacher_readouts={'logits'})
+                     student_reserved={'logits'}, teacher_reserved={'logits'})
 
 
 def step(distiller, x, **ctx):
-    distiller.start()
-    s_logits = distiller.student(x)
-    t_logits = distiller.run_teacher(None, x)
-    return distiller.distill_losses({'logits': s_logits}, {'logits': t_logits}, **ctx), s_logits, t_logits
+    with distiller.step():
+        s_logits = distiller.student(x)
+        t_logits = distiller.run_teacher(None, x)
+        losses = distiller.distill_losses({'logits': s_logits}, {'logits': t_logits}, **ctx)
+    return losses, s_logits, t_logits
 
 
 def test_keys_weights_and_values_match_independent_formulas():
@@ -79,10 +80,10 @@ def test_sequence_outputs_pair_elementwise_and_length_mismatch_names_both():
                   [dict(student='neck', teacher='neck', loss=dict(type='MSELoss')),
                    dict(student='head', teacher='head', loss=dict(type='MSELoss'))])
     x = randn(2, 3, 8, 8)
-    d.start()
-    s_out = d.student(x)
-    t_out = d.run_teacher(None, x)
-    losses = d.distill_losses()
+    with d.step():
+        s_out = d.student(x)
+        t_out = d.run_teacher(None, x)
+        losses = d.distill_losses()
     s_levels, t_levels = d.student.neck(d.student.stem(x)), d.teacher.neck(d.teacher.stem(x))
     expect = sum(F.mse_loss(s, t) for s, t in zip(s_levels, t_levels)) / 2
     assert torch.allclose(losses['distill.loss_mse_0'], expect, atol=1e-6)
@@ -92,10 +93,9 @@ def test_sequence_outputs_pair_elementwise_and_length_mismatch_names_both():
 
     d = Distiller(TwoLevel(levels=2), TwoLevel(levels=3),
                   [dict(student='neck', teacher='neck', loss=dict(type='MSELoss'))])
-    d.start()
-    d.student(x)
-    d.run_teacher(None, x)
-    with pytest.raises(ValueError, match='gives 2 tensors but teacher .neck. gives 3'):
+    with d.step(), pytest.raises(ValueError, match='gives 2 tensors but teacher .neck. gives 3'):
+        d.student(x)
+        d.run_teacher(None, x)
         d.distill_losses()
 
 
@@ -167,9 +167,9 @@ def test_describe_lists_each_item_with_shapes():
     d = make([dict(student='layer2', teacher='layer2', loss=dict(type='MSELoss'), connector='p')],
              connectors=dict(p=nn.Conv2d(8, 16, 1)))
     x = randn(2, 3, 8, 8)
-    d.start()
-    d.student(x)
-    d.run_teacher(None, x)
-    (line,) = d.describe()
+    with d.step():
+        d.student(x)
+        d.run_teacher(None, x)
+        (line,) = d.describe()
     assert "student ['layer2'] [(2, 8, 4, 4)]" in line and "teacher 'layer2' (2, 16, 4, 4)" in line
     assert 'connector p' in line and 'MSELoss = ' in line

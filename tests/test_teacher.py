@@ -55,7 +55,7 @@ def test_module_passes_through_frozen():
 
 
 def test_mmseg_and_mmdet_scopes_resolve_to_the_forks_without_installing(monkeypatch):
-    """METHODS.md §6: `mmseg::` must resolve to the fork's configs, and MMEngine must never try to
+    """kdzoo/compat.py: `mmseg::` must resolve to the fork's configs, and MMEngine must never try to
     `pip install mmsegmentation` (it would overwrite the fork)."""
     import kdzoo  # noqa: F401
     from mmengine.utils import package_utils

@@ -26,23 +26,26 @@ taps therefore live in the backbone, the neck or the dense head (not in an R-CNN
 Teacher and student may be different detector types; each keeps its own input normalisation
 (the student's normalised batch is converted to the teacher's mean / std / channel order).
 ``predict`` / ``tensor`` run the student, or the teacher inside ``predicting_with_teacher()``.
+Losses that need a class label per location (``DKDLoss``, ``OFALoss``) are refused at build
+time: a detector has no such label before its heads assign targets to anchors. Building,
+initialisation, mode dispatch and ``describe_step`` are the skeleton's (:mod:`kdzoo.adapters.base`).
 """
 import torch
-from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 
-from kdzoo.distiller import Distiller
 from kdzoo.registry import MODELS
 from kdzoo.taps import Taps
-from kdzoo.teacher import build_teacher
 
-from ..base import DistillModelMixin, taps_of
+from ..base import DistillModel, label_using, taps_of
 
 RESERVED = ('cls_scores',)
 
 
 def build_mmdet(cfg):
-    """Build an mmdet model (detector, data preprocessor) from ``cfg``, in the mmdet scope."""
+    """Build an mmdet model (detector, data preprocessor) from ``cfg``, in the mmdet scope; an
+    ``nn.Module`` is returned as it is."""
+    if isinstance(cfg, torch.nn.Module):
+        return cfg
     from mmdet.registry import MODELS as MMDET_MODELS
     with DefaultScope.overwrite_default_scope('mmdet'):
         return MMDET_MODELS.build(cfg)
@@ -99,134 +102,72 @@ def check_cls_scores(items, student, teacher):
                     f"{type(detector).__name__} has none; tap a module path instead (e.g. 'neck')")
 
 
-def normalisation(preprocessor):
-    """``(mean, std, channel flip)`` of a ``DetDataPreprocessor`` (``None`` mean/std: none)."""
-    if getattr(preprocessor, '_enable_normalize', False):
-        mean, std = preprocessor.mean, preprocessor.std
-    else:
-        mean = std = None
-    return mean, std, bool(getattr(preprocessor, '_channel_conversion', False))
-
-
-def same_normalisation(a, b):
-    (mean_a, std_a, flip_a), (mean_b, std_b, flip_b) = a, b
-    if flip_a != flip_b or (mean_a is None) != (mean_b is None):
-        return False
-    return mean_a is None or (torch.equal(mean_a.cpu(), mean_b.cpu())
-                              and torch.equal(std_a.cpu(), std_b.cpu()))
-
-
-def renormalise(inputs, source, target):
-    """Turn a batch normalised as ``source`` into one normalised as ``target``.
-
-    ``x = (raw - mean) / std`` after an optional BGR<->RGB flip; padding (zeros in ``source``)
-    becomes ``(mean_s - mean_t) / std_t``, a constant the teacher sees at the border only.
-    """
-    mean_s, std_s, flip_s = source
-    mean_t, std_t, flip_t = target
-    raw = inputs if mean_s is None else inputs * std_s + mean_s
-    if flip_s != flip_t:
-        raw = raw.flip(1)
-    return raw if mean_t is None else (raw - mean_t) / std_t
+def check_no_labels_needed(items):
+    """Detection has no class label per location before target assignment: a loss that needs
+    ``target`` (DKD, OFA) cannot be given one, so it is refused when the model is built."""
+    for index, name in label_using(items):
+        raise ValueError(
+            f'distill item {index}: {name} needs a ground-truth class per sample, but detection '
+            'has none per location of a feature or score map (labels exist per box, and reach '
+            "anchors only through the head's target assignment); use a label-free loss on "
+            "'cls_scores' or the neck instead (KDLoss, CWDLoss, PKDLoss, MSDCRDLoss, LFCCLoss)")
 
 
 @MODELS.register_module()
-class DistillDetector(DistillModelMixin, BaseModel):
+class DistillDetector(DistillModel):
     """Distil an mmdet detector from a frozen teacher detector.
 
     Args:
         student: the student detector's model dict (any mmdet detector) or module.
-        distill_cfg: ``dict(teacher=dict(config=..., checkpoint=..., cfg_options=..., strict=True),
-            losses=[...], connectors=dict(...), teacher_check=True)``; ``teacher.config`` is an
+        distill_cfg: see :class:`kdzoo.adapters.base.DistillModel`; ``teacher.config`` is an
             mmdet config (``'mmdet::...'`` or a file) whose ``model`` is used, or a model dict.
         data_preprocessor: the student's ``DetDataPreprocessor`` dict (``wrap`` passes it); by
             default the student's own.
     """
 
+    RESERVED = RESERVED
+
     def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None):
-        if not isinstance(student, torch.nn.Module):
-            data_preprocessor = data_preprocessor or student.get('data_preprocessor')
-            student = build_mmdet(student)
-        data_preprocessor = data_preprocessor or dict(type='DetDataPreprocessor')
-        if isinstance(data_preprocessor, dict):
-            data_preprocessor = build_mmdet(data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        teacher = build_teacher(distill_cfg['teacher'], build_model=build_mmdet)
+        if isinstance(student, dict) and data_preprocessor is None:
+            data_preprocessor = student.get('data_preprocessor')
+        super().__init__(student, distill_cfg, data_preprocessor, init_cfg)
         losses = list(distill_cfg['losses'])
-        check_cls_scores(losses, student, teacher)
-        check_levels(losses, student, teacher)
-        self.distiller = Distiller(student, teacher, losses, distill_cfg.get('connectors'),
-                                   student_readouts=RESERVED, teacher_readouts=RESERVED)
-        self.student_head = dense_head_name(student)
-        self.teacher_head = dense_head_name(teacher)
+        self.student_head = dense_head_name(self.student)
+        self.teacher_head = dense_head_name(self.teacher)
         wants_scores = any('cls_scores' in taps_of(item)[0] for item in losses)
         # the student's dense head output, recorded during its own loss (no second forward)
-        self.head_taps = Taps(student, [self.student_head] if wants_scores else [], 'student')
+        self.head_taps = Taps(self.student, [self.student_head] if wants_scores else [],
+                              'student')
         self.student_names = ['cls_scores'] if wants_scores else []
         teacher_taps = [taps_of(item)[1] for item in losses]
         self.teacher_runs_head = self.teacher_head is not None and any(
             t == 'cls_scores' or t.startswith(self.teacher_head + '.') or t == self.teacher_head
             for t in teacher_taps)
-        self.teacher_norm = normalisation(teacher.data_preprocessor)
 
-    def init_weights(self):
-        """Initialise the student as mmdet would (pretrained backbone, head priors): the runner's
-        ``init_weights`` does not reach it through the plain ``nn.Module`` distiller."""
-        super().init_weights()
-        if not getattr(self.student, 'is_init', False):
-            self.student.init_weights()
+    def build_model(self, cfg):
+        return build_mmdet(cfg)
 
+    def check_pair(self, losses, student, teacher):
+        check_no_labels_needed(losses)
+        check_cls_scores(losses, student, teacher)
+        check_levels(losses, student, teacher)
 
-    def teacher_inputs(self, inputs):
-        """The batch as the teacher's own data preprocessor would have normalised it."""
-        source = normalisation(self.data_preprocessor)
-        if same_normalisation(source, self.teacher_norm):
-            return inputs
-        return renormalise(inputs, source, self.teacher_norm)
-
-    def run_teacher(self, inputs):
+    def teacher_step(self, inputs):
         """Teacher features (and dense head when needed): ``{'cls_scores': ...}`` readouts."""
-        feats = self.teacher.extract_feat(self.teacher_inputs(inputs))
+        feats = self.teacher.extract_feat(inputs)
         if not self.teacher_runs_head:
             return {}
         return {'cls_scores': getattr(self.teacher, self.teacher_head)(feats)[0]}
 
-    def student_readouts(self):
-        if not self.student_names:
-            return {}
-        outputs = self.head_taps.get(self.student_head)
-        outputs = outputs[0] if isinstance(outputs, list) else outputs  # first call if several
-        return {'cls_scores': outputs[0]}
-
-    def step(self, inputs, data_samples):
-        """Arm the taps, run the student's loss and the teacher:
-        ``(student losses, student readouts, teacher readouts)``."""
-        self.distiller.start()
-        self.head_taps.start()
-        try:
+    def student_step(self, inputs, data_samples):
+        """The student's own ``loss`` (one forward), its dense head's output recorded on the way."""
+        with self.head_taps.recording():
             losses = self.student.loss(inputs, data_samples)
-            student = self.student_readouts()
-        finally:
-            self.head_taps.stop()
-            self.head_taps.clear()
-        teacher = self.distiller.run_teacher(self.run_teacher, inputs)
-        return losses, student, teacher
+            if not self.student_names:
+                return losses, {}
+            outputs = self.head_taps.get(self.student_head)
+        outputs = outputs[0] if isinstance(outputs, list) else outputs  # first call if several
+        return losses, {'cls_scores': outputs[0]}
 
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        if mode == 'loss':
-            losses, student, teacher = self.step(inputs, data_samples)
-            losses.update(self.distiller.distill_losses(student, teacher,
-                                                        data_samples=data_samples))
-            return losses
-        if mode not in ('predict', 'tensor'):
-            raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, predict and tensor mode')
-        if self.use_teacher:
-            return self.distiller.run_teacher(self.teacher, self.teacher_inputs(inputs),
-                                              data_samples, mode=mode)
-        return self.student(inputs, data_samples, mode=mode)
-
-    def describe_step(self, inputs, data_samples=None):
-        """One line per distill item (taps, shapes, connector, loss value) for ``--dry-run``."""
-        with torch.no_grad():
-            _, student, teacher = self.step(inputs, data_samples)
-            return self.distiller.describe(student, teacher, data_samples=data_samples)
+    def run_model(self, model, inputs, data_samples, mode):
+        return model(inputs, data_samples, mode=mode)

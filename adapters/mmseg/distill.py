@@ -21,20 +21,19 @@ output. Any module path of the segmentor (``'decode_head.bottleneck'``) is a tap
 Training loss: the student's own losses (``decode.loss_ce``, ``aux.loss_ce``) from one student
 forward (backbone, neck, decode head once), plus ``distill.loss_<name>`` per item. ``predict`` /
 ``tensor`` run the student, or the teacher inside ``with model.predicting_with_teacher():``
-(the teacher check hook). The teacher gets the student's preprocessed batch.
+(the teacher check hook). The teacher gets the batch in its own normalisation; label-using losses
+get the full-resolution label maps ``(B, H, W)`` as ``target`` (255 ignored). Building,
+initialisation, mode dispatch and ``describe_step`` are the skeleton's (:mod:`kdzoo.adapters.base`).
 """
 import torch
-from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS as SEG_MODELS
 from mmseg.utils import add_prefix
 
-from kdzoo.distiller import Distiller
 from kdzoo.registry import MODELS
-from kdzoo.teacher import build_teacher
 
-from ..base import DistillModelMixin, check_same_classes, taps_of
+from ..base import DistillModel, check_same_classes, taps_of
 
 STAGES = ('stage1', 'stage2', 'stage3', 'stage4')
 RESERVED = ('logits',) + STAGES
@@ -92,32 +91,27 @@ def readouts(stages, logits, names, side):
     return out
 
 
+def label_maps(data_samples):
+    """The batch's ground-truth label maps ``(B, H, W)`` (long; 255 where ignored or padded)."""
+    return torch.stack([sample.gt_sem_seg.data[0] for sample in data_samples]).long()
+
+
 @MODELS.register_module()
-class DistillSegmentor(DistillModelMixin, BaseModel):
+class DistillSegmentor(DistillModel):
     """Distil an mmseg ``EncoderDecoder`` student from a frozen teacher segmentor.
 
     Args:
         student: the student's model dict (built by mmseg's ``MODELS``) or module.
-        distill_cfg: ``dict(teacher=dict(config=..., checkpoint=..., cfg_options=...,
-            strict=True), losses=[...], connectors=dict(...), teacher_check=True)``;
-            ``teacher.config`` is an mmseg config (``'mmseg::...'`` or a path) whose ``model``
-            is used, or an inline model dict. ``teacher_check`` is read by
-            ``kdzoo.adapters.wrap`` (the hook), not here.
+        distill_cfg: see :class:`kdzoo.adapters.base.DistillModel`; ``teacher.config`` is an
+            mmseg config (``'mmseg::...'`` or a path) whose ``model`` is used, or a model dict.
         data_preprocessor: a ``SegDataPreProcessor`` dict; defaults to the student's own.
     """
 
+    RESERVED = RESERVED
+
     def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None):
-        student = build_mmseg(student)
-        check_segmentor(student, 'student')
-        preprocessor = build_mmseg(data_preprocessor) if data_preprocessor else None
-        super().__init__(data_preprocessor=preprocessor or student.data_preprocessor,
-                         init_cfg=init_cfg)
-        teacher = build_teacher(distill_cfg['teacher'], build_model=build_mmseg)
-        check_segmentor(teacher, 'teacher')
+        super().__init__(student, distill_cfg, data_preprocessor, init_cfg)
         losses = list(distill_cfg['losses'])
-        check_num_classes(losses, student, teacher)
-        self.distiller = Distiller(student, teacher, losses, distill_cfg.get('connectors'),
-                                   student_readouts=RESERVED, teacher_readouts=RESERVED)
         self.student_names = sorted({t for item in losses for t in taps_of(item)[0]
                                      if t in RESERVED})
         teacher_taps = {taps_of(item)[1] for item in losses}
@@ -125,11 +119,17 @@ class DistillSegmentor(DistillModelMixin, BaseModel):
         # the teacher's decode head runs only when a tap needs it (stage-only items skip it)
         self.teacher_decodes = 'logits' in teacher_taps or not teacher_taps <= set(STAGES)
 
-    def teacher_readouts(self, inputs):
-        def run():
-            stages, _, logits = run_segmentor(self.teacher, inputs, self.teacher_decodes)
-            return readouts(stages, logits, self.teacher_names, 'teacher')
-        return self.distiller.run_teacher(run)
+    def build_model(self, cfg):
+        return build_mmseg(cfg)
+
+    def check_pair(self, losses, student, teacher):
+        check_segmentor(student, 'student')
+        check_segmentor(teacher, 'teacher')
+        check_num_classes(losses, student, teacher)
+
+    def teacher_step(self, inputs):
+        stages, _, logits = run_segmentor(self.teacher, inputs, self.teacher_decodes)
+        return readouts(stages, logits, self.teacher_names, 'teacher')
 
     def student_step(self, inputs, data_samples):
         """One student forward: ``(its losses, its readouts)``; the decode head runs once unless
@@ -146,28 +146,13 @@ class DistillSegmentor(DistillModelMixin, BaseModel):
             losses.update(student._auxiliary_head_forward_train(feats, data_samples))
         return losses, readouts(stages, logits, self.student_names, 'student')
 
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        if mode == 'loss':
-            self.distiller.start()
-            losses, student = self.student_step(inputs, data_samples)
-            teacher = self.teacher_readouts(inputs)
-            losses.update(self.distiller.distill_losses(student, teacher))
-            return losses
-        if mode not in ('predict', 'tensor'):
-            raise ValueError(f'DistillSegmentor: invalid mode {mode!r}; '
-                             "expected 'loss', 'predict' or 'tensor'")
-        method = 'predict' if mode == 'predict' else '_forward'
-        if self.use_teacher:
-            return self.distiller.run_teacher(getattr(self.teacher, method), inputs, data_samples)
-        return getattr(self.student, method)(inputs, data_samples)
+    def run_model(self, model, inputs, data_samples, mode):
+        if mode == 'predict':
+            return model.predict(inputs, data_samples)
+        return model._forward(inputs, data_samples)
 
-    def describe_step(self, inputs, data_samples=None):
-        """One line per distill item (taps, shapes, connector, loss value) for ``--dry-run``."""
-        with torch.no_grad():
-            self.distiller.start()
-            _, student = self.student_step(inputs, data_samples)
-            teacher = self.teacher_readouts(inputs)
-            return self.distiller.describe(student, teacher)
+    def targets(self, data_samples):
+        return label_maps(data_samples)
 
 
 def export_state_dict(state_dict):

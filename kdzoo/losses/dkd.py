@@ -51,6 +51,8 @@ def dkd_loss(student, teacher, target, alpha=1.0, beta=8.0, tau=4.0):
 class DKDLoss(nn.Module):
     """Decoupled KD (Zhao et al., CVPR 2022): ``tau² (alpha TCKD + beta NCKD)``; needs ``target``."""
 
+    requires_target = True  # adapters refuse it where no label per sample exists (detection)
+
     def __init__(self, alpha=1.0, beta=8.0, tau=4.0):
         super().__init__()
         self.alpha = alpha

@@ -46,12 +46,9 @@ def dense_pair(student, teacher, loss_name, mode='pool', check_channels=True):
     return student, teacher
 
 
-def logit_pair(student, teacher, loss_name):
-    """Check two logit tensors, ``(B, K)`` or dense ``(B, K, H, W)``, and flatten them to samples.
-
-    Dense logit maps of different resolution are aligned bilinearly on the smaller grid; every
-    location is one sample. Returns float32 ``(student (N, K), teacher.detach() (N, K))``.
-    """
+def aligned_logits(student, teacher, loss_name):
+    """Check two logit tensors, ``(B, K)`` or dense ``(B, K, H, W)``: float32 ``(student,
+    teacher.detach())``, dense maps of different resolution aligned bilinearly on the smaller grid."""
     if student.dim() != teacher.dim() or student.dim() not in (2, 4):
         raise ValueError(
             f'{loss_name}: expected logits (B, K) or dense logit maps (B, K, H, W) on both sides, got '
@@ -65,15 +62,34 @@ def logit_pair(student, teacher, loss_name):
     student, teacher = student.float(), teacher.detach().float()
     if student.dim() == 4:
         student, teacher = layout.align(student, teacher, mode='bilinear')
+    return student, teacher
+
+
+def logit_pair(student, teacher, loss_name):
+    """:func:`aligned_logits`, flattened to samples: every location of a dense map is one sample.
+    Returns float32 ``(student (N, K), teacher.detach() (N, K))``."""
+    student, teacher = aligned_logits(student, teacher, loss_name)
     return layout.as_samples(student), layout.as_samples(teacher)
+
+
+def label_grid(target, logits):
+    """Label maps ``(B, H, W)`` resized (nearest, so 255 stays 255) to the grid of ``(B, K, h, w)``
+    ``logits``; image labels ``(B,)``, ``None`` and maps already on that grid pass unchanged."""
+    if target is None or target.dim() != 3 or logits.dim() != 4:
+        return target
+    if tuple(target.shape[-2:]) == tuple(logits.shape[-2:]):
+        return target
+    resized = F.interpolate(target[:, None].float(), size=logits.shape[-2:], mode='nearest')
+    return resized[:, 0].to(target.dtype)
 
 
 def sample_targets(target, num_samples, loss_name):
     """Class targets for ``num_samples`` samples: ``(B,)`` labels, repeated per location when the
     logits were dense maps (``(B, H, W)`` label maps are flattened as they are)."""
     if target is None:
-        raise ValueError(f'{loss_name}: needs ground-truth labels; pass target=... (the adapters do '
-                         'this from the data samples)')
+        raise ValueError(f'{loss_name}: needs ground-truth labels; pass target=... (the classification '
+                         'and segmentation adapters pass their labels; detection has none per '
+                         'location)')
     target = target.reshape(-1).long()
     if target.numel() == num_samples:
         return target
@@ -154,12 +170,17 @@ def soft_kl(student, teacher, tau):
 
 
 def labelled_pair(student, teacher, target, loss_name, ignore_index=255):
-    """:func:`logit_pair` plus one class label per sample (:func:`sample_targets`).
+    """:func:`logit_pair` plus one class label per sample: image labels ``(B,)`` repeated per
+    location, or label maps ``(B, H, W)`` at any resolution, resized to the compared grid
+    (:func:`label_grid`).
 
     Samples labelled ``ignore_index`` (mmseg's 255) are dropped; any other label outside ``[0, K)``
     is a ValueError. Returns float32 ``(student (N, K), teacher (N, K), target (N,))``.
     """
-    student, teacher = logit_pair(student, teacher, loss_name)
+    student, teacher = aligned_logits(student, teacher, loss_name)
+    if target is not None:
+        target = label_grid(target.to(student.device), student)
+    student, teacher = layout.as_samples(student), layout.as_samples(teacher)
     target = sample_targets(target, student.shape[0], loss_name).to(student.device)
     keep = target != ignore_index
     bad = keep & ((target < 0) | (target >= student.shape[1]))

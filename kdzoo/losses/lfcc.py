@@ -1,7 +1,7 @@
 """LFCC: Low-Frequency Components-based Contrastive Knowledge Distillation.
 
-Paper: arXiv 2405.18524. No official code exists: this is a **reconstruction from the abstract**
-(METHODS.md §2); ``docs/losses.md`` lists the choices. Parameter-free.
+Paper: arXiv 2405.18524. No official code exists: this is a **reconstruction from the abstract**;
+``docs/losses.md`` lists the choices. Parameter-free.
 
 For one pair of intermediate maps ``(B, C, H, W)`` (pooled to the smaller grid; the distiller
 pairs stages), for every ``g`` in ``grids`` a low-pass filter ``φ_g`` gives one vector per image:

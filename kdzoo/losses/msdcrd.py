@@ -1,7 +1,7 @@
 """MSDCRD: Contrastive Representation Distillation via Multi-Scale Feature Decoupling.
 
 Paper: arXiv 2502.05835. No official code exists: this is a **reconstruction from the abstracts**
-(METHODS.md §1, close to its apparent ancestor SDD, CVPR 2024); ``docs/losses.md`` lists the
+(close to its apparent ancestor SDD, CVPR 2024); ``docs/losses.md`` lists the
 choices. Parameter-free, single batch (no memory bank).
 
 Both maps ``(B, C, H, W)`` (equal ``C``, e.g. dense logits) are pooled to the smaller grid, then
@@ -10,8 +10,8 @@ decoupled into local samples by multi-scale sliding windows
 stride ``max(1, k // 2)``): ``L = Σ_g L_g`` windows per image, ``g = 1`` the global one.
 
 Sample categorization: a window is *consistent* when the teacher's argmax over channels there
-equals the global prediction (argmax of the teacher's global average, or ``target`` when given),
-*complementary* otherwise; weights ``w = 1`` or ``w_comp``. Argmax over channels means something
+equals the global prediction (argmax of the teacher's global average, or ``target`` ``(B,)`` when
+given; label maps ``(B, H, W)`` hold no class per image and are not used), *complementary* otherwise; weights ``w = 1`` or ``w_comp``. Argmax over channels means something
 for logit readouts; on plain feature maps it is a heuristic (``w_comp=1`` turns it off).
 
 With ``s``/``t`` the L2-normalised student/teacher window vectors and
@@ -39,8 +39,9 @@ NAME = 'MSDCRDLoss'
 
 
 def global_prediction(teacher, target):
-    """The class each window is compared with: ``target (B,)`` or the teacher's global argmax."""
-    if target is None:
+    """The class each window is compared with: ``target (B,)`` or the teacher's global argmax
+    (also for label maps ``(B, H, W)``, which hold no single class per image)."""
+    if target is None or target.dim() == 3:
         return teacher.mean((-2, -1)).argmax(1)
     if target.shape != (teacher.shape[0],):
         raise ValueError(

@@ -39,6 +39,8 @@ def ofa_loss(student, teacher, target, eps=1.0, tau=1.0):
 class OFALoss(nn.Module):
     """One-for-All KD loss (Hao et al., NeurIPS 2023); needs ``target``."""
 
+    requires_target = True  # adapters refuse it where no label per sample exists (detection)
+
     def __init__(self, eps=1.0, tau=1.0):
         super().__init__()
         self.eps = eps

@@ -19,7 +19,8 @@ images. With ``grids=(1,)`` and no target this is exactly KD.
 
 Defaults: ``grids=(1, 2, 4), tau=4.0, w_comp=2.0``. Inputs: dense logit maps ``(B, K, H, W)`` of
 the same ``K``; maps of different size are first resized bilinearly to the smaller grid;
-optional ``target`` ``(B,)`` image labels.
+optional ``target`` ``(B,)`` image labels (label maps ``(B, H, W)`` hold no class per image: the
+teacher's global prediction is the reference then).
 """
 import torch
 import torch.nn.functional as F
@@ -56,6 +57,6 @@ class SDDLoss(nn.Module):
 
     def forward(self, student, teacher, target=None, **ctx):
         student, teacher = dense_pair(student, teacher, 'SDDLoss', mode='bilinear')
-        if target is not None:
+        if target is not None and target.dim() != 3:  # label maps: no class per image
             target = sample_targets(target, student.shape[0], 'SDDLoss').to(student.device)
         return sdd_loss(student, teacher, self.grids, self.tau, self.w_comp, target)

@@ -15,7 +15,8 @@ def row_kl(student_logits, teacher_logits):
 
 
 def direct_dfra(student, teacher, tau=1.0, alpha=2.0):
-    """METHODS.md §3 with the full (B, K, K) and (K, B, B) relation tensors."""
+    """The DFRA formula (docs/losses.md, arXiv 2502.06189) with the full (B, K, K) and (K, B, B)
+    relation tensors."""
     a, b = student / tau, teacher / tau
     k = a.shape[1]
     class_s = torch.einsum('bi,bj->bij', a, a) / math.sqrt(k)  # R_b, (B, K, K)

@@ -78,3 +78,16 @@ def test_contract():
         DKDLoss()(s, t, target=torch.tensor([0, 1, 7, 3]))
     with pytest.raises(ValueError, match=r'DKDLoss: needs at least 2 classes.*\(4, 1\)'):
         DKDLoss()(randn(4, 1), randn(4, 1), target=torch.zeros(4, dtype=torch.long))
+
+
+def test_full_resolution_label_maps_are_resized_nearest_to_the_compared_grid():
+    """Adapters pass (B, H, W) label maps at image resolution: the loss takes every 4th pixel
+    (nearest) for a 4x smaller logit grid, keeps 255 as 255 and skips those locations."""
+    s, t = randn(2, 4, 3, 3), randn(2, 4, 3, 3, seed=1)
+    small = torch.randint(0, 4, (2, 3, 3), generator=torch.Generator().manual_seed(2))
+    small[1, 2, 0] = 255
+    full = small.repeat_interleave(4, 1).repeat_interleave(4, 2)  # (2, 12, 12), blocks of 4x4
+    keep = small.reshape(-1) != 255
+    expected = reference_dkd(as_rows(s)[keep], as_rows(t)[keep], small.reshape(-1)[keep],
+                             1.0, 8.0, 4.0)
+    assert math.isclose(DKDLoss()(s, t, target=full).item(), expected, rel_tol=1e-5)

@@ -129,7 +129,10 @@ def test_bad_inputs():
     check_dense_errors(loss, 'MSDCRDLoss')
     with pytest.raises(ValueError, match=r'MSDCRDLoss: student must be a dense map.*tokens'):
         loss(randn(2, 49, 5), randn(2, 5, 7, 7))
-    with pytest.raises(ValueError, match=r'MSDCRDLoss: target must .* \(2,\), got \(2, 7, 7\)'):
-        loss(randn(2, 5, 7, 7), randn(2, 5, 7, 7), target=torch.zeros(2, 7, 7))
+    with pytest.raises(ValueError, match=r'MSDCRDLoss: target must .* \(2,\), got \(3,\)'):
+        loss(randn(2, 5, 7, 7), randn(2, 5, 7, 7), target=torch.zeros(3))
+    # label maps hold no class per image: the windows are categorised by the teacher
+    s, t = randn(2, 5, 7, 7), randn(2, 5, 7, 7)
+    assert torch.equal(loss(s, t, target=torch.zeros(2, 7, 7, dtype=torch.long)), loss(s, t))
     with pytest.raises(ValueError, match=r'MSDCRDLoss: grids must be positive ints'):
         MSDCRDLoss(grids=(0, 2))

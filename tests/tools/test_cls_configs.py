@@ -88,11 +88,10 @@ def test_items_fit_the_real_models(path):
         warnings.simplefilter('ignore')  # no teacher checkpoint
         model = build(cfg.model)
     images = torch.empty(2, 3, 32, 32, device='meta')
-    with torch.no_grad():
-        student, teacher = model.step_readouts(images)
+    with torch.no_grad(), model.distiller.step():
+        _, student, teacher = model.recorded_step(images, torch.tensor([3, 7], device='meta'))
         pairs = [model.distiller.item_values(item, student, teacher)
                  for item in model.distiller.items]
-        model.distiller.stop()
     target = torch.tensor([3, 7])
     for item, item_pairs in zip(model.distiller.items, pairs):
         loss = model.distiller.losses[item.name]  # parameter-free: the device does not matter
