@@ -9,20 +9,16 @@ mmdet / mmseg: OUT is ``{'state_dict': ..., 'meta': ...}`` for the config's plai
 """
 import argparse
 import os
-import sys
 
 import torch
 
-if __package__ in (None, ''):  # run as `python tools/x.py`: make `tools` importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 import kdzoo  # noqa: F401
 from kdzoo.checkpoint import load_file, state_dict_of
+from kdzoo.runner import load_config
 
 
 def export(config, checkpoint, out):
     from kdzoo.adapters import student_state_dict, task_of
-    from tools.train import load_config
     cfg = load_config(config)
     loaded = load_file(checkpoint)
     weights = student_state_dict(cfg, state_dict_of(loaded))

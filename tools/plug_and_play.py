@@ -5,14 +5,18 @@
                                   [--out results/] [--device cuda|cpu] [--teacher-bf16]
                                   [--max-wall-s S] [--smoke] [--report-only]
 
-For every task (a small entry of :data:`TASKS`: configs, metric, data generator, losses):
+A matrix of the experiment engine's runs (:mod:`kdzoo.experiments`: ``runs`` trains a config for
+a budget, ``recipes`` reads each loss's items from a shipped config and fits them to the pair,
+``timing`` measures step costs, ``matrix_report`` writes the tables). For every task (a small
+entry of :data:`TASKS`: configs, metric, data generator, losses):
 
 1. writes the task's generated data set once (``<out>/tmp/data/<task>``; no download);
 2. trains each pair's teacher once on it (``--teacher-iters``, seed 0), cached in
    ``<out>/tmp/teachers/<task>/<pair>/`` with its validation metric (and, with ``--teacher-bf16``,
    its metric under bf16 autocast), so the table is self-contained;
 3. trains the student alone (loss ``none``) and distilled with each loss, same iterations
-   (``--iters``, or stopped at ``--budget-s`` seconds, then validated), data order and seed;
+   (``--iters``, or stopped at ``--budget-s`` seconds, then validated), paired within a seed:
+   the same initial student weights and the same augmented batches in the same order;
 4. measures the step cost in the same process, right after training, on one training batch:
    the median of ``--timing-repeats`` timed repetitions (CUDA synchronised) of the student's own
    training step, the teacher's no-grad forward and the distillation step; and of every loss's
@@ -35,101 +39,46 @@ losses ``none`` and ``MSDCRD``, one seed, on the CPU, classification plus seg / 
 adapters import here (the test suite runs it).
 """
 import argparse
-import csv
 import importlib
-import itertools
 import json
-import math
 import multiprocessing
 import os
 import os.path as osp
 import platform
 import shutil
-import statistics
-import sys
 import time
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from types import SimpleNamespace
-from unittest import mock
 
-from mmengine.hooks import Hook
-
-if __package__ in (None, ''):  # run as `python tools/plug_and_play.py`: make `tools` importable
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from kdzoo.experiments.matrix_report import COLUMNS, CSV_NAME, key_of, write_report
+from kdzoo.experiments.recipes import STAGES, recipe
+from kdzoo.experiments.rows import append_row, fmt, number, read_rows
+from kdzoo.experiments.runs import (budget_options, make_runner, train_run,
+                                    unformatted_config_dumps, unwrap)
+from kdzoo.experiments.timing import bf16_autocast, step_costs
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CSV_NAME, MD_NAME, PNG_NAME = 'plug_and_play.csv', 'plug_and_play.md', 'plug_and_play.png'
-COLUMNS = ['task', 'pair', 'teacher', 'student', 'loss', 'seed', 'budget', 'teacher_iters',
-           'teacher_dtype', 'iters', 'metric_name', 'metric', 'teacher_metric',
-           'teacher_metric_bf16', 'student_alone_metric', 'gain', 'train_s', 'iter_s',
-           'student_step_s', 'teacher_forward_s', 'distill_step_s', 'loss_s', 'step_ratio',
-           'loss_share', 'device', 'finished']
-KEY = ('task', 'pair', 'loss', 'seed', 'budget', 'teacher_iters', 'teacher_dtype')
-STEP_RATIO_TARGET, LOSS_SHARE_TARGET = 1.10, 0.03
-STAGES = ('stage1', 'stage2', 'stage3', 'stage4')
-RUN_IDS = itertools.count()
 
 
-# --------------------------------------------------------------------------------- loss items
-# Each builder maps a probe of the pair (``p.student`` / ``p.teacher``: ``(C, H, W)`` of stage1..4,
-# ``p.num_classes``, ``p.iters``) to ``dict(losses=[...], connectors={...})`` of ``distill_cfg``.
-
-def logit_item(loss, tap='logits', **kwargs):
-    return dict(losses=[dict(student=tap, teacher=tap, loss=loss, **kwargs)])
-
-
-def projected_stages(p, stages, loss):
-    """``loss`` on each of ``stages`` (1-based), the student stage through a 1x1 Projector to the
-    teacher stage's width (the loss aligns the grids)."""
-    return dict(
-        losses=[dict(student=f'stage{i}', teacher=f'stage{i}', loss=loss, connector=f'proj{i}',
-                     name=f'{loss["type"][:-4].lower()}_stage{i}') for i in stages],
-        connectors={f'proj{i}': dict(type='Projector', in_channels=p.student[i - 1][0],
-                                     out_channels=p.teacher[i - 1][0]) for i in stages})
-
-
-def mldrkd_items(p):
-    """MLDR-KD (METHODS.md §3): DFRA on the logits, on each stage branch's logits and on their
-    MSDF fusion, against the teacher's logits. Branch strides bring every student stage to the
-    last stage's grid; one ``embed_dim = max(student, teacher last width)`` (the shared gate)."""
-    last = p.student[-1][1]
-    dim = max(p.student[-1][0], p.teacher[-1][0])
-    taps = list(STAGES[:len(p.student)])
-    dfra = dict(type='DFRALoss')
-    losses = [dict(student='logits', teacher='logits', loss=dfra, name='dfra_logits')]
-    losses += [dict(student=tap, teacher='logits', loss=dfra, connector=f'msdf.branches.{i}',
-                    name=f'dfra_{tap}') for i, tap in enumerate(taps)]
-    losses.append(dict(student=taps, teacher='logits', loss=dfra, connector='msdf',
-                       name='dfra_fused'))
-    branches = [dict(in_channels=c, stride=max(1, h // last), embed_dim=dim)
-                for c, h, _ in p.student]
-    return dict(losses=losses, connectors=dict(
-        msdf=dict(type='MSDFusion', num_classes=p.num_classes, branches=branches)))
-
-
-CLS_LOSSES = {
-    'KD': lambda p: logit_item(dict(type='KDLoss', tau=4.0), name='kd'),
-    # DKD's CIFAR setting (mdistiller): alpha 1, beta 8, tau 4, weight ramped over ~10 % of training
-    'DKD': lambda p: logit_item(dict(type='DKDLoss', alpha=1.0, beta=8.0, tau=4.0), name='dkd',
-                                warmup_iters=max(1, p.iters // 10)),
-    'MSDCRD': lambda p: logit_item(dict(type='MSDCRDLoss'), 'dense_logits', name='msdcrd'),
-    'LFCC': lambda p: projected_stages(p, range(1, len(p.student) + 1), dict(type='LFCCLoss')),
-    'MLDR-KD': mldrkd_items,
+# -------------------------------------------------------------------------------- loss recipes
+# Each loss of a task is the distill_cfg of a shipped config, fitted to the pair
+# (kdzoo.experiments.recipes); the paths are relative to the repository.
+CLS_LOSSES = {name: f'configs/cls/{stem}_swin-t_to_r18_cifar100.py' for name, stem in (
+    ('KD', 'kd'), ('DKD', 'dkd'), ('OFA', 'ofa'), ('MSDCRD', 'msdcrd'), ('LFCC', 'lfcc'),
+    ('MLDR-KD', 'mldrkd'))}
+SEG_LOSSES = {name: f'configs/seg/{stem}_swin_to_r18.py' for name, stem in (
+    ('KD', 'kd'), ('CWD', 'cwd'), ('MSDCRD', 'msdcrd'), ('LFCC', 'lfcc'))}
+DET_LOSSES = {
+    'CWD': 'configs/det/cwd_retinanet_x101-64x4d-to-r18_cls-scores_coco.py',
+    'MSDCRD': 'configs/det/msdcrd_retinanet_x101-64x4d-to-r18_fpn_coco.py',
+    'LFCC': 'configs/det/lfcc_retinanet_x101-64x4d-to-r18_fpn_coco.py',
 }
-SEG_LOSSES = {  # settings of configs/seg/{cwd,msdcrd,lfcc}_swin_to_r18.py
-    'CWD': lambda p: logit_item(dict(type='CWDLoss', tau=1.0), name='cwd', weight=3.0),
-    'MSDCRD': lambda p: logit_item(dict(type='MSDCRDLoss'), name='msdcrd'),
-    'LFCC': lambda p: projected_stages(p, (2, 3, 4), dict(type='LFCCLoss')),
-}
-DET_LOSSES = {  # settings of configs/det/{cwd,msdcrd,lfcc}_retinanet_*.py; both FPNs 64 wide
-    'CWD': lambda p: logit_item(dict(type='CWDLoss', tau=1.0), 'cls_scores', name='cwd_cls',
-                                weight=5.0),
-    'MSDCRD': lambda p: logit_item(dict(type='MSDCRDLoss', tau=0.1, w_comp=1.0), 'neck',
-                                   name='msdcrd_fpn'),
-    'LFCC': lambda p: logit_item(dict(type='LFCCLoss', tau=0.1), 'neck', name='lfcc_fpn'),
-}
+
+
+def recipe_of(task, loss, p):
+    """The distill items of ``loss`` for the probed pair ``p`` (see ``recipes.recipe``)."""
+    return recipe(osp.join(REPO, TASKS[task].losses[loss]), p)
 
 
 # ---------------------------------------------------------------------------- data generators
@@ -140,7 +89,7 @@ def shapes_shard(job):
 
 
 def make_cls_data(root, size):
-    """The shapes set (``kdzoo.adapters.cls.data.make_shapes_dataset``), drawn in parallel: shard
+    """The shapes set (``kdzoo.toydata.make_shapes_dataset``), drawn in parallel: shard
     ``s`` is the set of seed ``s`` with ``per_class / shards`` images per class; its files are
     then moved into ``root/<split>/<class>/<s>_<index>.png``. Deterministic for fixed sizes."""
     shards = max(1, min(16, os.cpu_count() or 1, size['per_class'][1]))
@@ -268,119 +217,7 @@ def adapter_error(task):
     return None
 
 
-# ------------------------------------------------------------------------------- running one run
-class RunHook(Hook):
-    """Stops training after ``seconds`` (0: never) and keeps the last validation metrics."""
-
-    def __init__(self, seconds):
-        self.seconds, self.metrics, self.start = seconds, None, None
-
-    def before_train(self, runner):
-        self.start = time.perf_counter()
-
-    def after_train_iter(self, runner, **kwargs):
-        if self.seconds and time.perf_counter() - self.start > self.seconds:
-            runner.train_loop.stop_training = True
-
-    def after_val_epoch(self, runner, metrics=None):
-        self.metrics = dict(metrics or {})
-
-
-@contextmanager
-def unformatted_config_dumps():
-    """MMEngine formats each config it dumps with yapf: seconds per mmseg / mmdet config, paid in
-    every run. The dumps in the run folders are written unformatted instead."""
-    from yapf.yapflib import yapf_api
-    with mock.patch.object(yapf_api, 'FormatCode', lambda text, **kwargs: (text, False)):
-        yield
-
-
-def rescaled_schedule(cfg, iters):
-    """The config's iteration-based ``param_scheduler`` stretched from its ``max_iters`` to
-    ``iters`` (begin / end / T_max scaled, every scheduler at least one iteration long)."""
-    ratio = iters / cfg.train_cfg.max_iters
-    schedule = []
-    for scheduler in cfg.get('param_scheduler') or []:
-        scheduler = dict(scheduler)
-        if scheduler.get('by_epoch', True):
-            raise ValueError(f'plug_and_play: the schedule must be iteration-based, got {scheduler}')
-        begin = round(scheduler.get('begin', 0) * ratio)
-        scheduler['begin'] = begin
-        if 'end' in scheduler:
-            scheduler['end'] = max(begin + 1, round(scheduler['end'] * ratio))
-        if 'T_max' in scheduler:
-            scheduler['T_max'] = max(1, round(scheduler['T_max'] * ratio))
-        schedule.append(scheduler)
-    return schedule
-
-
-def run_options(config, iters, seed, opts, keep_checkpoint, batch=None):
-    """cfg-options common to every run: iterations, rescaled schedule, seed, loaders, checkpoint."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(REPO, config))
-    options = {
-        'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters,
-        'param_scheduler': rescaled_schedule(cfg, iters), 'randomness.seed': seed,
-        'default_hooks.logger.interval': max(1, iters // 10),
-        'default_hooks.checkpoint.interval': iters if keep_checkpoint else -1,
-        'default_hooks.checkpoint.save_last': keep_checkpoint,
-        'log_level': 'INFO' if opts.verbose else 'WARNING',
-    }
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        options[f'{loader}.num_workers'] = opts.workers
-        options[f'{loader}.persistent_workers'] = opts.workers > 0
-    if batch:
-        options['train_dataloader.batch_size'] = batch
-    return options
-
-
-def build(config, work_dir, options):
-    """``tools/train.py``'s runner. Each gets its own experiment name: MMEngine names it after the
-    config and the second, and runners of one name share one message hub (and its metrics)."""
-    from tools.train import build_runner
-    name = f'{osp.splitext(osp.basename(config))[0]}_{os.getpid()}_{next(RUN_IDS)}'
-    args = SimpleNamespace(config=osp.join(REPO, config), work_dir=work_dir, launcher='none',
-                           cfg_options=dict(options, experiment_name=name), amp=False, resume=None)
-    return build_runner(args)
-
-
-def unwrap(model):
-    from mmengine.model import is_model_wrapper
-    return model.module if is_model_wrapper(model) else model
-
-
-def bf16_autocast(device):
-    import torch
-    return torch.autocast(device_type=device, dtype=torch.bfloat16)
-
-
-def autocast_teacher(model, device):
-    """Run the teacher of a distilling model under bf16 autocast (every adapter calls the teacher
-    through ``distiller.run_teacher``)."""
-    distiller = model.distiller
-    run = distiller.run_teacher
-
-    def run_teacher(*args, **kwargs):
-        with bf16_autocast(device):
-            return run(*args, **kwargs)
-    distiller.run_teacher = run_teacher
-
-
-def train(config, work_dir, options, seconds=0, teacher_bf16=False, device='cpu'):
-    """Build the runner, train, validate; returns ``(runner, metrics, seconds)``."""
-    runner = build(config, work_dir, options)
-    hook = RunHook(seconds)
-    runner.register_hook(hook)
-    model = unwrap(runner.model)
-    if teacher_bf16 and hasattr(model, 'distiller'):
-        autocast_teacher(model, device)
-    start = time.perf_counter()
-    runner.train()
-    if runner.iter < runner.max_iters or hook.metrics is None:  # stopped by --budget-s
-        runner.val_loop.run()
-    return runner, hook.metrics, time.perf_counter() - start
-
-
+# ------------------------------------------------------------------------------- running a run
 def metric_of(metrics, task):
     key = TASKS[task].metric
     if not metrics:  # mmdet's CocoMetric returns nothing when the model detected nothing
@@ -391,213 +228,29 @@ def metric_of(metrics, task):
     return float(metrics[key]) * TASKS[task].scale
 
 
-def median_iter_s(runner):
-    """Median training iteration time (MMEngine's IterTimerHook, data loading included), the first
-    tenth of the iterations left out as warm-up."""
-    times = list(runner.message_hub.get_scalar('train/time').data[0])
-    return statistics.median(times[len(times) // 10:]) if times else float('nan')
+def autocast_teacher(device):
+    """A runner hook running the teacher of a distilling model under bf16 autocast (every adapter
+    calls the teacher through ``distiller.run_teacher``)."""
+    def wrap(runner):
+        distiller = unwrap(runner.model).distiller
+        run = distiller.run_teacher
+
+        def run_teacher(*args, **kwargs):
+            with bf16_autocast(device):
+                return run(*args, **kwargs)
+        distiller.run_teacher = run_teacher
+    return wrap
 
 
-# ----------------------------------------------------------------------------------- step costs
-def synchronize(device):
-    import torch
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
-
-def timed(fn, repeats, device):
-    """Median seconds of ``fn()`` over ``repeats`` runs after 2 warm-up runs."""
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def captured_loss_calls(model, data, optim_wrapper):
-    """Run one distillation step and return ``[(loss module, args, kwargs)]`` of every loss call."""
-    calls, handles = [], []
-    for loss in model.distiller.losses.values():
-        handles.append(loss.register_forward_pre_hook(
-            lambda module, args, kwargs: calls.append((module, args, kwargs)), with_kwargs=True))
-    try:
-        model.train_step(data, optim_wrapper)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return calls
-
-
-def loss_pass(calls):
-    """Forward + backward of every captured loss call on fresh leaf copies of its student input."""
-    total = 0
-    for module, (student, teacher, *rest), kwargs in calls:
-        total = total + module(student.detach().requires_grad_(), teacher, *rest, **kwargs)
-    total.backward()
-
-
-def step_costs(runner, repeats, device, teacher_bf16):
-    """Seconds of the student's own step, and for a distilling model the teacher's no-grad forward,
-    the distillation step and the losses (forward + backward) on one training batch."""
-    import torch
-    from mmengine.optim import OptimWrapper
-    model = unwrap(runner.model)
-    data = next(iter(runner.train_dataloader))
-    student = getattr(model, 'student', model)
-    student_optim = OptimWrapper(torch.optim.SGD(student.parameters(), lr=0.0))
-    costs = dict(student_step_s=timed(lambda: student.train_step(data, student_optim), repeats,
-                                      device))
-    if not hasattr(model, 'distiller'):
-        return costs
-    teacher = model.teacher
-    teacher_data = teacher.data_preprocessor(data, True)  # training: pads like the step
-
-    def teacher_forward():
-        with torch.no_grad(), (bf16_autocast(device) if teacher_bf16 else nullcontext()):
-            teacher(**teacher_data, mode='tensor')
-    costs['teacher_forward_s'] = timed(teacher_forward, repeats, device)
-    costs['distill_step_s'] = timed(lambda: model.train_step(data, runner.optim_wrapper), repeats,
-                                    device)
-    calls = captured_loss_calls(model, data, runner.optim_wrapper)
-    costs['loss_s'] = timed(lambda: loss_pass(calls), repeats, device)
-    costs['step_ratio'] = costs['distill_step_s'] / (costs['student_step_s']
-                                                     + costs['teacher_forward_s'])
-    costs['loss_share'] = costs['loss_s'] / costs['distill_step_s']
-    return costs
-
-
-# ------------------------------------------------------------------------------------ CSV rows
-def read_rows(path):
-    if not osp.isfile(path):
-        return []
-    with open(path, newline='') as f:
-        return list(csv.DictReader(f))
-
-
-def append_row(path, row):
-    new = not osp.isfile(path)
-    with open(path, 'a', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerow({k: fmt(row.get(k, '')) for k in COLUMNS})
-        f.flush()
-
-
-def fmt(value):
-    return f'{value:.10g}' if isinstance(value, float) else value
-
-
-def key_of(row):
-    return tuple(str(row[k]) for k in KEY)
-
-
-def number(value):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float('nan')
-
-
-# ------------------------------------------------------------------------------------- report
-def mean_spread(values):
-    """``(mean, sample std)`` of the finite values (std 0 for one value, nan for none)."""
-    values = [v for v in values if math.isfinite(v)]
-    if not values:
-        return float('nan'), float('nan')
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def pm(values, digits=2):
-    mean, std = mean_spread(values)
-    return '—' if not math.isfinite(mean) else f'{mean:.{digits}f} ± {std:.{digits}f}'
-
-
-def groups(rows, keys):
-    out = {}
-    for row in rows:
-        out.setdefault(tuple(row[k] for k in keys), []).append(row)
-    return out
-
-
-def write_report(out):
-    """Rewrite ``plug_and_play.md`` and ``.png`` from the whole CSV; returns their paths."""
-    rows = read_rows(osp.join(out, CSV_NAME))
-    lines = ['# kdzoo plug-and-play matrix', '',
-             f'Generated by `tools/plug_and_play.py` from `{CSV_NAME}` ({len(rows)} runs); '
-             'rewritten after every run: do not edit.', '',
-             'Each line: mean ± sample standard deviation over the seeds run so far; gain = the '
-             'distilled student\'s metric minus the student trained alone (same seed, iterations '
-             'and data order), in points. step ratio = distillation step / (student step + teacher '
-             f'no-grad forward), target ≤ {STEP_RATIO_TARGET:.2f}; loss share = the losses\' '
-             f'forward + backward / distillation step, target ≤ {LOSS_SHARE_TARGET:.0%}.', '']
-    devices = sorted({r['device'] for r in rows})
-    lines += [f'Devices: {", ".join(devices) or "none yet"}.', '']
-    setting = ('task', 'pair', 'budget', 'teacher_iters', 'teacher_dtype')
-    for (task, pair, budget, t_iters, t_dtype), grp in groups(
-            [r for r in rows if r['loss'] != 'none'], setting).items():
-        alone = [r for r in rows if (r['task'], r['pair'], r['budget'], r['loss'])
-                 == (task, pair, budget, 'none')]
-        metric = grp[0]['metric_name']
-        teacher = number(grp[0]['teacher_metric'])
-        student = mean_spread([number(r['metric']) for r in alone])[0]
-        lines += [f'## {task}: {pair} ({grp[0]["teacher"]} → {grp[0]["student"]}), {budget}, '
-                  f'teacher {t_iters} iterations, {t_dtype}', '',
-                  f'Teacher {metric}: {teacher:.2f} (bf16 autocast: '
-                  f'{grp[0]["teacher_metric_bf16"] or "not measured"}).', '']
-        if math.isfinite(student) and not teacher > student:
-            lines += [f'**The teacher ({teacher:.2f}) does not beat the student alone '
-                      f'({student:.2f}) here: the gains below are not evidence of distillation.**',
-                      '']
-        lines += [f'| loss | seeds | {metric} | gain | step ratio | loss share |',
-                  '|---|---:|---:|---:|---:|---:|',
-                  f'| none (student alone) | {len(alone)} | '
-                  f'{pm([number(r["metric"]) for r in alone])} | — | — | — |']
-        for loss, runs in groups(grp, ('loss',)).items():
-            ratio = mean_spread([number(r['step_ratio']) for r in runs])[0]
-            share = mean_spread([number(r['loss_share']) for r in runs])[0]
-            lines.append(f'| {loss[0]} | {len(runs)} | {pm([number(r["metric"]) for r in runs])} | '
-                         f'{pm([number(r["gain"]) for r in runs])} | {ratio:.3f} | {share:.2%} |')
-        lines.append('')
-    with open(osp.join(out, MD_NAME), 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    return osp.join(out, MD_NAME), write_chart(rows, osp.join(out, PNG_NAME))
-
-
-def write_chart(rows, path):
-    """One panel per (task, pair, budget, teacher precision): each loss's mean gain, error bar ±
-    sample std over seeds. ``None`` (with a message) where matplotlib is not installed."""
-    try:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f'matplotlib is not installed: no {PNG_NAME} (run --report-only where it is)')
-        return None
-    panels = groups([r for r in rows if r['loss'] != 'none'],
-                    ('task', 'pair', 'budget', 'teacher_dtype'))
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4 + 3.5 * len(panels), 4),
-                             squeeze=False)
-    for ax, ((task, pair, budget, dtype), grp) in zip(axes[0], panels.items()):
-        by_loss = groups(grp, ('loss',))
-        stats = [mean_spread([number(r['gain']) for r in runs]) for runs in by_loss.values()]
-        ax.bar([k[0] for k in by_loss], [m for m, _ in stats], yerr=[s for _, s in stats],
-               capsize=4, color='tab:blue')
-        ax.axhline(0, color='black', linewidth=0.8)
-        ax.set_title(f'{task}: {pair}\n{budget}, teacher {dtype}', fontsize=9)
-        ax.set_ylabel(f'gain in {grp[0]["metric_name"]} over student alone')
-        ax.tick_params(axis='x', labelrotation=30)
-    if not panels:
-        axes[0][0].text(0.5, 0.5, 'no distillation runs yet', ha='center', va='center')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+def run_options(task, config, iters, seed, opts, batch=None):
+    """cfg-options of one run: the engine's budget (iterations, rescaled schedule, one final
+    evaluation, seed), the loaders' workers and batch."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, config))
+    options = budget_options(cfg, iters, 1, seed, opts.workers, opts.verbose)
+    if batch:
+        options['train_dataloader.batch_size'] = batch
+    return options
 
 
 # --------------------------------------------------------------------------------- the matrix
@@ -641,32 +294,33 @@ def model_name(config):
 def teacher_run(task, pair, configs, opts, data_options):
     """Train (or read from the cache) the pair's teacher; returns its record: checkpoint, metric,
     and with ``--teacher-bf16`` its metric under bf16 autocast."""
-    iters = opts.teacher_iters[task]
+    entry, iters = TASKS[task], opts.teacher_iters[task]
+    config = osp.join(REPO, configs[0])
     folder = osp.join(opts.out, 'tmp', 'teachers', task, f'{pair}_{iters}it')
     record_path = osp.join(folder, 'teacher.json')
-    record, runner = None, None
+    record = None
     if osp.isfile(record_path):
         with open(record_path) as f:
             record = json.load(f)
     if record is None or not osp.isfile(record['checkpoint']):
-        options = dict(data_options, **run_options(configs[0], iters, 0, opts, True,
+        options = dict(data_options, **run_options(task, configs[0], iters, 0, opts,
                                                    opts.batch[task]))
+        options.update({'default_hooks.checkpoint.interval': iters,
+                        'default_hooks.checkpoint.save_last': True})
         print(f'[{task}/{pair}] teacher {configs[0]}: {iters} iterations', flush=True)
-        runner, metrics, seconds = train(configs[0], folder, options, device=opts.device)
-        record = dict(checkpoint=osp.join(folder, f'iter_{runner.iter}.pth'),
-                      metric=metric_of(metrics, task), seconds=seconds, iters=runner.iter,
-                      metric_bf16=None)
+        runner, result = train_run(config, folder, options, entry.metric, entry.scale)
+        record = dict(checkpoint=osp.join(folder, f'iter_{runner.iter}.pth'), metric=result.last,
+                      seconds=result.seconds, iters=runner.iter, metric_bf16=None)
     if opts.teacher_bf16 and record['metric_bf16'] is None:
-        if runner is None:  # a cached teacher: load it into a fresh runner to validate it
-            runner = build(configs[0], folder, dict(
-                data_options, **run_options(configs[0], 1, 0, opts, False),
-                load_from=record['checkpoint']))
-            runner.load_or_resume()
+        runner = make_runner(config, folder, dict(
+            data_options, **run_options(task, configs[0], 1, 0, opts),
+            load_from=record['checkpoint']))
+        runner.load_or_resume()
         with bf16_autocast(opts.device):
             record['metric_bf16'] = metric_of(runner.val_loop.run(), task)
     with open(record_path, 'w') as f:
         json.dump(record, f, indent=1)
-    print(f'[{task}/{pair}] teacher {TASKS[task].metric} = {record["metric"]:.2f}'
+    print(f'[{task}/{pair}] teacher {entry.metric} = {record["metric"]:.2f}'
           + (f', under bf16 autocast {record["metric_bf16"]:.2f}' if opts.teacher_bf16 else ''),
           flush=True)
     return record
@@ -684,20 +338,25 @@ def probe_pair(task, configs, iters):
 
 
 def student_run(task, pair, configs, loss, seed, opts, data_options, teacher):
-    """Train the student alone (``loss='none'``) or distilled; returns the row's measured fields."""
+    """Train the student alone (``loss='none'``) or distilled; returns the row's measured fields.
+    Every run of a (pair, seed) starts from the same student (one initial-weights file) and sees
+    the same batches (the seeded data stream), whatever its loss."""
     entry = TASKS[task]
-    options = dict(data_options, **run_options(configs[1], opts.iters[task], seed, opts, False,
+    options = dict(data_options, **run_options(task, configs[1], opts.iters[task], seed, opts,
                                                opts.batch[task]))
     if loss != 'none':
-        items = entry.losses[loss](probe_pair(task, configs, opts.iters[task]))
+        items = recipe_of(task, loss, probe_pair(task, configs, opts.iters[task]))
         options['distill_cfg'] = dict(
             teacher=dict(config=osp.join(REPO, configs[0]), checkpoint=teacher['checkpoint']),
             teacher_check=False, **items)
-    work_dir = osp.join(opts.out, 'tmp', 'runs', task, pair, f'{loss}_seed{seed}')
-    runner, metrics, seconds = train(configs[1], work_dir, options, opts.budget_s,
-                                     opts.teacher_bf16, opts.device)
-    fields = dict(iters=runner.iter, metric=metric_of(metrics, task), train_s=seconds,
-                  iter_s=median_iter_s(runner))
+    runs = osp.join(opts.out, 'tmp', 'runs', task, pair)
+    runner, result = train_run(
+        osp.join(REPO, configs[1]), osp.join(runs, f'{loss}_seed{seed}'), options, entry.metric,
+        entry.scale, init_file=osp.join(runs, f'seed{seed}_student_init.pth'),
+        seconds=opts.budget_s,
+        runner_hook=autocast_teacher(opts.device) if opts.teacher_bf16 and loss != 'none' else None)
+    fields = dict(iters=result.iters, metric=result.last, train_s=result.seconds,
+                  iter_s=result.iter_s, init_sha=result.init_sha, batches_sha=result.batches_sha)
     fields.update(step_costs(runner, opts.timing_repeats, opts.device,
                              opts.teacher_bf16 and loss != 'none'))
     return fields
@@ -753,7 +412,7 @@ def run_matrix(opts):
                                student_alone_metric=alone_metric,
                                gain=round(row['metric'] - alone_metric, 6), device=opts.device_name,
                                finished=time.strftime('%Y-%m-%d %H:%M:%S'))
-                    append_row(csv_path, row)
+                    append_row(csv_path, COLUMNS, row)
                     done[key] = {k: fmt(v) for k, v in row.items()}
                     summary['done'].append(key)
                     write_report(opts.out)

@@ -3,7 +3,7 @@
     python tools/quickstart.py [--fast] [--mldr] [--data-dir D] [--work-dir W]
 
 1. generates a deterministic ImageFolder set of procedurally drawn shapes and textures
-   (``kdzoo.adapters.cls.data.make_shapes_dataset``; no download);
+   (``kdzoo.toydata.make_shapes_dataset``; no download);
 2. trains a teacher of one family (configs/quickstart/teacher.py);
 3. trains the student, of another family, alone (configs/quickstart/student.py);
 4. trains the same student with the same budget and seed, distilled with MSDCRD

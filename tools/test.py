@@ -6,14 +6,10 @@ CKPT is a checkpoint written by tools/train.py, from a distillation run or a pla
 student is evaluated (the teacher is not built).
 """
 import argparse
-import os
-import sys
-
-if __package__ in (None, ''):  # run as `python tools/x.py`: make `tools` importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import kdzoo  # noqa: F401
 from kdzoo.checkpoint import load_file, state_dict_of, strip_prefix
+from kdzoo.runner import load_config
 
 
 def parse_args(argv=None):
@@ -30,7 +26,6 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from kdzoo.adapters import STUDENT_PREFIX, wrap
-    from tools.train import load_config
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg.pop('distill_cfg', None)

@@ -45,3 +45,6 @@ log_level = 'INFO'
 randomness = dict(seed=0)
 load_from = None
 resume = False
+# What makes the data and the teacher checkpoint these configs read (tools/compare.py and other
+# tools print it when they are missing).
+setup_command = 'python tools/quickstart.py'

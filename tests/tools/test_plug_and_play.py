@@ -8,6 +8,8 @@ import math
 import pytest
 import torch
 
+from kdzoo.experiments import matrix_report
+from kdzoo.experiments.runs import rescaled_schedule
 from tools import plug_and_play as pnp
 
 
@@ -43,11 +45,11 @@ def test_smoke_writes_finite_rows_markdown_and_png(smoke):
             assert abs(float(row['gain']) - (float(row['metric'])
                                              - float(row['student_alone_metric']))) < 1e-6
             assert float(row['step_ratio']) > 0 and 0 < float(row['loss_share']) < 1
-    md = (out / pnp.MD_NAME).read_text()
+    md = (out / matrix_report.MD_NAME).read_text()
     for row in rows:
         assert f'## {row["task"]}: {row["pair"]}' in md
     assert '| MSDCRD | 1 |' in md and '| none (student alone) | 1 |' in md
-    assert (out / pnp.PNG_NAME).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert (out / matrix_report.PNG_NAME).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
 def test_rerun_skips_existing_rows(smoke, capsys):
@@ -68,7 +70,7 @@ def test_every_cls_loss_entry_builds_and_is_finite(loss):
     assert p.num_classes == 24 and len(p.student) == 4 and len(p.teacher) == 4
     model = DistillClassifier(
         student=Config.fromfile(f'{pnp.REPO}/{student}').model,
-        distill_cfg=dict(teacher=dict(config=f'{pnp.REPO}/{teacher}'), **pnp.CLS_LOSSES[loss](p)))
+        distill_cfg=dict(teacher=dict(config=f'{pnp.REPO}/{teacher}'), **pnp.recipe_of('cls', loss, p)))
     torch.manual_seed(0)
     losses = model(torch.rand(4, 3, 32, 32) * 255, torch.tensor([0, 1, 2, 3]), mode='loss')
     distill = [k for k in losses if k.startswith('distill.loss_')]
@@ -78,10 +80,10 @@ def test_every_cls_loss_entry_builds_and_is_finite(loss):
 def test_schedule_is_rescaled_to_the_iterations():
     from mmengine.config import Config
     cfg = Config.fromfile(f'{pnp.REPO}/configs/plug_and_play/cls/r18.py')
-    warmup, cosine = pnp.rescaled_schedule(cfg, 500)  # the config: 50 warm-up of 1000
+    warmup, cosine = rescaled_schedule(cfg, 500)  # the config: 50 warm-up of 1000
     assert (warmup['begin'], warmup['end']) == (0, 25)
     assert (cosine['begin'], cosine['end'], cosine['T_max']) == (25, 500, 475)
-    warmup, cosine = pnp.rescaled_schedule(cfg, 2)
+    warmup, cosine = rescaled_schedule(cfg, 2)
     assert warmup['end'] > warmup['begin'] and cosine['end'] == 2 and cosine['T_max'] >= 1
 
 

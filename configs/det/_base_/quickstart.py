@@ -58,3 +58,8 @@ default_hooks = dict(
 log_processor = dict(by_epoch=False)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
+# What makes the data and the teacher checkpoint of quickstart_pkd.py (printed by
+# tools/compare.py and other tools when they are missing).
+setup_command = ('python tools/make_toy_data.py det data/quickstart_det --train 400 --val 100 && '
+                 'python tools/train.py configs/det/quickstart_retinanet_swin_teacher.py '
+                 '--work-dir work_dirs/quickstart_det/teacher')

@@ -57,3 +57,7 @@ default_hooks = dict(
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
+# What makes the data and the teacher checkpoint of quickstart_msdcrd.py (printed by
+# tools/compare.py and other tools when they are missing).
+setup_command = ('python tools/make_toy_data.py seg data/seg_shapes --train 400 --val 100 && '
+                 'python tools/train.py configs/seg/quickstart_teacher.py')

@@ -1,0 +1,119 @@
+"""The comparison's report: the table and verdict (markdown, also printed) and the chart (PNG),
+written from ``compare.csv`` only (:mod:`kdzoo.experiments.paired`), never edited by hand."""
+import math
+import os.path as osp
+
+from kdzoo.experiments.paired import ARMS, MD_NAME, PNG_NAME, parse_curve, seed_pairs
+from kdzoo.experiments.rows import number
+from kdzoo.experiments.stats import RULE, paired_summary
+
+
+def fmt(value, digits=2, sign=False):
+    if not math.isfinite(value):
+        return '—'
+    return f'{value:+.{digits}f}' if sign else f'{value:.{digits}f}'
+
+
+def pairing_note(pairs):
+    """Whether each seed's two arms started from the same student and saw the same batches."""
+    init = all(a['init_sha'] == d['init_sha'] for _, a, d in pairs)
+    batches = all(a['batches_sha'] == d['batches_sha'] for _, a, d in pairs)
+    if init and batches:
+        return ('Pairing checked: in every seed both arms started from the same student weights '
+                'and saw the same first training batches (fingerprints `init_sha`, '
+                '`batches_sha` in the CSV).')
+    return ('**NOT PAIRED: in some seed the two arms differ in their initial student weights '
+            f'({"equal" if init else "different"}) or first batches '
+            f'({"equal" if batches else "different"}); the gains below are not paired.**')
+
+
+def summary_lines(rows, seeds=None):
+    """The markdown table, the summary and the verdict, as lines."""
+    teacher = [r for r in rows if r['arm'] == 'teacher']
+    pairs = seed_pairs(rows, seeds)
+    first = (pairs[0][1] if pairs else rows[0]) if rows else {}
+    metric = first.get('metric_name', 'metric')
+    lines = [f'Config: `{first.get("config", "?")}` ({first.get("task", "?")}), metric `{metric}` '
+             f'on the validation set, budget {first.get("budget", "?")} (iterations or epochs / '
+             'evaluations).',
+             f'Teacher: {fmt(number(teacher[0]["last"])) if teacher else "not measured"}.', '',
+             '| seed | alone (last) | distilled (last) | gain d (last) | alone (best) | '
+             'distilled (best) | gain (best) |', '|---:|---:|---:|---:|---:|---:|---:|']
+    gains = []
+    for seed, alone, distilled in pairs:
+        a_last, d_last = number(alone['last']), number(distilled['last'])
+        a_best, d_best = number(alone['best']), number(distilled['best'])
+        gains.append(d_last - a_last)
+        lines.append(f'| {seed} | {fmt(a_last)} | {fmt(d_last)} | {fmt(d_last - a_last, sign=True)}'
+                     f' | {fmt(a_best)} | {fmt(d_best)} | {fmt(d_best - a_best, sign=True)} |')
+    lines.append('')
+    if not gains:
+        return lines + ['No seed has both arms finished yet.']
+    summary = paired_summary(gains)
+    if summary.n == 1:
+        lines.append(f'Gain: {fmt(summary.mean, sign=True)} points over 1 seed → '
+                     f'**{summary.verdict}**.')
+    else:
+        lines.append(f'Mean gain over {summary.n} seeds: {fmt(summary.mean, sign=True)} ± '
+                     f'{fmt(summary.std)} (sample std); 95 % interval of the mean '
+                     f'[{fmt(summary.low, sign=True)}, {fmt(summary.high, sign=True)}] → '
+                     f'**{summary.verdict}**.')
+    teacher_value = number(teacher[0]['last']) if teacher else math.nan
+    alone_mean = sum(number(a['last']) for _, a, _ in pairs) / len(pairs)
+    if math.isfinite(teacher_value) and teacher_value <= alone_mean:
+        lines.append(f'Note: the teacher ({fmt(teacher_value)}) is not better than the student '
+                     f'alone ({fmt(alone_mean)}) in this budget: there is little to distil.')
+    return lines + ['', RULE, 'The verdict uses the last evaluation; the best-of-K columns are '
+                    'optimistic (the best of K evaluations, picked on the validation set '
+                    'itself).', pairing_note(pairs)]
+
+
+def write_markdown(rows, work_dir, seeds=None):
+    path = osp.join(work_dir, MD_NAME)
+    lines = ['# kdzoo compare: did distillation help?', '',
+             'Written by `tools/compare.py` from `compare.csv`; do not edit.', '']
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines + summary_lines(rows, seeds)) + '\n')
+    return path
+
+
+def write_chart(rows, work_dir, seeds=None):
+    """Left: each seed's alone → distilled (last metric). Right: the mean gain with its 95 %
+    interval. ``None`` when matplotlib is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print('matplotlib is not installed: no compare.png')
+        return None
+    pairs = seed_pairs(rows, seeds)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4), gridspec_kw=dict(width_ratios=[3, 2]))
+    metric = pairs[0][1]['metric_name'] if pairs else 'metric'
+    for seed, alone, distilled in pairs:
+        values = [number(alone['last']), number(distilled['last'])]
+        left.plot([0, 1], values, marker='o', label=f'seed {seed}')
+        for x, row in enumerate((alone, distilled)):
+            curve = parse_curve(row['curve'])
+            if len(curve) > 1:
+                left.scatter([x] * len(curve), [v for _, v in curve], s=8, alpha=0.3, color='gray')
+    left.set_xticks([0, 1], list(ARMS))
+    left.set_xlim(-0.3, 1.3)
+    left.set_ylabel(f'{metric} (last evaluation; gray: earlier ones)')
+    left.set_title('each seed: alone → distilled', fontsize=10)
+    if pairs:
+        left.legend(fontsize=8)
+        summary = paired_summary([number(d['last']) - number(a['last']) for _, a, d in pairs])
+        half = (summary.high - summary.mean) if summary.n > 1 else 0.0
+        right.errorbar([0], [summary.mean], yerr=[[half], [half]], fmt='o', capsize=6)
+        right.scatter([0] * summary.n, [number(d['last']) - number(a['last'])
+                                        for _, a, d in pairs], color='gray', s=12)
+        right.set_title(f'mean gain, 95 % interval: {summary.verdict}', fontsize=10)
+    right.axhline(0, color='black', linewidth=0.8)
+    right.set_xticks([])
+    right.set_ylabel(f'gain in {metric} (distilled - alone)')
+    fig.tight_layout()
+    path = osp.join(work_dir, PNG_NAME)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

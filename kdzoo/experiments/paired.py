@@ -1,0 +1,154 @@
+"""A paired, multi-seed comparison of one distilling config with its student trained alone.
+
+For each seed: the student alone (the config without ``distill_cfg``) and the distilled student,
+same iterations and schedule, same initial student weights (saved once per seed, loaded into both
+arms), same batches in the same order with the same augmentations (the seeded data stream of
+:mod:`kdzoo.data_stream`); plus, once, the teacher's metric on the validation set. Every finished
+run is one row of ``compare.csv`` at once; a rerun skips the rows already there, so a killed
+comparison resumes with the missing runs only. ``compare.md`` and ``compare.png``
+(:mod:`kdzoo.experiments.compare_report`) are written from the CSV.
+"""
+import os
+import os.path as osp
+import time
+
+from kdzoo.experiments.rows import append_row, read_rows
+from kdzoo.experiments.runs import (TASK_METRICS, TASK_NAMES, budget_options, is_iteration_based,
+                                    teacher_metric, train_run, unformatted_config_dumps)
+
+CSV_NAME, MD_NAME, PNG_NAME = 'compare.csv', 'compare.md', 'compare.png'
+COLUMNS = ['task', 'config', 'arm', 'seed', 'budget', 'metric_name', 'last', 'best', 'curve',
+           'iters', 'seconds', 'iter_s', 'init_sha', 'batches_sha', 'finished']
+ARMS = ('alone', 'distilled')
+
+
+# ----------------------------------------------------------------------------- prerequisites
+def data_paths(cfg):
+    """``[(config key, path, kind)]`` of the data the train / val loaders read: ``root`` and
+    ``data_root`` folders, ``ann_file`` files (relative to ``data_root``)."""
+    paths = []
+    for loader in ('train_dataloader', 'val_dataloader'):
+        dataset = (cfg.get(loader) or {}).get('dataset') or {}
+        while 'dataset' in dataset:  # dataset wrappers (RepeatDataset, ...)
+            dataset = dataset['dataset']
+        for key in ('root', 'data_root'):
+            if dataset.get(key):
+                paths.append((f'{loader}.dataset.{key}', dataset[key], 'folder'))
+        if dataset.get('ann_file'):
+            path = osp.join(dataset.get('data_root') or '', dataset['ann_file'])
+            paths.append((f'{loader}.dataset.ann_file', path, 'file'))
+    return paths
+
+
+def missing_inputs(cfg):
+    """What the comparison needs and does not find: data folders / files and a local teacher
+    checkpoint, as ``[description]``."""
+    missing = [f'{kind} {path} ({key})' for key, path, kind in data_paths(cfg)
+               if not (osp.isdir(path) if kind == 'folder' else osp.isfile(path))]
+    checkpoint = cfg.distill_cfg.get('teacher', {}).get('checkpoint')
+    if checkpoint and '://' not in checkpoint and not osp.isfile(checkpoint):
+        missing.append(f'teacher checkpoint {checkpoint} (distill_cfg.teacher.checkpoint)')
+    return missing
+
+
+def check_inputs(cfg, config):
+    """Stop with an error naming what is missing and the command that makes it."""
+    if 'distill_cfg' not in cfg:
+        raise SystemExit(f'compare: {config} has no distill_cfg; compare needs a distilling config '
+                         '(docs/distill_cfg.md)')
+    missing = missing_inputs(cfg)
+    if missing:
+        made_by = cfg.get('setup_command')
+        fix = (f'Make them first: {made_by}' if made_by else
+               'Make them first (tools/make_toy_data.py writes the generated sets; train the '
+               'teacher with tools/train.py on its config), or point the config at them with '
+               '--cfg-options')
+        raise SystemExit(f'compare: {config} needs inputs that do not exist (from '
+                         f'{os.getcwd()}):\n  ' + '\n  '.join(missing) + f'\n{fix}.')
+
+
+# ------------------------------------------------------------------------------------- rows
+def key_of(row):
+    return row['arm'], str(row['seed']), row['budget']
+
+
+def curve_text(curve):
+    return ' '.join(f'{it}:{value:.6g}' for it, value in curve)
+
+
+def parse_curve(text):
+    return [(int(i), float(v)) for i, v in (p.split(':') for p in text.split())] if text else []
+
+
+# ----------------------------------------------------------------------------------- running
+def budget_name(cfg, iters, evals):
+    unit = 'it' if is_iteration_based(cfg) else 'ep'
+    total = iters or (cfg.train_cfg.max_iters if unit == 'it' else cfg.train_cfg.max_epochs)
+    return f'{total}{unit}/{evals}ev'
+
+
+def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare', amp=False,
+            metric=None, workers=None, verbose=False, cfg_options=None):
+    """Run every missing row of the comparison; returns ``(rows of this budget, ran anything)``.
+
+    ``cfg`` is ``config`` loaded with ``cfg_options`` (which every run also gets).
+    """
+    from kdzoo.adapters import task_of
+    check_inputs(cfg, config)
+    task = TASK_NAMES[task_of(cfg)]
+    metric, scale = (metric, 1.0) if metric else TASK_METRICS[task]
+    budget = budget_name(cfg, iters, evals)
+    os.makedirs(work_dir, exist_ok=True)
+    csv_path = osp.join(work_dir, CSV_NAME)
+    done = {key_of(r) for r in read_rows(csv_path)}
+    ran = False
+    base = dict(task=task, config=config, budget=budget, metric_name=metric)
+    with unformatted_config_dumps():
+        if not any(arm == 'teacher' for arm, _, _ in done):
+            options = dict(cfg_options or {}, **budget_options(cfg, iters, evals, 0, workers,
+                                                               verbose))
+            start = time.perf_counter()
+            value = teacher_metric(config, osp.join(work_dir, 'teacher_check'), options, metric,
+                                   scale)
+            print(f'[compare] teacher {metric} = {value:.2f}', flush=True)
+            append_row(csv_path, COLUMNS, dict(base, arm='teacher', seed='-', last=value, best=value,
+                                      seconds=time.perf_counter() - start,
+                                      finished=time.strftime('%Y-%m-%d %H:%M:%S')))
+            ran = True
+        for seed in seeds:
+            init_file = osp.join(work_dir, f'seed{seed}', 'student_init.pth')
+            for arm in ARMS:
+                if (arm, str(seed), budget) in done:
+                    print(f'[compare] seed {seed}, {arm}: done already (in {CSV_NAME}), skipped',
+                          flush=True)
+                    continue
+                options = dict(cfg_options or {}, **budget_options(cfg, iters, evals, seed,
+                                                                   workers, verbose))
+                if arm == 'distilled':
+                    options['distill_cfg.teacher_check'] = False  # measured once, above
+                print(f'[compare] seed {seed}, {arm}: {budget}', flush=True)
+                _, result = train_run(config, osp.join(work_dir, f'seed{seed}_{arm}'), options,
+                                      metric, scale, student_only=arm == 'alone',
+                                      init_file=init_file, amp=amp)
+                append_row(csv_path, COLUMNS, dict(
+                    base, arm=arm, seed=seed, last=result.last, best=result.best,
+                    curve=curve_text(result.curve), iters=result.iters, seconds=result.seconds,
+                    iter_s=result.iter_s, init_sha=result.init_sha,
+                    batches_sha=result.batches_sha, finished=time.strftime('%Y-%m-%d %H:%M:%S')))
+                print(f'[compare] seed {seed}, {arm}: {metric} {result.last:.2f} (best of '
+                      f'{len(result.curve)}: {result.best:.2f}) in {result.seconds:.0f} s',
+                      flush=True)
+                ran = True
+    rows = [r for r in read_rows(csv_path) if r['arm'] == 'teacher' or r['budget'] == budget]
+    return rows, ran
+
+
+def seed_pairs(rows, seeds=None):
+    """``[(seed, alone row, distilled row)]`` of the seeds with both arms finished, by seed."""
+    by_seed = {}
+    for row in rows:
+        if row['arm'] in ARMS and (seeds is None or row['seed'] in {str(s) for s in seeds}):
+            by_seed.setdefault(row['seed'], {})[row['arm']] = row
+    return [(int(seed), arms['alone'], arms['distilled'])
+            for seed, arms in sorted(by_seed.items(), key=lambda kv: int(kv[0]))
+            if set(arms) == set(ARMS)]

@@ -1,0 +1,270 @@
+"""Run one config for a budget and return its metric curve and timing: the one engine under
+``tools/compare.py`` (paired verdicts) and ``tools/plug_and_play.py`` (the matrix).
+
+:func:`train_run` builds the runner exactly as ``tools/train.py`` does (:func:`kdzoo.runner.
+build_runner`), with the budget set by :func:`budget_options` (iterations, the config's own
+schedule stretched to them, ``evals`` validations spread over the run), and a :class:`RunHook`
+that
+
+- loads (or, the first time, saves) the student's initial weights from a file, so the arms of a
+  paired comparison start from the same student, and fingerprints them (``init_sha``);
+- fingerprints the first training batches (``batches_sha``): equal fingerprints in two runs mean
+  the same images, augmentations and labels in the same order;
+- records the validation metric after every evaluation (the curve), and stops at a wall-time
+  budget when one is given.
+"""
+import hashlib
+import math
+import os
+import os.path as osp
+import statistics
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import count
+from types import SimpleNamespace
+from unittest import mock
+
+import torch
+from mmengine.hooks import Hook
+
+from kdzoo.runner import build_runner
+
+RUN_IDS = count()
+TASK_METRICS = {'cls': ('cls/top1', 1.0), 'seg': ('mIoU', 1.0), 'det': ('coco/bbox_mAP', 100.0)}
+TASK_NAMES = {'cls': 'cls', 'mmseg': 'seg', 'mmdet': 'det'}
+
+
+@dataclass
+class RunResult:
+    """What one run gives: ``curve`` is ``[(iteration, metric)]`` in the table's units."""
+    iters: int
+    curve: list
+    seconds: float
+    iter_s: float
+    init_sha: str = ''
+    batches_sha: str = ''
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def last(self):
+        return self.curve[-1][1] if self.curve else math.nan
+
+    @property
+    def best(self):
+        return max(m for _, m in self.curve) if self.curve else math.nan
+
+
+def unwrap(model):
+    from mmengine.model import is_model_wrapper
+    return model.module if is_model_wrapper(model) else model
+
+
+def student_of(model):
+    """The student of a distilling model, or the model itself."""
+    model = unwrap(model)
+    return model.student if hasattr(model, 'distiller') else model
+
+
+def tensor_bytes(tensor):
+    """The values of a tensor as bytes (C order, any strides; bfloat16 widened)."""
+    tensor = tensor.detach().cpu()
+    return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy().tobytes()
+
+
+def state_sha(state_dict):
+    """A short fingerprint of a state dict's names, shapes and values."""
+    digest = hashlib.sha256()
+    for key, value in state_dict.items():
+        digest.update(key.encode())
+        if torch.is_tensor(value):
+            digest.update(str(tuple(value.shape)).encode())
+            digest.update(tensor_bytes(value))
+    return digest.hexdigest()[:16]
+
+
+def tensors_of(value):
+    """Every tensor of a data batch, in a fixed order: inputs, and labels / label maps / boxes of
+    the data samples (kdzoo's label tensors, mmseg's ``gt_sem_seg``, mmdet's ``gt_instances``)."""
+    if torch.is_tensor(value):
+        yield value
+    elif isinstance(value, dict):
+        for key in sorted(value):
+            yield from tensors_of(value[key])
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from tensors_of(item)
+    else:
+        for name in ('gt_sem_seg', 'gt_instances'):
+            data = getattr(value, name, None)
+            if data is not None:
+                for key in sorted(data.keys()):
+                    yield from tensors_of(getattr(data, key))
+
+
+def batch_sha(batches):
+    digest = hashlib.sha256()
+    for tensor in tensors_of(batches):
+        tensor = getattr(tensor, 'tensor', tensor)  # mmdet box types
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor_bytes(tensor))
+    return digest.hexdigest()[:16]
+
+
+class RunHook(Hook):
+    """See the module docstring. ``metric`` is the validation key, ``scale`` its unit factor."""
+
+    priority = 'HIGH'  # before the teacher check and the loggers
+
+    def __init__(self, metric, scale=1.0, init_file=None, fingerprint_batches=2, seconds=0.0):
+        self.metric, self.scale, self.init_file = metric, scale, init_file
+        self.fingerprint_batches, self.seconds = fingerprint_batches, seconds
+        self.curve, self.batches, self.init_sha, self.metrics, self.start = [], [], '', {}, None
+
+    def before_train(self, runner):
+        self.start = time.perf_counter()
+        student = student_of(runner.model)
+        if self.init_file and runner.iter == 0:
+            if osp.isfile(self.init_file):
+                student.load_state_dict(torch.load(self.init_file, weights_only=True))
+            else:
+                os.makedirs(osp.dirname(self.init_file), exist_ok=True)
+                torch.save(student.state_dict(), self.init_file + '.tmp')
+                os.replace(self.init_file + '.tmp', self.init_file)
+        self.init_sha = state_sha(student.state_dict())
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if len(self.batches) < self.fingerprint_batches:
+            self.batches.append(data_batch)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if self.seconds and time.perf_counter() - self.start > self.seconds:
+            runner.train_loop.stop_training = True
+
+    def after_val_epoch(self, runner, metrics=None):
+        self.metrics = dict(metrics or {})
+        self.curve.append((runner.iter, self.value(self.metrics)))
+
+    def value(self, metrics):
+        if not metrics:  # mmdet's CocoMetric returns nothing when nothing was detected
+            return 0.0
+        if self.metric not in metrics:
+            raise KeyError(f'metric {self.metric!r} not in the validation metrics '
+                           f'{sorted(metrics)}; pass the right key (e.g. --metric)')
+        return float(metrics[self.metric]) * self.scale
+
+
+@contextmanager
+def unformatted_config_dumps():
+    """MMEngine formats each config it dumps with yapf: seconds per mmseg / mmdet config, paid in
+    every run. The dumps in the run folders are written unformatted instead."""
+    from yapf.yapflib import yapf_api
+    with mock.patch.object(yapf_api, 'FormatCode', lambda text, **kwargs: (text, False)):
+        yield
+
+
+def rescaled_schedule(cfg, iters):
+    """The config's iteration-based ``param_scheduler`` stretched from its ``max_iters`` to
+    ``iters`` (begin / end / T_max / total_steps scaled, every scheduler at least one iteration)."""
+    ratio = iters / cfg.train_cfg.max_iters
+    schedule = []
+    for scheduler in cfg.get('param_scheduler') or []:
+        scheduler = dict(scheduler)
+        if scheduler.get('by_epoch', True):
+            raise ValueError(f'the schedule must be iteration-based to be rescaled to {iters} '
+                             f'iterations, got {scheduler}; give the config\'s own schedule '
+                             '(no --iters) or an iteration-based one')
+        begin = round(scheduler.get('begin', 0) * ratio)
+        scheduler['begin'] = begin
+        if 'end' in scheduler:
+            scheduler['end'] = max(begin + 1, round(scheduler['end'] * ratio))
+        for key in ('T_max', 'total_steps'):
+            if key in scheduler:
+                scheduler[key] = max(1, round(scheduler[key] * ratio))
+        schedule.append(scheduler)
+    return schedule
+
+
+def is_iteration_based(cfg):
+    return 'max_iters' in cfg.train_cfg
+
+
+def budget_options(cfg, iters=None, evals=1, seed=0, workers=None, verbose=False):
+    """cfg-options of one run: ``iters`` (the config's own when ``None``; iteration-based configs
+    only) with the schedule rescaled, ``evals`` evenly spaced validations (the last at the end),
+    ``seed``, no intermediate checkpoint, quiet logs."""
+    options = {'randomness.seed': seed, 'log_level': 'INFO' if verbose else 'WARNING',
+               'default_hooks.checkpoint.save_last': False}
+    if is_iteration_based(cfg):
+        total = iters or cfg.train_cfg.max_iters
+        if iters:
+            options.update({'train_cfg.max_iters': iters,
+                            'param_scheduler': rescaled_schedule(cfg, iters)})
+        options.update({'train_cfg.val_interval': math.ceil(total / evals),
+                        'train_cfg.val_begin': 1,
+                        'default_hooks.checkpoint.interval': -1,
+                        'default_hooks.logger.interval': max(1, total // 10)})
+    else:
+        if iters:
+            raise ValueError('--iters needs an iteration-based config (train_cfg.max_iters); '
+                             'this one is epoch-based: set train_cfg.max_epochs with --cfg-options')
+        options.update({'train_cfg.val_interval': math.ceil(cfg.train_cfg.max_epochs / evals),
+                        'default_hooks.checkpoint.interval': -1})
+    if workers is not None:
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            if loader in cfg:
+                options[f'{loader}.num_workers'] = workers
+                options[f'{loader}.persistent_workers'] = workers > 0
+    return options
+
+
+def median_iter_s(runner):
+    """Median training iteration time (MMEngine's IterTimerHook, data loading included), the first
+    tenth of the iterations left out as warm-up."""
+    times = list(runner.message_hub.get_scalar('train/time').data[0]) \
+        if 'train/time' in runner.message_hub.log_scalars else []
+    return statistics.median(times[len(times) // 10:]) if times else math.nan
+
+
+def make_runner(config, work_dir, options, student_only=False, amp=False):
+    """``tools/train.py``'s runner. Each gets its own experiment name: MMEngine names it after the
+    config and the second, and runners of one name share one message hub (and its metrics)."""
+    name = f'{osp.splitext(osp.basename(config))[0]}_{os.getpid()}_{next(RUN_IDS)}'
+    args = SimpleNamespace(config=config, work_dir=work_dir, launcher='none', amp=amp,
+                           cfg_options=dict(options, experiment_name=name), resume=None,
+                           student_only=student_only)
+    return build_runner(args)
+
+
+def train_run(config, work_dir, options, metric, scale=1.0, student_only=False, init_file=None,
+              seconds=0.0, amp=False, runner_hook=None):
+    """Train ``config`` with ``options``; returns ``(runner, RunResult)``.
+
+    ``student_only``: the config without its ``distill_cfg`` (the student alone).
+    ``init_file``: the student's initial weights, loaded when the file exists, else saved there.
+    ``seconds``: also stop after this wall time, then validate. ``runner_hook(runner)``: called
+    after the runner is built (e.g. to wrap the teacher's forward).
+    """
+    runner = make_runner(config, work_dir, options, student_only, amp)
+    hook = RunHook(metric, scale, init_file, seconds=seconds)
+    runner.register_hook(hook)
+    if runner_hook:
+        runner_hook(runner)
+    start = time.perf_counter()
+    runner.train()
+    if not hook.curve or hook.curve[-1][0] != runner.iter:  # stopped early by the budget
+        runner.val_loop.run()
+    result = RunResult(iters=runner.iter, curve=hook.curve, seconds=time.perf_counter() - start,
+                       iter_s=median_iter_s(runner), init_sha=hook.init_sha,
+                       batches_sha=batch_sha(hook.batches), metrics=hook.metrics)
+    return runner, result
+
+
+def teacher_metric(config, work_dir, options, metric, scale=1.0):
+    """The teacher's validation metric: the distilling config's val loop run on the teacher
+    (as :class:`kdzoo.hooks.TeacherCheckHook` does before training)."""
+    runner = make_runner(config, work_dir, options)
+    model = unwrap(runner.model)
+    with model.predicting_with_teacher():
+        metrics = runner.val()
+    return RunHook(metric, scale).value(metrics)
