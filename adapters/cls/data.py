@@ -4,12 +4,16 @@ Every dataset item is ``dict(inputs=uint8 tensor (3, H, W), data_samples=int lab
 ``collate_fn=dict(type='default_collate')`` gives ``inputs (B, 3, H, W)`` and labels ``(B,)``;
 normalisation is left to each classifier. Registered in MMEngine's ``DATASETS`` (plain names):
 
-- ``ImageFolderCls(root, size=None, augment=False)``: ``root/<class>/<image>``, classes sorted.
-- ``Cifar100Cls(root, split='train', augment=False)``: the standard python-pickle release,
-  ``root/cifar-100-python/{train,test,meta}`` (``root`` may also be that folder itself).
+- ``ImageFolderCls(root, size=None, augment=False, transform=None)``: ``root/<class>/<image>``,
+  classes sorted.
+- ``Cifar100Cls(root, split='train', augment=False, transform=None)``: the standard python-pickle
+  release, ``root/cifar-100-python/{train,test,meta}`` (``root`` may also be that folder itself).
 
 ``augment=True``: random crop with zero padding (``padding``, default ``size // 8``) and a
 horizontal flip with probability 0.5 (the usual CIFAR recipe).
+``transform``: a uint8 ``(3, H, W)`` -> uint8 image transform applied after ``augment``, built by
+:func:`kdzoo.adapters.cls.transforms.build_transform` from a dict, a list of dicts or a callable
+(e.g. ``dict(type='TimmTrainTransform', size=224)``, MLDR-KD's released recipe).
 The generated quick-start set (:func:`kdzoo.toydata.make_shapes_dataset`) is an ImageFolder set.
 """
 import os
@@ -20,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.registry import DATASETS
 from torch.utils.data import Dataset
+
+from .transforms import build_transform
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
 
@@ -35,12 +41,13 @@ def crop_flip(image, padding):
 
 
 class ClsDataset(Dataset):
-    """Common part: ``classes``, ``metainfo``, optional augmentation of each item."""
+    """Common part: ``classes``, ``metainfo``, optional augmentation and transform of each item."""
 
-    def __init__(self, classes, augment=False, padding=None):
+    def __init__(self, classes, augment=False, padding=None, transform=None):
         self.classes = tuple(classes)
         self.augment = augment
         self.padding = padding
+        self.transform = build_transform(transform)
 
     @property
     def metainfo(self):
@@ -50,6 +57,8 @@ class ClsDataset(Dataset):
         if self.augment:
             padding = self.padding if self.padding is not None else image.shape[-1] // 8
             image = crop_flip(image, padding)
+        if self.transform is not None:
+            image = self.transform(image)
         return dict(inputs=image.contiguous(), data_samples=int(label))
 
 
@@ -60,16 +69,17 @@ class ImageFolderCls(ClsDataset):
     Args:
         root: the folder holding one sub-folder per class.
         size: resize every image to ``size`` (int or ``(h, w)``) when loading; ``None`` keeps it.
-        augment, padding: see the module docstring.
+        augment, padding, transform: see the module docstring.
         cache: keep decoded images in memory (small sets with ``num_workers=0``: each image is
             decoded once instead of every epoch).
     """
 
-    def __init__(self, root, size=None, augment=False, padding=None, cache=False):
+    def __init__(self, root, size=None, augment=False, padding=None, cache=False,
+                 transform=None):
         if not os.path.isdir(root):
             raise FileNotFoundError(f'ImageFolderCls: folder not found: {root}')
         classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-        super().__init__(classes, augment, padding)
+        super().__init__(classes, augment, padding, transform)
         self.size = (size, size) if isinstance(size, int) else size
         self.cache = cache
         self.cached = {}
@@ -114,10 +124,10 @@ class Cifar100Cls(ClsDataset):
     """CIFAR-100 from its python-pickle release (``cifar-100-python.tar.gz`` unpacked in ``root``).
 
     The files are Python pickles: load only the official release (or files you made).
-    Images are ``(3, 32, 32)``; labels are the 100 fine labels.
+    Images are ``(3, 32, 32)`` (before ``transform``); labels are the 100 fine labels.
     """
 
-    def __init__(self, root, split='train', augment=False, padding=None):
+    def __init__(self, root, split='train', augment=False, padding=None, transform=None):
         if split not in ('train', 'test'):
             raise ValueError(f"Cifar100Cls: split must be 'train' or 'test', got {split!r}")
         folder = cifar_folder(root)
@@ -135,7 +145,7 @@ class Cifar100Cls(ClsDataset):
             classes = [name.decode() for name in names]
         else:
             classes = [str(i) for i in range(100)]
-        super().__init__(classes, augment, padding)
+        super().__init__(classes, augment, padding, transform)
         data = np.asarray(batch[b'data'], dtype=np.uint8)
         self.images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
         self.labels = list(batch[b'fine_labels'])

@@ -99,3 +99,30 @@ def test_build_transform_from_configs():
         RandomResizedCrop(interpolation='lanczos')
     with pytest.raises(ValueError, match=r'expected a \(3, H, W\) image tensor, got \(32, 32\)'):
         TimmTrainTransform()(torch.zeros(32, 32, dtype=torch.uint8))
+
+
+def write_cifar(root, n=4):
+    import pickle
+
+    import numpy as np
+    folder = root / 'cifar-100-python'
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for split in ('train', 'test'):
+        (folder / split).write_bytes(pickle.dumps({
+            b'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b'fine_labels': list(range(n))}))
+
+
+def test_datasets_apply_the_transform_of_their_config(tmp_path):
+    """configs/cls/_base_/cifar100_224.py's datasets: 32-px CIFAR images come out at 224."""
+    from kdzoo.adapters.cls import Cifar100Cls
+    write_cifar(tmp_path)
+    train = Cifar100Cls(str(tmp_path), 'train', transform=dict(type='TimmTrainTransform', size=224))
+    val = Cifar100Cls(str(tmp_path), 'test', transform=dict(type='TimmEvalTransform', size=224))
+    plain = Cifar100Cls(str(tmp_path), 'test')
+    item = train[1]
+    assert item['inputs'].dtype == torch.uint8 and item['inputs'].shape == (3, 224, 224)
+    assert item['data_samples'] == 1
+    assert torch.equal(val[2]['inputs'], TimmEvalTransform(224)(plain[2]['inputs']))
+    assert plain[2]['inputs'].shape == (3, 32, 32)

@@ -4,6 +4,7 @@
 # this schedule): AdamW, lr 1e-4, weight decay 0.05, 50 epochs, cosine after 2 warm-up epochs,
 # gradient clipping at 5. Each teacher config sets `model` with pretrained=True: timm's published
 # ImageNet-1k weights, loaded by timm (the 1000-class head replaced by a random 100-class one).
+# Data and augmentation: ./cifar100_224.py's (MLDR-KD's released recipe).
 _base_ = './cifar100_224.py'
 
 max_epochs = 50
