@@ -39,6 +39,7 @@ losses ``none`` and ``MSDCRD``, one seed, on the CPU, classification plus seg / 
 adapters import here (the test suite runs it).
 """
 import argparse
+import dataclasses
 import importlib
 import json
 import multiprocessing
@@ -51,7 +52,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from types import SimpleNamespace
 
-from kdzoo.experiments.matrix_report import COLUMNS, CSV_NAME, key_of, write_report
+from kdzoo.experiments.matrix_report import COLUMNS, CSV_NAME, PLAN_NAME, key_of, write_report
 from kdzoo.experiments.recipes import STAGES, recipe
 from kdzoo.experiments.rows import append_row, fmt, number, read_rows
 from kdzoo.experiments.runs import (budget_options, make_runner, train_run,
@@ -65,12 +66,13 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Each loss of a task is the distill_cfg of a shipped config, fitted to the pair
 # (kdzoo.experiments.recipes); the paths are relative to the repository.
 CLS_LOSSES = {name: f'configs/cls/{stem}_swin-t_to_r18_cifar100.py' for name, stem in (
-    ('KD', 'kd'), ('DKD', 'dkd'), ('OFA', 'ofa'), ('MSDCRD', 'msdcrd'), ('LFCC', 'lfcc'),
-    ('MLDR-KD', 'mldrkd'))}
+    ('KD', 'kd'), ('DKD', 'dkd'), ('DIST', 'dist'), ('OFA', 'ofa'), ('MSDCRD', 'msdcrd'),
+    ('LFCC', 'lfcc'), ('MLDR-KD', 'mldrkd'))}
 SEG_LOSSES = {name: f'configs/seg/{stem}_swin_to_r18.py' for name, stem in (
     ('KD', 'kd'), ('CWD', 'cwd'), ('MSDCRD', 'msdcrd'), ('LFCC', 'lfcc'))}
 DET_LOSSES = {
     'CWD': 'configs/det/cwd_retinanet_x101-64x4d-to-r18_cls-scores_coco.py',
+    'PKD': 'configs/det/pkd_gfl_x101-32x4d-to-r50_fpn_coco.py',
     'MSDCRD': 'configs/det/msdcrd_retinanet_x101-64x4d-to-r18_fpn_coco.py',
     'LFCC': 'configs/det/lfcc_retinanet_x101-64x4d-to-r18_fpn_coco.py',
 }
@@ -172,6 +174,10 @@ class Task:
     smoke_data: dict
     iters: tuple  # (student, teacher) iterations of a full run
     probe: callable = None
+    seeds: int = 2
+    run_losses: tuple = None  # the losses a full run trains (default: every entry of ``losses``)
+    teacher_iters: dict = None  # pair -> teacher iterations, where it differs from ``iters[1]``
+    batch: int = None  # training batch of a full run (default: the config's)
     smoke_batch: int = 2
     scale: float = 1.0  # metric -> the table's units (mmdet's mAP 0..1 -> points)
 
@@ -204,6 +210,23 @@ TASKS = {
         data=dict(images=(1000, 200), px=128), smoke_data=dict(images=(4, 2), px=128),
         iters=(1000, 2000), scale=100.0),
 }
+# The profiles: what a full run trains. 'gpu' is TASKS as above; 'cpu' is sized for a 2-core
+# machine without GPU, run over several sittings (every finished run is kept): about 3.5 hours
+# for cls (2 pairs x 8 arms x 3 seeds of ~2 min, 2 teachers), 40 min for seg and 40 min for det.
+CPU_PROFILE = {
+    'cls': dict(
+        pairs={'resnet10t_to_vit': ('configs/quickstart/teacher.py',
+                                    'configs/quickstart/student.py'),
+               'vit_to_test-resnet': (PP + 'cpu_vit.py', PP + 'cpu_resnet.py')},
+        teacher_iters={'resnet10t_to_vit': 600, 'vit_to_test-resnet': 3000},
+        data=dict(num_classes=10, per_class=(200, 50), px=32), iters=(500, 600), seeds=3,
+        run_losses=('KD', 'DKD', 'DIST', 'OFA', 'MSDCRD', 'LFCC', 'MLDR-KD'), batch=64),
+    'seg': dict(data=dict(images=(400, 100), px=64), iters=(500, 1000), seeds=2,
+                run_losses=('KD', 'CWD', 'MSDCRD', 'LFCC')),
+    'det': dict(data=dict(images=(400, 100), px=128), iters=(300, 600), seeds=2,
+                run_losses=('CWD', 'PKD', 'MSDCRD', 'LFCC')),
+}
+PROFILES = {'gpu': {}, 'cpu': CPU_PROFILE}
 ALL_LOSSES = ['none'] + list(dict.fromkeys(n for t in TASKS.values() for n in t.losses))
 SMOKE_LOSSES = ('none', 'MSDCRD')
 
@@ -263,7 +286,7 @@ def device_name(device):
 
 def prepare_data(task, opts):
     """Write the task's set once (a ``done.json`` marks a finished one); returns its cfg-options."""
-    entry = TASKS[task]
+    entry = opts.task[task]
     size = entry.smoke_data if opts.smoke else entry.data
     root = osp.join(opts.out, 'tmp', 'data', task + ('_smoke' if opts.smoke else ''))
     marker = osp.join(root, 'done.json')
@@ -294,7 +317,7 @@ def model_name(config):
 def teacher_run(task, pair, configs, opts, data_options):
     """Train (or read from the cache) the pair's teacher; returns its record: checkpoint, metric,
     and with ``--teacher-bf16`` its metric under bf16 autocast."""
-    entry, iters = TASKS[task], opts.teacher_iters[task]
+    entry, iters = TASKS[task], teacher_iters_of(opts, task, pair)
     config = osp.join(REPO, configs[0])
     folder = osp.join(opts.out, 'tmp', 'teachers', task, f'{pair}_{iters}it')
     record_path = osp.join(folder, 'teacher.json')
@@ -362,6 +385,34 @@ def student_run(task, pair, configs, loss, seed, opts, data_options, teacher):
     return fields
 
 
+def teacher_iters_of(opts, task, pair):
+    """The teacher iterations of ``pair``: ``--teacher-iters``, 2 with ``--smoke``, else the
+    profile's (per pair where it says so)."""
+    if opts.teacher_iters:
+        return opts.teacher_iters
+    entry = opts.task[task]
+    return 2 if opts.smoke else (entry.teacher_iters or {}).get(pair, entry.iters[1])
+
+
+def write_plan(opts):
+    """``plug_and_play_plan.json``: every row the profile asks for, so the report can show the
+    rows not run yet (the CSV holds the finished ones only)."""
+    plan = []
+    for task in opts.tasks:
+        entry = opts.task[task]
+        pairs = entry.smoke_pairs if opts.smoke and entry.smoke_pairs else entry.pairs
+        for pair, (teacher, student) in pairs.items():
+            if opts.pairs and pair not in opts.pairs:
+                continue
+            plan.append(dict(task=task, pair=pair, teacher=teacher, student=student,
+                             losses=opts.losses[task], seeds=opts.seeds[task],
+                             budget=opts.budget[task], iters=opts.iters[task],
+                             teacher_iters=teacher_iters_of(opts, task, pair),
+                             teacher_dtype='bf16' if opts.teacher_bf16 else 'fp32'))
+    with open(osp.join(opts.out, PLAN_NAME), 'w') as f:
+        json.dump(dict(profile=opts.profile, device=opts.device_name, rows=plan), f, indent=1)
+
+
 def run_matrix(opts):
     """Run every missing row; returns ``dict(done=[keys], skipped=[keys])``."""
     csv_path = osp.join(opts.out, CSV_NAME)
@@ -370,17 +421,17 @@ def run_matrix(opts):
     start = time.perf_counter()
     longest = 0.0
     for task in opts.tasks:
-        entry = TASKS[task]
+        entry = opts.task[task]
         pairs = entry.smoke_pairs if opts.smoke and entry.smoke_pairs else entry.pairs
         pairs = {k: v for k, v in pairs.items() if not opts.pairs or k in opts.pairs}
-        losses = [n for n in opts.losses if n == 'none' or n in entry.losses]
         data_options = None
         for pair, configs in pairs.items():
             teacher = None
-            for seed in range(opts.seeds):
-                for loss in losses:
+            for seed in range(opts.seeds[task]):
+                for loss in opts.losses[task]:
                     row = dict(task=task, pair=pair, loss=loss, seed=seed, budget=opts.budget[task],
-                               teacher_iters='-' if loss == 'none' else opts.teacher_iters[task],
+                               teacher_iters='-' if loss == 'none'
+                               else teacher_iters_of(opts, task, pair),
                                teacher_dtype='-' if loss == 'none' else
                                ('bf16' if opts.teacher_bf16 else 'fp32'))
                     key = key_of(row)
@@ -437,12 +488,17 @@ def parse_list(text, allowed, what):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--profile', choices=sorted(PROFILES), default='gpu',
+                        help='what a full run trains: gpu (the defaults below) or cpu (sized for '
+                        'a 2-core machine: its pairs, data, iterations, seeds and losses; output '
+                        'results/cpu)')
     parser.add_argument('--tasks', help='comma-separated: cls,seg,det (default: all; --smoke: '
                         'cls and those whose adapter imports)')
     parser.add_argument('--pairs', help='comma-separated pair names (default: all of each task)')
     parser.add_argument('--losses', help=f'comma-separated, from {ALL_LOSSES}; "none" (the '
                         'student alone, needed for the gains) is always run (default: all)')
-    parser.add_argument('--seeds', type=int, help='seeds 0..N-1 (default 2; --smoke 1)')
+    parser.add_argument('--seeds', type=int, help='seeds 0..N-1 (default: the profile\'s, 2 on '
+                        'gpu; --smoke 1)')
     parser.add_argument('--iters', type=int, help='student iterations (default per task: cls '
                         f'{TASKS["cls"].iters[0]}, seg {TASKS["seg"].iters[0]}, det '
                         f'{TASKS["det"].iters[0]}; --smoke 2)')
@@ -451,8 +507,8 @@ def parse_args(argv=None):
                         f'{TASKS["det"].iters[1]}; --smoke 2)')
     parser.add_argument('--budget-s', type=float, default=0.0,
                         help='also stop each student run after S seconds, then validate')
-    parser.add_argument('--out', default=osp.join(REPO, 'results'),
-                        help='CSV, markdown and PNG here; data, teachers, runs under OUT/tmp')
+    parser.add_argument('--out', help='CSV, markdown and PNG here; data, teachers, runs under '
+                        'OUT/tmp (default: results/, with --profile cpu results/cpu/)')
     parser.add_argument('--device', choices=['cuda', 'cpu'],
                         help='default: cuda when available (--smoke: cpu)')
     parser.add_argument('--teacher-bf16', action='store_true',
@@ -474,8 +530,10 @@ def parse_args(argv=None):
 
 
 def resolve(args):
-    """Fill the defaults (those of ``--smoke`` where it is given)."""
+    """Fill the defaults: the profile's, or those of ``--smoke`` where it is given."""
     smoke = args.smoke
+    task_cfg = {t: dataclasses.replace(TASKS[t], **PROFILES[args.profile].get(t, {}))
+                for t in TASKS}
     if args.tasks is None:
         tasks = [t for t in TASKS if t == 'cls' or adapter_error(t) is None] if smoke else list(TASKS)
     else:
@@ -485,23 +543,29 @@ def resolve(args):
         if error:
             raise SystemExit(f'task {task!r}: adapter not available ({TASKS[task].module}): '
                              f'{error}')
-    pairs = parse_list(args.pairs, [p for t in TASKS.values()
+    pairs = parse_list(args.pairs, [p for t in task_cfg.values()
                                     for p in list(t.pairs) + list(t.smoke_pairs or {})], 'pairs')
-    losses = parse_list(args.losses, ALL_LOSSES, 'losses') or (SMOKE_LOSSES if smoke else ALL_LOSSES)
+    chosen = parse_list(args.losses, ALL_LOSSES, 'losses')
+    losses = {}
+    for t, entry in task_cfg.items():
+        names = chosen or (SMOKE_LOSSES if smoke else entry.run_losses or list(entry.losses))
+        losses[t] = ['none'] + [n for n in names if n != 'none' and n in entry.losses]
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() and not smoke else 'cpu')
     if device == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda: no CUDA GPU is visible')
-    iters = {t: args.iters or (2 if smoke else TASKS[t].iters[0]) for t in TASKS}
+    iters = {t: args.iters or (2 if smoke else task_cfg[t].iters[0]) for t in TASKS}
+    out = args.out or osp.join(REPO, 'results', *(['cpu'] if args.profile == 'cpu' else []))
     opts = SimpleNamespace(
-        tasks=tasks, pairs=pairs, losses=['none'] + [n for n in losses if n != 'none'],
-        seeds=args.seeds or (1 if smoke else 2), iters=iters,
-        teacher_iters={t: args.teacher_iters or (2 if smoke else TASKS[t].iters[1]) for t in TASKS},
+        profile=args.profile, task=task_cfg, tasks=tasks, pairs=pairs, losses=losses,
+        seeds={t: args.seeds or (1 if smoke else task_cfg[t].seeds) for t in TASKS}, iters=iters,
+        teacher_iters=args.teacher_iters,
         budget={t: f'{iters[t]}it' + (f'/{args.budget_s:g}s' if args.budget_s else '')
                 for t in TASKS},
-        budget_s=args.budget_s, out=osp.abspath(args.out), device=device, smoke=smoke,
+        budget_s=args.budget_s, out=osp.abspath(out), device=device, smoke=smoke,
         teacher_bf16=args.teacher_bf16, max_wall_s=args.max_wall_s, verbose=args.verbose,
-        batch={t: args.batch or (TASKS[t].smoke_batch if smoke else None) for t in TASKS},
+        batch={t: args.batch or (TASKS[t].smoke_batch if smoke else task_cfg[t].batch)
+               for t in TASKS},
         workers=args.workers if args.workers is not None else (8 if device == 'cuda' else 0),
         timing_repeats=args.timing_repeats or (2 if smoke else 20))
     opts.device_name = device_name(device)
@@ -510,19 +574,21 @@ def resolve(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    out = osp.abspath(args.out)
-    os.makedirs(out, exist_ok=True)
     if args.report_only:
+        out = osp.abspath(args.out or osp.join(REPO, 'results', *(
+            ['cpu'] if args.profile == 'cpu' else [])))
         return write_report(out)
     opts = resolve(args)
-    print(f'plug-and-play: tasks {opts.tasks}, losses {opts.losses}, {opts.seeds} seed(s), '
-          f'{opts.device_name}, out {out}', flush=True)
+    os.makedirs(opts.out, exist_ok=True)
+    print(f'plug-and-play ({opts.profile} profile): tasks {opts.tasks}, losses {opts.losses}, '
+          f'seeds {opts.seeds}, {opts.device_name}, out {opts.out}', flush=True)
+    write_plan(opts)
     start = time.perf_counter()
     with unformatted_config_dumps():
         summary = run_matrix(opts)
-    md, png = write_report(out)
+    md, png = write_report(opts.out)
     print(f'{len(summary["done"])} run(s) done, {len(summary["skipped"])} skipped, in '
-          f'{time.perf_counter() - start:.0f} s; {osp.join(out, CSV_NAME)}, {md}, {png}')
+          f'{time.perf_counter() - start:.0f} s; {osp.join(opts.out, CSV_NAME)}, {md}, {png}')
     return summary
 
 

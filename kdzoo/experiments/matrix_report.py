@@ -1,13 +1,17 @@
 """The plug-and-play matrix's report: ``plug_and_play.md`` (per task and pair: each loss's metric
-and gain over the student alone, mean ± sample std over seeds, and its step costs) and
+and gain over the student alone, mean ± sample std over seeds, the paired 95 % interval and
+verdict, its step costs; rows planned but not run yet; teachers too weak to count) and
 ``plug_and_play.png`` (each loss's mean gain with its spread), rewritten from the CSV only."""
+import json
 import math
 import os.path as osp
 import statistics
 
 from kdzoo.experiments.rows import number, read_rows
+from kdzoo.experiments.stats import RULE, paired_summary
 
 CSV_NAME, MD_NAME, PNG_NAME = 'plug_and_play.csv', 'plug_and_play.md', 'plug_and_play.png'
+PLAN_NAME = 'plug_and_play_plan.json'
 COLUMNS = ['task', 'pair', 'teacher', 'student', 'loss', 'seed', 'budget', 'teacher_iters',
            'teacher_dtype', 'iters', 'metric_name', 'metric', 'teacher_metric',
            'teacher_metric_bf16', 'student_alone_metric', 'gain', 'train_s', 'iter_s',
@@ -15,6 +19,7 @@ COLUMNS = ['task', 'pair', 'teacher', 'student', 'loss', 'seed', 'budget', 'teac
            'loss_share', 'init_sha', 'batches_sha', 'device', 'finished']
 KEY = ('task', 'pair', 'loss', 'seed', 'budget', 'teacher_iters', 'teacher_dtype')
 STEP_RATIO_TARGET, LOSS_SHARE_TARGET = 1.10, 0.03
+TEACHER_MARGIN = 5.0  # points the teacher must beat the student alone by
 
 
 def key_of(row):
@@ -41,45 +46,133 @@ def groups(rows, keys):
     return out
 
 
+def read_plan(out):
+    path = osp.join(out, PLAN_NAME)
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def plan_rows(plan, rows):
+    """The row groups to report: the plan's (task, pair) entries, then any other group in the
+    CSV; each ``dict(task, pair, budget, teacher_iters, teacher_dtype, losses, seeds)``."""
+    groups_out, seen = [], set()
+    for entry in (plan or {}).get('rows', []):
+        groups_out.append(entry)
+        seen.add((entry['task'], entry['pair'], entry['budget']))
+    for row in rows:
+        key = (row['task'], row['pair'], row['budget'])
+        if key not in seen and row['loss'] != 'none':
+            seen.add(key)
+            group = [r for r in rows if (r['task'], r['pair'], r['budget']) == key]
+            groups_out.append(dict(task=key[0], pair=key[1], budget=key[2],
+                                   teacher_iters=row['teacher_iters'],
+                                   teacher_dtype=row['teacher_dtype'],
+                                   losses=list(dict.fromkeys(r['loss'] for r in group)),
+                                   seeds=len({r['seed'] for r in group})))
+    return groups_out
+
+
+def loss_line(loss, runs, alone_by_seed, expected, metric_fmt):
+    """One table row: seeds done / expected, metric, gain, paired 95 % interval and verdict."""
+    done = f'{len(runs)}/{expected}'
+    if not runs:
+        return f'| {loss} | {done} | not run yet | | | | | |'
+    gains = [number(r['metric']) - number(alone_by_seed[r['seed']]['metric'])
+             for r in runs if r['seed'] in alone_by_seed]
+    if gains:
+        summary = paired_summary(gains)
+        interval = ('—' if summary.n == 1 else
+                    f'[{summary.low:+.2f}, {summary.high:+.2f}]')
+        gain, verdict = pm(gains), summary.verdict
+    else:
+        interval, gain, verdict = '—', '—', 'no student-alone run of these seeds yet'
+    ratio = mean_spread([number(r['step_ratio']) for r in runs])[0]
+    share = mean_spread([number(r['loss_share']) for r in runs])[0]
+    return (f'| {loss} | {done} | {metric_fmt(runs)} | {gain} | {interval} | {verdict} | '
+            f'{ratio:.3f} | {share:.2%} |')
+
+
+def step_cost_lines(rows):
+    """The runs that miss a step-cost target, with where the extra time goes."""
+    lines = []
+    for r in rows:
+        if r['loss'] == 'none':
+            continue
+        ratio, share = number(r['step_ratio']), number(r['loss_share'])
+        if not (ratio > STEP_RATIO_TARGET or share > LOSS_SHARE_TARGET):
+            continue
+        student, teacher = number(r['student_step_s']), number(r['teacher_forward_s'])
+        step, losses = number(r['distill_step_s']), number(r['loss_s'])
+        extra = step - student - teacher
+        lines.append(
+            f'| {r["task"]} | {r["pair"]} | {r["loss"]} | {r["seed"]} | {ratio:.3f} | '
+            f'{share:.1%} | {1000 * extra:.1f} ms over student + teacher, of which losses '
+            f'{1000 * losses:.1f} ms, connectors / readouts / taps {1000 * (extra - losses):.1f} ms |')
+    return lines
+
+
 def write_report(out):
-    """Rewrite ``plug_and_play.md`` and ``.png`` from the whole CSV; returns their paths."""
+    """Rewrite ``plug_and_play.md`` and ``.png`` from the whole CSV (and the plan, when one was
+    written); returns their paths."""
     rows = read_rows(osp.join(out, CSV_NAME))
+    plan = read_plan(out)
     lines = ['# kdzoo plug-and-play matrix', '',
-             f'Generated by `tools/plug_and_play.py` from `{CSV_NAME}` ({len(rows)} runs); '
-             'rewritten after every run: do not edit.', '',
-             'Each line: mean ± sample standard deviation over the seeds run so far; gain = the '
-             'distilled student\'s metric minus the student trained alone (same seed, iterations '
-             'and data order), in points. step ratio = distillation step / (student step + teacher '
+             f'Generated by `tools/plug_and_play.py` from `{CSV_NAME}` ({len(rows)} runs) and '
+             f'`{PLAN_NAME}`; rewritten after every run: do not edit.', '',
+             'Per loss: seeds done / planned; the metric and the gain over the student trained '
+             'alone, mean ± sample standard deviation over seeds, in points; the gain is paired '
+             'per seed (same initial student, same batches and augmentations, same schedule). '
+             + RULE + ' A pair whose teacher does not beat the student alone by '
+             f'{TEACHER_MARGIN:g} points is marked "teacher too weak": its gains are no evidence '
+             f'about distillation. Step ratio = distillation step / (student step + teacher '
              f'no-grad forward), target ≤ {STEP_RATIO_TARGET:.2f}; loss share = the losses\' '
              f'forward + backward / distillation step, target ≤ {LOSS_SHARE_TARGET:.0%}.', '']
     devices = sorted({r['device'] for r in rows})
-    lines += [f'Devices: {", ".join(devices) or "none yet"}.', '']
-    setting = ('task', 'pair', 'budget', 'teacher_iters', 'teacher_dtype')
-    for (task, pair, budget, t_iters, t_dtype), grp in groups(
-            [r for r in rows if r['loss'] != 'none'], setting).items():
-        alone = [r for r in rows if (r['task'], r['pair'], r['budget'], r['loss'])
-                 == (task, pair, budget, 'none')]
-        metric = grp[0]['metric_name']
-        teacher = number(grp[0]['teacher_metric'])
+    lines += [f'Profile: {(plan or {}).get("profile", "not recorded")}. Devices: '
+              f'{", ".join(devices) or "none yet"}.', '']
+    for entry in plan_rows(plan, rows):
+        task, pair, budget = entry['task'], entry['pair'], entry['budget']
+        mine = [r for r in rows if (r['task'], r['pair'], r['budget']) == (task, pair, budget)]
+        alone = [r for r in mine if r['loss'] == 'none']
+        distilled = [r for r in mine if r['loss'] != 'none'
+                     and (str(r['teacher_iters']), r['teacher_dtype'])
+                     == (str(entry['teacher_iters']), entry['teacher_dtype'])]
+        first = (distilled or mine or [{}])[0]
+        metric = first.get('metric_name', 'metric')
+        teacher = number(first.get('teacher_metric'))
         student = mean_spread([number(r['metric']) for r in alone])[0]
-        lines += [f'## {task}: {pair} ({grp[0]["teacher"]} → {grp[0]["student"]}), {budget}, '
-                  f'teacher {t_iters} iterations, {t_dtype}', '',
-                  f'Teacher {metric}: {teacher:.2f} (bf16 autocast: '
-                  f'{grp[0]["teacher_metric_bf16"] or "not measured"}).', '']
-        if math.isfinite(student) and not teacher > student:
-            lines += [f'**The teacher ({teacher:.2f}) does not beat the student alone '
-                      f'({student:.2f}) here: the gains below are not evidence of distillation.**',
-                      '']
-        lines += [f'| loss | seeds | {metric} | gain | step ratio | loss share |',
-                  '|---|---:|---:|---:|---:|---:|',
-                  f'| none (student alone) | {len(alone)} | '
-                  f'{pm([number(r["metric"]) for r in alone])} | — | — | — |']
-        for loss, runs in groups(grp, ('loss',)).items():
-            ratio = mean_spread([number(r['step_ratio']) for r in runs])[0]
-            share = mean_spread([number(r['loss_share']) for r in runs])[0]
-            lines.append(f'| {loss[0]} | {len(runs)} | {pm([number(r["metric"]) for r in runs])} | '
-                         f'{pm([number(r["gain"]) for r in runs])} | {ratio:.3f} | {share:.2%} |')
+        names = (f' ({first["teacher"]} → {first["student"]})' if 'teacher' in first
+                 and first.get('teacher') else '')
+        lines += [f'## {task}: {pair}{names}, {budget}, teacher {entry["teacher_iters"]} '
+                  f'iterations, {entry["teacher_dtype"]}', '']
+        if math.isfinite(teacher):
+            lines.append(f'Teacher {metric}: {teacher:.2f} (bf16 autocast: '
+                         f'{first.get("teacher_metric_bf16") or "not measured"}).')
+        else:
+            lines.append('Teacher: not trained yet.')
+        if math.isfinite(teacher) and math.isfinite(student) and teacher - student < TEACHER_MARGIN:
+            lines.append(f'**Teacher too weak: {teacher:.2f} vs the student alone {student:.2f} '
+                         f'(less than {TEACHER_MARGIN:g} points better): the gains below are no '
+                         'evidence about distillation.**')
+        lines += ['', f'| loss | seeds | {metric} | gain | 95 % interval | verdict | step ratio | '
+                  'loss share |', '|---|---:|---:|---:|---|---|---:|---:|',
+                  f'| none (student alone) | {len(alone)}/{entry["seeds"]} | '
+                  + (pm([number(r['metric']) for r in alone]) if alone else 'not run yet')
+                  + ' | — | — | — | — | — |']
+        alone_by_seed = {r['seed']: r for r in alone}
+        for loss in entry['losses']:
+            if loss == 'none':
+                continue
+            runs = [r for r in distilled if r['loss'] == loss]
+            lines.append(loss_line(loss, runs, alone_by_seed, entry['seeds'],
+                                   lambda rs: pm([number(r['metric']) for r in rs])))
         lines.append('')
+    missed = step_cost_lines(rows)
+    lines += ['## Runs that miss a step-cost target', '']
+    lines += (['| task | pair | loss | seed | step ratio | loss share | where the time goes |',
+               '|---|---|---|---:|---:|---:|---|'] + missed) if missed else ['None so far.']
     with open(osp.join(out, MD_NAME), 'w') as f:
         f.write('\n'.join(lines) + '\n')
     return osp.join(out, MD_NAME), write_chart(rows, osp.join(out, PNG_NAME))

@@ -48,7 +48,7 @@ def test_smoke_writes_finite_rows_markdown_and_png(smoke):
     md = (out / matrix_report.MD_NAME).read_text()
     for row in rows:
         assert f'## {row["task"]}: {row["pair"]}' in md
-    assert '| MSDCRD | 1 |' in md and '| none (student alone) | 1 |' in md
+    assert '| MSDCRD | 1/1 |' in md and '| none (student alone) | 1/1 |' in md
     assert (out / matrix_report.PNG_NAME).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
@@ -92,3 +92,54 @@ def test_missing_adapter_is_reported(monkeypatch, tmp_path):
     monkeypatch.setitem(pnp.TASKS, 'seg', broken)
     with pytest.raises(SystemExit, match="task 'seg': adapter not available"):
         pnp.main(['--smoke', '--tasks', 'seg', '--out', str(tmp_path)])
+
+
+def test_cpu_profile_plans_every_row_and_reports_the_rows_not_run(tmp_path):
+    from kdzoo.experiments.matrix_report import write_report
+    opts = pnp.resolve(pnp.parse_args(['--profile', 'cpu', '--tasks', 'cls,seg,det',
+                                       '--out', str(tmp_path)]))
+    assert opts.seeds == {'cls': 3, 'seg': 2, 'det': 2}
+    assert opts.losses['cls'] == ['none', 'KD', 'DKD', 'DIST', 'OFA', 'MSDCRD', 'LFCC', 'MLDR-KD']
+    assert opts.losses['seg'] == ['none', 'KD', 'CWD', 'MSDCRD', 'LFCC']
+    assert opts.losses['det'] == ['none', 'CWD', 'PKD', 'MSDCRD', 'LFCC']
+    assert len(opts.task['cls'].pairs) == 2
+    assert pnp.teacher_iters_of(opts, 'cls', 'vit_to_test-resnet') == 3000
+    pnp.write_plan(opts)
+    text = open(write_report(str(tmp_path))[0]).read()
+    for task in ('cls', 'seg', 'det'):
+        for pair in opts.task[task].pairs:
+            assert f'## {task}: {pair}' in text
+    assert text.count('not run yet') == 2 * 8 + 5 + 5 and 'Profile: cpu' in text
+
+
+def test_report_marks_a_weak_teacher_and_gives_the_paired_verdict(tmp_path):
+    from kdzoo.experiments.matrix_report import COLUMNS, write_report
+    from kdzoo.experiments.rows import append_row
+    common = dict(task='cls', pair='p', budget='500it', metric_name='cls/top1',
+                  teacher_metric=53.0, device='cpu')
+    for seed, (alone, kd) in enumerate([(50.0, 52.0), (51.0, 53.5), (49.0, 51.2)]):
+        append_row(str(tmp_path / pnp.CSV_NAME), COLUMNS, dict(
+            common, loss='none', seed=seed, teacher_iters='-', teacher_dtype='-', metric=alone))
+        append_row(str(tmp_path / pnp.CSV_NAME), COLUMNS, dict(
+            common, loss='KD', seed=seed, teacher_iters=600, teacher_dtype='fp32', metric=kd,
+            step_ratio=1.2, loss_share=0.01, student_step_s=0.1, teacher_forward_s=0.05,
+            distill_step_s=0.18, loss_s=0.002))
+    text = open(write_report(str(tmp_path))[0]).read()
+    assert '**Teacher too weak: 53.00 vs the student alone 50.00' in text
+    assert '| KD | 3/3 | 52.23 ± 1.17 | 2.23 ± 0.25 | [+1.61, +2.86] | helped |' in text
+    assert '| cls | p | KD | 0 | 1.200 | 1.0% | 30.0 ms over student + teacher' in text
+
+
+@pytest.mark.parametrize('pair', sorted(pnp.CPU_PROFILE['cls']['pairs']))
+def test_cpu_profile_cls_recipes_build_and_are_finite(pair):
+    from kdzoo.adapters.cls import DistillClassifier
+    from mmengine.config import Config
+    teacher, student = pnp.CPU_PROFILE['cls']['pairs'][pair]
+    p = pnp.probe_pair('cls', (teacher, student), 500)
+    for loss in pnp.CPU_PROFILE['cls']['run_losses']:
+        model = DistillClassifier(
+            student=Config.fromfile(f'{pnp.REPO}/{student}').model,
+            distill_cfg=dict(teacher=dict(config=f'{pnp.REPO}/{teacher}'),
+                             **pnp.recipe_of('cls', loss, p)))
+        losses = model(torch.rand(4, 3, 32, 32) * 255, torch.tensor([0, 1, 2, 3]), mode='loss')
+        assert all(torch.isfinite(v) for v in losses.values()), loss
