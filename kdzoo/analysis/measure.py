@@ -1,12 +1,15 @@
 """The teacher x student similarity of a distilling model over validation batches.
 
 :func:`measure` runs the student and the frozen teacher (on its own inputs,
-:meth:`kdzoo.adapters.base.DistillModel.teacher_inputs`) batch by batch, both in eval mode without
-gradients, and accumulates for every (teacher readout, student readout) pair the three sums of
-the minibatch CKA (:mod:`kdzoo.analysis.cka`), after :func:`kdzoo.analysis.cka.common_grid` has
-brought the two to a common grid; where both have logits with the same classes, also the top-1
-agreement and ``KL(p_teacher ‖ p_student)`` (softmax at temperature 1, every location of a logit
-map a sample). Only the sums are kept: memory does not grow with the number of batches.
+:meth:`kdzoo.adapters.base.DistillModel.teacher_inputs`), both in eval mode without gradients,
+image by image as a batch-1 validation runs them (each image at its own size), and stacks each
+batch's readouts, every image's map brought to the grid of the batch's first image
+(:func:`kdzoo.layout.resize`). For every (teacher readout, student readout) pair it accumulates
+the three sums of the minibatch CKA (:mod:`kdzoo.analysis.cka`), after
+:func:`kdzoo.analysis.cka.common_grid` has brought the two to a common grid; where both have
+logits with the same classes, also the top-1 agreement and ``KL(p_teacher ‖ p_student)`` (softmax
+at temperature 1, every location of a logit map a sample). Only the sums are kept: memory does
+not grow with the number of batches.
 """
 from dataclasses import dataclass, field
 
@@ -14,7 +17,7 @@ import torch
 
 from kdzoo.analysis.cka import MIN_EXAMPLES, cka_from_terms, common_grid, hsic_terms
 from kdzoo.analysis.readouts import readouts
-from kdzoo.layout import align, as_samples
+from kdzoo.layout import align, as_samples, resize
 
 
 @dataclass
@@ -55,6 +58,33 @@ def has_logit_pair(student, teacher):
             and student['logits'].shape[1] == teacher['logits'].shape[1])
 
 
+def stack(per_image):
+    """``{name: (B, ...)}`` from one readouts dict per image, each map resized to the grid of
+    the first image's."""
+    first = per_image[0]
+    return {name: torch.cat([x[name] if x[name].dim() != 4 else
+                             resize(x[name], first[name].shape[-2:]) for x in per_image])
+            for name in first}
+
+
+def one_image(batch, i):
+    """The ``i``-th image of a collated batch (tensors or lists) as a batch of one."""
+    return {key: value[i:i + 1] for key, value in batch.items()}
+
+
+def batch_readouts(model, task, batch):
+    """``(student, teacher)`` readouts of a collated ``batch``, run image by image (each at its
+    own size, as a batch-1 validation runs it) and stacked (:func:`stack`)."""
+    student, teacher = [], []
+    for i in range(len(batch['inputs'])):
+        data = model.data_preprocessor(one_image(batch, i), False)
+        inputs = data['inputs']
+        student.append(readouts(task, model.student, inputs))
+        teacher.append(model.distiller.run_teacher(readouts, task, model.teacher,
+                                                   model.teacher_inputs(inputs)))
+    return stack(student), stack(teacher)
+
+
 def measure(model, task, loader, batches, weights):
     """The :class:`Similarity` of ``model`` (a ``DistillModel``) on the first ``batches`` batches
     of ``loader``; batches of fewer than 4 images are an error (the unbiased HSIC needs 4)."""
@@ -65,15 +95,12 @@ def measure(model, task, loader, batches, weights):
         for batch in loader:
             if count == batches:
                 break
-            data = model.data_preprocessor(batch, False)
-            inputs = data['inputs']
-            if inputs.shape[0] < MIN_EXAMPLES:
-                raise ValueError(f'a batch of {inputs.shape[0]} images: the unbiased HSIC needs '
-                                 f'at least {MIN_EXAMPLES} (use --batch-size >= {MIN_EXAMPLES} and '
-                                 'a loader that drops the last, incomplete batch)')
-            student = readouts(task, model.student, inputs)
-            teacher = model.distiller.run_teacher(readouts, task, model.teacher,
-                                                  model.teacher_inputs(inputs))
+            size = len(batch['inputs'])
+            if size < MIN_EXAMPLES:
+                raise ValueError(f'a batch of {size} images: the unbiased HSIC needs at least '
+                                 f'{MIN_EXAMPLES} (use --batch-size >= {MIN_EXAMPLES} and a loader '
+                                 'that drops the last, incomplete batch)')
+            student, teacher = batch_readouts(model, task, batch)
             if terms is None:
                 terms = torch.zeros(len(teacher), len(student), 3, dtype=torch.float64)
                 shapes = {side: {name: tuple(x.shape[1:]) for name, x in values.items()}
@@ -85,7 +112,7 @@ def measure(model, task, loader, batches, weights):
                     terms[i, j] += hsic_terms(*common_grid(s, t)).cpu()
             if logits is not None:
                 logits += logit_terms(student['logits'], teacher['logits']).cpu()
-            images += inputs.shape[0]
+            images += size
             count += 1
     if terms is None:
         raise ValueError('the validation loader gave no batch: it has fewer images than one batch '

@@ -156,7 +156,9 @@ def snippet(items, connectors, notes, local, inherited_connectors, header):
     lines.append('    ],')
     entries = ([] if local or not inherited_connectors else ['_delete_=True']) + [
         f'{name}={source(cfg)}' for name, cfg in connectors.items()]
-    if entries or local:
-        lines.append('    connectors=dict(' + ', '.join(entries) + '),')
+    if entries:
+        lines += ['    connectors=dict('] + [f'        {entry},' for entry in entries] + ['    ),']
+    elif local:
+        lines.append('    connectors=dict(),')
     lines.append(')')
     return '\n'.join(lines)

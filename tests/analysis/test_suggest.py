@@ -58,7 +58,7 @@ def test_suggest_items_connectors_and_notes():
     assert namespace['distill_cfg'] == dict(teacher='t', losses=[e for e, _ in items],
                                             connectors=connectors)
     inherited = snippet(items, {}, notes, False, True, ['header'])
-    assert 'distill_cfg = dict(' in inherited and 'connectors=dict(_delete_=True),' in inherited
+    assert 'distill_cfg = dict(' in inherited and '        _delete_=True,' in inherited
 
 
 def test_suggest_leaves_out_what_cannot_be_paired():

@@ -1,0 +1,193 @@
+"""tools/analyze.py: the similarity map, CSV and heatmap of a tiny classification pair, init and
+trained; the snippet it prints builds and runs with tools/train.py --dry-run when written at the
+end of a copy of the config (a config that defines distill_cfg and one that inherits it); seg and
+det runs on generated data; missing inputs named with the command that makes them."""
+import csv
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from tools_helpers import REPO, TEACHER, runner_config, write_config
+
+PNG = b'\x89PNG\r\n\x1a\n'
+
+
+def snippet_of(out):
+    """The printed snippet: from its first comment line to the closing parenthesis."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith('# tools/analyze.py'))
+    end = next(i for i in range(start, len(lines)) if lines[i] == ')')
+    return '\n'.join(lines[start:end + 1])
+
+
+def dry_run_with(config, text, copy):
+    """Write ``config`` + ``text`` to ``copy`` and run tools/train.py --dry-run on it."""
+    from tools.train import main
+    with open(config) as f, open(copy, 'w') as g:
+        g.write(f.read() + '\n' + text + '\n')
+    return main([str(copy), '--dry-run'])
+
+
+@pytest.fixture(scope='module')
+def cls_config(shapes_data, teacher_checkpoint, tmp_path_factory):
+    root = tmp_path_factory.mktemp('analyze_cls')
+    distill_cfg = dict(teacher=dict(config=TEACHER, checkpoint=teacher_checkpoint), losses=[
+        dict(student='logits', teacher='logits', loss=dict(type='KDLoss'))])
+    return write_config(root / 'pair.py', runner_config(shapes_data, root / 'work',
+                                                        distill_cfg=distill_cfg)), root
+
+
+@pytest.fixture(scope='module')
+def cls_run(cls_config):
+    """tools/train.py on the pair (2 iterations), then tools/analyze.py with its checkpoint."""
+    from tools.analyze import main
+    from tools.train import main as train
+    config, root = cls_config
+    train([config])
+    checkpoint = str(root / 'work' / 'iter_2.pth')
+    out = root / 'analyze'
+    result = main([config, '--checkpoint', checkpoint, '--batches', '2', '--batch-size', '4',
+                   '--out', str(out)])
+    return config, root, out, result
+
+
+def test_cls_writes_csv_png_and_matches_init_and_trained(cls_run, capsys):
+    config, _, out, (sims, items, _) = cls_run
+    assert open(out / 'similarity.png', 'rb').read(8) == PNG
+    with open(out / 'similarity.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    names = ['stage1', 'stage2', 'stage3', 'stage4', 'logits']
+    assert [s.weights for s in sims] == ['init', 'trained']
+    assert len(rows) == 2 * 25 and {r['weights'] for r in rows} == {'init', 'trained'}
+    for sim in sims:
+        assert sim.teacher == sim.student == names and sim.images == 8 and sim.batches == 2
+        assert sim.cka.shape == (5, 5) and bool(((sim.cka > -1) & (sim.cka <= 1)).all())
+        assert 0 <= sim.agreement <= 1 and sim.kl >= 0
+    logit_rows = [r for r in rows if r['teacher'] == r['student'] == 'logits']
+    assert all(r['top1_agreement'] and r['kl_teacher_student'] for r in logit_rows)
+    assert not any(r['top1_agreement'] for r in rows if r['teacher'] != 'logits')
+    # the student changed between the panels (two iterations of training), the teacher did not
+    assert not torch.equal(sims[0].cka, sims[1].cka)
+    assert [(e['student'], e['loss']['type']) for e, _ in items] == [
+        ('stage1', 'LFCCLoss'), ('stage2', 'LFCCLoss'), ('stage3', 'LFCCLoss'),
+        ('stage4', 'LFCCLoss'), ('logits', 'KDLoss')]
+    teachers = [int(e['teacher'][-1]) for e, _ in items[:4]]
+    assert teachers == sorted(teachers)  # order-preserving
+
+
+def test_cls_snippet_passes_the_dry_run_in_a_copy_of_the_config(cls_config, capsys):
+    from tools.analyze import main
+    config, root = cls_config
+    main([config, '--batches', '1', '--out', str(root / 'init_only')])
+    out = capsys.readouterr().out
+    assert 'student at initialisation' in out and 'student trained' not in out
+    text = snippet_of(out)
+    assert text.splitlines()[3] == 'distill_cfg.update('  # the config defines distill_cfg
+    runner = dry_run_with(config, text, root / 'pair_suggested.py')
+    dry = capsys.readouterr().out
+    items = runner.model.distiller.items
+    assert [i.name for i in items] == ['lfcc_stage1', 'lfcc_stage2', 'lfcc_stage3',
+                                       'lfcc_stage4', 'kd_logits']
+    assert 'distill.loss_lfcc_stage1 = ' in dry and 'distill.loss_kd_logits = ' in dry
+    # a config that inherits distill_cfg: the snippet assigns it and MMEngine merges
+    child = root / 'child.py'
+    child.write_text("_base_ = './pair.py'\n")
+    main([str(child), '--batches', '1', '--out', str(root / 'child_out')])
+    text = snippet_of(capsys.readouterr().out)
+    assert 'distill_cfg = dict(' in text
+    runner = dry_run_with(str(child), text, root / 'child_suggested.py')
+    assert len(runner.model.distiller.items) == 5
+
+
+def test_checkpoint_of_the_student_alone_and_a_wrong_one(cls_config, shapes_data,
+                                                        teacher_checkpoint):
+    from kdzoo.checkpoint import CheckpointError
+    from tools.analyze import main
+    from tools.train import main as train
+    config, root = cls_config
+    alone = write_config(root / 'alone.py', runner_config(shapes_data, root / 'alone'))
+    train([alone])
+    sims, _, _ = main([config, '--checkpoint', str(root / 'alone' / 'iter_2.pth'), '--batches',
+                       '1', '--out', str(root / 'alone_out')])
+    assert [s.weights for s in sims] == ['init', 'trained']
+    with pytest.raises(CheckpointError, match="does not hold this config's student"):
+        main([config, '--checkpoint', teacher_checkpoint, '--out', str(root / 'wrong')])
+
+
+def test_missing_inputs_are_named_with_the_command(tmp_path, monkeypatch):
+    from tools.analyze import main
+    monkeypatch.chdir(tmp_path)  # a fresh clone's root before the quick start
+    with pytest.raises(SystemExit) as err:
+        main([osp.join(REPO, 'configs', 'quickstart', 'msdcrd.py')])
+    message = str(err.value)
+    assert message.startswith('analyze: ') and 'data/quickstart/val' in message
+    assert 'teacher checkpoint work_dirs/quickstart/teacher/iter_600.pth' in message
+    assert 'python tools/quickstart.py' in message
+
+
+def test_batch_size_below_four_is_refused(cls_config):
+    from tools.analyze import main
+    with pytest.raises(SystemExit):
+        main([cls_config[0], '--batch-size', '3'])
+
+
+# --- seg and det on generated data, random teachers ----------------------------------------------
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def random_teacher(tmp_path, teacher_config, build):
+    model = build(Config.fromfile(osp.join(REPO, teacher_config)).model)
+    model.init_weights()
+    path = str(tmp_path / 'teacher.pth')
+    torch.save({'state_dict': model.state_dict()}, path)
+    return path
+
+
+def test_seg(tmp_path, capsys):
+    from kdzoo.adapters.mmseg.distill import build_mmseg
+    from kdzoo.toydata import make_seg_dataset
+    from tools.analyze import main
+    data = make_seg_dataset(str(tmp_path / 'seg'), num_images=(4, 4))
+    teacher = random_teacher(tmp_path, 'configs/seg/quickstart_teacher.py', build_mmseg)
+    options = [f'{loader}.dataset.data_root={data}' for loader in LOADERS]
+    sims, items, connectors = main([
+        osp.join(REPO, 'configs/seg/quickstart_msdcrd.py'), '--batch-size', '4', '--out',
+        str(tmp_path / 'out'), '--cfg-options', f'distill_cfg.teacher.checkpoint={teacher}',
+        *options])
+    sim, = sims
+    names = ['stage1', 'stage2', 'stage3', 'stage4', 'logits']
+    assert sim.teacher == sim.student == names and sim.images == 4
+    assert sim.agreement is not None  # per pixel, 10 classes on both sides
+    assert items[-1][0] == dict(student='logits', teacher='logits',
+                                loss=dict(type='MSDCRDLoss'), name='msdcrd_logits')
+    widths = dict(student=(16, 32, 64, 128), teacher=(32, 64, 128, 256))  # the two configs'
+    for entry, _ in items[:4]:
+        s, t = (widths[side][int(entry[side][-1]) - 1] for side in ('student', 'teacher'))
+        assert connectors[entry['connector']] == dict(type='Projector', in_channels=s,
+                                                      out_channels=t)
+    assert open(tmp_path / 'out' / 'similarity.png', 'rb').read(8) == PNG
+
+
+def test_det(tmp_path, capsys):
+    from kdzoo.adapters.mmdet.distill import build_mmdet
+    from kdzoo.toydata import make_det_dataset
+    from tools.analyze import main
+    data = make_det_dataset(str(tmp_path / 'det'), num_images=(4, 4))
+    teacher = random_teacher(tmp_path, 'configs/det/quickstart_retinanet_swin_teacher.py',
+                             build_mmdet)
+    options = [f'{loader}.dataset.data_root={data["root"]}/' for loader in LOADERS]
+    options += [f'{e}.ann_file={data["val_ann"]}' for e in ('val_evaluator', 'test_evaluator')]
+    sims, items, _ = main([
+        osp.join(REPO, 'configs/det/quickstart_pkd.py'), '--batch-size', '4', '--out',
+        str(tmp_path / 'out'), '--cfg-options', f'distill_cfg.teacher.checkpoint={teacher}',
+        *options])
+    sim, = sims
+    assert sim.student == ['stage1', 'stage2', 'stage3', 'stage4'] + [f'fpn{i}' for i in range(1, 6)]
+    assert sim.teacher == ['stage1', 'stage2', 'stage3'] + [f'fpn{i}' for i in range(1, 6)]
+    assert sim.agreement is None
+    # the Swin teacher's stages are reshaped after its last module: no tap, no stage item
+    assert [e for e, _ in items] == [dict(student='neck', teacher='neck',
+                                          loss=dict(type='PKDLoss'), name='pkd_fpn')]
+    assert 'not suggested: teacher stage1, stage2, stage3' in capsys.readouterr().out

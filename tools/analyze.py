@@ -1,0 +1,143 @@
+"""What does the student share with the teacher? Stage-by-stage similarity and suggested items.
+
+    python tools/analyze.py CONFIG [--checkpoint CKPT] [--batches N] [--batch-size B]
+                            [--out DIR] [--cfg-options k=v ...]
+
+For a config with ``distill_cfg`` (classification, mmseg, mmdet), on N validation batches of B
+images (re-batched, whatever the config's val batch size; B >= 4, the unbiased HSIC needs 4):
+
+- the linear CKA of every teacher stage readout with every student stage readout (stage1..stage4
+  and the logits; for mmdet the backbone stages and the FPN levels), minibatch CKA with the
+  unbiased HSIC (Nguyen, Raghu, Kornblith 2021), the two readouts first brought to a common grid
+  by kdzoo/layout.py;
+- the teacher/student top-1 agreement and KL(teacher ‖ student) on the logits (per pixel for seg).
+
+The teacher is the config's (``distill_cfg.teacher``, its checkpoint). The student is at its
+initialisation (the config's seed, as training starts it); with ``--checkpoint`` (a distilling or
+a plain run of the student) also trained, and the PNG shows both side by side.
+
+Writes ``similarity.png`` and ``similarity.csv`` in ``--out`` (default
+``work_dirs/analyze/<config name>``) and prints the CKA tables and a ``distill_cfg`` snippet: each
+student stage matched with a teacher stage, order-preserving, with the highest total CKA (of the
+trained student when given), a default loss per pair and the connectors that widths need; paste
+it at the end of a copy of the config (docs/analyze.md).
+"""
+import argparse
+import os
+import os.path as osp
+import tempfile
+import time
+
+from kdzoo.analysis.cka import MIN_EXAMPLES
+from kdzoo.analysis.measure import load_student, measure, one_image
+from kdzoo.analysis.readouts import taps
+from kdzoo.analysis.report import logit_text, table, write_csv, write_heatmap
+from kdzoo.analysis.suggest import assigns, snippet, suggest
+from kdzoo.runner import load_config
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', help='a config with distill_cfg')
+    parser.add_argument('--checkpoint', help='a trained student: a checkpoint of a run of CONFIG, '
+                        'or of its student alone')
+    parser.add_argument('--batches', type=int, default=8,
+                        help='validation batches to estimate on (default 8)')
+    parser.add_argument('--batch-size', type=int, default=8,
+                        help=f'images per batch (default 8, at least {MIN_EXAMPLES})')
+    parser.add_argument('--out', help='output folder (default work_dirs/analyze/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config keys, e.g. val_dataloader.dataset.root=...')
+    args = parser.parse_args(argv)
+    if args.batch_size < MIN_EXAMPLES:
+        parser.error(f'--batch-size {args.batch_size}: the unbiased HSIC estimator needs at least '
+                     f'{MIN_EXAMPLES} images per batch')
+    if args.batches < 1:
+        parser.error('--batches must be at least 1')
+    return args
+
+
+def check_config(cfg, config):
+    """A distilling config whose data and teacher checkpoint exist (else: what is missing and
+    the command that makes it, kdzoo.experiments.paired.check_inputs)."""
+    from kdzoo.experiments.paired import check_inputs
+    if 'distill_cfg' not in cfg:
+        raise SystemExit(f'analyze: {config} has no distill_cfg; analyze compares a student with '
+                         'the teacher of its distill_cfg (docs/distill_cfg.md)')
+    try:
+        check_inputs(cfg, config)
+    except SystemExit as err:  # check_inputs words its message for tools/compare.py
+        raise SystemExit('analyze: ' + str(err).removeprefix('compare: ')) from None
+
+
+def analysis_loader(cfg, batch_size):
+    """The config's validation loader re-batched: ``batch_size`` images, in order, the last
+    incomplete batch dropped, no worker processes."""
+    return dict(cfg.val_dataloader, batch_size=batch_size, num_workers=0,
+                persistent_workers=False, drop_last=True)
+
+
+def build(config, cfg_options, work_dir):
+    """``(distilling model with the student initialised as training does, runner)``: the
+    runner of tools/train.py (kdzoo.runner.build_runner), quiet."""
+    from kdzoo.experiments.runs import make_runner, unformatted_config_dumps, unwrap
+    with unformatted_config_dumps():
+        runner = make_runner(config, work_dir, dict(cfg_options, log_level='WARNING'))
+    model = unwrap(runner.model)
+    model.init_weights()
+    return model, runner
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from kdzoo.adapters import task_of
+    start = time.perf_counter()
+    cfg = load_config(args.config, args.cfg_options)
+    check_config(cfg, args.config)
+    task = task_of(cfg)
+    out = args.out or osp.join('work_dirs', 'analyze', osp.splitext(osp.basename(args.config))[0])
+    os.makedirs(out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work_dir:  # the runner's log: nothing to keep
+        model, runner = build(args.config, args.cfg_options, work_dir)
+        loader = runner.build_dataloader(analysis_loader(cfg, args.batch_size))
+        times = {'build': time.perf_counter() - start}
+        sims = [measure(model, task, loader, args.batches, 'init')]
+        times['init'] = time.perf_counter() - start - sum(times.values())
+        if args.checkpoint:
+            load_student(model, args.checkpoint)
+            sims.append(measure(model, task, loader, args.batches, 'trained'))
+            times['trained'] = time.perf_counter() - start - sum(times.values())
+        inputs = model.data_preprocessor(one_image(next(iter(loader)), 0), False)['inputs']
+        student_taps = taps(task, model.student, inputs, sims[0].student)
+        teacher_taps = model.distiller.run_teacher(taps, task, model.teacher,
+                                                   model.teacher_inputs(inputs), sims[0].teacher)
+    titles = ['student at initialisation'] + (
+        [f'student trained ({osp.basename(args.checkpoint)})'] if args.checkpoint else [])
+    sim = sims[0]
+    batches = f'{sim.batches} batch{"es" if sim.batches > 1 else ""} of {args.batch_size}'
+    suptitle = (f'linear CKA, teacher x student: {args.config} ({task}, {sim.images} val images '
+                f'in {batches})')
+    png = write_heatmap(osp.join(out, 'similarity.png'), sims, titles, suptitle)
+    csv_path = write_csv(osp.join(out, 'similarity.csv'), sims)
+    print(f'analyze: {args.config} ({task}), {sim.images} validation images in {batches}; '
+          'teacher checkpoint '
+          f'{cfg.distill_cfg.teacher.get("checkpoint")}')
+    for sim, title in zip(sims, titles):
+        print(f'\nlinear CKA, rows: teacher, columns: {title}; logits: {logit_text(sim)}')
+        print('\n'.join('  ' + line for line in table(sim)))
+    basis = sims[-1]
+    items, connectors, notes = suggest(basis, task, student_taps, teacher_taps)
+    header = [f'tools/analyze.py {args.config}: each student stage matched with a teacher stage,',
+              f'order kept, highest total CKA ({titles[len(sims) - 1]}). Paste at the end of a',
+              'copy of the config, in the same folder.']
+    print('\n' + snippet(items, connectors, notes, assigns(args.config, 'distill_cfg'),
+                         bool(cfg.distill_cfg.get('connectors')), header))
+    elapsed = time.perf_counter() - start
+    print(f'\nwrote {png} and {csv_path} in {elapsed:.1f} s (' + ', '.join(
+        f'{name} {seconds:.1f} s' for name, seconds in times.items()) + ')')
+    return sims, items, connectors
+
+
+if __name__ == '__main__':
+    main()
