@@ -1,9 +1,10 @@
 """Classification adapter: timm classifiers for MMEngine, distillation wrapper, data, metric.
 
 Registered in kdzoo's ``MODELS``: ``TimmClassifier``, ``DistillClassifier``,
-``ClsDataPreprocessor``; in MMEngine's ``DATASETS``: ``ImageFolderCls``, ``Cifar100Cls``; in
-MMEngine's ``METRICS``: ``Accuracy`` (key ``cls/top1``). :func:`export_state_dict` turns a
-classifier's state dict into plain timm keys (``tools/export_student.py``).
+``ClsDataPreprocessor``; in MMEngine's ``DATASETS``: ``ImageFolderCls``, ``Cifar100Cls``,
+``TinyImageNetCls``; in MMEngine's ``METRICS``: ``Accuracy`` (key ``cls/top1``).
+:func:`export_state_dict` turns a classifier's state dict into plain timm keys
+(``tools/export_student.py``).
 ``make_shapes_dataset`` is :func:`kdzoo.toydata.make_shapes_dataset`, re-exported here.
 """
 from kdzoo.toydata.cls import make_shapes_dataset
@@ -12,6 +13,8 @@ from .data import Cifar100Cls, ImageFolderCls
 from .distill import DistillClassifier
 from .metric import Accuracy
 from .model import RESERVED, ClsDataPreprocessor, TimmClassifier, export_state_dict
+from .tiny_imagenet import TinyImageNetCls
 
 __all__ = ['TimmClassifier', 'DistillClassifier', 'ClsDataPreprocessor', 'ImageFolderCls',
-           'Cifar100Cls', 'make_shapes_dataset', 'Accuracy', 'RESERVED', 'export_state_dict']
+           'Cifar100Cls', 'TinyImageNetCls', 'make_shapes_dataset', 'Accuracy', 'RESERVED',
+           'export_state_dict']

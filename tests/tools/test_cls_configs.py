@@ -1,9 +1,11 @@
-"""Every config of configs/cls/ parses, wraps, and its distill items fit the real-size models.
+"""Every config of configs/cls/ parses, wraps, reads the data set its file name carries
+(``_cifar100``, ``_imagenet``, ``_tiny-imagenet``), and its distill items fit the real-size models.
 
-The real models (ResNet-18, Swin-T, ViT-S, Mixer-B/16, ConvNeXt-T, EfficientViM at 224) are built
-on the meta device: no memory, no compute, but every shape is real, so each item's taps, connector
-and the tensor pairs its loss receives are checked for every config in well under a second. The
-losses then run on random tensors of those shapes.
+The real models (ResNet-18/50, Swin-T, ViT-S, DeiT-T, Mixer-B/16, ConvNeXt-T, EfficientViM at 224)
+are built on the meta device, pretrained teachers without their weights: no memory, no compute,
+but every shape is real, so each item's taps, connector and the tensor pairs its loss receives
+are checked for every config in about a second. The losses then run on random tensors of those
+shapes. (Training each ImageNet / Tiny-ImageNet config on generated data: test_imagenet_configs.)
 """
 import os
 import re
@@ -16,6 +18,12 @@ import torch
 from tools_helpers import REPO, cls_config_files
 
 CONFIGS = cls_config_files()
+# per data set: (dataset type, data root, number of classes); configs/cls/_base_/*.py
+DATASETS = {
+    'cifar100': ('Cifar100Cls', 'data/cifar100', 100),
+    'imagenet': ('ImageFolderCls', 'data/imagenet/train', 1000),
+    'tiny-imagenet': ('TinyImageNetCls', 'data/tiny-imagenet-200', 200),
+}
 MODULE_PATH = re.compile(r'^[A-Za-z_]\w*(\.\w+)*$')
 
 
@@ -29,8 +37,17 @@ def load(path):
     return wrap(load_config(path))
 
 
+def dataset_of(path):
+    """The data set the file name carries (every configs/cls/ file carries one)."""
+    matches = [name for name in DATASETS if path.endswith(f'_{name}.py')]
+    assert len(matches) == 1, f'{config_id(path)}: the file name ends with none of ' \
+        f'_{{{",".join(DATASETS)}}}.py'
+    return matches[0]
+
+
 def test_every_pair_and_method_is_there():
     names = {config_id(p) for p in CONFIGS}
+    assert sorted(CONFIGS) == sorted(f for d in DATASETS for f in cls_config_files(d))
     for method in ('msdcrd', 'lfcc', 'mldrkd', 'kd', 'dkd', 'ofa'):
         assert f'{method}_swin-t_to_r18_cifar100.py' in names
     for method in ('msdcrd', 'mldrkd'):
@@ -42,6 +59,14 @@ def test_every_pair_and_method_is_there():
     assert {'teachers/swin-t_cifar100.py', 'teachers/vit-s_cifar100.py',
             'teachers/mixer-b16_cifar100.py', 'teachers/efficientvim-m2_cifar100.py',
             'teachers/convnext-t_cifar100.py'} <= names
+    # ImageNet-1K: OFA-KD's heterogeneous pairs, both directions, with timm-pretrained teachers
+    for method in ('ofa', 'lfcc'):
+        for pair in ('swin-t_to_r18', 'deit-t_to_r18', 'r50_to_deit-t'):
+            assert f'{method}_{pair}_imagenet.py' in names
+    # Tiny-ImageNet: MLDR-KD's pairs and their fine-tuned teachers
+    for teacher in ('swin-t', 'vit-s', 'mixer-b16'):
+        assert f'mldrkd_{teacher}_to_r18_tiny-imagenet.py' in names
+        assert f'teachers/{teacher}_tiny-imagenet.py' in names
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=config_id)
@@ -49,11 +74,13 @@ def test_config_parses_and_its_items_build(path):
     from kdzoo.adapters.cls import RESERVED
     from kdzoo.registry import build
     cfg = load(path)
+    dataset_type, root, num_classes = DATASETS[dataset_of(path)]
     assert cfg.default_scope == 'kdzoo'
-    assert cfg.train_dataloader.dataset.type == 'Cifar100Cls'
-    assert cfg.train_dataloader.dataset.root == 'data/cifar100'
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        assert loader.dataset.type == dataset_type
+    assert cfg.train_dataloader.dataset.root == root
     if 'distill_cfg' not in cfg:  # a teacher config: timm's published ImageNet weights
-        assert cfg.model.type == 'TimmClassifier' and cfg.model.num_classes == 100
+        assert cfg.model.type == 'TimmClassifier' and cfg.model.num_classes == num_classes
         assert timm.is_model(cfg.model.model_name) and cfg.model.pretrained is True
         assert timm.models.get_pretrained_cfg(cfg.model.model_name).hf_hub_id
         return
@@ -61,9 +88,13 @@ def test_config_parses_and_its_items_build(path):
     assert model.type == 'kdzoo.DistillClassifier'
     teacher = model.distill_cfg.teacher
     for side in (model.student, teacher.config):
-        assert timm.is_model(side.model_name) and side.num_classes == 100
+        assert timm.is_model(side.model_name) and side.num_classes == num_classes
         assert side.img_size == 224
-    assert teacher.checkpoint.startswith('checkpoints/')
+    if dataset_of(path) == 'imagenet':  # timm's published ImageNet-1K weights, no fine-tuning
+        assert teacher.checkpoint is None and teacher.config.pretrained is True
+        assert timm.models.get_pretrained_cfg(teacher.config.model_name).tag.endswith('in1k')
+    else:  # a teacher fine-tuned by configs/cls/teachers/
+        assert teacher.checkpoint.startswith('checkpoints/')
     connectors = model.distill_cfg.get('connectors', {})
     for cfg_ in connectors.values():
         build(cfg_)
@@ -84,6 +115,7 @@ def test_items_fit_the_real_models(path):
     from kdzoo.registry import build
     cfg = load(path)
     cfg.model.distill_cfg.teacher.checkpoint = None
+    cfg.model.distill_cfg.teacher.config.pretrained = False  # the shapes, not the weights
     with torch.device('meta'), warnings.catch_warnings():
         warnings.simplefilter('ignore')  # no teacher checkpoint
         model = build(cfg.model)

@@ -45,11 +45,14 @@ SEED_LOSSES = {
 }
 
 
-def cls_config_files():
-    """Every config of configs/cls/ (teachers included), without the ``_base_`` files."""
+def cls_config_files(dataset=None):
+    """Every config of configs/cls/ (teachers included), without the ``_base_`` files; only those
+    of ``dataset`` when it is given: the data set the file name ends with, ``<name>_<data
+    set>.py`` (``'cifar100'``, ``'imagenet'``, ``'tiny-imagenet'``)."""
     root = os.path.join(REPO, 'configs', 'cls')
     files = glob.glob(os.path.join(root, '*.py')) + glob.glob(os.path.join(root, '*', '*.py'))
-    return sorted(f for f in files if os.sep + '_base_' + os.sep not in f)
+    return sorted(f for f in files if os.sep + '_base_' + os.sep not in f
+                  and (dataset is None or os.path.basename(f).endswith(f'_{dataset}.py')))
 
 
 def runner_config(data, work_dir, model=STUDENT, distill_cfg=None, max_iters=2,
