@@ -11,7 +11,7 @@ logits with the same classes, also the top-1 agreement and ``KL(p_teacher ‖ p_
 at temperature 1, every location of a logit map a sample). Only the sums are kept: memory does
 not grow with the number of batches.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -34,7 +34,7 @@ class Similarity:
     cka: torch.Tensor
     images: int
     batches: int
-    shapes: dict = field(default_factory=dict)
+    shapes: dict
     agreement: float = None
     kl: float = None
 

@@ -4,7 +4,8 @@ The CSV has one row per (student weights, teacher readout, student readout): the
 example, the CKA, and on the logits x logits row the top-1 agreement and
 ``KL(p_teacher ‖ p_student)``. The PNG has one heatmap per student state (at initialisation,
 trained), teacher readouts as rows and student readouts as columns, the value in every cell, and
-each panel's own order-preserving stage matching outlined.
+each panel's own order-preserving stage matching outlined, every readout labelled with the shape
+of one example (channels x grid).
 """
 import csv
 import math
@@ -89,8 +90,10 @@ def write_heatmap(path, sims, titles, suptitle):
                         va='center', fontsize=8, color='black' if value > 0.6 else 'white')
         for i, j in stage_matching(sim):
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor='red', lw=2))
-        ax.set_xticks(range(cols), sim.student, rotation=45, ha='right')
-        ax.set_yticks(range(rows), sim.teacher)
+        ax.set_xticks(range(cols), [f'{n}\n{shape_text(sim.shapes["student"][n])}'
+                                    for n in sim.student], fontsize=8)
+        ax.set_yticks(range(rows), [f'{n}\n{shape_text(sim.shapes["teacher"][n])}'
+                                    for n in sim.teacher], fontsize=8)
         ax.set_xlabel('student')
         ax.set_ylabel('teacher')
         ax.set_title(f'{title}\n{logit_text(sim)}', fontsize=9)

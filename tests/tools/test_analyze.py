@@ -184,8 +184,9 @@ def test_det(tmp_path, capsys):
         str(tmp_path / 'out'), '--cfg-options', f'distill_cfg.teacher.checkpoint={teacher}',
         *options])
     sim, = sims
-    assert sim.student == ['stage1', 'stage2', 'stage3', 'stage4'] + [f'fpn{i}' for i in range(1, 6)]
-    assert sim.teacher == ['stage1', 'stage2', 'stage3'] + [f'fpn{i}' for i in range(1, 6)]
+    levels = [f'fpn{i}' for i in range(1, 6)]
+    assert sim.student == ['stage1', 'stage2', 'stage3', 'stage4'] + levels
+    assert sim.teacher == ['stage1', 'stage2', 'stage3'] + levels
     assert sim.agreement is None
     # the Swin teacher's stages are reshaped after its last module: no tap, no stage item
     assert [e for e, _ in items] == [dict(student='neck', teacher='neck',
