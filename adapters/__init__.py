@@ -10,6 +10,7 @@ import importlib
 from mmengine.config import ConfigDict
 
 import kdzoo.hooks  # noqa: F401  (registers TeacherCheckHook, which wrap adds)
+from kdzoo.distiller import parse_items
 
 TASKS = {
     'cls': ('kdzoo.adapters.cls', 'kdzoo.DistillClassifier'),
@@ -38,12 +39,15 @@ def import_task(task):
 
 
 def check_distill_cfg(distill_cfg):
+    """Keys of ``distill_cfg`` and its items (:func:`kdzoo.distiller.parse_items`), checked
+    before anything is built."""
     unknown = set(distill_cfg) - DISTILL_KEYS
     if unknown:
         raise ValueError(f'distill_cfg: unknown keys {sorted(unknown)}; allowed: {sorted(DISTILL_KEYS)}')
     for key in ('teacher', 'losses'):
         if key not in distill_cfg:
             raise ValueError(f'distill_cfg: missing {key!r} (see docs/distill_cfg.md)')
+    parse_items(distill_cfg['losses'])
 
 
 def wrap(cfg):

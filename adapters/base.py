@@ -29,7 +29,7 @@ from contextlib import contextmanager
 import torch
 from mmengine.model import BaseModel
 
-from kdzoo.distiller import Distiller
+from kdzoo.distiller import Distiller, parse_items
 from kdzoo.rng import isolated_rng
 from kdzoo.teacher import build_teacher
 
@@ -54,6 +54,24 @@ def check_same_classes(items, logit_taps, student_classes, teacher_classes, fix)
                 f'distill item {index} pairs student {student_taps} with teacher {teacher_tap!r}, '
                 f'but the student has num_classes={student_classes} and the teacher '
                 f'num_classes={teacher_classes}; logit losses compare the same classes. {fix}')
+
+
+def check_not_shared(student, teacher):
+    """A teacher given as a module must be a model of its own: the student itself (or a module
+    sharing its parameters) would be frozen with the teacher, and KD would compare it with
+    itself (loss 0, then ``element 0 of tensors does not require grad``). Checked before the
+    teacher is frozen, so a refused teacher leaves the student as it was."""
+    if teacher is student:
+        raise ValueError('distill_cfg.teacher is the student module itself; give the teacher as '
+                         'its own model: dict(config=..., checkpoint=...) or another nn.Module')
+    own = {id(p) for p in student.parameters()}
+    shared = [name for name, p in teacher.named_parameters() if id(p) in own]
+    if shared:
+        raise ValueError(
+            f'distill_cfg.teacher shares {len(shared)} parameters with the student '
+            f'({", ".join(shared[:5])}{" ..." if len(shared) > 5 else ""}); freezing the teacher '
+            'would freeze them in the student. Build the teacher as a separate model (e.g. '
+            'copy.deepcopy(student), or dict(config=..., checkpoint=...))')
 
 
 def normalisation(preprocessor):
@@ -125,7 +143,10 @@ class DistillModel(BaseModel):
             data_preprocessor = self.build_model(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor or student.data_preprocessor,
                          init_cfg=init_cfg)
+        parse_items(distill_cfg['losses'])  # item mistakes first, before a teacher is built
         losses = list(distill_cfg['losses'])
+        if isinstance(distill_cfg['teacher'], torch.nn.Module):
+            check_not_shared(student, distill_cfg['teacher'])  # before freezing it
         with isolated_rng('kdzoo.teacher'):
             teacher = build_teacher(distill_cfg['teacher'], build_model=self.build_model)
         self.check_pair(losses, student, teacher)

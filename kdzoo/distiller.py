@@ -12,13 +12,21 @@ gives the loss key ``distill.loss_<name>``, ``name`` defaulting to
 The teacher runs under ``torch.no_grad()`` in eval mode (BatchNorm statistics frozen even when
 the wrapper trains) and is held outside the module tree, so it never enters the state dict, the
 optimizer or a DDP wrapper. Connectors (learnable, student side) live in ``self.connectors``.
+
+Items are checked when built (:func:`parse_items`: types, finite non-negative ``weight`` and
+``warmup_iters``; the loss's own arguments by the loss), and every step: a NaN or Inf in an item's
+teacher readout, student value or loss stops training with :class:`kdzoo.finite.NonFiniteError`
+naming the item, its taps, the side and the iteration (as logged, from 1).
 """
+import math
+import numbers
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from kdzoo.finite import check_finite
 from kdzoo.registry import build
 from kdzoo.taps import Taps
 
@@ -44,8 +52,51 @@ def loss_type_name(loss_cfg):
     return (kind[:-4] if kind.endswith('Loss') else kind).lower()
 
 
+def parse_items(losses):
+    """Parse ``distill_cfg.losses``, a list of item dicts, into :class:`DistillItem` s with unique
+    names. A single dict (a forgotten ``[...]``) or a string item is refused by name: it would
+    otherwise be read key by key or letter by letter."""
+    if isinstance(losses, dict):
+        raise TypeError('distill_cfg.losses must be a list of item dicts, got one dict; wrap it '
+                        'in a list: losses=[dict(student=..., teacher=..., loss=dict(type=...))]')
+    if not isinstance(losses, (list, tuple)):
+        raise TypeError(f'distill_cfg.losses must be a list of item dicts, got '
+                        f'{type(losses).__name__} {losses!r}')
+    if not losses:
+        raise ValueError('distill_cfg.losses is empty: give at least one distill item')
+    items = [parse_item(index, cfg) for index, cfg in enumerate(losses)]
+    names = [item.name for item in items]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ValueError(f'distill items share the names {duplicated}; give each a unique name=')
+    return items
+
+
+def check_loss_cfg(index, loss):
+    """An item's ``loss`` is a dict with a ``type`` (a string such as ``'KDLoss'`` is not)."""
+    if isinstance(loss, str):
+        raise TypeError(f"distill item {index}: loss must be a dict, got the string {loss!r}; "
+                        f"write loss=dict(type={loss!r})")
+    if not isinstance(loss, dict) or 'type' not in loss:
+        raise TypeError(f'distill item {index}: loss must be a dict with a type, e.g. '
+                        f"loss=dict(type='KDLoss', tau=4.0), got {loss!r}")
+
+
+def number(index, key, value, kind):
+    """``value`` as a finite number ``>= 0`` of ``kind`` (float or int); else a ValueError naming
+    the item and the key. Booleans and strings are refused (``'x2'``, ``True`` are typos)."""
+    ok = (isinstance(value, numbers.Integral) if kind is int else isinstance(value, numbers.Real))
+    if not ok or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        what = 'an integer' if kind is int else 'a finite number'
+        raise ValueError(f'distill item {index}: {key} must be {what} >= 0, got {value!r}')
+    return kind(value)
+
+
 def parse_item(index, cfg):
     """Validate one item dict and return a :class:`DistillItem`."""
+    if not isinstance(cfg, dict):
+        raise TypeError(f'distill item {index} must be a dict(student=..., teacher=..., '
+                        f'loss=dict(type=...)), got {type(cfg).__name__} {cfg!r}')
     unknown = set(cfg) - ITEM_KEYS
     if unknown:
         raise ValueError(f'distill item {index}: unknown keys {sorted(unknown)}; '
@@ -53,6 +104,7 @@ def parse_item(index, cfg):
     for key in ('student', 'teacher', 'loss'):
         if key not in cfg:
             raise ValueError(f'distill item {index}: missing {key!r}')
+    check_loss_cfg(index, cfg['loss'])
     student = cfg['student']
     student = (student,) if isinstance(student, str) else tuple(student)
     if not student or not all(isinstance(s, str) for s in student):
@@ -68,9 +120,18 @@ def parse_item(index, cfg):
         raise ValueError(f'distill item {index}: name must be a non-empty string without dots, '
                          f'got {name!r}')
     return DistillItem(
-        name=name,
-        student=student, teacher=cfg['teacher'], weight=float(cfg.get('weight', 1.0)),
-        connector=cfg.get('connector'), warmup_iters=int(cfg.get('warmup_iters', 0)))
+        name=name, student=student, teacher=cfg['teacher'],
+        weight=number(index, 'weight', cfg.get('weight', 1.0), float),
+        connector=cfg.get('connector'),
+        warmup_iters=number(index, 'warmup_iters', cfg.get('warmup_iters', 0), int))
+
+
+def build_loss(index, item, cfg):
+    """Build an item's loss; an invalid argument (``KDLoss(tau=0)``) is reported with the item."""
+    try:
+        return build(cfg)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f'distill item {index} ({item.name!r}): {err}') from err
 
 
 def warmup_factor(iteration, warmup_iters):
@@ -128,8 +189,7 @@ class Distiller(nn.Module):
     def __init__(self, student, teacher, losses, connectors=None,
                  student_reserved=(), teacher_reserved=()):
         super().__init__()
-        if not losses:
-            raise ValueError('distill_cfg.losses is empty: give at least one distill item')
+        self.items = parse_items(losses)
         self.student = student
         teacher.requires_grad_(False)
         teacher.eval()
@@ -137,13 +197,9 @@ class Distiller(nn.Module):
         self.connectors = nn.ModuleDict({
             name: cfg if isinstance(cfg, nn.Module) else build(cfg)
             for name, cfg in (connectors or {}).items()})
-        self.items = [parse_item(i, cfg) for i, cfg in enumerate(losses)]
-        names = [item.name for item in self.items]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if duplicated:
-            raise ValueError(f'distill items share the names {duplicated}; give each a unique name=')
         self.losses = nn.ModuleDict({
-            item.name: build(cfg['loss']) for item, cfg in zip(self.items, losses)})
+            item.name: build_loss(index, item, cfg['loss'])
+            for index, (item, cfg) in enumerate(zip(self.items, losses))})
         for item in self.items:
             if item.connector:
                 self.connector(item.connector)
@@ -212,10 +268,16 @@ class Distiller(nn.Module):
             pairs = [(connector(s), t) for s, t in pairs]
         return pairs
 
-    def item_loss(self, item, pairs, ctx):
-        """Unweighted loss of one item: the mean over its pairs."""
+    def item_loss(self, item, pairs, ctx, iteration):
+        """Unweighted loss of one item: the mean over its pairs; a NaN or Inf in its teacher
+        readout, student value or loss is a :class:`~kdzoo.finite.NonFiniteError` naming them."""
         loss_fn = self.losses[item.name]
-        return sum(loss_fn(s, t, **ctx) for s, t in pairs) / len(pairs)
+        loss = sum(loss_fn(s, t, **ctx) for s, t in pairs) / len(pairs)
+        check_finite(
+            {'teacher': [t for _, t in pairs], 'student': [s for s, _ in pairs], 'loss': loss},
+            f'distill item {item.name!r} (student taps {list(item.student)}, teacher tap '
+            f'{item.teacher!r}) at iteration {iteration + 1}')
+        return loss
 
     def current_iter(self):
         """The runner's iteration (MMEngine's message hub) or, outside a runner, steps so far."""
@@ -236,7 +298,7 @@ class Distiller(nn.Module):
         for item in self.items:
             pairs = self.item_values(item, student_readouts, teacher_readouts)
             scale = item.weight * warmup_factor(iteration, item.warmup_iters)
-            losses[f'distill.loss_{item.name}'] = scale * self.item_loss(item, pairs, ctx)
+            losses[f'distill.loss_{item.name}'] = scale * self.item_loss(item, pairs, ctx, iteration)
         if self.training:
             self._steps += 1
         return losses
@@ -244,13 +306,14 @@ class Distiller(nn.Module):
     def describe(self, student_readouts=None, teacher_readouts=None, **ctx):
         """One line per item for ``--dry-run``: taps, shapes, connector, unweighted loss value."""
         student_readouts, teacher_readouts = student_readouts or {}, teacher_readouts or {}
+        iteration = self.current_iter()
         lines = []
         for item in self.items:
             raw_s = [self._lookup(self.student_taps, student_readouts, t) for t in item.student]
             raw_t = self._lookup(self.teacher_taps, teacher_readouts, item.teacher)
             pairs = self.item_values(item, student_readouts, teacher_readouts)
             with torch.no_grad():
-                value = self.item_loss(item, pairs, ctx)
+                value = self.item_loss(item, pairs, ctx, iteration)
             lines.append(
                 f'{item.name}: student {list(item.student)} {shape_of(raw_s)} -> '
                 f'connector {item.connector or "none"} -> {shape_of([p[0] for p in pairs])} | '

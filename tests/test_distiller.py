@@ -173,3 +173,100 @@ def test_describe_lists_each_item_with_shapes():
         (line,) = d.describe()
     assert "student ['layer2'] [(2, 8, 4, 4)]" in line and "teacher 'layer2' (2, 16, 4, 4)" in line
     assert 'connector p' in line and 'MSELoss = ' in line
+
+
+KD = dict(student='logits', teacher='logits', loss=dict(type='KDLoss'))
+
+
+@pytest.mark.parametrize('losses, error, message', [
+    (dict(KD), TypeError, 'distill_cfg.losses must be a list of item dicts, got one dict; wrap it '
+     'in a list: losses=[dict(student=..., teacher=..., loss=dict(type=...))]'),
+    ([KD, 'kd'], TypeError, "distill item 1 must be a dict(student=..., teacher=..., "
+     "loss=dict(type=...)), got str 'kd'"),
+    ([dict(KD, loss='KDLoss')], TypeError, "distill item 0: loss must be a dict, got the string "
+     "'KDLoss'; write loss=dict(type='KDLoss')"),
+    ([dict(KD, loss=dict(tau=2))], TypeError, "distill item 0: loss must be a dict with a type, "
+     "e.g. loss=dict(type='KDLoss', tau=4.0), got {'tau': 2}"),
+    ([dict(KD, weight='x2')], ValueError, "distill item 0: weight must be a finite number >= 0, "
+     "got 'x2'"),
+    ([dict(KD, weight=float('nan'))], ValueError, 'distill item 0: weight must be a finite number '
+     '>= 0, got nan'),
+    ([dict(KD, weight=-1.0)], ValueError, 'distill item 0: weight must be a finite number >= 0, '
+     'got -1.0'),
+    ([dict(KD, warmup_iters=-5)], ValueError, 'distill item 0: warmup_iters must be an integer '
+     '>= 0, got -5'),
+    ([dict(KD, warmup_iters=2.5)], ValueError, 'distill item 0: warmup_iters must be an integer '
+     '>= 0, got 2.5'),
+    ([dict(KD, loss=dict(type='KDLoss', tau=0))], ValueError, "distill item 0 ('kd_0'): KDLoss: "
+     'tau must be a positive number (the softmax temperature, 4.0 by default), got 0'),
+    ([dict(KD, loss=dict(type='LFCCLoss', tau=-0.1))], ValueError, "distill item 0 ('lfcc_0'): "
+     'LFCCLoss: tau must be a positive number (the InfoNCE temperature, 0.1 by default), got -0.1'),
+], ids=['losses-dict', 'item-string', 'loss-string', 'loss-no-type', 'weight-string', 'weight-nan',
+        'weight-negative', 'warmup-negative', 'warmup-float', 'kd-tau-0', 'lfcc-tau-negative'])
+def test_bad_items_are_named_when_built(losses, error, message):
+    import re
+    with pytest.raises(error, match='^' + re.escape(message) + '$'):
+        make(losses)
+
+
+def nan_bias(model):
+    """``model`` with one NaN in its classifier bias (one broken tensor is enough)."""
+    with torch.no_grad():
+        model.fc.bias[1] = float('nan')
+    return model
+
+
+def all_nan(model):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float('nan'))
+    return model
+
+
+def test_nonfinite_teacher_stops_the_step_naming_item_taps_side_and_iteration():
+    from kdzoo.finite import NonFiniteError
+    for teacher in (nan_bias(TinyCNN(width=8)), all_nan(TinyCNN(width=8))):
+        d = make([KD], teacher=teacher)
+        hub = MessageHub.get_instance('test_nonfinite')
+        hub.update_info('iter', 6)
+        try:
+            with pytest.raises(NonFiniteError) as err:
+                step(d, randn(4, 3, 8, 8))
+        finally:
+            hub.update_info('iter', None)
+        assert str(err.value).startswith(
+            "non-finite values (NaN or Inf) in distill item 'kd_0' (student taps ['logits'], "
+            "teacher tap 'logits') at iteration 7: the teacher side has ")
+        assert 'check its checkpoint' in str(err.value)
+
+
+def test_nonfinite_student_and_loss_sides_are_told_apart():
+    from kdzoo.finite import NonFiniteError
+    d = make([KD], student=nan_bias(TinyCNN(width=4)))
+    with pytest.raises(NonFiniteError, match=r'iteration 1: the student side has 4 of 20 values'):
+        step(d, randn(4, 3, 8, 8))
+    d = make([KD])
+    d.losses['kd_0'].tau = 0.0  # past the build-time check: a loss that divides by zero
+    with pytest.raises(NonFiniteError, match=r'the loss side has 1 of 1 values non-finite; the '
+                                             r"loss produced it from finite inputs: check the loss's"):
+        step(d, randn(4, 3, 8, 8))
+
+
+def test_describe_refuses_a_nonfinite_teacher():
+    """--dry-run prints through describe(): a NaN there is the same error, not '= nan'."""
+    from kdzoo.finite import NonFiniteError
+    d = make([KD], teacher=nan_bias(TinyCNN(width=8)))
+    x = randn(2, 3, 8, 8)
+    with d.step(), pytest.raises(NonFiniteError, match="the teacher side"):
+        d.describe({'logits': d.student(x)}, {'logits': d.run_teacher(None, x)})
+
+
+def test_finite_steps_under_autocast_pass_the_check():
+    """Under mixed precision the readouts are half precision and the losses float32: a finite
+    step passes (the check reads values, never the scaled gradients a loss scaler skips)."""
+    d = make([KD, dict(student='layer2', teacher='layer2', loss=dict(type='MSELoss'),
+                       connector='p')], connectors=dict(p=nn.Conv2d(8, 16, 1)))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses, s_logits, _ = step(d, randn(4, 3, 8, 8))
+    assert s_logits.dtype == torch.bfloat16
+    assert all(torch.isfinite(v) for v in losses.values())

@@ -18,9 +18,14 @@ With ``s_b = φ_g(student_b)``, ``t_b = φ_g(teacher_b)`` L2-normalised:
 Defaults ``tau=0.1, grids=(1, 2, 4), filter='avg', symmetric=False, channel_pool=False``.
 Unequal widths need a connector, or ``channel_pool=True`` (average channels down to the smaller
 width, parameter-free). ``gather_distributed=True`` takes the negatives from every rank, with
-gradient.
+gradient. A batch of 1 (over all ranks) has no negatives: the loss is exactly 0, with a warning.
 """
+import math
+import numbers
+import warnings
+
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -108,13 +113,30 @@ class LFCCLoss(nn.Module):
         super().__init__()
         if filter not in FILTERS:
             raise ValueError(f'{NAME}: filter must be one of {FILTERS}, got {filter!r}')
+        if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0 < tau < math.inf:
+            raise ValueError(f'{NAME}: tau must be a positive number (the InfoNCE temperature, '
+                             f'0.1 by default), got {tau!r}')
         self.tau = tau
         self.grids = check_grids(grids, NAME)
         self.filter = filter
         self.symmetric = symmetric
         self.channel_pool = channel_pool
         self.gather_distributed = gather_distributed
+        self.warned_single = False
+
+    def warn_single_image(self, batch):
+        """Warn once when the (gathered) batch holds one image: InfoNCE then has no negatives."""
+        if self.gather_distributed and dist.is_available() and dist.is_initialized():
+            batch *= dist.get_world_size()
+        if batch == 1 and not self.warned_single:
+            self.warned_single = True
+            warnings.warn(
+                f'{NAME}: a batch of 1 gives a loss of exactly 0 with zero gradient: LFCC contrasts '
+                'each image with the other images of the batch (InfoNCE), and there are none. '
+                'Train with 2 or more images per batch (gather_distributed=True counts the '
+                'images of every rank).')
 
     def forward(self, student, teacher, **ctx):
+        self.warn_single_image(student.shape[0])
         return lfcc_loss(student, teacher, self.tau, self.grids, self.filter, self.symmetric,
                          self.channel_pool, self.gather_distributed)

@@ -11,10 +11,14 @@ With ``e_i`` the embedding of image ``i`` (dense maps are globally average-poole
 - ``RKD = w_distance · L_D + w_angle · L_A``.
 
 As the official code (distances ``sqrt(clamp(d², 1e-12))`` with a zero diagonal); the mean is
-taken over off-diagonal pairs so that a batch of 1 gives 0. Defaults: ``w_distance=25.0,
+taken over off-diagonal pairs so that a batch of 1 gives 0. Below 3 images both relations are the
+same for any embeddings (one distance, normalised to 1; angles 0 or 1), so the loss is 0 with
+zero gradient: a warning says so, once per loss. Defaults: ``w_distance=25.0,
 w_angle=50.0``. Inputs: vectors ``(B, C)`` or dense maps ``(B, C, H, W)``; the widths may differ
 (only relations between images are compared).
 """
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,9 +69,21 @@ class RKDLoss(nn.Module):
         super().__init__()
         self.w_distance = w_distance
         self.w_angle = w_angle
+        self.warned_small = False
+
+    def warn_small_batch(self, batch):
+        """Warn once when the batch has under 3 images: no relation there can differ."""
+        if batch < 3 and not self.warned_small:
+            self.warned_small = True
+            warnings.warn(
+                f'{NAME}: a batch of {batch} gives a loss of 0 with zero gradient: RKD compares '
+                'distances and angles between the images of a batch, and below 3 images they are '
+                'the same for any embeddings (one distance, normalised to 1; no angle). Train '
+                'with 3 or more images per batch.')
 
     def forward(self, student, teacher, **ctx):
         student = as_embeddings(student, 'student')
         teacher = as_embeddings(teacher.detach(), 'teacher')
         _check_batch(student, teacher, NAME)
+        self.warn_small_batch(len(student))
         return rkd_loss(student, teacher, self.w_distance, self.w_angle)
