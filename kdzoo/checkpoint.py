@@ -6,10 +6,15 @@ and an explicit allow-list of the plain types MMEngine's own training checkpoint
 the user sets ``unsafe_load=True`` for a file they trust. :func:`harden_mmengine_loading` makes
 MMEngine's ``--resume`` / ``load_from`` use the same rule (the fork silently falls back to
 ``weights_only=False``: ``_safe_torch_load`` in ``mmengine/runner/checkpoint.py``).
+
+:func:`apply_weights` puts weights into a model: nothing is silent there either. An empty file, NaN
+weights, keys that do not match (``strict=True``) are errors naming the file; ``strict=False``
+warns with what did not load and refuses a checkpoint filling under half of the model.
 """
 import os
 import pickle
 import urllib.error
+import warnings
 
 import torch
 
@@ -52,6 +57,9 @@ def load_file(source, map_location='cpu', unsafe_load=False):
     path = os.path.expanduser(str(source))
     if not os.path.isfile(path):
         raise CheckpointError(f'checkpoint not found: {path} (cwd: {os.getcwd()})')
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f'checkpoint {path} is empty (0 bytes): its download or save was '
+                              'interrupted. Download or save it again.')
     try:
         with torch.serialization.safe_globals(safe_globals()):
             return torch.load(path, map_location=map_location, weights_only=not unsafe_load)
@@ -59,8 +67,8 @@ def load_file(source, map_location='cpu', unsafe_load=False):
         raise _refused(path, err) from err
     except (RuntimeError, EOFError, ValueError, OSError) as err:
         raise CheckpointError(
-            f'could not read checkpoint {path}: {err}. The file is truncated or not a PyTorch '
-            'checkpoint.') from err
+            f'could not read checkpoint {path}: {str(err) or type(err).__name__}. The file is '
+            'truncated or not a PyTorch checkpoint.') from err
 
 
 def state_dict_of(checkpoint):
@@ -84,30 +92,77 @@ def _listing(keys, limit=10):
 
 
 def load_weights(model, source, strict=True, unsafe_load=False):
-    """Load the checkpoint at ``source`` into ``model``.
+    """Load the checkpoint at ``source`` into ``model`` (see :func:`apply_weights`)."""
+    weights = state_dict_of(load_file(source, unsafe_load=unsafe_load))
+    return apply_weights(model, weights, source, strict)
+
+
+def compare_keys(own, weights):
+    """``{'missing': [...], 'unexpected': [...], 'mismatched': ['key (ckpt shape) vs model
+    (shape)', ...]}`` of a checkpoint's ``weights`` against a model's state dict ``own``."""
+    return {
+        'missing': [k for k in own if k not in weights],
+        'unexpected': [k for k in weights if k not in own],
+        'mismatched': [f'{k} {tuple(weights[k].shape)} vs model {tuple(own[k].shape)}'
+                       for k in own if k in weights and hasattr(weights[k], 'shape')
+                       and weights[k].shape != own[k].shape]}
+
+
+def nonfinite_keys(model, weights):
+    """Keys of ``weights`` holding a NaN, or an Inf in a parameter (a buffer may hold a ``-inf``
+    attention mask on purpose)."""
+    params = {name for name, _ in model.named_parameters()}
+    return [k for k, v in weights.items()
+            if torch.is_tensor(v) and v.is_floating_point()
+            and (bool(torch.isnan(v).any()) or (k in params and bool(torch.isinf(v).any())))]
+
+
+def apply_weights(model, weights, source, strict=True):
+    """Load the state dict ``weights`` (read from ``source``, named in errors) into ``model``.
 
     With ``strict=True`` (the default) missing keys, unexpected keys and shape mismatches are
-    listed and refused; with ``strict=False`` the matching tensors are loaded and the rest are
-    reported in the returned dict ``{'missing': [...], 'unexpected': [...], 'mismatched': [...]}``.
+    listed and refused; with ``strict=False`` the matching tensors are loaded, what did not load is
+    listed in a warning, and a checkpoint that fills less than ``MIN_LOADED`` of the model's
+    tensors is refused (another architecture's, or an empty one). NaN / Inf weights are refused
+    either way. Returns ``{'missing': [...], 'unexpected': [...], 'mismatched': [...]}``.
     """
-    weights = state_dict_of(load_file(source, unsafe_load=unsafe_load))
     own = model.state_dict()
-    missing = [k for k in own if k not in weights]
-    unexpected = [k for k in weights if k not in own]
-    mismatched = [f'{k} {tuple(weights[k].shape)} vs model {tuple(own[k].shape)}'
-                  for k in own if k in weights and hasattr(weights[k], 'shape')
-                  and weights[k].shape != own[k].shape]
-    report = {'missing': missing, 'unexpected': unexpected, 'mismatched': mismatched}
-    if strict and (missing or unexpected or mismatched):
-        parts = [f'{name} keys ({len(keys)}): {_listing(keys)}' for name, keys in report.items() if keys]
+    report = compare_keys(own, weights)
+    problems = '; '.join(f'{name} keys ({len(keys)}): {_listing(keys)}'
+                         for name, keys in report.items() if keys)
+    if strict and problems:
         raise CheckpointError(
-            f'checkpoint {source} does not match {type(model).__name__}: ' + '; '.join(parts)
-            + '. Check the config that builds the model (and cfg_options such as num_classes); '
-            'set strict=False to load the matching tensors anyway.')
-    bad = {k.split(' ')[0] for k in mismatched}
-    model.load_state_dict({k: v for k, v in weights.items() if k in own and k not in bad},
-                          strict=False)
+            f'checkpoint {source} does not match {type(model).__name__}: {problems}. Check the '
+            'config that builds the model (and cfg_options such as num_classes); set '
+            'strict=False to load the matching tensors anyway.')
+    bad = {k.split(' ')[0] for k in report['mismatched']}
+    loadable = {k: v for k, v in weights.items() if k in own and k not in bad}
+    nonfinite = nonfinite_keys(model, loadable)
+    if nonfinite:
+        raise CheckpointError(
+            f'checkpoint {source} holds non-finite values (NaN or Inf) in {len(nonfinite)} '
+            f'tensors: {_listing(nonfinite)}; the model would compute NaN. Use a checkpoint '
+            'saved before the training that wrote it diverged.')
+    if problems:
+        check_loaded_fraction(model, source, len(loadable), len(own), problems)
+    model.load_state_dict(loadable, strict=False)
     return report
+
+
+MIN_LOADED = 0.5  # strict=False refuses a checkpoint that fills less of the model than this
+
+
+def check_loaded_fraction(model, source, loaded, total, problems):
+    """``strict=False``: refuse a checkpoint that fills under ``MIN_LOADED`` of the model's
+    tensors; otherwise warn with what did not load."""
+    summary = (f'checkpoint {source} fills {loaded} of the {total} tensors of '
+               f'{type(model).__name__} ({loaded / max(total, 1):.0%})')
+    if loaded < MIN_LOADED * total:
+        raise CheckpointError(
+            f'{summary}, under the {MIN_LOADED:.0%} that strict=False accepts: it is not a '
+            f'checkpoint of this model ({problems}). Check the checkpoint path and the config '
+            'that builds the model.')
+    warnings.warn(f'{summary} (strict=False); not loaded: {problems}')
 
 
 def strip_prefix(state_dict, prefix):

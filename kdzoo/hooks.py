@@ -1,6 +1,8 @@
-"""MMEngine hooks shared by all task adapters."""
+"""MMEngine hooks shared by all task adapters: the teacher check and exact resume."""
 import numbers
+import random
 
+import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -43,3 +45,59 @@ def evaluate_teacher(runner):
             loop.evaluator.process(data_samples=outputs, data_batch=data)
     model.train()
     return loop.evaluator.evaluate(len(loop.dataloader.dataset))
+
+
+def random_states():
+    """The global random streams' states: torch (CPU, and every CUDA device once CUDA is in use),
+    numpy and Python, as plain types that ``torch.load(weights_only=True)`` reads back."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return dict(
+        torch=torch.get_rng_state(),
+        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+        numpy=(kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
+        python=random.getstate())
+
+
+def set_random_states(states):
+    """Set the global random streams to ``states`` (from :func:`random_states`)."""
+    torch.set_rng_state(states['torch'])
+    if states['cuda'] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states['cuda'])
+    kind, keys, position, has_gauss, cached = states['numpy']
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    random.setstate(states['python'])
+
+
+@HOOKS.register_module()
+class RandomStateHook(Hook):
+    """Exact resume: every iteration starts from the random state the previous one ended with,
+    and that state is saved in each checkpoint (``meta['random_states']``).
+
+    What a training step draws from the global streams (dropout, drop-path, a loss's sampling
+    such as DFRA's ``randperm``) then continues after a resume exactly as in the uninterrupted
+    run, whatever ran between two iterations (a validation, the data loader starting an epoch,
+    the teacher check and the data replay of a resumed run). The data stream itself is seeded per
+    sample (:mod:`kdzoo.data_stream`). Added to every run by :func:`kdzoo.runner.build_runner`.
+    """
+
+    priority = 'VERY_HIGH'  # before any other hook of an iteration, the checkpoint hook included
+
+    def __init__(self):
+        self.states = None
+
+    def before_train(self, runner):
+        if runner.iter == 0:  # a new run (``load_from`` loads weights, not the random streams)
+            self.states = None
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if self.states is not None:
+            set_random_states(self.states)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.states = random_states()
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        checkpoint['meta']['random_states'] = self.states or random_states()
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        self.states = checkpoint.get('meta', {}).get('random_states')

@@ -3,9 +3,12 @@ the comparisons and the plug-and-play matrix.
 
 :func:`build_runner` reads a config, applies cfg-options, wraps it for distillation when it has
 ``distill_cfg`` (:func:`kdzoo.adapters.wrap`), seeds its training data stream
-(:mod:`kdzoo.data_stream`) and returns ``mmengine.runner.Runner.from_cfg(cfg)``.
+(:mod:`kdzoo.data_stream`), adds :class:`kdzoo.hooks.RandomStateHook` (exact resume), sets up
+multi-process training for the machine (:func:`distributed_setup`) and returns
+``mmengine.runner.Runner.from_cfg(cfg)``.
 """
 import os.path as osp
+from datetime import timedelta
 
 import kdzoo  # noqa: F401  (fork config scopes, before any config is parsed)
 from kdzoo.checkpoint import harden_mmengine_loading
@@ -50,7 +53,10 @@ def build_runner(args):
         cfg.pop('distill_cfg', None)
     cfg = wrap(cfg)
     seed_train_stream(cfg, run_seed(cfg))
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='RandomStateHook')]
     cfg.launcher = args.launcher
+    if args.launcher != 'none':
+        distributed_setup(cfg)
     if args.amp:
         import torch
         if not torch.cuda.is_available():
@@ -58,11 +64,61 @@ def build_runner(args):
                              'visible here. Train without --amp on the CPU.')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume:
-        cfg.resume, cfg.load_from = True, args.resume
+    if args.resume:
+        cfg.resume = True
+        cfg.load_from = last_checkpoint(cfg.work_dir) if args.resume == 'auto' else args.resume
     return Runner.from_cfg(cfg)
+
+
+def last_checkpoint(work_dir):
+    """The checkpoint ``--resume`` alone resumes from: the one the work dir's ``last_checkpoint``
+    file names (MMEngine's CheckpointHook writes it). None there is an error naming the work dir,
+    not a silent start from scratch."""
+    from mmengine.runner import find_latest_checkpoint
+    path = find_latest_checkpoint(work_dir) if osp.isdir(work_dir) else None
+    if path is None:
+        raise FileNotFoundError(
+            f'--resume: no checkpoint to resume from in the work dir {work_dir} (no '
+            'last_checkpoint file there). Give the run\'s work dir (--work-dir) or the checkpoint '
+            '(--resume PATH), or train from scratch without --resume.')
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'--resume: {work_dir}/last_checkpoint names {path}, which does not exist. Give an '
+            'existing checkpoint with --resume PATH.')
+    return path
+
+
+def distributed_setup(cfg):
+    """Multi-process training (``--launcher pytorch``, tools/dist_train.sh) on any machine.
+
+    The backend follows the device, whatever ``env_cfg.dist_cfg`` says or omits: ``nccl`` with
+    CUDA, ``gloo`` without. Without CUDA the process group is started here, because MMEngine's
+    ``init_dist`` calls ``torch.cuda.set_device`` first, and the DDP wrapper gets no
+    ``device_ids`` (MMEngine passes ``[LOCAL_RANK]``, a CUDA device, to a CPU module).
+    """
+    import torch
+    import torch.distributed as dist
+    from mmengine.registry import MODEL_WRAPPERS
+    from torch.nn.parallel import DistributedDataParallel
+    cuda = torch.cuda.is_available()
+    env_cfg = cfg.get('env_cfg') or {}
+    dist_cfg = dict(env_cfg.get('dist_cfg') or {}, backend='nccl' if cuda else 'gloo')
+    cfg.env_cfg = dict(env_cfg, dist_cfg=dist_cfg)
+    if cuda:
+        return
+    if not dist.is_initialized():
+        options = {k: v for k, v in dist_cfg.items() if k != 'backend'}
+        if 'timeout' in options:
+            options['timeout'] = timedelta(seconds=options['timeout'])
+        dist.init_process_group(backend='gloo', **options)
+    wrapper = dict(cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False)))
+    kind = wrapper.get('type', 'MMDistributedDataParallel')
+    kind = MODEL_WRAPPERS.get(kind) if isinstance(kind, str) else kind
+    if issubclass(kind, DistributedDataParallel):
+        wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
 
 
 def dry_run(runner):

@@ -4,7 +4,9 @@
 unsafe_load=False)`` or an ``nn.Module``. ``config`` is a config file path, a scoped path
 (``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'``, ``'mmseg::...'``) whose ``model`` is used,
 or an inline model dict. ``cfg_options`` overrides keys of that model dict with dotted keys
-(``decode_head.num_classes=19``; a leading ``model.`` is accepted). The model itself is built by
+(``decode_head.num_classes=19``; a leading ``model.`` is accepted). ``strict=False`` loads the
+matching tensors, warns with the rest and refuses a checkpoint that fills under half of the
+teacher (:func:`kdzoo.checkpoint.apply_weights`). The model itself is built by
 the adapter's ``build_model`` (the task registry); kdzoo core imports no task framework.
 """
 import os

@@ -1,6 +1,7 @@
 """Safe checkpoint loading: weights_only everywhere, clear errors, strict key matching."""
 import collections
 import os
+import re
 
 import pytest
 import torch
@@ -62,7 +63,11 @@ def test_mismatched_keys_are_listed_and_refused_unless_not_strict(tmp_path):
     assert 'missing keys (1): layer1.0.bias' in msg and 'unexpected keys (1): extra.weight' in msg
     assert 'fc.weight (7, 16) vs model (5, 16)' in msg and 'strict=False' in msg
     before = model.fc.weight.clone()
-    report = load_weights(model, str(path), strict=False)
+    with pytest.warns(UserWarning, match=re.escape(
+            f'checkpoint {path} fills 13 of the 16 tensors of TinyCNN (81%) (strict=False); not '
+            'loaded: missing keys (1): layer1.0.bias; unexpected keys (1): extra.weight; '
+            'mismatched keys (2): fc.bias (7,) vs model (5,), fc.weight (7, 16) vs model (5, 16)')):
+        report = load_weights(model, str(path), strict=False)
     assert report['missing'] == ['layer1.0.bias'] and report['unexpected'] == ['extra.weight']
     assert torch.equal(model.fc.weight, before)
     assert torch.equal(model.layer1[0].weight, sd['layer1.0.weight'])
@@ -101,3 +106,49 @@ def test_mmengine_resume_loading_is_weights_only_with_allowlist(tmp_path):
     torch.save({'state_dict': {}, 'x': Evil()}, evil)
     with pytest.raises(CheckpointError, match='refused'):
         _load_checkpoint(str(evil), map_location='cpu')
+
+
+def test_empty_file_says_it_is_empty(tmp_path):
+    path = tmp_path / 'empty.pth'
+    path.write_bytes(b'')
+    with pytest.raises(CheckpointError, match='^' + re.escape(
+            f'checkpoint {path} is empty (0 bytes): its download or save was interrupted. '
+            'Download or save it again.') + '$'):
+        load_file(str(path))
+
+
+class Other(torch.nn.Module):
+    """Another architecture: no key in common with TinyCNN."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.Linear(3, 4)
+
+
+@pytest.mark.parametrize('weights, loaded', [({}, 0), (Other().state_dict(), 0),
+                                             ('half', 7)], ids=['empty', 'other', 'under-half'])
+def test_not_strict_refuses_a_checkpoint_that_fills_under_half(tmp_path, weights, loaded):
+    if weights == 'half':  # layer1 only: 7 of TinyCNN's 16 tensors
+        weights = {k: v for k, v in TinyCNN().state_dict().items() if k.startswith('layer1')}
+    path = tmp_path / 'wrong.pth'
+    torch.save(weights, path)
+    model = TinyCNN()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match='^' + re.escape(
+            f'checkpoint {path} fills {loaded} of the 16 tensors of TinyCNN '
+            f'({loaded / 16:.0%}), under the 50% that strict=False accepts: it is not a checkpoint '
+            'of this model (missing keys (')):
+        load_weights(model, str(path), strict=False)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # nothing loaded
+
+
+@pytest.mark.parametrize('strict', [True, False])
+def test_nan_weights_are_refused_naming_the_file(tmp_path, strict):
+    weights = TinyCNN().state_dict()
+    weights['fc.bias'][2] = float('nan')
+    path = tmp_path / 'nan.pth'
+    torch.save(weights, path)
+    with pytest.raises(CheckpointError, match='^' + re.escape(
+            f'checkpoint {path} holds non-finite values (NaN or Inf) in 1 tensors: fc.bias; the '
+            'model would compute NaN.')):
+        load_weights(TinyCNN(), str(path), strict=strict)

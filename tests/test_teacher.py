@@ -69,3 +69,13 @@ def test_mmseg_and_mmdet_scopes_resolve_to_the_forks_without_installing(monkeypa
     assert seg.type == 'EncoderDecoder' and seg.decode_head.num_classes == 7
     det = model_config('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py')
     assert det.type == 'RetinaNet' and det.backbone.depth == 18
+
+
+def test_not_strict_teacher_of_another_architecture_is_refused(tmp_path):
+    """strict=False with a checkpoint of which nothing loads would distil from a random teacher."""
+    torch.save({'backbone.conv.weight': torch.zeros(1)}, tmp_path / 'other.pth')
+    with pytest.raises(CheckpointError, match=(
+            f'^checkpoint {tmp_path}/other.pth fills 0 of the 16 tensors of TinyCNN \\(0%\\), '
+            'under the 50% that strict=False accepts')):
+        build_teacher(dict(config=dict(type='TinyCNN'), checkpoint=str(tmp_path / 'other.pth'),
+                           strict=False), build)

@@ -1,67 +1,32 @@
-"""Distributed training on CPU: 2 gloo processes with a BN-free student and KD give the gradients of
-1 process on the concatenated batch; the teacher stays outside DDP. tools/dist_train.sh parses."""
+"""tools/dist_train.sh launched for real: 2 processes on the CPU (gloo, chosen by kdzoo/runner.py
+from the device, with no ``dist_cfg`` in the config), against tools/train.py in 1 process on the
+same global batch. CUDA is hidden from the processes: the test is the same on a GPU machine.
+
+A LayerNorm-only ViT student (BatchNorm statistics would differ between half and full batches)
+with batch-wise-mean losses: KD, and MSDCRD / LFCC with ``gather_distributed=True`` (their
+negatives come from both ranks). The mean over the ranks of each logged loss equals the 1-process
+loss at every iteration, the two ranks end with the same student, and the teacher is in neither
+the DDP wrapper nor the optimizer.
+"""
 import os
 import socket
 import subprocess
-from datetime import timedelta
+import sys
 
+import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
-from tools_helpers import REPO
+from tools_helpers import REPO, TEACHER, runner_config, write_config
 
-# A LayerNorm-only ViT student (BatchNorm statistics would differ between half and full batches)
-# and a ResNet teacher (BatchNorm, frozen in eval mode).
-MODEL = dict(
-    type='DistillClassifier',
-    student=dict(type='TimmClassifier', model_name='test_vit', num_classes=4, img_size=32),
-    distill_cfg=dict(
-        teacher=dict(config=dict(type='TimmClassifier', model_name='test_resnet', num_classes=4)),
-        losses=[dict(student='logits', teacher='logits', loss=dict(type='KDLoss'))]))
-
-
-def build_model():
-    import warnings
-
-    import kdzoo.adapters.cls  # noqa: F401
-    from kdzoo.registry import build
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # the teacher has no checkpoint
-        return build(MODEL).train()
-
-
-def batch():
-    generator = torch.Generator().manual_seed(1)
-    images = torch.rand(4, 3, 32, 32, generator=generator) * 255
-    return images, torch.tensor([0, 1, 2, 3])
-
-
-def loss_of(model, images, labels):
-    return sum(model(images, labels, mode='loss').values())
-
-
-def rank_main(rank, port, out):
-    """One of 2 ranks: DDP on its half of the batch; saves the synchronised gradients."""
-    from mmengine.model import MMDistributedDataParallel
-    torch.set_num_threads(1)
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-                            world_size=2, timeout=timedelta(seconds=60))
-    try:
-        model = build_model()
-        ddp = MMDistributedDataParallel(module=model)
-        wrapped = {id(p) for p in ddp.parameters()}
-        images, labels = batch()
-        half = slice(2 * rank, 2 * rank + 2)
-        loss_of(ddp, images[half], labels[half]).backward()
-        torch.save(dict(
-            grads={n: p.grad for n, p in model.named_parameters() if p.grad is not None},
-            teacher_outside=not any(id(p) in wrapped for p in model.teacher.parameters()),
-            teacher_grads=[p.grad for p in model.teacher.parameters() if p.grad is not None],
-        ), os.path.join(out, f'rank{rank}.pt'))
-    finally:
-        dist.destroy_process_group()
+STUDENT = dict(type='TimmClassifier', model_name='test_vit', num_classes=4, img_size=32)
+GATHER = dict(student='dense_logits', teacher='dense_logits')
+ITEMS = [
+    dict(student='logits', teacher='logits', loss=dict(type='KDLoss'), name='kd'),
+    dict(GATHER, loss=dict(type='MSDCRDLoss', gather_distributed=True), name='msdcrd'),
+    dict(GATHER, loss=dict(type='LFCCLoss', gather_distributed=True), name='lfcc'),
+]
+ITERS = 3
+GLOBAL_BATCH = 4
 
 
 def free_port():
@@ -70,25 +35,66 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_two_process_gradients_equal_one_process_full_batch(tmp_path):
-    model = build_model()  # first: the forked ranks then inherit the imports
-    mp.start_processes(rank_main, args=(free_port(), str(tmp_path)), nprocs=2, join=True,
-                       start_method='fork')
-    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-                   for m in model.student.modules())
-    loss_of(model, *batch()).backward()
-    expected = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-    assert expected and all(n.startswith('distiller.student.') for n in expected)
-    for rank in (0, 1):
-        result = torch.load(tmp_path / f'rank{rank}.pt', weights_only=True)
-        assert result['teacher_outside'] and not result['teacher_grads']
-        assert result['grads'].keys() == expected.keys()
-        for name, grad in expected.items():
-            assert torch.allclose(result['grads'][name], grad, rtol=1e-4, atol=1e-6), name
+def probed_config(root, data, teacher_checkpoint, batch_size):
+    """A config distilling the ViT with ITEMS, ``batch_size`` images per process, whose
+    ProbeHook writes ``root/out/rank<r>.pt``."""
+    os.makedirs(root / 'out')
+    distill_cfg = dict(teacher=dict(config=TEACHER, checkpoint=teacher_checkpoint), losses=ITEMS)
+    cfg = runner_config(data, root / 'work', model=STUDENT, distill_cfg=distill_cfg,
+                        max_iters=ITERS)
+    cfg['train_dataloader']['batch_size'] = batch_size
+    cfg['optim_wrapper']['optimizer']['lr'] = 0.005  # the ViT stays far from diverging
+    cfg['custom_imports']['imports'].append('training_probes')
+    cfg['custom_hooks'] = [dict(type='ProbeHook', out=str(root / 'out'))]
+    cfg['env_cfg'] = dict(cudnn_benchmark=False)  # no dist_cfg: the backend follows the device
+    return write_config(root / 'probed.py', cfg)
 
 
-def test_dist_train_script_parses():
-    script = os.path.join(REPO, 'tools', 'dist_train.sh')
-    subprocess.run(['bash', '-n', script], check=True)
-    text = open(script).read()
-    assert 'torch.distributed.run' in text and '--launcher pytorch' in text
+def run(command):
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, 'tests', 'tools'), PORT=str(free_port()),
+               CUDA_VISIBLE_DEVICES='')
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+
+
+@pytest.fixture(scope='module')
+def runs(shapes_data, teacher_checkpoint, tmp_path_factory):
+    """``(rank 0, rank 1, single)``: the ProbeHook records of the 2-process and 1-process runs."""
+    two = tmp_path_factory.mktemp('two_processes')
+    run(['bash', 'tools/dist_train.sh',
+         probed_config(two, shapes_data, teacher_checkpoint, GLOBAL_BATCH // 2), '2'])
+    one = tmp_path_factory.mktemp('one_process')
+    run([sys.executable, 'tools/train.py',
+         probed_config(one, shapes_data, teacher_checkpoint, GLOBAL_BATCH)])
+    return tuple(torch.load(path, weights_only=True) for path in
+                 (two / 'out' / 'rank0.pt', two / 'out' / 'rank1.pt', one / 'out' / 'rank0.pt'))
+
+
+def test_dist_train_wraps_the_student_only(runs):
+    for rank in runs[:2]:
+        assert rank['wrapper'] == 'MMDistributedDataParallel' and rank['world_size'] == 2
+        assert rank['device_ids'] is None  # a CPU module: no CUDA device ids
+        assert rank['teacher_parameters'] > 0
+        assert not rank['teacher_wrapped'] and not rank['teacher_optimized']
+        assert rank['student_optimized']
+        assert not any('teacher' in key for key in rank['state_dict'])
+
+
+def test_ranks_end_with_the_same_student(runs):
+    rank0, rank1, _ = runs
+    assert rank0['state_dict'].keys() == rank1['state_dict'].keys()
+    for key, value in rank0['state_dict'].items():
+        assert torch.equal(value, rank1['state_dict'][key]), key
+
+
+def test_rank_mean_loss_equals_one_process_on_the_global_batch(runs):
+    rank0, rank1, single = runs
+    assert len(single['losses']) == len(rank0['losses']) == ITERS
+    keys = ['loss', 'loss_cls'] + [f'distill.loss_{item["name"]}' for item in ITEMS]
+    for step, (a, b, expected) in enumerate(zip(rank0['losses'], rank1['losses'],
+                                                single['losses'])):
+        for key in keys:
+            mean = (a[key] + b[key]) / 2
+            assert mean == pytest.approx(expected[key], rel=1e-4, abs=1e-6), (step, key)
+    for key, value in single['state_dict'].items():
+        assert torch.allclose(rank0['state_dict'][key], value, rtol=1e-4, atol=1e-6), key

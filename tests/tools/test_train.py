@@ -2,6 +2,7 @@
 seed loss, --dry-run, --resume, the teacher check, and build-time errors for bad configs."""
 import json
 import math
+import re
 import shutil
 import time
 
@@ -135,3 +136,90 @@ def test_bad_configs_fail_when_built(shapes_data, tmp_path, request, student, te
                                                              distill_cfg=distill_cfg))
     with pytest.raises(error, match=match):
         build_runner(parse_args([config]))
+
+
+@pytest.mark.parametrize('losses, error, message', [
+    (dict(KD), TypeError, 'distill_cfg.losses must be a list of item dicts, got one dict; wrap it '
+     'in a list: losses=[dict(student=..., teacher=..., loss=dict(type=...))]'),
+    ([dict(KD, loss='KDLoss')], TypeError, "distill item 0: loss must be a dict, got the string "
+     "'KDLoss'; write loss=dict(type='KDLoss')"),
+    ([dict(KD, weight='x2')], ValueError, "distill item 0: weight must be a finite number >= 0, "
+     "got 'x2'"),
+    ([dict(KD, weight=-0.5)], ValueError, 'distill item 0: weight must be a finite number >= 0, '
+     'got -0.5'),
+    ([dict(KD, warmup_iters=-10)], ValueError, 'distill item 0: warmup_iters must be an integer '
+     '>= 0, got -10'),
+    ([dict(KD, loss=dict(type='KDLoss', tau=0))], ValueError, "distill item 0 ('kd_0'): KDLoss: "
+     'tau must be a positive number (the softmax temperature, 4.0 by default), got 0'),
+], ids=['losses-dict', 'loss-string', 'weight-string', 'weight-negative', 'warmup-negative',
+        'kd-tau-0'])
+def test_bad_items_fail_when_built_naming_the_item(distill_config, request, losses, error,
+                                                   message):
+    from tools.train import main
+    name = 'item_' + request.node.callspec.id.replace('-', '_')
+    config, work_dir = distill_config(name, dict(losses=losses))
+    for argv in ([config, '--dry-run'], [config]):
+        with pytest.raises(error, match='^' + re.escape(message) + '$'):
+            main(argv)
+    assert not work_dir.exists() or not list(work_dir.glob('*.pth'))
+
+
+def overflowing_teacher(teacher_checkpoint, path):
+    """The trained teacher with finite weights whose logits overflow to Inf (a teacher broken in
+    a way no load-time check sees): its head's features are all 1 (norm weight 0, bias 1) and its
+    classifier weights 3e38, so every logit is 64 x 3e38."""
+    checkpoint = load_file(teacher_checkpoint)
+    weights = checkpoint['state_dict']
+    weights['model.head.norm.weight'].zero_()
+    weights['model.head.norm.bias'].fill_(1.0)
+    weights['model.head.fc.weight'].fill_(3e38)
+    torch.save(checkpoint, path)
+    return str(path)
+
+
+def test_nonfinite_teacher_stops_the_dry_run_and_training(shapes_data, teacher_checkpoint,
+                                                          tmp_path):
+    from kdzoo.finite import NonFiniteError
+    from tools.train import main
+    from tools_helpers import runner_config, write_config
+    teacher = dict(config=TEACHER,
+                   checkpoint=overflowing_teacher(teacher_checkpoint, tmp_path / 'inf.pth'))
+    cfg = runner_config(shapes_data, tmp_path / 'work', distill_cfg=dict(
+        teacher=teacher, losses=SEED_LOSSES['kd']['losses'], teacher_check=False))
+    config = write_config(tmp_path / 'inf_teacher.py', cfg)
+    message = ("non-finite values (NaN or Inf) in distill item 'kd' (student taps ['logits'], "
+               "teacher tap 'logits') at iteration 1: the teacher side has")
+    with pytest.raises(NonFiniteError, match=re.escape(message)):
+        main([config, '--dry-run'])
+    with pytest.raises(NonFiniteError, match=re.escape(message)):
+        main([config])
+    assert not list((tmp_path / 'work').glob('*.pth'))
+
+
+def test_nan_teacher_checkpoint_is_refused_when_built(distill_config, teacher_checkpoint,
+                                                      tmp_path):
+    from kdzoo.checkpoint import CheckpointError
+    from tools.train import main
+    checkpoint = load_file(teacher_checkpoint)
+    checkpoint['state_dict']['model.head.fc.bias'][0] = float('nan')
+    torch.save(checkpoint, tmp_path / 'nan.pth')
+    config, _ = distill_config('nan_teacher', dict(losses=SEED_LOSSES['kd']['losses']))
+    with pytest.raises(CheckpointError, match=re.escape(
+            f'checkpoint {tmp_path}/nan.pth holds non-finite values (NaN or Inf) in 1 tensors: '
+            'model.head.fc.bias;')):
+        main([config, '--dry-run', '--cfg-options',
+              f'distill_cfg.teacher.checkpoint={tmp_path}/nan.pth'])
+
+
+def test_resume_alone_without_a_checkpoint_names_the_work_dir(distill_config, tmp_path):
+    from tools.train import main
+    config, _ = distill_config('resume_empty', SEED_LOSSES['kd'])
+    empty = tmp_path / 'empty_work_dir'
+    for work_dir in (empty, tmp_path / 'missing'):
+        if work_dir == empty:
+            empty.mkdir()
+        with pytest.raises(FileNotFoundError, match='^' + re.escape(
+                f'--resume: no checkpoint to resume from in the work dir {work_dir} (no '
+                "last_checkpoint file there). Give the run's work dir (--work-dir) or the "
+                'checkpoint (--resume PATH), or train from scratch without --resume.') + '$'):
+            main([config, '--resume', '--work-dir', str(work_dir)])
