@@ -59,7 +59,8 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.9, weight_decay=1e-4, nesterov=True),
-    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0,
+                       custom_keys={'in_proj_bias': dict(decay_mult=0.0)}))
 # Epoch e < 3: 1e-4 + (0.1 - 1e-4) * e / 3; then 0.1 * 0.1 ** (e // 30): timm's StepLRScheduler
 # epoch by epoch (MMEngine's LinearLR reaches the base lr at `end - 1`, hence end = 3 + 1; tested).
 param_scheduler = [
