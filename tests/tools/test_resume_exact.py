@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from kdzoo.checkpoint import load_file, state_dict_of
@@ -84,3 +85,48 @@ def test_sigkill_then_resume_gives_the_uninterrupted_student(shapes_data, teache
     assert not differing, differing
     before = state_dict_of(load_file(work / f'iter_{KILLED_AT}.pth'))
     assert any(not torch.equal(before[k], resumed[k]) for k in resumed)  # it did train on
+
+
+def quickstart_config(root, data, teacher_checkpoint):
+    """configs/quickstart/mldrkd.py (augmentation, InfiniteSampler, AdamW, one-cycle, MLDR-KD
+    items) on a small generated set, with drop-path in its ViT and a checkpoint every 2
+    iterations; and the same config whose run stops with an error after that checkpoint."""
+    config, crashing = root / 'quickstart_mldrkd.py', root / 'quickstart_mldrkd_crash.py'
+    config.write_text(
+        f"_base_ = '{REPO}/configs/quickstart/mldrkd.py'\n"
+        'model = dict(drop_path_rate=0.2)\n'
+        f"train_dataloader = dict(batch_size=8, dataset=dict(root='{data['train']}'))\n"
+        f"val_dataloader = dict(batch_size=8, dataset=dict(root='{data['val']}'))\n"
+        'test_dataloader = val_dataloader\n'
+        'train_cfg = dict(max_iters=4, val_interval=2)\n'
+        'default_hooks = dict(checkpoint=dict(interval=2, max_keep_ckpts=3))\n'
+        f"distill_cfg = dict(teacher=dict(checkpoint='{teacher_checkpoint}'))\n")
+    crashing.write_text(
+        f"_base_ = './{config.name}'\n"
+        "custom_imports = dict(imports=['kdzoo.adapters.cls', 'training_probes'])\n"
+        "custom_hooks = [dict(type='CrashAfterCheckpointHook', iteration=2)]\n")
+    return str(config), str(crashing)
+
+
+def test_quickstart_config_resumes_exactly(tmp_path, monkeypatch):
+    """The quick-start MLDR-KD config, stopped by an error after its checkpoint at iteration 2 and
+    resumed, ends where the uninterrupted run ends (in one process: what ran before the resume
+    does not matter either)."""
+    from yapf.yapflib import yapf_api
+
+    from kdzoo.adapters.cls import TimmClassifier
+    from kdzoo.toydata import make_shapes_dataset
+    from tools.train import main
+    monkeypatch.setattr(yapf_api, 'FormatCode', lambda text, **kwargs: (text, False))  # fast dumps
+    data = make_shapes_dataset(str(tmp_path / 'data'), num_classes=10, per_class=(4, 1))
+    teacher = TimmClassifier('resnet10t', num_classes=10, output_stride=16)
+    torch.save(teacher.state_dict(), tmp_path / 'teacher.pth')
+    config, crashing = quickstart_config(tmp_path, data, tmp_path / 'teacher.pth')
+    main([config, '--work-dir', str(tmp_path / 'whole')])
+    with pytest.raises(RuntimeError, match='stopped after the checkpoint of iteration 2'):
+        main([crashing, '--work-dir', str(tmp_path / 'cut')])
+    time.sleep(1.05)  # a new second: MMEngine names a run's log folder by its start time
+    main([config, '--work-dir', str(tmp_path / 'cut'), '--resume'])
+    expected = state_dict_of(load_file(tmp_path / 'whole' / 'iter_4.pth'))
+    resumed = state_dict_of(load_file(tmp_path / 'cut' / 'iter_4.pth'))
+    assert [k for k in expected if not torch.equal(expected[k], resumed[k])] == []

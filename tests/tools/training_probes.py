@@ -60,3 +60,18 @@ class StallAfterCheckpointHook(Hook):
             with open(self.marker, 'w') as f:
                 f.write(str(os.getpid()))
             time.sleep(600)
+
+
+@HOOKS.register_module()
+class CrashAfterCheckpointHook(Hook):
+    """Raise ``RuntimeError`` after the checkpoint of iteration ``iteration`` is written: a run
+    interrupted there, within the test's own process."""
+
+    priority = 'LOWEST'
+
+    def __init__(self, iteration):
+        self.iteration = iteration
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.iteration:
+            raise RuntimeError(f'stopped after the checkpoint of iteration {self.iteration}')
