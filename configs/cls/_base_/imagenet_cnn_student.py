@@ -57,6 +57,9 @@ test_evaluator = val_evaluator
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
+# No decay on norm weights and biases, on other biases, and on nn.MultiheadAttention's in_proj_bias
+# (1-D, in the transformer stage branches) which MMEngine does not count as a bias: timm's split of
+# the student and branch parameters (tests/tools/test_imagenet_configs.py).
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.9, weight_decay=1e-4, nesterov=True),
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0,
