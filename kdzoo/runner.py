@@ -3,7 +3,8 @@ the comparisons and the plug-and-play matrix.
 
 :func:`build_runner` reads a config, applies cfg-options, wraps it for distillation when it has
 ``distill_cfg`` (:func:`kdzoo.adapters.wrap`), seeds its training data stream
-(:mod:`kdzoo.data_stream`), adds :class:`kdzoo.hooks.RandomStateHook` (exact resume), sets up
+(:mod:`kdzoo.data_stream`), adds :class:`kdzoo.hooks.RandomStateHook` (exact resume) and
+:class:`kdzoo.hooks.SplitClassesHook` (train and val name the same classes), sets up
 multi-process training for the machine (:func:`distributed_setup`) and returns
 ``mmengine.runner.Runner.from_cfg(cfg)``.
 """
@@ -53,7 +54,8 @@ def build_runner(args):
         cfg.pop('distill_cfg', None)
     cfg = wrap(cfg)
     seed_train_stream(cfg, run_seed(cfg))
-    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='RandomStateHook')]
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='RandomStateHook'), dict(type='SplitClassesHook')]
     cfg.launcher = args.launcher
     if args.launcher != 'none':
         distributed_setup(cfg)
@@ -125,7 +127,10 @@ def dry_run(runner):
     """One batch through the model: print every distill item and the loss values, no update."""
     import torch
     from mmengine.model import is_model_wrapper
+
+    from kdzoo.hooks import check_split_classes
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    check_split_classes(runner)
     if hasattr(model, 'init_weights'):
         model.init_weights()  # as runner.train() does: pretrained backbones, head bias priors
     data = next(iter(runner.train_dataloader))

@@ -223,3 +223,23 @@ def test_resume_alone_without_a_checkpoint_names_the_work_dir(distill_config, tm
                 "last_checkpoint file there). Give the run's work dir (--work-dir) or the "
                 'checkpoint (--resume PATH), or train from scratch without --resume.') + '$'):
             main([config, '--resume', '--work-dir', str(work_dir)])
+
+
+def test_train_and_val_with_other_classes_fail_before_training(shapes_data, tmp_path):
+    """A class folder missing from the val split shifts every val label after it."""
+    from tools.train import main
+    from tools_helpers import runner_config, write_config
+    val = tmp_path / 'val'
+    shutil.copytree(shapes_data['val'], val)
+    classes = sorted(p.name for p in val.iterdir())
+    shutil.rmtree(val / classes[1])
+    cfg = runner_config(dict(shapes_data, val=str(val)), tmp_path / 'work')
+    config = write_config(tmp_path / 'other_val_classes.py', cfg)
+    message = ('the train and val datasets name different classes (4 in train, 3 in val; only in '
+               f"train: ['{classes[1]}']; only in val: []). Labels are class indices, so they would "
+               'mean other classes in val; give both splits the same classes (the same class '
+               'folders).')
+    for argv in ([config, '--dry-run'], [config]):
+        with pytest.raises(ValueError, match='^' + re.escape(message) + '$'):
+            main(argv)
+    assert not list((tmp_path / 'work').glob('*.pth'))
