@@ -2,9 +2,70 @@
 
 The top-level folder ``adapters/`` is installed as the package ``kdzoo.adapters`` (not as a
 top-level ``adapters`` module, which would collide with an unrelated package of that name).
-The supported install path is ``bash tools/install.sh`` (pinned stack, mmcv built with ops).
+
+Requirements: ``install_requires`` is what ``import kdzoo.losses``, the distiller and the
+experiment tools use: torch, the maintained MMEngine fork ``onedl-mmengine`` (it installs the
+``mmengine`` module; the upstream ``mmengine`` distribution is unmaintained), opencv-python (MMEngine's
+hooks import cv2 without requiring it), numpy, Pillow (the generated data sets) and matplotlib
+(reports). Each task's extra names its frameworks: ``[cls]``
+timm and torchvision, ``[seg]`` / ``[det]`` the mmsegmentation / mmdetection forks, ``[onnx]``
+the ONNX export and its parity check, ``[test]`` pytest. Segmentation and detection also need
+``onedl-mmcv`` *compiled with its C++ ops against the installed torch*, which no requirement can
+express: ``bash tools/install.sh`` builds it (docs/deploy.md, "Installing").
+
+The start-up hook: the wheel and the editable install both put ``kdzoo_startup.pth`` in
+site-packages; it runs ``kdzoo_startup.install()`` at interpreter start, which acts only when
+MMEngine is imported (see ``kdzoo_startup.py``). setuptools writes only its own finder into an
+editable wheel, hence the second command class.
 """
+import base64
+import glob
+import hashlib
+import os
+import zipfile
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+from setuptools.command.editable_wheel import editable_wheel
+
+STARTUP_PTH = 'kdzoo_startup.pth'
+STARTUP_LINE = b'import kdzoo_startup; kdzoo_startup.install()\n'
+
+
+class BuildPyWithStartupHook(build_py):
+    """build_py, plus the start-up ``.pth`` at the top of the build (site-packages in a wheel)."""
+
+    def run(self):
+        super().run()
+        os.makedirs(self.build_lib, exist_ok=True)
+        with open(os.path.join(self.build_lib, STARTUP_PTH), 'wb') as f:
+            f.write(STARTUP_LINE)
+
+
+class EditableWheelWithStartupHook(editable_wheel):
+    """editable_wheel, plus the start-up ``.pth`` added to the editable wheel it wrote."""
+
+    def run(self):
+        super().run()
+        for path in glob.glob(os.path.join(self.dist_dir, 'kdzoo-*.whl')):
+            add_to_wheel(path, STARTUP_PTH, STARTUP_LINE)
+
+
+def add_to_wheel(path, name, data):
+    """Add the file ``name`` with bytes ``data`` at the root of the wheel ``path``, listed in
+    its RECORD (name, sha256, size), as the wheel format requires."""
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()
+    with zipfile.ZipFile(path) as wheel:
+        entries = [(info, wheel.read(info)) for info in wheel.infolist()]
+    if any(info.filename == name for info, _ in entries):
+        return
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as wheel:
+        wheel.writestr(name, data)
+        for info, content in entries:
+            if info.filename.endswith('.dist-info/RECORD'):
+                content = content.rstrip(b'\n') + f'\n{name},sha256={digest},{len(data)}\n'.encode()
+            wheel.writestr(info, content)
+
 
 kdzoo_packages = find_packages(include=['kdzoo', 'kdzoo.*'])
 adapter_packages = ['kdzoo.adapters'] + [
@@ -20,6 +81,15 @@ setup(
     python_requires='>=3.10',
     packages=kdzoo_packages + adapter_packages,
     package_dir={'kdzoo.adapters': 'adapters'},
-    install_requires=['torch>=2.1', 'mmengine>=0.10'],
-    extras_require={'cls': ['timm>=1.0'], 'test': ['pytest']},
+    py_modules=['kdzoo_startup'],
+    cmdclass={'build_py': BuildPyWithStartupHook, 'editable_wheel': EditableWheelWithStartupHook},
+    install_requires=['torch>=2.1', 'onedl-mmengine>=0.10.12', 'opencv-python', 'numpy', 'Pillow',
+                      'matplotlib'],
+    extras_require={
+        'cls': ['timm>=1.0.31', 'torchvision'],
+        'seg': ['onedl-mmsegmentation>=1.4.2'],
+        'det': ['onedl-mmdetection>=3.5.1'],
+        'onnx': ['onnx>=1.18', 'onnxruntime>=1.22', 'onnxscript>=0.5'],
+        'test': ['pytest'],
+    },
 )

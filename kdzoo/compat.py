@@ -1,10 +1,13 @@
-"""Make MMEngine work with the maintained OpenMMLab forks (``onedl-*``). Imported by ``kdzoo``.
+"""Make MMEngine work with the maintained OpenMMLab forks (``onedl-*``). Applied on ``import kdzoo``
+and, in an installed kdzoo, as soon as ``mmengine.config`` is imported (the start-up hook
+``kdzoo_startup.py``), so a plain ``mmengine.Config.fromfile`` reads kdzoo's configs.
 
 The forks keep the import names (``mmseg``, ``mmdet``, ...) but not the distribution names, and
 MMEngine maps a config scope to a *distribution*: ``'mmseg::...'`` looks up ``mmsegmentation``,
 finds nothing, and MMEngine then runs ``python -m pip install mmsegmentation`` - which installs
 the dead upstream package over the fork's ``mmseg`` directory (seen with the forks, 2026-11). We point each
-scope at the fork's distribution when the fork is what is installed.
+scope at the fork's distribution unless the upstream one is installed; when neither is (the core
+install), MMEngine's error then names the fork to install.
 """
 from importlib import metadata
 
@@ -33,7 +36,7 @@ def register_fork_scopes():
     applied = {}
     for module, fork in FORKS.items():
         upstream = utils.MODULE2PACKAGE.get(module)
-        if upstream != fork and not _installed(upstream) and _installed(fork):
+        if upstream != fork and not _installed(upstream):
             utils.MODULE2PACKAGE[module] = fork
             applied[module] = fork
     return applied

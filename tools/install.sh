@@ -1,12 +1,31 @@
 #!/usr/bin/env bash
-# kdzoo's one supported install path. Creates .venv/ in the repository, installs the pinned
-# PyTorch and the maintained OpenMMLab forks (mmcv built from source with its C++ ops), timm,
-# pytest and kdzoo itself in editable mode, then checks the imports.
-# Non-interactive; re-running it is fast (pip finds everything installed / in its wheel cache).
-# Environment: PYTHON (interpreter, default python3.11 or python3), MAX_JOBS (mmcv build, default nproc).
+# kdzoo's supported install path: a virtual environment in the repository with the pinned stack
+# and kdzoo itself in editable mode, then an import check. Non-interactive; re-running it is fast
+# (pip finds everything installed / in its wheel cache).
+#
+#   bash tools/install.sh          full: PyTorch, the maintained OpenMMLab forks (onedl-mmengine,
+#                                  onedl-mmcv compiled with its C++ ops, mmdetection,
+#                                  mmsegmentation), timm, ONNX export tools, pytest. What CI runs;
+#                                  segmentation and detection need it (~20 min on 2 cores the first
+#                                  time, compiling mmcv).
+#   bash tools/install.sh --core   no mmcv build, no mmdet / mmseg: PyTorch, onedl-mmengine, timm,
+#                                  ONNX export tools, pytest, tensorboard. Enough for kdzoo.losses,
+#                                  classification (tools/train.py, quickstart.py, compare.py,
+#                                  analyze.py, export_student.py on cls configs); the tests that
+#                                  need mmdet / mmseg / mmcv are skipped, with the reason. Running
+#                                  the full install later on the same environment completes it.
+#
+# Environment: PYTHON (interpreter, default python3.11 or python3), VENV (the environment's
+# folder, default .venv), MAX_JOBS (mmcv build, default nproc).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 start=$(date +%s)
+
+case "${1:-}" in
+  '') core=0 ;;
+  --core) core=1 ;;
+  *) echo "usage: bash tools/install.sh [--core]" >&2; exit 2 ;;
+esac
 
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 "$PYTHON" - <<'PY' || { echo "install.sh: kdzoo needs Python 3.11 (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
@@ -14,8 +33,10 @@ import sys
 raise SystemExit(0 if sys.version_info[:2] == (3, 11) else 1)
 PY
 
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-PIP=(.venv/bin/python -m pip install --disable-pip-version-check --no-input)
+VENV=${VENV:-.venv}
+PY=$VENV/bin/python
+[ -x "$PY" ] || "$PYTHON" -m venv "$VENV"
+PIP=("$PY" -m pip install --disable-pip-version-check --no-input)
 export PIP_ROOT_USER_ACTION=ignore
 
 # 1. Build tools: onedl-mmcv's setup.py imports pkg_resources (removed in setuptools 81) and its
@@ -25,21 +46,31 @@ export PIP_ROOT_USER_ACTION=ignore
 "${PIP[@]}" -q torch==2.11.0 torchvision==0.26.0
 # 3. mmcv with C++ ops, compiled against the torch above (~20 min on 2 cores the first time;
 #    pip caches the built wheel, so a re-install takes seconds).
-if ! .venv/bin/python -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.3.6'" 2>/dev/null; then
+if [ "$core" = 0 ] && ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.3.6'" 2>/dev/null; then
   echo "install.sh: building onedl-mmcv 2.3.6 with C++ ops (first time: ~20 min on 2 cores)"
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} "${PIP[@]}" --no-build-isolation onedl-mmcv==2.3.6
 fi
-# 4. The rest of the stack and the project itself.
-"${PIP[@]}" -q --no-build-isolation onedl-mmengine==0.10.12 onedl-mmdetection==3.5.1 \
-  onedl-mmsegmentation==1.4.2 timm==1.0.31 pytest tensorboard matplotlib
+# 4. The rest of the stack and kdzoo. MMEngine's hooks import cv2 without requiring it; torch
+#    2.11's ONNX exporter needs onnxscript.
+CORE=(onedl-mmengine==0.10.12 opencv-python timm==1.0.31 onnx==1.23.1 onnxruntime==1.30.0
+      onnxscript==0.7.2 pytest tensorboard matplotlib)
+TASKS=(onedl-mmdetection==3.5.1 onedl-mmsegmentation==1.4.2)
+[ "$core" = 1 ] && TASKS=()
+"${PIP[@]}" -q --no-build-isolation "${CORE[@]}" "${TASKS[@]}"
 "${PIP[@]}" -q --no-build-isolation --no-deps -e .
 
-.venv/bin/python - <<'PY'
+KDZOO_CORE=$core "$PY" - <<'PY'
+import os
 import warnings
 warnings.filterwarnings('ignore')
-import torch, torchvision, mmengine, mmcv, mmcv.ops, mmdet, mmseg, timm, kdzoo, kdzoo.adapters
-for m in (torch, torchvision, mmengine, mmcv, mmdet, mmseg, timm, kdzoo):
+import onnxruntime, torch, torchvision, mmengine, timm, kdzoo, kdzoo.adapters.cls, kdzoo.losses
+modules = [torch, torchvision, mmengine, timm, onnxruntime, kdzoo]
+if os.environ['KDZOO_CORE'] == '0':
+    import mmcv, mmcv.ops, mmdet, mmseg
+    modules[3:3] = [mmcv, mmdet, mmseg]
+for m in modules:
     print(f'{m.__name__:12s} {m.__version__}')
-print('mmcv.ops     ok (nms:', mmcv.ops.nms.__module__ + ')')
+if os.environ['KDZOO_CORE'] == '0':
+    print('mmcv.ops     ok (nms:', mmcv.ops.nms.__module__ + ')')
 PY
-echo "install.sh: done in $(( $(date +%s) - start )) s; interpreter: .venv/bin/python"
+echo "install.sh: done in $(( $(date +%s) - start )) s; interpreter: $PY"
