@@ -9,6 +9,7 @@ import importlib
 
 from mmengine.config import ConfigDict
 
+import kdzoo.guard  # noqa: F401  (a config with distill_cfg distils or stops: Runner.train)
 import kdzoo.hooks  # noqa: F401  (registers TeacherCheckHook, which wrap adds)
 from kdzoo.distiller import parse_items
 
