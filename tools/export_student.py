@@ -1,44 +1,59 @@
-"""Write a student-only checkpoint from a training checkpoint.
+"""Write a student-only checkpoint from a training checkpoint, and optionally an ONNX graph of it
+checked against PyTorch (the logic: kdzoo/export.py; the contract: docs/deploy.md).
 
-    python tools/export_student.py CONFIG CKPT OUT
+    python tools/export_student.py CONFIG CKPT OUT [--onnx OUT.onnx] [--input-shape H W]
+                                   [--image PATH] [--tolerance T] [--cfg-options k=v ...]
 
 Classification: OUT is a plain state dict that loads with
 ``timm.create_model(name, num_classes=K).load_state_dict(torch.load(OUT))``.
 mmdet / mmseg: OUT is ``{'state_dict': ..., 'meta': ...}`` for the config's plain student model
 (``mmdet.apis.init_detector`` / ``mmseg.apis.init_model``). The teacher and connectors are dropped.
+``--onnx``: the student as an ONNX graph (opset 18, dynamic batch, float32 0-255 NCHW input with the
+normalisation inside), then onnxruntime's outputs on the first validation batch (or ``--image``)
+against PyTorch's: the max abs difference is printed, and above ``--tolerance`` the command fails.
 """
 import argparse
-import os
-
-import torch
+import sys
 
 import kdzoo  # noqa: F401
-from kdzoo.checkpoint import load_file, state_dict_of
+from kdzoo.export import TOLERANCE, ParityError, export_onnx
+from kdzoo.export import export_student as export
 from kdzoo.runner import load_config
 
 
-def export(config, checkpoint, out):
-    from kdzoo.adapters import student_state_dict, task_of
-    cfg = load_config(config)
-    loaded = load_file(checkpoint)
-    weights = student_state_dict(cfg, state_dict_of(loaded))
-    meta = {'exported_by': 'kdzoo'}
-    if isinstance(loaded.get('meta'), dict) and 'dataset_meta' in loaded['meta']:
-        meta['dataset_meta'] = loaded['meta']['dataset_meta']  # class names for init_model
-    payload = weights if task_of(cfg) == 'cls' else {'state_dict': weights, 'meta': meta}
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    torch.save(payload, out)
-    return weights
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description='Export the student of a kdzoo checkpoint.')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint', help='a checkpoint written by tools/train.py')
+    parser.add_argument('out', help='the student-only checkpoint to write')
+    parser.add_argument('--onnx', metavar='OUT.onnx', help='also write the student as ONNX and '
+                        'check it against PyTorch with onnxruntime')
+    parser.add_argument('--input-shape', nargs=2, type=int, metavar=('H', 'W'),
+                        help='the graph\'s input height and width (default: the first '
+                        'validation image\'s size)')
+    parser.add_argument('--image', help='an image file for the parity check (default: the first '
+                        'validation batch)')
+    parser.add_argument('--tolerance', type=float, default=TOLERANCE,
+                        help=f'largest allowed max abs difference (default {TOLERANCE:g})')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config keys, e.g. the validation data\'s root')
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='Export the student of a kdzoo checkpoint.')
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('out')
-    args = parser.parse_args(argv)
-    weights = export(args.config, args.checkpoint, args.out)
+    args = parse_args(argv)
+    weights = export(args.config, args.checkpoint, args.out, args.cfg_options)
     print(f'wrote {args.out}: {len(weights)} tensors of the student')
+    if not args.onnx:
+        return None
+    try:
+        report = export_onnx(load_config(args.config, args.cfg_options), weights, args.onnx, args.input_shape,
+                             args.image, args.tolerance)
+    except ParityError as err:
+        sys.exit(f'export_student: {err}')
+    print('\n'.join(report.lines()))
+    return report
 
 
 if __name__ == '__main__':

@@ -1,0 +1,292 @@
+"""From a training checkpoint to a deployable student: the student-only checkpoint, and an ONNX
+graph checked against PyTorch with onnxruntime (``tools/export_student.py``; docs/deploy.md).
+
+The ONNX contract, the same for the three tasks:
+
+- one input ``inputs``: float32 ``(B, 3, H, W)``, raw pixel values 0-255 in the channel order the
+  config's data pipeline loads them (RGB for kdzoo's classification sets; BGR for mmcv's
+  ``LoadImageFromFile``, mmseg's and mmdet's loader). The model's normalisation is inside the
+  graph: the classifier's own resize and mean / std (:class:`TimmClassifier.preprocess`), or the
+  mmseg / mmdet data preprocessor's channel flip and mean / std. Padding is not: the input must
+  already have the graph's ``H, W``;
+- ``B`` is dynamic; ``H, W`` are fixed at export: by default the size of the first validation
+  image (the config's validation pipeline), rounded up to the data preprocessor's
+  ``pad_size_divisor`` for mmdet; ``input_shape`` changes it;
+- outputs: classification ``logits`` ``(B, K)`` (the timm student's); segmentation
+  ``seg_logits`` ``(B, K, H, W)`` (``EncoderDecoder.encode_decode``: the decode head's logits
+  resized to the input, what mmseg's whole-image inference computes); detection the dense head's
+  raw outputs per level, named after the head's ``predict_by_feat`` arguments
+  (``cls_scores_0`` .. ``bbox_preds_0`` ..), with anchor decoding and NMS (mmdet's
+  ``predict_by_feat``) left outside the graph;
+- ONNX opset :data:`OPSET`, written by ``torch.onnx.export(dynamo=True)`` (needs onnxscript).
+
+Parity: the first validation batch (at most :data:`PARITY_IMAGES` images), or one image file,
+resized to ``H, W``, goes through the graph in onnxruntime and through the same module in PyTorch;
+the largest absolute difference over all outputs is printed, and above ``tolerance`` (default
+:data:`TOLERANCE`) :class:`ParityError` is raised.
+"""
+import copy
+import inspect
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+OPSET = 18
+TOLERANCE = 1e-3
+PARITY_IMAGES = 8
+
+
+class ParityError(AssertionError):
+    """onnxruntime's outputs differ from PyTorch's by more than the tolerance."""
+
+
+def export_student(config, checkpoint, out, cfg_options=None):
+    """Write the student of a training ``checkpoint`` (a distillation run's or a plain run's) to
+    ``out``, keyed as the plain framework model expects; returns the weights. ``cfg_options``:
+    overrides of the config's keys (a dict, as ``--cfg-options`` gives it).
+
+    Classification: a plain state dict that loads with ``timm.create_model(name,
+    num_classes=K).load_state_dict(torch.load(out))``; mmdet / mmseg: ``{'state_dict': ...,
+    'meta': ...}`` for ``mmdet.apis.init_detector`` / ``mmseg.apis.init_model``.
+    """
+    from kdzoo.adapters import student_state_dict, task_of
+    from kdzoo.checkpoint import load_file, state_dict_of
+    from kdzoo.runner import load_config
+    cfg = load_config(config, cfg_options)
+    loaded = load_file(checkpoint)
+    weights = student_state_dict(cfg, state_dict_of(loaded))
+    meta = {'exported_by': 'kdzoo'}
+    if isinstance(loaded.get('meta'), dict) and 'dataset_meta' in loaded['meta']:
+        meta['dataset_meta'] = loaded['meta']['dataset_meta']  # class names for init_model
+    payload = weights if task_of(cfg) == 'cls' else {'state_dict': weights, 'meta': meta}
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    torch.save(payload, out)
+    return weights
+
+
+# --- the student as a graph ------------------------------------------------------------------
+
+def build_student(cfg, weights):
+    """The config's plain student model (eval mode) with the exported ``weights`` loaded
+    strictly: plain timm keys for classification, the mmseg / mmdet model's keys otherwise;
+    ``weights=None`` keeps the model's initialisation."""
+    from kdzoo.adapters import import_task, task_of
+    task = task_of(cfg)
+    import_task(task)
+    if task == 'mmdet':
+        from kdzoo.adapters.mmdet.distill import build_mmdet as build
+    elif task == 'mmseg':
+        from kdzoo.adapters.mmseg.distill import build_mmseg as build
+    else:
+        from kdzoo.registry import build
+    model = build(copy.deepcopy(cfg.model)).eval()
+    if weights is not None:
+        (model.model if task == 'cls' else model).load_state_dict(weights, strict=True)
+    return model
+
+
+class Normalise(nn.Module):
+    """An mmseg / mmdet data preprocessor's tensor ops on a ``(B, 3, H, W)`` 0-255 batch:
+    optional BGR<->RGB flip, then ``(x - mean) / std``."""
+
+    def __init__(self, preprocessor):
+        super().__init__()
+        from kdzoo.adapters.base import normalisation
+        mean, std, self.flip = normalisation(preprocessor)
+        if mean is None:
+            mean, std = torch.zeros(3, 1, 1), torch.ones(3, 1, 1)
+        self.register_buffer('mean', mean.detach().clone().view(1, -1, 1, 1).float())
+        self.register_buffer('std', std.detach().clone().view(1, -1, 1, 1).float())
+
+    def forward(self, inputs):
+        x = inputs.flip(1) if self.flip else inputs
+        return (x - self.mean) / self.std
+
+
+class ClsGraph(nn.Module):
+    """``inputs`` -> ``logits`` ``(B, K)``: :class:`TimmClassifier` resizes and normalises."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs):
+        return self.model(inputs, mode='tensor')
+
+
+class SegGraph(nn.Module):
+    """``inputs`` -> ``seg_logits`` ``(B, K, H, W)``: ``EncoderDecoder.encode_decode``."""
+
+    def __init__(self, model, size):
+        super().__init__()
+        self.model, self.normalise = model, Normalise(model.data_preprocessor)
+        self.metas = [dict(img_shape=tuple(size), ori_shape=tuple(size), pad_shape=tuple(size))]
+
+    def forward(self, inputs):
+        return self.model.encode_decode(self.normalise(inputs), self.metas)
+
+
+class DetGraph(nn.Module):
+    """``inputs`` -> the detector's raw dense-head outputs, one tensor per kind and level."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.normalise = model, Normalise(model.data_preprocessor)
+
+    def forward(self, inputs):
+        outputs = self.model._forward(self.normalise(inputs))
+        return tuple(level for kind in outputs for level in kind)
+
+
+def det_output_names(model, outputs):
+    """``<kind>_<level>`` names of the flattened head outputs; the kinds are the first arguments
+    of the head's ``predict_by_feat`` (``cls_scores``, ``bbox_preds``, ``score_factors``)."""
+    head = getattr(model, 'bbox_head', None) or getattr(model, 'rpn_head', None)
+    params = list(inspect.signature(head.predict_by_feat).parameters) if head else []
+    if not all(isinstance(kind, (list, tuple)) for kind in outputs) or len(params) < len(outputs):
+        raise ValueError(
+            f'{type(model).__name__}: ONNX export covers detectors whose _forward returns the '
+            'dense head\'s per-level outputs (one-stage detectors: RetinaNet, FCOS, ATSS, GFL, '
+            f'...); this one returns {type(outputs).__name__} of '
+            f'{[type(kind).__name__ for kind in outputs]}')
+    return [f'{params[k]}_{i}' for k, kind in enumerate(outputs) for i in range(len(kind))]
+
+
+def graph_of(cfg, model, size):
+    """``(graph module, output names)`` of the student for the config's task."""
+    from kdzoo.adapters import task_of
+    task = task_of(cfg)
+    if task == 'cls':
+        return ClsGraph(model), ['logits']
+    if task == 'mmseg':
+        return SegGraph(model, size), ['seg_logits']
+    graph = DetGraph(model)
+    with torch.no_grad():
+        outputs = model._forward(graph.normalise(torch.zeros(1, 3, *size)))
+    return graph, det_output_names(model, outputs)
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+def first_val_images(cfg, limit=PARITY_IMAGES):
+    """Up to ``limit`` images of the config's first validation batch, as the validation pipeline
+    gives them to the data preprocessor: float ``(3, h, w)`` tensors, 0-255."""
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+    loader = copy.deepcopy(cfg.val_dataloader)
+    loader.update(num_workers=0, persistent_workers=False)
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
+        batch = next(iter(Runner.build_dataloader(loader)))
+    return [image.float() for image in list(batch['inputs'])[:limit]]
+
+
+def read_image(path, cfg):
+    """One image file as a float ``(3, h, w)`` 0-255 tensor, in the channel order of the
+    config's loader: RGB (PIL) for classification, BGR (mmcv) for mmseg / mmdet."""
+    import numpy as np
+    from PIL import Image
+
+    from kdzoo.adapters import task_of
+    rgb = np.asarray(Image.open(path).convert('RGB'))
+    array = rgb if task_of(cfg) == 'cls' else rgb[..., ::-1]
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float()
+
+
+def default_size(cfg, model, image):
+    """The graph's ``(H, W)``: the image's, rounded up to the data preprocessor's
+    ``pad_size_divisor`` for mmdet (its FPN needs it)."""
+    from kdzoo.adapters import task_of
+    size = tuple(image.shape[-2:])
+    divisor = 1
+    if task_of(cfg) == 'mmdet':
+        divisor = getattr(model.data_preprocessor, 'pad_size_divisor', 1)
+    return tuple(-(-s // divisor) * divisor for s in size)
+
+
+def batch_of(images, size):
+    """The images resized (bilinear) to ``size`` and stacked: float32 ``(B, 3, H, W)``."""
+    resized = [image if tuple(image.shape[-2:]) == tuple(size) else
+               nn.functional.interpolate(image[None], size=tuple(size), mode='bilinear',
+                                         align_corners=False)[0] for image in images]
+    return torch.stack(resized).float()
+
+
+# --- export and parity ------------------------------------------------------------------------
+
+@dataclass
+class OnnxReport:
+    """What :func:`export_onnx` wrote and measured."""
+    path: str
+    input_shape: tuple
+    output_names: list
+    output_shapes: list
+    max_abs_diff: float
+    tolerance: float
+    opset: int = OPSET
+
+    def lines(self):
+        shapes = ', '.join(f'{n} {tuple(s)}' for n, s in zip(self.output_names, self.output_shapes))
+        return [f'wrote {self.path} (opset {self.opset}): input inputs float32 '
+                f'(B, 3, {self.input_shape[0]}, {self.input_shape[1]}), B dynamic, 0-255, '
+                f'normalisation inside the graph; outputs {shapes}',
+                f'parity (onnxruntime vs PyTorch, batch of {self.output_shapes[0][0]}): max abs '
+                f'difference {self.max_abs_diff:.3g} (tolerance {self.tolerance:g})']
+
+
+def write_onnx(graph, example, path, output_names):
+    """``torch.onnx.export`` (dynamo, opset :data:`OPSET`) of ``graph`` with a dynamic batch."""
+    import onnxscript  # noqa: F401  (the dynamo exporter's dependency: fail early and clearly)
+    batch = torch.export.Dim('batch', min=1)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(graph, (example,), path, input_names=['inputs'],
+                          output_names=output_names, opset_version=OPSET, dynamo=True,
+                          dynamic_shapes={'inputs': {0: batch}}, verbose=False)
+
+
+def run_onnx(path, inputs):
+    """The graph's outputs on ``inputs`` in onnxruntime (CPU)."""
+    import onnxruntime
+    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    return session.run(None, {'inputs': inputs.numpy()})
+
+
+def check_parity(graph, path, inputs, tolerance=TOLERANCE):
+    """The largest absolute difference between the ONNX file ``path`` in onnxruntime and
+    ``graph`` in PyTorch on ``inputs``, and the outputs' shapes; :class:`ParityError` when the
+    shapes differ or the difference is above ``tolerance``."""
+    with torch.no_grad():
+        expected = graph(inputs)
+    expected = [expected] if torch.is_tensor(expected) else list(expected)
+    got = run_onnx(path, inputs)
+    shapes = [tuple(g.shape) for g in got]
+    if shapes != [tuple(e.shape) for e in expected]:
+        raise ParityError(f'ONNX output shapes {shapes} differ from PyTorch\'s '
+                          f'{[tuple(e.shape) for e in expected]} on a batch of {len(inputs)}')
+    diff = max(float((torch.from_numpy(g) - e).abs().max()) for g, e in zip(got, expected))
+    if not diff <= tolerance:
+        raise ParityError(f'ONNX parity failed: {diff:.3g} > {tolerance:g}: onnxruntime computes '
+                          f'something else than PyTorch on {path} (an operator exported '
+                          'differently); do not deploy it.')
+    return diff, shapes
+
+
+def export_onnx(cfg, weights, path, input_shape=None, image=None, tolerance=TOLERANCE):
+    """Export the student (``weights`` from :func:`export_student`) of ``cfg`` (a loaded config)
+    to ONNX at ``path`` and check it against PyTorch (:func:`check_parity`); returns an
+    :class:`OnnxReport`.
+
+    ``input_shape``: the graph's ``(H, W)`` (default: see the module docstring); ``image``: a
+    path of an image file for the parity check instead of the first validation batch.
+    """
+    model = build_student(cfg, weights)
+    images = [read_image(image, cfg)] if image else first_val_images(cfg)
+    size = tuple(input_shape) if input_shape else default_size(cfg, model, images[0])
+    graph, names = graph_of(cfg, model, size)
+    graph.eval()
+    inputs = batch_of(images, size)
+    write_onnx(graph, inputs[:1].expand(2, -1, -1, -1).contiguous(), path, names)
+    diff, shapes = check_parity(graph, path, inputs, tolerance)
+    return OnnxReport(path, size, names, shapes, diff, tolerance)

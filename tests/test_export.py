@@ -1,0 +1,163 @@
+"""ONNX export of the quick-start students (kdzoo/export.py, tools/export_student.py --onnx):
+the graph takes raw 0-255 NCHW images with any batch size, and matches PyTorch and the frameworks'
+own inference; a parity failure is an error."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from kdzoo.export import (OPSET, ParityError, build_student, check_parity, export_onnx,
+                          export_student, graph_of, run_onnx)
+from kdzoo.runner import load_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def config_path(*parts):
+    return os.path.join(REPO, 'configs', *parts)
+
+
+def plain_run_checkpoint(model, path, prefix=''):
+    """A checkpoint as tools/train.py writes it (``prefix='distiller.student.'``: a distillation
+    run's), of ``model``'s current weights."""
+    torch.save({'state_dict': {prefix + k: v for k, v in model.state_dict().items()}}, path)
+    return str(path)
+
+
+def check_graph_file(path, output_names):
+    """Opset, input name and dtype, a symbolic batch dimension, the output names."""
+    model = onnx.load(path)
+    assert {o.domain: o.version for o in model.opset_import}[''] == OPSET
+    (inputs,) = model.graph.input
+    assert inputs.name == 'inputs' and inputs.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert inputs.type.tensor_type.shape.dim[0].dim_param  # the dynamic batch axis
+    assert [o.name for o in model.graph.output] == output_names
+
+
+def test_cls_quickstart_student_command_line(tmp_path):
+    """tools/export_student.py --onnx on a distillation checkpoint of the quick-start ViT student:
+    parity printed; the graph gives the student's logits (B, K) for raw images, any batch."""
+    from kdzoo.toydata import make_shapes_dataset
+    data = make_shapes_dataset(str(tmp_path / 'data'), num_classes=10, per_class=(1, 1))
+    config = config_path('quickstart', 'msdcrd.py')
+    options = [f'val_dataloader.dataset.root={data["val"]}']
+    cfg = load_config(config, {'val_dataloader.dataset.root': data['val']})
+    torch.manual_seed(0)
+    student = build_student(cfg, None)
+    checkpoint = plain_run_checkpoint(student, tmp_path / 'iter_2.pth', 'distiller.student.')
+    out = subprocess.run(
+        [sys.executable, 'tools/export_student.py', config, checkpoint, str(tmp_path / 's.pth'),
+         '--onnx', str(tmp_path / 's.onnx'), '--cfg-options', *options],
+        cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert 'input inputs float32 (B, 3, 32, 32), B dynamic, 0-255' in out.stdout
+    assert 'parity (onnxruntime vs PyTorch, batch of 8): max abs difference' in out.stdout
+    check_graph_file(str(tmp_path / 's.onnx'), ['logits'])
+    images = torch.rand(3, 3, 32, 32) * 255
+    with torch.no_grad():
+        expected = student(images, mode='tensor')
+    for batch in (1, 3):
+        (logits,) = run_onnx(str(tmp_path / 's.onnx'), images[:batch])
+        assert logits.shape == (batch, 10)
+        assert np.allclose(logits, expected[:batch].numpy(), atol=1e-4)
+
+
+def test_parity_above_tolerance_is_an_error(tmp_path, monkeypatch):
+    """A graph whose outputs differ from PyTorch's by more than the tolerance is refused."""
+    import kdzoo.export
+    from kdzoo.toydata import make_shapes_dataset
+    data = make_shapes_dataset(str(tmp_path / 'data'), num_classes=10, per_class=(1, 1))
+    cfg = load_config(config_path('quickstart', 'student.py'),
+                      {'model.depth': 1, 'val_dataloader.dataset.root': data['val']})
+    weights = build_student(cfg, None).model.state_dict()
+    report = export_onnx(cfg, weights, str(tmp_path / 's.onnx'))
+    assert report.max_abs_diff <= 1e-4
+    graph, _ = graph_of(cfg, build_student(cfg, weights), report.input_shape)
+    inputs = torch.rand(2, 3, 32, 32) * 255
+    run = kdzoo.export.run_onnx
+    monkeypatch.setattr(kdzoo.export, 'run_onnx', lambda p, x: [y + 0.01 for y in run(p, x)])
+    with pytest.raises(ParityError, match=r'ONNX parity failed: 0\.01 > 0\.001'):
+        check_parity(graph, str(tmp_path / 's.onnx'), inputs, 1e-3)
+
+
+@pytest.fixture(autouse=True)
+def unformatted_config_dumps(monkeypatch):
+    """MMEngine formats configs with yapf when it copies them (seconds for an mmdet config)."""
+    from yapf.yapflib import yapf_api
+    monkeypatch.setattr(yapf_api, 'FormatCode', lambda text, **kwargs: (text, None))
+
+
+def test_seg_quickstart_student_matches_mmseg_inference(tmp_path):
+    """The seg quick-start student's graph: seg_logits (B, K, H, W) equal to mmseg's predict on
+    the same images through its data preprocessor (BGR flip and mean / std inside the graph)."""
+    pytest.importorskip('mmseg', reason='segmentation needs the full install')
+    from kdzoo.export import first_val_images
+    from kdzoo.toydata import make_seg_dataset
+    root = make_seg_dataset(str(tmp_path / 'data'), num_images=(1, 3))
+    config = config_path('seg', 'quickstart_student.py')
+    options = {'val_dataloader.dataset.data_root': root, 'val_dataloader.batch_size': 3,
+               'val_dataloader.num_workers': 0, 'val_dataloader.persistent_workers': False}
+    cfg = load_config(config, options)
+    torch.manual_seed(0)
+    checkpoint = plain_run_checkpoint(build_student(cfg, None), tmp_path / 'iter_2.pth')
+    weights = export_student(config, checkpoint, str(tmp_path / 's.pth'), options)
+    report = export_onnx(cfg, weights, str(tmp_path / 's.onnx'))
+    assert report.input_shape == (64, 64) and report.max_abs_diff <= 1e-4
+    check_graph_file(str(tmp_path / 's.onnx'), ['seg_logits'])
+    model = build_student(cfg, weights)
+    images = first_val_images(cfg)
+    data = model.data_preprocessor({'inputs': [i.to(torch.uint8) for i in images],
+                                    'data_samples': None}, False)
+    with torch.no_grad():
+        expected = model.predict(data['inputs'])
+    for batch in (1, 3):
+        (logits,) = run_onnx(str(tmp_path / 's.onnx'), torch.stack(images[:batch]))
+        assert logits.shape == (batch, 10, 64, 64)
+        for got, sample in zip(logits, expected):
+            assert np.allclose(got, sample.seg_logits.data.numpy(), atol=1e-4)
+
+
+def test_det_quickstart_student_outputs_decode_as_mmdet_predicts(tmp_path):
+    """The det quick-start student's graph: the head's per-level outputs, equal to mmdet's
+    ``_forward`` through its data preprocessor; decoded with the head's ``predict_by_feat`` they
+    give mmdet's boxes."""
+    pytest.importorskip('mmdet', reason='detection needs the full install')
+    from kdzoo.export import first_val_images
+    from kdzoo.toydata import make_det_dataset
+    data = make_det_dataset(str(tmp_path / 'data'), num_images=(1, 2), size=128)
+    config = config_path('det', 'quickstart_retinanet_r18.py')
+    options = {'val_dataloader.dataset.data_root': data['root'] + '/',
+               'val_evaluator.ann_file': data['val_ann']}
+    cfg = load_config(config, options)
+    torch.manual_seed(0)
+    model = build_student(cfg, None)
+    model.init_weights()
+    checkpoint = plain_run_checkpoint(model, tmp_path / 'iter_2.pth')
+    weights = export_student(config, checkpoint, str(tmp_path / 's.pth'), options)
+    report = export_onnx(cfg, weights, str(tmp_path / 's.onnx'))
+    names = [f'{kind}_{level}' for kind in ('cls_scores', 'bbox_preds') for level in range(5)]
+    assert report.output_names == names and report.input_shape == (128, 128)
+    assert report.max_abs_diff <= 1e-3
+    check_graph_file(str(tmp_path / 's.onnx'), names)
+    images = first_val_images(cfg)
+    data = model.data_preprocessor({'inputs': [i.to(torch.uint8) for i in images]}, False)
+    with torch.no_grad():
+        cls_scores, bbox_preds = model._forward(data['inputs'])
+    got = [torch.from_numpy(o) for o in run_onnx(str(tmp_path / 's.onnx'), torch.stack(images))]
+    for a, b in zip(got, list(cls_scores) + list(bbox_preds)):
+        assert torch.allclose(a, b, atol=1e-3)
+    metas = [dict(img_shape=(128, 128), scale_factor=(1.0, 1.0))] * len(images)
+    test_cfg = model.bbox_head.test_cfg.copy()
+    test_cfg.update(score_thr=0.0, max_per_img=20)  # a random head scores ~0.01 everywhere
+
+    def decode(scores, boxes):
+        with torch.no_grad():
+            return model.bbox_head.predict_by_feat(scores, boxes, batch_img_metas=metas,
+                                                   cfg=test_cfg, rescale=False)
+    for ours, mmdet in zip(decode(got[:5], got[5:]), decode(list(cls_scores), list(bbox_preds))):
+        assert len(ours.bboxes) == len(mmdet.bboxes) == 20
+        assert torch.allclose(ours.bboxes, mmdet.bboxes, atol=1e-2)
