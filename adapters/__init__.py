@@ -18,7 +18,7 @@ TASKS = {
     'mmseg': ('kdzoo.adapters.mmseg', 'kdzoo.DistillSegmentor'),
     'mmdet': ('kdzoo.adapters.mmdet', 'kdzoo.DistillDetector'),
 }
-DISTILL_KEYS = {'teacher', 'losses', 'connectors', 'teacher_check'}
+DISTILL_KEYS = {'teacher', 'losses', 'connectors', 'teacher_check', 'monitor'}
 STUDENT_PREFIX = 'distiller.student.'
 
 

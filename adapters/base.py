@@ -10,8 +10,10 @@
   (it is initialised at build time only when no checkpoint replaces its weights);
 - the teacher's inputs: the student's preprocessed batch converted to the teacher's own mean, std
   and channel order (:func:`teacher_inputs`);
-- the ``loss`` / ``predict`` / ``tensor`` dispatch, ``describe_step`` for ``--dry-run``, and
-  labels passed to the losses as ``target``.
+- the ``loss`` / ``predict`` / ``tensor`` dispatch, ``describe_step`` for ``--dry-run``,
+  labels passed to the losses as ``target``, and the monitor's ``distill.ratio_<name>`` /
+  ``distill.agree`` values in the loss dict (:mod:`kdzoo.monitor`; ``distill_cfg.monitor=False``
+  turns them off).
 
 An adapter subclass says only what its framework makes specific::
 
@@ -30,6 +32,7 @@ import torch
 from mmengine.model import BaseModel
 
 from kdzoo.distiller import Distiller, parse_items
+from kdzoo.monitor import monitor_values
 from kdzoo.rng import isolated_rng
 from kdzoo.teacher import build_teacher
 
@@ -129,8 +132,9 @@ class DistillModel(BaseModel):
     Args:
         student: the student's model dict (built by :meth:`build_model`) or module.
         distill_cfg: ``dict(teacher=dict(config=..., checkpoint=..., cfg_options=...,
-            strict=True), losses=[...], connectors=dict(...), teacher_check=True)``
-            (docs/distill_cfg.md); ``teacher_check`` is read by ``kdzoo.adapters.wrap``.
+            strict=True), losses=[...], connectors=dict(...), teacher_check=True,
+            monitor=True)`` (docs/distill_cfg.md); ``teacher_check`` is read by
+            ``kdzoo.adapters.wrap``.
         data_preprocessor: a dict or module; defaults to the student's own.
     """
 
@@ -155,6 +159,7 @@ class DistillModel(BaseModel):
                                        student_reserved=self.RESERVED,
                                        teacher_reserved=self.RESERVED)
         self.teacher_norm = normalisation(getattr(teacher, 'data_preprocessor', None))
+        self.monitor = bool(distill_cfg.get('monitor', True))
 
     # -- what an adapter provides ------------------------------------------------------------
     def build_model(self, cfg):
@@ -220,8 +225,11 @@ class DistillModel(BaseModel):
         if mode == 'loss':
             with self.distiller.step():
                 losses, student, teacher = self.recorded_step(inputs, data_samples)
-                losses.update(self.distiller.distill_losses(
-                    student, teacher, target=self.targets(data_samples)))
+                distill = self.distiller.distill_losses(student, teacher,
+                                                        target=self.targets(data_samples))
+            if self.monitor:
+                losses.update(monitor_values(losses, distill, student, teacher))
+            losses.update(distill)
             return losses
         if mode not in MODES:
             raise ValueError(f'{type(self).__name__}: unknown mode {mode!r}; '

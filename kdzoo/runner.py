@@ -124,7 +124,8 @@ def distributed_setup(cfg):
 
 
 def dry_run(runner):
-    """One batch through the model: print every distill item and the loss values, no update."""
+    """One batch through the model: print every distill item, the loss values and the monitor's
+    ratios (a warning for a ratio outside ``kdzoo.monitor.RATIO_RANGE``), no update."""
     import torch
     from mmengine.model import is_model_wrapper
 
@@ -145,4 +146,9 @@ def dry_run(runner):
     for key, value in losses.items():
         value = sum(value) if isinstance(value, (list, tuple)) else value
         print(f'  {key} = {float(value):.6g}')
+    if hasattr(model, 'distiller'):
+        from kdzoo.monitor import ratio_warnings
+        weights = {item.name: item.weight for item in model.distiller.items}
+        for line in ratio_warnings(losses, weights):
+            print('  ' + line)
     return losses

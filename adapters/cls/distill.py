@@ -56,7 +56,10 @@ class DistillClassifier(DistillModel):
         losses = list(distill_cfg['losses'])
         self.student_names = ['logits'] + [t for item in losses for t in taps_of(item)[0]
                                            if t in RESERVED and t != 'logits']
-        self.teacher_names = [taps_of(item)[1] for item in losses if taps_of(item)[1] in RESERVED]
+        # 'logits' comes with every forward (the monitor's agreement reads it at no cost)
+        self.teacher_names = ['logits'] + [taps_of(item)[1] for item in losses
+                                           if taps_of(item)[1] in RESERVED and
+                                           taps_of(item)[1] != 'logits']
         self.student.check_readouts(self.student_names)
         self.teacher.check_readouts(self.teacher_names)
 

@@ -43,7 +43,9 @@ def test_loss_step_trains_the_student_only():
     model = make().train()
     x, labels = batch()
     losses = model(x, labels, mode='loss')
-    assert set(losses) == {'loss_cls', 'distill.loss_kd_0', 'distill.loss_ms', 'distill.loss_mse_2'}
+    assert set(losses) == {'loss_cls', 'distill.loss_kd_0', 'distill.loss_ms', 'distill.loss_mse_2',
+                           'distill.ratio_kd_0', 'distill.ratio_ms', 'distill.ratio_mse_2',
+                           'distill.agree'}  # the monitor's keys (kdzoo/monitor.py)
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
     assert all(p.grad is not None for p in model.student.parameters() if p.requires_grad)

@@ -67,7 +67,9 @@ def test_loss_step_trains_the_student_only(batch):
     data = model.data_preprocessor(batch, True)
     losses = model(**data, mode='loss')
     assert set(losses) == {'decode.loss_ce', 'decode.acc_seg', 'aux.loss_ce', 'aux.acc_seg',
-                           'distill.loss_msdcrd_0', 'distill.loss_lfcc_1', 'distill.loss_head'}
+                           'distill.loss_msdcrd_0', 'distill.loss_lfcc_1', 'distill.loss_head',
+                           'distill.ratio_msdcrd_0', 'distill.ratio_lfcc_1', 'distill.ratio_head',
+                           'distill.agree'}  # the monitor's keys (kdzoo/monitor.py)
     total = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()
