@@ -4,7 +4,7 @@ default_scope = 'kdzoo'
 custom_imports = dict(imports=['kdzoo.adapters.cls'], allow_failed_imports=False)
 
 data_root = 'data/quickstart'
-max_iters = 400
+max_iters = 500  # the student runs of tools/quickstart.py (its teacher: teacher.py, 600)
 batch_size = 64
 
 train_dataloader = dict(
