@@ -5,11 +5,11 @@ top-level ``adapters`` module, which would collide with an unrelated package of 
 
 Requirements: ``install_requires`` is what ``import kdzoo.losses``, the distiller and the
 experiment tools use: torch, the maintained MMEngine fork ``onedl-mmengine`` (it installs the
-``mmengine`` module; the upstream ``mmengine`` distribution is unmaintained), opencv-python (MMEngine's
-hooks import cv2 without requiring it), numpy, Pillow (the generated data sets) and matplotlib
-(reports). Each task's extra names its frameworks: ``[cls]``
-timm and torchvision, ``[seg]`` / ``[det]`` the mmsegmentation / mmdetection forks, ``[onnx]``
-the ONNX export and its parity check, ``[test]`` pytest. Segmentation and detection also need
+``mmengine`` module; the upstream ``mmengine`` distribution is unmaintained), opencv-python
+(MMEngine's hooks import cv2 without requiring it), numpy, Pillow (the generated data sets) and
+matplotlib (reports). Each task's extra names its frameworks: ``[cls]`` timm and torchvision,
+``[seg]`` / ``[det]`` the mmsegmentation / mmdetection forks, ``[onnx]`` the ONNX export and its
+parity check, ``[test]`` pytest. Segmentation and detection also need
 ``onedl-mmcv`` *compiled with its C++ ops against the installed torch*, which no requirement can
 express: ``bash tools/install.sh`` builds it (docs/deploy.md, "Installing").
 

@@ -18,7 +18,8 @@ The ONNX contract, the same for the three tasks:
   raw outputs per level, named after the head's ``predict_by_feat`` arguments
   (``cls_scores_0`` .. ``bbox_preds_0`` ..), with anchor decoding and NMS (mmdet's
   ``predict_by_feat``) left outside the graph;
-- ONNX opset :data:`OPSET`, written by ``torch.onnx.export(dynamo=True)`` (needs onnxscript).
+- ONNX opset :data:`OPSET`, written by ``torch.onnx.export(dynamo=True)`` (needs onnxscript);
+  one file, weights inside (beside it, in ``<path>.data``, from :data:`EXTERNAL_DATA_BYTES`).
 
 Parity: the first validation batch (at most :data:`PARITY_IMAGES` images), or one image file,
 resized to ``H, W``, goes through the graph in onnxruntime and through the same module in PyTorch;
@@ -36,9 +37,10 @@ from torch import nn
 OPSET = 18
 TOLERANCE = 1e-3
 PARITY_IMAGES = 8
+EXTERNAL_DATA_BYTES = 1 << 30
 
 
-class ParityError(AssertionError):
+class ParityError(RuntimeError):
     """onnxruntime's outputs differ from PyTorch's by more than the tolerance."""
 
 
@@ -236,14 +238,18 @@ class OnnxReport:
 
 
 def write_onnx(graph, example, path, output_names):
-    """``torch.onnx.export`` (dynamo, opset :data:`OPSET`) of ``graph`` with a dynamic batch."""
+    """``torch.onnx.export`` (dynamo, opset :data:`OPSET`) of ``graph`` with a dynamic batch; the
+    weights inside the one file, or beside it (``path + '.data'``) from
+    :data:`EXTERNAL_DATA_BYTES` on (an ONNX file cannot exceed 2 GiB)."""
     import onnxscript  # noqa: F401  (the dynamo exporter's dependency: fail early and clearly)
     batch = torch.export.Dim('batch', min=1)
+    size = sum(t.numel() * t.element_size() for t in graph.state_dict().values())
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with torch.no_grad():
         torch.onnx.export(graph, (example,), path, input_names=['inputs'],
                           output_names=output_names, opset_version=OPSET, dynamo=True,
-                          dynamic_shapes={'inputs': {0: batch}}, verbose=False)
+                          dynamic_shapes={'inputs': {0: batch}}, verbose=False,
+                          external_data=size >= EXTERNAL_DATA_BYTES)
 
 
 def run_onnx(path, inputs):

@@ -57,6 +57,7 @@ def test_cls_quickstart_student_command_line(tmp_path):
     assert 'input inputs float32 (B, 3, 32, 32), B dynamic, 0-255' in out.stdout
     assert 'parity (onnxruntime vs PyTorch, batch of 8): max abs difference' in out.stdout
     check_graph_file(str(tmp_path / 's.onnx'), ['logits'])
+    assert not (tmp_path / 's.onnx.data').exists()  # one file: the weights inside
     images = torch.rand(3, 3, 32, 32) * 255
     with torch.no_grad():
         expected = student(images, mode='tensor')

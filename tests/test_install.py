@@ -29,6 +29,27 @@ def test_interpreter_start_imports_neither_kdzoo_nor_mmengine():
     assert out.strip() == '[]'
 
 
+def test_core_tools_import_without_mmcv_mmdet_mmseg():
+    """What the core install serves (the tools on classification configs, the classification
+    adapter, the ONNX export) imports nothing of mmcv, mmdet or mmseg at module level."""
+    tools = ('train', 'test', 'quickstart', 'compare', 'analyze', 'export_student')
+    out = python(f'''
+        import importlib.util, sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split('.')[0] in ('mmcv', 'mmdet', 'mmseg'):
+                    raise ImportError('blocked: ' + name)
+        sys.meta_path.insert(0, Block())
+        import kdzoo.adapters.cls, kdzoo.export, kdzoo.losses
+        for tool in {tools!r}:
+            path = {os.path.join(REPO, 'tools')!r} + '/' + tool + '.py'
+            spec = importlib.util.spec_from_file_location('tools.' + tool, path)
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+        print('ok')
+        ''')
+    assert out.strip() == 'ok'
+
+
 def test_plain_config_fromfile_reads_seg_and_det_configs_without_importing_kdzoo():
     """mmseg's / mmdet's own tools parse a config with ``Config.fromfile`` alone: the ``mmseg::``
     and ``mmdet::`` bases resolve to the installed forks (and nothing is pip-installed)."""

@@ -48,8 +48,8 @@ def main(argv=None):
     if not args.onnx:
         return None
     try:
-        report = export_onnx(load_config(args.config, args.cfg_options), weights, args.onnx, args.input_shape,
-                             args.image, args.tolerance)
+        report = export_onnx(load_config(args.config, args.cfg_options), weights, args.onnx,
+                             args.input_shape, args.image, args.tolerance)
     except ParityError as err:
         sys.exit(f'export_student: {err}')
     print('\n'.join(report.lines()))
