@@ -67,18 +67,24 @@ def test_cls_quickstart_student_command_line(tmp_path):
         assert np.allclose(logits, expected[:batch].numpy(), atol=1e-4)
 
 
-def test_parity_above_tolerance_is_an_error(tmp_path, monkeypatch):
-    """A graph whose outputs differ from PyTorch's by more than the tolerance is refused."""
+def test_input_shape_and_image_options_and_parity_above_tolerance(tmp_path, monkeypatch):
+    """``input_shape`` and ``image`` (one image file for the parity check); a graph whose
+    outputs differ from PyTorch's by more than the tolerance is refused."""
+    import glob
+
     import kdzoo.export
     from kdzoo.toydata import make_shapes_dataset
     data = make_shapes_dataset(str(tmp_path / 'data'), num_classes=10, per_class=(1, 1))
     cfg = load_config(config_path('quickstart', 'student.py'),
                       {'model.depth': 1, 'val_dataloader.dataset.root': data['val']})
     weights = build_student(cfg, None).model.state_dict()
-    report = export_onnx(cfg, weights, str(tmp_path / 's.onnx'))
+    image = sorted(glob.glob(os.path.join(data['val'], '*', '*.png')))[0]
+    report = export_onnx(cfg, weights, str(tmp_path / 's.onnx'), input_shape=(48, 40),
+                         image=image)
+    assert report.input_shape == (48, 40) and report.output_shapes == [(1, 10)]
     assert report.max_abs_diff <= 1e-4
     graph, _ = graph_of(cfg, build_student(cfg, weights), report.input_shape)
-    inputs = torch.rand(2, 3, 32, 32) * 255
+    inputs = torch.rand(2, 3, 48, 40) * 255
     run = kdzoo.export.run_onnx
     monkeypatch.setattr(kdzoo.export, 'run_onnx', lambda p, x: [y + 0.01 for y in run(p, x)])
     with pytest.raises(ParityError, match=r'ONNX parity failed: 0\.01 > 0\.001'):
