@@ -4,7 +4,8 @@
                             [--out DIR] [--cfg-options k=v ...]
 
 For a config with ``distill_cfg`` (classification, mmseg, mmdet), on N validation batches of B
-images (re-batched, whatever the config's val batch size; B >= 4, the unbiased HSIC needs 4):
+images (drawn in a fixed shuffled order, whatever the config's val batch size; B >= 4, the unbiased
+HSIC needs 4):
 
 - the linear CKA of every teacher stage readout with every student stage readout (stage1..stage4
   and the logits; for mmdet the backbone stages and the FPN levels), minibatch CKA with the
@@ -72,10 +73,13 @@ def check_config(cfg, config):
 
 
 def analysis_loader(cfg, batch_size):
-    """The config's validation loader re-batched: ``batch_size`` images, in order, the last
-    incomplete batch dropped, no worker processes."""
+    """The config's validation set re-batched: ``batch_size`` images drawn in one fixed shuffled
+    order (seed 0: every run and both student states see the same images, and a batch is a random
+    sample of the set, not of one class of a class-sorted folder), the last incomplete batch
+    dropped, no worker processes."""
     return dict(cfg.val_dataloader, batch_size=batch_size, num_workers=0,
-                persistent_workers=False, drop_last=True)
+                persistent_workers=False, drop_last=True,
+                sampler=dict(type='DefaultSampler', shuffle=True, seed=0))
 
 
 def build(config, cfg_options, work_dir):

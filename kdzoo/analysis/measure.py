@@ -1,11 +1,11 @@
 """The teacher x student similarity of a distilling model over validation batches.
 
 :func:`measure` runs the student and the frozen teacher (on its own inputs,
-:meth:`kdzoo.adapters.base.DistillModel.teacher_inputs`), both in eval mode without gradients,
-image by image as a batch-1 validation runs them (each image at its own size), and stacks each
-batch's readouts, every image's map brought to the grid of the batch's first image
-(:func:`kdzoo.layout.resize`). For every (teacher readout, student readout) pair it accumulates
-the three sums of the minibatch CKA (:mod:`kdzoo.analysis.cka`), after
+:meth:`kdzoo.adapters.base.DistillModel.teacher_inputs`), both in eval mode without gradients, on
+each batch at once when its images share one size, else image by image as a batch-1 validation
+runs them (each at its own size), every image's map then brought to the grid of the batch's first
+image (:func:`kdzoo.layout.resize`). For every (teacher readout, student readout) pair it
+accumulates the three sums of the minibatch CKA (:mod:`kdzoo.analysis.cka`), after
 :func:`kdzoo.analysis.cka.common_grid` has brought the two to a common grid; where both have
 logits with the same classes, also the top-1 agreement and ``KL(p_teacher ‖ p_student)`` (softmax
 at temperature 1, every location of a logit map a sample). Only the sums are kept: memory does
@@ -59,8 +59,8 @@ def has_logit_pair(student, teacher):
 
 
 def stack(per_image):
-    """``{name: (B, ...)}`` from one readouts dict per image, each map resized to the grid of
-    the first image's."""
+    """``{name: (B, ...)}`` from readouts dicts of parts of a batch, each map resized to the grid
+    of the first part's."""
     first = per_image[0]
     return {name: torch.cat([x[name] if x[name].dim() != 4 else
                              resize(x[name], first[name].shape[-2:]) for x in per_image])
@@ -73,12 +73,15 @@ def one_image(batch, i):
 
 
 def batch_readouts(model, task, batch):
-    """``(student, teacher)`` readouts of a collated ``batch``, run image by image (each at its
-    own size, as a batch-1 validation runs it) and stacked (:func:`stack`)."""
+    """``(student, teacher)`` readouts of a collated ``batch``: one forward when its images share
+    one size, else image by image (each at its own size, as a batch-1 validation runs it),
+    stacked by :func:`stack`."""
+    images = batch['inputs']
+    parts = [batch] if len({tuple(x.shape) for x in images}) == 1 else [
+        one_image(batch, i) for i in range(len(images))]
     student, teacher = [], []
-    for i in range(len(batch['inputs'])):
-        data = model.data_preprocessor(one_image(batch, i), False)
-        inputs = data['inputs']
+    for part in parts:
+        inputs = model.data_preprocessor(part, False)['inputs']
         student.append(readouts(task, model.student, inputs))
         teacher.append(model.distiller.run_teacher(readouts, task, model.teacher,
                                                    model.teacher_inputs(inputs)))

@@ -95,10 +95,11 @@ def write_heatmap(path, sims, titles, suptitle):
         ax.set_yticks(range(rows), [f'{n}\n{shape_text(sim.shapes["teacher"][n])}'
                                     for n in sim.teacher], fontsize=8)
         ax.set_xlabel('student')
-        ax.set_ylabel('teacher')
         ax.set_title(f'{title}\n{logit_text(sim)}', fontsize=9)
+    axes[0][0].set_ylabel('teacher')
     fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label='linear CKA')
-    fig.suptitle(suptitle, fontsize=10)
+    fig.suptitle(f'{suptitle}\nred: the order-preserving stage matching of each panel',
+                 fontsize=10)
     fig.savefig(path, dpi=120, bbox_inches='tight')
     plt.close(fig)
     return path
