@@ -46,7 +46,7 @@ class CoreModule(pytest.Module):
         except self.CollectError as err:
             name = missing_framework(err)
             if name:
-                pytest.skip(REASON.format(name), allow_module_level=True)
+                pytest.skip(f'{self.nodeid}: {REASON.format(name)}', allow_module_level=True)
             raise
 
 
@@ -56,22 +56,22 @@ def pytest_pycollect_makemodule(module_path, parent):
     return None
 
 
-def skipping_missing_frameworks():
+def skipping_missing_frameworks(item):
     """Hook-wrapper body: a test whose setup or call fails on a :data:`MISSING` import skips."""
     try:
         return (yield)
     except Exception as err:
         name = missing_framework(err) if MISSING else None
         if name:
-            pytest.skip(REASON.format(name))
+            pytest.skip(f'{item.nodeid}: {REASON.format(name)}')
         raise
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item):
-    return (yield from skipping_missing_frameworks())
+    return (yield from skipping_missing_frameworks(item))
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    return (yield from skipping_missing_frameworks())
+    return (yield from skipping_missing_frameworks(item))
