@@ -124,16 +124,15 @@ def main(argv=None):
                 f'in {batches})')
     png = write_heatmap(osp.join(out, 'similarity.png'), sims, titles, suptitle)
     csv_path = write_csv(osp.join(out, 'similarity.csv'), sims)
+    teacher = cfg.distill_cfg.teacher.get('checkpoint')
     print(f'analyze: {args.config} ({task}), {sim.images} validation images in {batches}; '
-          'teacher checkpoint '
-          f'{cfg.distill_cfg.teacher.get("checkpoint")}')
+          f'teacher checkpoint {teacher}')
     for sim, title in zip(sims, titles):
         print(f'\nlinear CKA, rows: teacher, columns: {title}; logits: {logit_text(sim)}')
         print('\n'.join('  ' + line for line in table(sim)))
-    basis = sims[-1]
-    items, connectors, notes = suggest(basis, task, student_taps, teacher_taps)
+    items, connectors, notes = suggest(sims[-1], task, student_taps, teacher_taps)
     header = [f'tools/analyze.py {args.config}: each student stage matched with a teacher stage,',
-              f'order kept, highest total CKA ({titles[len(sims) - 1]}). Paste at the end of a',
+              f'order kept, highest total CKA ({titles[-1]}). Paste at the end of a',
               'copy of the config, in the same folder.']
     print('\n' + snippet(items, connectors, notes, assigns(args.config, 'distill_cfg'),
                          bool(cfg.distill_cfg.get('connectors')), header))
