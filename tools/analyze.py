@@ -66,10 +66,7 @@ def check_config(cfg, config):
     if 'distill_cfg' not in cfg:
         raise SystemExit(f'analyze: {config} has no distill_cfg; analyze compares a student with '
                          'the teacher of its distill_cfg (docs/distill_cfg.md)')
-    try:
-        check_inputs(cfg, config)
-    except SystemExit as err:  # check_inputs words its message for tools/compare.py
-        raise SystemExit('analyze: ' + str(err).removeprefix('compare: ')) from None
+    check_inputs(cfg, config, tool='analyze')
 
 
 def analysis_loader(cfg, batch_size):

@@ -51,10 +51,11 @@ def missing_inputs(cfg):
     return missing
 
 
-def check_inputs(cfg, config):
-    """Stop with an error naming what is missing and the command that makes it."""
+def check_inputs(cfg, config, tool='compare'):
+    """Stop with an error naming what is missing and the command that makes it; ``tool`` names
+    the command line that asks (the messages start with it)."""
     if 'distill_cfg' not in cfg:
-        raise SystemExit(f'compare: {config} has no distill_cfg; compare needs a distilling config '
+        raise SystemExit(f'{tool}: {config} has no distill_cfg; {tool} needs a distilling config '
                          '(docs/distill_cfg.md)')
     missing = missing_inputs(cfg)
     if missing:
@@ -63,7 +64,7 @@ def check_inputs(cfg, config):
                'Make them first (tools/make_toy_data.py writes the generated sets; train the '
                'teacher with tools/train.py on its config), or point the config at them with '
                '--cfg-options')
-        raise SystemExit(f'compare: {config} needs inputs that do not exist (from '
+        raise SystemExit(f'{tool}: {config} needs inputs that do not exist (from '
                          f'{os.getcwd()}):\n  ' + '\n  '.join(missing) + f'\n{fix}.')
 
 
