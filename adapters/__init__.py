@@ -44,7 +44,8 @@ def check_distill_cfg(distill_cfg):
     before anything is built."""
     unknown = set(distill_cfg) - DISTILL_KEYS
     if unknown:
-        raise ValueError(f'distill_cfg: unknown keys {sorted(unknown)}; allowed: {sorted(DISTILL_KEYS)}')
+        raise ValueError(f'distill_cfg: unknown keys {sorted(unknown)}; '
+                         f'allowed: {sorted(DISTILL_KEYS)}')
     for key in ('teacher', 'losses'):
         if key not in distill_cfg:
             raise ValueError(f'distill_cfg: missing {key!r} (see docs/distill_cfg.md)')

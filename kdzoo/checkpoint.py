@@ -20,7 +20,8 @@ import torch
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, refused by ``weights_only``, or does not fit the model."""
+    """A checkpoint is missing, unreadable, refused by ``weights_only``, or does not fit the
+    model."""
 
 
 def safe_globals():
@@ -75,7 +76,8 @@ def state_dict_of(checkpoint):
     """The model weights inside a loaded checkpoint (``state_dict`` / ``model`` key or the dict
     itself), with a DDP ``module.`` prefix removed."""
     if not isinstance(checkpoint, dict):
-        raise CheckpointError(f'a checkpoint must hold a dict of tensors, got {type(checkpoint).__name__}')
+        raise CheckpointError('a checkpoint must hold a dict of tensors, got '
+                              f'{type(checkpoint).__name__}')
     for key in ('state_dict', 'model'):
         if isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]

@@ -114,7 +114,8 @@ def parse_item(index, cfg):
         raise ValueError(f'distill item {index}: {len(student)} student taps {list(student)} need '
                          "a connector that fuses them (e.g. connector='msdf')")
     if not isinstance(cfg['teacher'], str):
-        raise ValueError(f'distill item {index}: teacher must be one tap name, got {cfg["teacher"]!r}')
+        raise ValueError(f'distill item {index}: teacher must be one tap name, '
+                         f'got {cfg["teacher"]!r}')
     name = cfg.get('name') or f'{loss_type_name(cfg["loss"])}_{index}'
     if not isinstance(name, str) or '.' in name or not name:
         raise ValueError(f'distill item {index}: name must be a non-empty string without dots, '
@@ -248,7 +249,8 @@ class Distiller(nn.Module):
                     module.end_step()
 
     def run_teacher(self, fn=None, *args, **kwargs):
-        """Run ``fn(*args, **kwargs)`` (default: the teacher itself) without grad, teacher in eval."""
+        """Run ``fn(*args, **kwargs)`` (default: the teacher itself) without grad, teacher in
+        eval."""
         self.teacher.eval()
         with torch.no_grad():
             return (fn or self.teacher)(*args, **kwargs)
@@ -298,7 +300,8 @@ class Distiller(nn.Module):
         for item in self.items:
             pairs = self.item_values(item, student_readouts, teacher_readouts)
             scale = item.weight * warmup_factor(iteration, item.warmup_iters)
-            losses[f'distill.loss_{item.name}'] = scale * self.item_loss(item, pairs, ctx, iteration)
+            losses[f'distill.loss_{item.name}'] = scale * self.item_loss(
+                item, pairs, ctx, iteration)
         if self.training:
             self._steps += 1
         return losses

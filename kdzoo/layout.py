@@ -12,7 +12,6 @@ never by cropping.
 """
 import math
 
-import torch
 import torch.nn.functional as F
 
 LAYOUTS = ('nchw', 'nhwc', 'tokens')
@@ -97,4 +96,5 @@ def as_samples(x):
         return x
     if x.dim() == 4:
         return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
-    raise ValueError(f'as_samples: expected (B, K) logits or (B, K, H, W) maps, got {tuple(x.shape)}')
+    raise ValueError('as_samples: expected (B, K) logits or (B, K, H, W) maps, '
+                     f'got {tuple(x.shape)}')

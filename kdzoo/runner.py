@@ -17,7 +17,8 @@ from kdzoo.data_stream import seed_train_stream
 
 
 def load_config(path, cfg_options=None, work_dir=None):
-    """Read ``path``, apply ``cfg_options`` and set ``work_dir``; the distill wrapping comes later."""
+    """Read ``path``, apply ``cfg_options`` and set ``work_dir``; the distill wrapping comes
+    later."""
     from mmengine.config import Config
     if not osp.isfile(path):
         raise FileNotFoundError(f'config not found: {path}')

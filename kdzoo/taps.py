@@ -76,7 +76,8 @@ class Taps:
             calls.clear()
 
     def get(self, path):
-        """The output recorded at ``path``: one call -> its output; several -> a list in call order."""
+        """The output recorded at ``path``: one call -> its output; several -> a list in call
+        order."""
         calls = self.records[path]
         if not calls:
             raise RuntimeError(

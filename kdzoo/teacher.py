@@ -67,15 +67,16 @@ def build_teacher(teacher_cfg, build_model):
         teacher_cfg = dict(teacher_cfg)
         unknown = set(teacher_cfg) - TEACHER_KEYS
         if unknown or 'config' not in teacher_cfg:
-            raise ValueError(f'distill_cfg.teacher: needs `config`; allowed keys {sorted(TEACHER_KEYS)}, '
-                             f'got {sorted(teacher_cfg)}')
+            raise ValueError('distill_cfg.teacher: needs `config`; allowed keys '
+                             f'{sorted(TEACHER_KEYS)}, got {sorted(teacher_cfg)}')
         teacher = build_model(model_config(teacher_cfg['config'], teacher_cfg.get('cfg_options')))
         if teacher_cfg.get('checkpoint'):  # its weights replace any initialisation: none is run
             load_weights(teacher, teacher_cfg['checkpoint'], strict=teacher_cfg.get('strict', True),
                          unsafe_load=teacher_cfg.get('unsafe_load', False))
         else:
-            warnings.warn('distill_cfg.teacher has no checkpoint: the teacher keeps the weights its '
-                          'config gives it (random, unless the config loads pretrained weights)')
+            warnings.warn('distill_cfg.teacher has no checkpoint: the teacher keeps the weights '
+                          'its config gives it (random, unless the config loads pretrained '
+                          'weights)')
             on_meta = any(p.is_meta for p in teacher.parameters())  # shape checks: no values
             if hasattr(teacher, 'init_weights') and not on_meta:
                 teacher.init_weights()

@@ -1,4 +1,5 @@
-"""Tiny models shared by the tests (importable as ``helpers``: tests/ is on sys.path via conftest)."""
+"""Tiny models shared by the tests (importable as ``helpers``: tests/ is on sys.path via
+conftest)."""
 import torch
 from torch import nn
 
@@ -9,7 +10,8 @@ class TinyCNN(nn.Module):
 
     def __init__(self, width=8, num_classes=5):
         super().__init__()
-        self.layer1 = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU())
+        self.layer1 = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width),
+                                    nn.ReLU())
         self.layer2 = nn.Sequential(nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
                                     nn.BatchNorm2d(2 * width), nn.ReLU())
         self.fc = nn.Linear(2 * width, num_classes)

@@ -1,14 +1,19 @@
 """Safe checkpoint loading: weights_only everywhere, clear errors, strict key matching."""
 import collections
-import os
 import re
 
 import pytest
 import torch
-
 from helpers import TinyCNN
-from kdzoo.checkpoint import (CheckpointError, harden_mmengine_loading, load_file, load_weights,
-                              state_dict_of, strip_prefix)
+
+from kdzoo.checkpoint import (
+    CheckpointError,
+    harden_mmengine_loading,
+    load_file,
+    load_weights,
+    state_dict_of,
+    strip_prefix,
+)
 
 
 class Evil:
@@ -45,7 +50,8 @@ def test_truncated_file_is_a_clear_error(tmp_path):
 def test_pickle_refused_by_weights_only_and_unsafe_opt_in(tmp_path):
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': TinyCNN().state_dict(), 'extra': Evil()}, path)
-    with pytest.raises(CheckpointError, match='refused by torch.load\\(weights_only=True\\).*unsafe_load=True'):
+    with pytest.raises(CheckpointError,
+                       match='refused by torch.load\\(weights_only=True\\).*unsafe_load=True'):
         load_file(str(path))
     assert isinstance(load_file(str(path), unsafe_load=True)['extra'], Evil)
 

@@ -2,10 +2,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import TinyCNN, TwoLevel, randn
 from mmengine.logging import MessageHub
 from torch import nn
 
-from helpers import TinyCNN, TwoLevel, randn
 from kdzoo.distiller import Distiller, warmup_factor
 
 
@@ -28,7 +28,8 @@ def step(distiller, x, **ctx):
 def test_keys_weights_and_values_match_independent_formulas():
     d = make([dict(student='layer2', teacher='layer2', loss=dict(type='MSELoss'), weight=3.0,
                    connector='proj'),
-              dict(student='logits', teacher='logits', loss=dict(type='KDLoss', tau=2.0), name='kd')],
+              dict(student='logits', teacher='logits', loss=dict(type='KDLoss', tau=2.0),
+                   name='kd')],
              connectors=dict(proj=dict(type='Projector', in_channels=8, out_channels=16)))
     x = randn(4, 3, 8, 8)
     losses, s_logits, t_logits = step(d, x)
@@ -37,12 +38,14 @@ def test_keys_weights_and_values_match_independent_formulas():
         s_feat = d.connectors['proj'](d.student.layer2(d.student.layer1(x)))
         t_feat = d.teacher.layer2(d.teacher.layer1(x))
     assert torch.allclose(losses['distill.loss_mse_0'], 3.0 * F.mse_loss(s_feat, t_feat), atol=1e-6)
-    kd = F.kl_div(F.log_softmax(s_logits / 2, 1), F.softmax(t_logits / 2, 1), reduction='batchmean') * 4
+    kd = F.kl_div(F.log_softmax(s_logits / 2, 1), F.softmax(t_logits / 2, 1),
+                  reduction='batchmean') * 4
     assert torch.allclose(losses['distill.loss_kd'], kd, atol=1e-6)
 
 
 def test_gradients_reach_student_and_connector_never_teacher():
-    d = make([dict(student='layer2', teacher='layer2', loss=dict(type='MSELoss'), connector='proj')],
+    d = make([dict(student='layer2', teacher='layer2', loss=dict(type='MSELoss'),
+                   connector='proj')],
              connectors=dict(proj=dict(type='Projector', in_channels=8, out_channels=16)))
     d.train()
     losses, _, _ = step(d, randn(4, 3, 8, 8))
@@ -145,7 +148,8 @@ def test_list_of_student_taps_goes_through_connector():
     with torch.no_grad():
         a = d.student.layer1(x)
         fused = d.connectors['fuse']([d.student.layer2(a), a])
-    kd = F.kl_div(F.log_softmax(fused / 4, 1), F.softmax(t_logits / 4, 1), reduction='batchmean') * 16
+    kd = F.kl_div(F.log_softmax(fused / 4, 1), F.softmax(t_logits / 4, 1),
+                  reduction='batchmean') * 16
     assert torch.allclose(losses['distill.loss_kd_0'], kd, atol=1e-6)
 
 
@@ -247,8 +251,9 @@ def test_nonfinite_student_and_loss_sides_are_told_apart():
         step(d, randn(4, 3, 8, 8))
     d = make([KD])
     d.losses['kd_0'].tau = 0.0  # past the build-time check: a loss that divides by zero
-    with pytest.raises(NonFiniteError, match=r'the loss side has 1 of 1 values non-finite; the '
-                                             r"loss produced it from finite inputs: check the loss's"):
+    message = (r'the loss side has 1 of 1 values non-finite; the '
+               r"loss produced it from finite inputs: check the loss's")
+    with pytest.raises(NonFiniteError, match=message):
         step(d, randn(4, 3, 8, 8))
 
 

@@ -10,8 +10,16 @@ import onnx
 import pytest
 import torch
 
-from kdzoo.export import (OPSET, ParityError, build_student, check_parity, export_onnx,
-                          export_student, graph_of, run_onnx)
+from kdzoo.export import (
+    OPSET,
+    ParityError,
+    build_student,
+    check_parity,
+    export_onnx,
+    export_student,
+    graph_of,
+    run_onnx,
+)
 from kdzoo.runner import load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

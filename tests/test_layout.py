@@ -2,8 +2,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
 from helpers import randn
+
 from kdzoo import layout
 
 

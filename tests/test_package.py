@@ -10,7 +10,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_adapters_install_as_kdzoo_adapters_not_top_level():
     import kdzoo.adapters
-    assert os.path.samefile(os.path.dirname(kdzoo.adapters.__file__), os.path.join(REPO, 'adapters'))
+    installed = os.path.dirname(kdzoo.adapters.__file__)
+    assert os.path.samefile(installed, os.path.join(REPO, 'adapters'))
     code = 'import importlib.util; print(importlib.util.find_spec("adapters"))'
     out = subprocess.run([sys.executable, '-c', code], cwd='/', capture_output=True, text=True,
                          check=True).stdout.strip()
@@ -18,7 +19,8 @@ def test_adapters_install_as_kdzoo_adapters_not_top_level():
 
 
 def test_losses_import_with_torch_and_mmengine_alone():
-    """Import kdzoo.losses and kdzoo.connectors with mmcv, mmdet, mmseg and timm made unimportable."""
+    """Import kdzoo.losses and kdzoo.connectors with mmcv, mmdet, mmseg and timm made
+    unimportable."""
     code = '''
 import sys
 class Block:

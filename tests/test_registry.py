@@ -26,8 +26,8 @@ def test_every_loss_builds_with_defaults_scoped_or_not(name):
 
 def test_distill_build_ignores_the_runner_default_scope():
     """Inside a distill_cfg `MSELoss` is kdzoo's even when the runner's scope is mmdet."""
-    from mmdet.registry import MODELS as MMDET_MODELS  # registers mmdet's own MSELoss
     import mmdet.models  # noqa: F401
+    from mmdet.registry import MODELS as MMDET_MODELS  # registers mmdet's own MSELoss
     with DefaultScope.overwrite_default_scope('mmdet'):
         assert type(registry.build(dict(type='MSELoss'))) is MSELoss
         assert type(MMDET_MODELS.build(dict(type='kdzoo.MSDCRDLoss'))) is MSDCRDLoss

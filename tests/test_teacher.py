@@ -3,9 +3,9 @@ import subprocess
 
 import pytest
 import torch
+from helpers import TinyCNN
 from mmengine.registry import Registry
 
-from helpers import TinyCNN
 from kdzoo.checkpoint import CheckpointError
 from kdzoo.teacher import build_teacher, model_config
 
@@ -24,7 +24,8 @@ def test_inline_dict_with_cfg_options_and_checkpoint(tmp_path):
         random_teacher = build_teacher(dict(config=dict(type='TinyCNN', width=4)), build)
     assert random_teacher.fc.out_features == 5
     teacher = build_teacher(dict(config=dict(type='TinyCNN', width=4),
-                                 cfg_options={'num_classes': 3}, checkpoint=str(tmp_path / 't.pth')),
+                                 cfg_options={'num_classes': 3},
+                                 checkpoint=str(tmp_path / 't.pth')),
                             build)
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
     assert torch.equal(teacher.fc.weight, src.fc.weight)
@@ -43,7 +44,8 @@ def test_bad_checkpoint_fails_before_training(tmp_path):
         build_teacher(dict(config=dict(type='TinyCNN'), checkpoint=str(tmp_path / 'x.pth')), build)
     torch.save(TinyCNN(num_classes=9).state_dict(), tmp_path / 'nine.pth')
     with pytest.raises(CheckpointError, match='fc.weight \\(9, 16\\) vs model \\(5, 16\\)'):
-        build_teacher(dict(config=dict(type='TinyCNN'), checkpoint=str(tmp_path / 'nine.pth')), build)
+        build_teacher(dict(config=dict(type='TinyCNN'), checkpoint=str(tmp_path / 'nine.pth')),
+                      build)
     with pytest.raises(ValueError, match='allowed keys'):
         build_teacher(dict(config=dict(type='TinyCNN'), ckpt='x'), build)
 
@@ -57,8 +59,9 @@ def test_module_passes_through_frozen():
 def test_mmseg_and_mmdet_scopes_resolve_to_the_forks_without_installing(monkeypatch):
     """kdzoo/compat.py: `mmseg::` must resolve to the fork's configs, and MMEngine must never try to
     `pip install mmsegmentation` (it would overwrite the fork)."""
-    import kdzoo  # noqa: F401
     from mmengine.utils import package_utils
+
+    import kdzoo  # noqa: F401
 
     def refuse(*args, **kwargs):
         raise AssertionError(f'an install was attempted: {args}')

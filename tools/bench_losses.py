@@ -71,7 +71,8 @@ MEMORY_TARGET, TIME_TARGET = 10.0, 1.5  # DFRA: direct/chunked peak memory, chun
 
 
 def direct_dfra_reference(student, teacher, tau=1.0, alpha=2.0):
-    """DFRA (arXiv 2502.06189, docs/losses.md) written directly: whole relation tensors, plain autograd.
+    """DFRA (arXiv 2502.06189, docs/losses.md) written directly: whole relation tensors, plain
+    autograd.
 
     ``a = z_s / tau``, ``b = z_t / tau`` ``(N, K)``; class-wise relations ``a_n a_nᵀ / √K``
     ``(N, K, K)``, sample-wise relations ``a_:k a_:kᵀ / √K`` ``(K, N, N)``; every row softmaxed,

@@ -18,8 +18,8 @@ evaluation, seeds 0 and 1 unless given (the test suite runs it).
 import argparse
 import os.path as osp
 
-from kdzoo.experiments.paired import compare
 from kdzoo.experiments.compare_report import summary_lines, write_chart, write_markdown
+from kdzoo.experiments.paired import compare
 from kdzoo.runner import load_config
 
 

@@ -5,15 +5,16 @@
 #
 #   bash tools/install.sh          full: PyTorch, the maintained OpenMMLab forks (onedl-mmengine,
 #                                  onedl-mmcv compiled with its C++ ops, mmdetection,
-#                                  mmsegmentation), timm, ONNX export tools, pytest. What CI runs;
-#                                  segmentation and detection need it (~20 min on 2 cores the first
-#                                  time, compiling mmcv).
+#                                  mmsegmentation), timm, ONNX export tools, pytest, ruff. What CI
+#                                  runs; segmentation and detection need it (~20 min on 2 cores
+#                                  the first time, compiling mmcv).
 #   bash tools/install.sh --core   no mmcv build, no mmdet / mmseg: PyTorch, onedl-mmengine, timm,
-#                                  ONNX export tools, pytest, tensorboard. Enough for kdzoo.losses,
-#                                  classification (tools/train.py, quickstart.py, compare.py,
-#                                  analyze.py, export_student.py on cls configs); the tests that
-#                                  need mmdet / mmseg / mmcv are skipped, with the reason. Running
-#                                  the full install later on the same environment completes it.
+#                                  ONNX export tools, pytest, ruff, tensorboard. Enough for
+#                                  kdzoo.losses, classification (tools/train.py, quickstart.py,
+#                                  compare.py, analyze.py, export_student.py on cls configs); the
+#                                  tests that need mmdet / mmseg / mmcv are skipped, with the
+#                                  reason. Running the full install later on the same environment
+#                                  completes it.
 #
 # Environment: PYTHON (interpreter, default python3.11 or python3), VENV (the environment's
 # folder, default .venv), MAX_JOBS (mmcv build, default nproc).
@@ -51,9 +52,10 @@ if [ "$core" = 0 ] && ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} "${PIP[@]}" --no-build-isolation onedl-mmcv==2.3.6
 fi
 # 4. The rest of the stack and kdzoo. MMEngine's hooks import cv2 without requiring it; torch
-#    2.11's ONNX exporter needs onnxscript.
+#    2.11's ONNX exporter needs onnxscript. ruff is pinned: .ci/run lints with it (ruff.toml),
+#    and new ruff releases change what the rules report.
 CORE=(onedl-mmengine==0.10.12 opencv-python timm==1.0.31 onnx==1.23.1 onnxruntime==1.30.0
-      onnxscript==0.7.2 pytest tensorboard matplotlib)
+      onnxscript==0.7.2 pytest ruff==0.17.6 tensorboard matplotlib)
 TASKS=(onedl-mmdetection==3.5.1 onedl-mmsegmentation==1.4.2)
 [ "$core" = 1 ] && TASKS=()
 "${PIP[@]}" -q --no-build-isolation "${CORE[@]}" "${TASKS[@]}"

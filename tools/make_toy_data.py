@@ -27,7 +27,8 @@ def main(argv=None):
         from kdzoo.toydata import make_det_dataset as make
         counts, key = (args.train or 400, args.val or 100), 'num_images'
     make(args.root, seed=args.seed, **{key: counts})
-    print(f'wrote the generated {args.task} set to {args.root} ({counts[0]} train / {counts[1]} val)')
+    print(f'wrote the generated {args.task} set to {args.root} '
+          f'({counts[0]} train / {counts[1]} val)')
 
 
 if __name__ == '__main__':

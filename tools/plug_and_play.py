@@ -55,8 +55,13 @@ from types import SimpleNamespace
 from kdzoo.experiments.matrix_report import COLUMNS, CSV_NAME, PLAN_NAME, key_of, write_report
 from kdzoo.experiments.recipes import STAGES, recipe
 from kdzoo.experiments.rows import append_row, fmt, number, read_rows
-from kdzoo.experiments.runs import (budget_options, make_runner, train_run,
-                                    unformatted_config_dumps, unwrap)
+from kdzoo.experiments.runs import (
+    budget_options,
+    make_runner,
+    train_run,
+    unformatted_config_dumps,
+    unwrap,
+)
 from kdzoo.experiments.timing import bf16_autocast, step_costs
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -111,7 +116,8 @@ def make_cls_data(root, size):
                 folder = osp.join(root, split, name)
                 os.makedirs(folder, exist_ok=True)
                 for f in os.listdir(osp.join(parts, str(s), split, name)):
-                    os.replace(osp.join(parts, str(s), split, name, f), osp.join(folder, f'{s}_{f}'))
+                    os.replace(osp.join(parts, str(s), split, name, f),
+                               osp.join(folder, f'{s}_{f}'))
     shutil.rmtree(parts)
     return {f'{loader}.dataset.root': osp.join(root, split) for loader, split in
             (('train_dataloader', 'train'), ('val_dataloader', 'val'), ('test_dataloader', 'val'))}
@@ -129,7 +135,8 @@ def make_det_data(root, size):
     data = make_det_dataset(root, num_images=size['images'], size=size['px'])
     options = {f'{loader}.dataset.data_root': data['root'] + '/'
                for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')}
-    options.update({f'{key}.ann_file': data['val_ann'] for key in ('val_evaluator', 'test_evaluator')})
+    options.update({f'{key}.ann_file': data['val_ann']
+                    for key in ('val_evaluator', 'test_evaluator')})
     return options
 
 
@@ -148,7 +155,8 @@ def probe_cls(model_cfg):
 
 
 def probe_seg(model_cfg):
-    """``(C, H, W)`` of an mmseg segmentor's backbone outputs (its ``stage1..4``), one 64 px image."""
+    """``(C, H, W)`` of an mmseg segmentor's backbone outputs (its ``stage1..4``), one 64 px
+    image."""
     import torch
 
     from kdzoo.adapters.mmseg.distill import build_mmseg
@@ -535,7 +543,8 @@ def resolve(args):
     task_cfg = {t: dataclasses.replace(TASKS[t], **PROFILES[args.profile].get(t, {}))
                 for t in TASKS}
     if args.tasks is None:
-        tasks = [t for t in TASKS if t == 'cls' or adapter_error(t) is None] if smoke else list(TASKS)
+        tasks = ([t for t in TASKS if t == 'cls' or adapter_error(t) is None] if smoke
+                 else list(TASKS))
     else:
         tasks = parse_list(args.tasks, TASKS, 'tasks')
     for task in tasks:

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from kdzoo.registry import MODELS, build
+
 from .stage_branch import StageBranch, init_weights
 
 

@@ -109,7 +109,8 @@ def step_cost_lines(rows):
         lines.append(
             f'| {r["task"]} | {r["pair"]} | {r["loss"]} | {r["seed"]} | {ratio:.3f} | '
             f'{share:.1%} | {1000 * extra:.1f} ms over student + teacher, of which losses '
-            f'{1000 * losses:.1f} ms, connectors / readouts / taps {1000 * (extra - losses):.1f} ms |')
+            f'{1000 * losses:.1f} ms, connectors / readouts / taps '
+            f'{1000 * (extra - losses):.1f} ms |')
     return lines
 
 

@@ -13,8 +13,15 @@ import os.path as osp
 import time
 
 from kdzoo.experiments.rows import append_row, read_rows
-from kdzoo.experiments.runs import (TASK_METRICS, TASK_NAMES, budget_options, is_iteration_based,
-                                    teacher_metric, train_run, unformatted_config_dumps)
+from kdzoo.experiments.runs import (
+    TASK_METRICS,
+    TASK_NAMES,
+    budget_options,
+    is_iteration_based,
+    teacher_metric,
+    train_run,
+    unformatted_config_dumps,
+)
 
 CSV_NAME, MD_NAME, PNG_NAME = 'compare.csv', 'compare.md', 'compare.png'
 COLUMNS = ['task', 'config', 'arm', 'seed', 'budget', 'metric_name', 'last', 'best', 'curve',
@@ -112,9 +119,9 @@ def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare
             value = teacher_metric(config, osp.join(work_dir, 'teacher_check'), options, metric,
                                    scale)
             print(f'[compare] teacher {metric} = {value:.2f}', flush=True)
-            append_row(csv_path, COLUMNS, dict(base, arm='teacher', seed='-', last=value, best=value,
-                                      seconds=time.perf_counter() - start,
-                                      finished=time.strftime('%Y-%m-%d %H:%M:%S')))
+            append_row(csv_path, COLUMNS, dict(base, arm='teacher', seed='-', last=value,
+                                               best=value, seconds=time.perf_counter() - start,
+                                               finished=time.strftime('%Y-%m-%d %H:%M:%S')))
             ran = True
         for seed in seeds:
             init_file = osp.join(work_dir, f'seed{seed}', 'student_init.pth')

@@ -8,7 +8,8 @@ computation and compares). The release normalises its relation matrices over ``d
 and sums the element-wise KL over the last dimension before the mean; the relations are
 symmetric (``x xᵀ``), so that is the row formula below with the same ``1/(N K)`` normalisation.
 
-With ``a = z_s / tau``, ``b = z_t / tau`` ``(N, K)`` and ``KL(q ‖ p) = Σ_j q_j (log q_j − log p_j)``:
+With ``a = z_s / tau``, ``b = z_t / tau`` ``(N, K)`` and
+``KL(q ‖ p) = Σ_j q_j (log q_j − log p_j)``:
 
 - class-wise relation per sample ``n``: ``R_n = a_n a_nᵀ / √K`` ``(K × K)``, row softmax;
   ``L_class = 1/(N K) Σ_n Σ_i KL(softmax(R^t_n[i]) ‖ softmax(R^s_n[i]))``;

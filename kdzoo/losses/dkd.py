@@ -10,13 +10,15 @@ KD is split at the label ``y`` of each sample, with ``p = softmax(z / tau)``:
 
 ``DKD = tau² · mean_n (alpha · TCKD + beta · NCKD)``.
 
-Everything is computed in log space: ``log(1 − p_y) = logsumexp_{c≠y} z_c/tau − logsumexp_c z_c/tau``
-and ``log p̂`` is a log-softmax over the non-target logits only (they are gathered, not masked), so no
-``log 0`` or ``0 · (−inf)`` can occur — mdistiller's original masking gave NaN for 2 classes and
-saturated logits. With 2 classes the non-target distribution has one class and NCKD is exactly 0.
+Everything is computed in log space:
+``log(1 − p_y) = logsumexp_{c≠y} z_c/tau − logsumexp_c z_c/tau`` and ``log p̂`` is a log-softmax
+over the non-target logits only (they are gathered, not masked), so no ``log 0`` or
+``0 · (−inf)`` can occur — mdistiller's original masking gave NaN for 2 classes and saturated
+logits. With 2 classes the non-target distribution has one class and NCKD is exactly 0.
 
 Defaults: ``alpha=1.0, beta=8.0, tau=4.0``. Inputs: logits ``(B, K)`` or dense logit maps
-``(B, K, H, W)``, ``K >= 2``, and ``target`` ``(B,)`` or ``(B, H, W)`` (``ignore_index`` 255 skipped).
+``(B, K, H, W)``, ``K >= 2``, and ``target`` ``(B,)`` or ``(B, H, W)`` (``ignore_index`` 255
+skipped).
 """
 import torch
 from torch import nn
@@ -49,7 +51,8 @@ def dkd_loss(student, teacher, target, alpha=1.0, beta=8.0, tau=4.0):
 
 @MODELS.register_module()
 class DKDLoss(nn.Module):
-    """Decoupled KD (Zhao et al., CVPR 2022): ``tau² (alpha TCKD + beta NCKD)``; needs ``target``."""
+    """Decoupled KD (Zhao et al., CVPR 2022): ``tau² (alpha TCKD + beta NCKD)``; needs
+    ``target``."""
 
     requires_target = True  # adapters refuse it where no label per sample exists (detection)
 
@@ -61,7 +64,7 @@ class DKDLoss(nn.Module):
 
     def forward(self, student, teacher, target=None, **ctx):
         if student.dim() >= 2 and student.shape[1] < 2:
-            raise ValueError(f'DKDLoss: needs at least 2 classes, got student {tuple(student.shape)} '
-                             f'and teacher {tuple(teacher.shape)}')
+            raise ValueError('DKDLoss: needs at least 2 classes, got student '
+                             f'{tuple(student.shape)} and teacher {tuple(teacher.shape)}')
         student, teacher, target = labelled_pair(student, teacher, target, 'DKDLoss')
         return dkd_loss(student, teacher, target, self.alpha, self.beta, self.tau)

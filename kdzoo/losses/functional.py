@@ -24,14 +24,15 @@ def dense_pair(student, teacher, loss_name, mode='pool', check_channels=True):
     """Check and align two dense maps ``(B, C, H, W)`` for ``loss_name``.
 
     Returns float32 ``(student, teacher.detach())`` on their common (smaller) grid. Different
-    channel widths are an error that suggests a connector (``check_channels=False`` skips that check,
-    for channel-free losses such as AT); 3-D token tensors are an error that points at the layout
-    module.
+    channel widths are an error that suggests a connector (``check_channels=False`` skips that
+    check, for channel-free losses such as AT); 3-D token tensors are an error that points at the
+    layout module.
     """
     for side, t in (('student', student), ('teacher', teacher)):
         if t.dim() != 4:
-            hint = (' (this looks like (B, N, C) tokens: tap a reserved stage readout or convert with '
-                    "kdzoo.layout.to_map(x, 'tokens', num_prefix_tokens))" if t.dim() == 3 else '')
+            hint = (' (this looks like (B, N, C) tokens: tap a reserved stage readout or convert '
+                    "with kdzoo.layout.to_map(x, 'tokens', num_prefix_tokens))"
+                    if t.dim() == 3 else '')
             raise ValueError(f'{loss_name}: {side} must be a dense map (B, C, H, W), got shape '
                              f'{tuple(t.shape)}{hint}')
     _check_batch(student, teacher, loss_name)
@@ -48,17 +49,18 @@ def dense_pair(student, teacher, loss_name, mode='pool', check_channels=True):
 
 def aligned_logits(student, teacher, loss_name):
     """Check two logit tensors, ``(B, K)`` or dense ``(B, K, H, W)``: float32 ``(student,
-    teacher.detach())``, dense maps of different resolution aligned bilinearly on the smaller grid."""
+    teacher.detach())``, dense maps of different resolution aligned bilinearly on the smaller
+    grid."""
     if student.dim() != teacher.dim() or student.dim() not in (2, 4):
         raise ValueError(
-            f'{loss_name}: expected logits (B, K) or dense logit maps (B, K, H, W) on both sides, got '
-            f'student {tuple(student.shape)} and teacher {tuple(teacher.shape)}')
+            f'{loss_name}: expected logits (B, K) or dense logit maps (B, K, H, W) on both '
+            f'sides, got student {tuple(student.shape)} and teacher {tuple(teacher.shape)}')
     _check_batch(student, teacher, loss_name)
     if student.shape[1] != teacher.shape[1]:
         raise ValueError(
             f'{loss_name}: number of classes differs: student {tuple(student.shape)} has '
-            f'{student.shape[1]}, teacher {tuple(teacher.shape)} has {teacher.shape[1]}; a logit loss '
-            "needs the same label space (set the teacher's num_classes via cfg_options)")
+            f'{student.shape[1]}, teacher {tuple(teacher.shape)} has {teacher.shape[1]}; a logit '
+            "loss needs the same label space (set the teacher's num_classes via cfg_options)")
     student, teacher = student.float(), teacher.detach().float()
     if student.dim() == 4:
         student, teacher = layout.align(student, teacher, mode='bilinear')
@@ -87,9 +89,9 @@ def sample_targets(target, num_samples, loss_name):
     """Class targets for ``num_samples`` samples: ``(B,)`` labels, repeated per location when the
     logits were dense maps (``(B, H, W)`` label maps are flattened as they are)."""
     if target is None:
-        raise ValueError(f'{loss_name}: needs ground-truth labels; pass target=... (the classification '
-                         'and segmentation adapters pass their labels; detection has none per '
-                         'location)')
+        raise ValueError(f'{loss_name}: needs ground-truth labels; pass target=... (the '
+                         'classification and segmentation adapters pass their labels; detection '
+                         'has none per location)')
     target = target.reshape(-1).long()
     if target.numel() == num_samples:
         return target
@@ -135,8 +137,9 @@ def info_nce(query, key, tau, weight=None, offset=0, reduction='mean'):
 def gather_keys(x):
     """Keys from all ranks for a contrastive loss: ``(gather_with_grad(x), offset)``.
 
-    ``offset = rank * B`` is the row of this rank's first sample in the gathered ``(world * B, ...)``
-    tensor (every rank holds the same ``B``); without a process group it is ``(x, 0)``.
+    ``offset = rank * B`` is the row of this rank's first sample in the gathered
+    ``(world * B, ...)`` tensor (every rank holds the same ``B``); without a process group it is
+    ``(x, 0)``.
     """
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     return gather_with_grad(x), rank * x.shape[0]
@@ -160,7 +163,8 @@ def sliding_windows(x, grids):
 
 
 def soft_kl(student, teacher, tau):
-    """Per-sample ``KL(softmax(teacher / tau) ‖ softmax(student / tau))`` of ``(N, K)`` logits -> ``(N,)``.
+    """Per-sample ``KL(softmax(teacher / tau) ‖ softmax(student / tau))`` of ``(N, K)`` logits
+    -> ``(N,)``.
 
     Computed from log-softmaxes, so it stays finite for saturated or all-equal logits.
     """
@@ -185,15 +189,17 @@ def labelled_pair(student, teacher, target, loss_name, ignore_index=255):
     keep = target != ignore_index
     bad = keep & ((target < 0) | (target >= student.shape[1]))
     if bad.any():
-        raise ValueError(f'{loss_name}: label {int(target[bad][0])} is outside [0, {student.shape[1]}) '
-                         f'for logits {tuple(student.shape)} (ignore_index={ignore_index})')
+        raise ValueError(f'{loss_name}: label {int(target[bad][0])} is outside '
+                         f'[0, {student.shape[1]}) for logits {tuple(student.shape)} '
+                         f'(ignore_index={ignore_index})')
     if not keep.all():
         student, teacher, target = student[keep], teacher[keep], target[keep]
     return student, teacher, target
 
 
 def check_grids(grids, loss_name):
-    """Grids of a multi-scale loss: a non-empty sequence of positive ints (checked at build time)."""
+    """Grids of a multi-scale loss: a non-empty sequence of positive ints (checked at build
+    time)."""
     grids = tuple(grids)
     if not grids or not all(isinstance(g, int) and g > 0 for g in grids):
         raise ValueError(f'{loss_name}: grids must be positive ints, e.g. (1, 2, 4); got {grids}')

@@ -131,10 +131,10 @@ class LFCCLoss(nn.Module):
         if batch == 1 and not self.warned_single:
             self.warned_single = True
             warnings.warn(
-                f'{NAME}: a batch of 1 gives a loss of exactly 0 with zero gradient: LFCC contrasts '
-                'each image with the other images of the batch (InfoNCE), and there are none. '
-                'Train with 2 or more images per batch (gather_distributed=True counts the '
-                'images of every rank).')
+                f'{NAME}: a batch of 1 gives a loss of exactly 0 with zero gradient: LFCC '
+                'contrasts each image with the other images of the batch (InfoNCE), and there '
+                'are none. Train with 2 or more images per batch (gather_distributed=True counts '
+                'the images of every rank).')
 
     def forward(self, student, teacher, **ctx):
         self.warn_single_image(student.shape[0])

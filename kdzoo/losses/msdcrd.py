@@ -11,8 +11,9 @@ stride ``max(1, k // 2)``): ``L = Σ_g L_g`` windows per image, ``g = 1`` the gl
 
 Sample categorization: a window is *consistent* when the teacher's argmax over channels there
 equals the global prediction (argmax of the teacher's global average, or ``target`` ``(B,)`` when
-given; label maps ``(B, H, W)`` hold no class per image and are not used), *complementary* otherwise; weights ``w = 1`` or ``w_comp``. Argmax over channels means something
-for logit readouts; on plain feature maps it is a heuristic (``w_comp=1`` turns it off).
+given; label maps ``(B, H, W)`` hold no class per image and are not used), *complementary*
+otherwise; weights ``w = 1`` or ``w_comp``. Argmax over channels means something for logit
+readouts; on plain feature maps it is a heuristic (``w_comp=1`` turns it off).
 
 With ``s``/``t`` the L2-normalised student/teacher window vectors and
 ``ℓ(q, K, i) = -log softmax(q Kᵀ / tau)_i``:
@@ -31,8 +32,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from kdzoo.losses.functional import (check_grids, dense_pair, gather_keys, info_nce,
-                                     sliding_windows)
+from kdzoo.losses.functional import check_grids, dense_pair, gather_keys, info_nce, sliding_windows
 from kdzoo.registry import MODELS
 
 NAME = 'MSDCRDLoss'

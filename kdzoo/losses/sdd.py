@@ -32,7 +32,8 @@ from kdzoo.registry import MODELS
 
 
 def sdd_loss(student, teacher, grids=(1, 2, 4), tau=4.0, w_comp=2.0, target=None):
-    """SDD of aligned ``(B, K, H, W)`` logit maps; ``target (B,)`` or None (teacher's global class)."""
+    """SDD of aligned ``(B, K, H, W)`` logit maps; ``target (B,)`` or None (teacher's global
+    class)."""
     batch = student.shape[0]
     reference = teacher.mean((2, 3)).argmax(1) if target is None else target
     total = student.new_zeros(())

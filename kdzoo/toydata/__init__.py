@@ -9,7 +9,8 @@
 All of them draw with :mod:`.drawing` and are deterministic: the same arguments (``seed``
 included) give the same files. Writing them needs no OpenMMLab package; the adapters only
 register the dataset classes that read them (``ImageFolderCls``, ``TinyImageNetCls``,
-``ShapesSegDataset``; mmdet's own ``CocoDataset`` reads the det set). ``python tools/make_toy_data.py cls|seg|det ROOT``.
+``ShapesSegDataset``; mmdet's own ``CocoDataset`` reads the det set).
+``python tools/make_toy_data.py cls|seg|det ROOT``.
 """
 from .cls import make_shapes_dataset
 from .det import make_det_dataset

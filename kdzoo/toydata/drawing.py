@@ -68,7 +68,8 @@ def distinct_colour(rng, other, min_distance=120):
 
 
 def shape_mask(shape, size, cx, cy, radius, angle):
-    """A ``size`` x ``size`` PIL 'L' mask of ``shape``: 255 inside, 0 outside (and in a ring's hole)."""
+    """A ``size`` x ``size`` PIL 'L' mask of ``shape``: 255 inside, 0 outside (and in a ring's
+    hole)."""
     from PIL import Image, ImageDraw
     outer, hole = shape_polygons(shape, cx, cy, radius, angle)
     mask = Image.new('L', (size, size), 0)

@@ -156,7 +156,8 @@ def test_image_folder_cache_decodes_each_file_once(tmp_path, monkeypatch):
     cached = ImageFolderCls(folders['train'], cache=True)
     opened = []
     real_open = Image.open
-    monkeypatch.setattr(Image, 'open', lambda path, *a, **k: opened.append(path) or real_open(path, *a, **k))
+    monkeypatch.setattr(Image, 'open',
+                        lambda path, *a, **k: opened.append(path) or real_open(path, *a, **k))
     for _ in range(2):
         for i in range(len(cached)):
             assert torch.equal(cached[i]['inputs'], plain[i]['inputs'])

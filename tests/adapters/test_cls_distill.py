@@ -4,11 +4,11 @@ import pytest
 import timm
 import torch
 
+import kdzoo.adapters.cls  # noqa: F401  (registers the classification models)
+import kdzoo.connectors.projector  # noqa: F401  (registers Projector)
 import kdzoo.losses.kd  # noqa: F401  (registers KDLoss)
 import kdzoo.losses.msdcrd  # noqa: F401  (registers MSDCRDLoss)
 import kdzoo.losses.mse  # noqa: F401  (registers MSELoss)
-import kdzoo.adapters.cls  # noqa: F401  (registers the classification models)
-import kdzoo.connectors.projector  # noqa: F401  (registers Projector)
 from kdzoo.registry import build
 
 STUDENT = dict(type='TimmClassifier', model_name='test_resnet', num_classes=5)

@@ -4,9 +4,14 @@ import math
 import pytest
 import torch
 
-from kdzoo.adapters.cls.transforms import (RandomHorizontalFlip, RandomResizedCrop,
-                                           ResizeCenterCrop, TimmEvalTransform,
-                                           TimmTrainTransform, build_transform)
+from kdzoo.adapters.cls.transforms import (
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    ResizeCenterCrop,
+    TimmEvalTransform,
+    TimmTrainTransform,
+    build_transform,
+)
 
 
 def image(h=32, w=32, seed=0):

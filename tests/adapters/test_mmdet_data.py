@@ -72,13 +72,14 @@ def test_size_too_small_is_refused(tmp_path):
 
 
 def test_coco_dataset_reads_it_with_empty_images(tmp_path):
+    from mmdet.registry import DATASETS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     import kdzoo.adapters.mmdet  # noqa: F401  (registers mmdet's modules)
-    from mmdet.registry import DATASETS
     data = make_det_dataset(tmp_path, num_images=(4, 2), size=64)
-    cfg = Config.fromfile(os.path.join(REPO, 'configs/det/_base_/quickstart.py')).train_dataloader.dataset
+    cfg = Config.fromfile(
+        os.path.join(REPO, 'configs/det/_base_/quickstart.py')).train_dataloader.dataset
     cfg.data_root = data['root'] + '/'
     init_default_scope('mmdet')
     dataset = DATASETS.build(cfg)

@@ -157,7 +157,8 @@ def test_two_stage_student_with_rpn_objectness_and_a_swin_mask_rcnn_teacher():
     assert finite(losses)
 
 
-@pytest.mark.parametrize('student', [RETINA_R18, 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+@pytest.mark.parametrize('student', [RETINA_R18,
+                                     'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
                                      'mmdet::gfl/gfl_r50_fpn_1x_coco.py'])
 def test_images_without_objects_give_finite_losses(student):
     model = make(student, teacher=student).train()

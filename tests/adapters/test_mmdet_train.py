@@ -5,18 +5,17 @@ RetinaNet-R18 config trains, and its exported student loads with init_detector, 
 import glob
 import math
 import os
-import textwrap
 from types import SimpleNamespace
 
 import pytest
 import torch
 from mmengine.config import Config
+from test_mmdet_distill import shrink_options
 
 import kdzoo.adapters.mmdet  # noqa: F401
 from kdzoo.checkpoint import load_file, state_dict_of
 from kdzoo.teacher import model_config
 from kdzoo.toydata import make_det_dataset
-from test_mmdet_distill import shrink_options
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, 'configs', 'det', '*.py')))

@@ -23,7 +23,8 @@ def test_shapes_and_forward_is_head_of_descriptor(kind, stride):
 def test_embed_dim_defaults_to_in_channels():
     for kind in KINDS:
         branch = StageBranch(16, 10, kind=kind)
-        assert branch.embed_dim == 16 and branch.descriptor(torch.randn(2, 16, 4, 4)).shape == (2, 16)
+        assert branch.embed_dim == 16
+        assert branch.descriptor(torch.randn(2, 16, 4, 4)).shape == (2, 16)
 
 
 def test_cnn_stride_one_is_pooled_one_by_one_conv():

@@ -1,9 +1,14 @@
 import pytest
 import torch
+from loss_checks import (
+    check_builds,
+    check_dense_errors,
+    check_gradient_and_precision,
+    check_pools_larger_map,
+    randn,
+)
 
 from kdzoo.losses.at import ATLoss
-from loss_checks import (check_builds, check_dense_errors, check_gradient_and_precision,
-                         check_pools_larger_map, randn)
 
 
 def at_by_loop(s, t, p=2):

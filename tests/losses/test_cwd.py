@@ -2,10 +2,15 @@ import math
 
 import pytest
 import torch
+from loss_checks import (
+    check_builds,
+    check_dense_errors,
+    check_gradient_and_precision,
+    check_pools_larger_map,
+    randn,
+)
 
 from kdzoo.losses.cwd import CWDLoss
-from loss_checks import (check_builds, check_dense_errors, check_gradient_and_precision,
-                         check_pools_larger_map, randn)
 
 
 def cwd_by_loop(s, t, tau=1.0):

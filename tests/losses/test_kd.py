@@ -1,8 +1,13 @@
 import math
 
 import torch
-from loss_checks import (as_rows, check_contract, check_student_only_gradient, randn,
-                         vit_and_cnn_maps)
+from loss_checks import (
+    as_rows,
+    check_contract,
+    check_student_only_gradient,
+    randn,
+    vit_and_cnn_maps,
+)
 
 from kdzoo.losses.kd import KDLoss
 
@@ -31,7 +36,8 @@ def test_zero_iff_equal_and_edge_cases():
     assert KDLoss()(s, randn(3, 7, seed=5)).item() > 1e-3
     assert KDLoss()(torch.zeros(1, 7), torch.zeros(1, 7)).item() == 0  # batch 1, all equal
     two = KDLoss(tau=1.0)(randn(4, 2), randn(4, 2, seed=3))
-    assert math.isclose(two.item(), reference_kd(randn(4, 2), randn(4, 2, seed=3), 1.0), rel_tol=1e-5)
+    assert math.isclose(two.item(), reference_kd(randn(4, 2), randn(4, 2, seed=3), 1.0),
+                        rel_tol=1e-5)
     saturated = KDLoss()(torch.tensor([[1e4, -1e4]]), torch.tensor([[-1e4, 1e4]]))
     assert torch.isfinite(saturated)
 

@@ -2,10 +2,16 @@ import math
 
 import pytest
 import torch
+from loss_checks import (
+    assert_matches_reference,
+    check_builds,
+    check_dense_errors,
+    check_gradient_and_precision,
+    check_vit_student_vs_cnn_teacher,
+    randn,
+)
 
 from kdzoo.losses.lfcc import LFCCLoss
-from loss_checks import (assert_matches_reference, check_builds, check_dense_errors,
-                         check_gradient_and_precision, check_vit_student_vs_cnn_teacher, randn)
 
 
 def block_means(x, g):

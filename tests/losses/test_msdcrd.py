@@ -2,11 +2,17 @@ import math
 
 import pytest
 import torch
+from loss_checks import (
+    assert_matches_reference,
+    check_builds,
+    check_dense_errors,
+    check_gradient_and_precision,
+    check_vit_student_vs_cnn_teacher,
+    randn,
+)
 
 from kdzoo.losses.functional import sliding_windows
 from kdzoo.losses.msdcrd import MSDCRDLoss
-from loss_checks import (assert_matches_reference, check_builds, check_dense_errors,
-                         check_gradient_and_precision, check_vit_student_vs_cnn_teacher, randn)
 
 
 def windows_by_loop(x, grids):

@@ -1,9 +1,14 @@
 import pytest
 import torch
+from loss_checks import (
+    check_builds,
+    check_dense_errors,
+    check_gradient_and_precision,
+    check_pools_larger_map,
+    randn,
+)
 
 from kdzoo.losses.mse import MSELoss
-from loss_checks import (check_builds, check_dense_errors, check_gradient_and_precision,
-                         check_pools_larger_map, randn)
 
 
 def test_matches_elementwise_formula():

@@ -2,8 +2,13 @@ import math
 
 import pytest
 import torch
-from loss_checks import (as_rows, check_contract, check_low_precision,
-                         check_student_only_gradient, randn)
+from loss_checks import (
+    as_rows,
+    check_contract,
+    check_low_precision,
+    check_student_only_gradient,
+    randn,
+)
 
 from kdzoo.losses.ofa import OFALoss
 

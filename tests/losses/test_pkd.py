@@ -1,8 +1,13 @@
 import torch
+from loss_checks import (
+    check_builds,
+    check_dense_errors,
+    check_gradient_and_precision,
+    check_pools_larger_map,
+    randn,
+)
 
 from kdzoo.losses.pkd import PKDLoss
-from loss_checks import (check_builds, check_dense_errors, check_gradient_and_precision,
-                         check_pools_larger_map, randn)
 
 
 def pearson_form(s, t):

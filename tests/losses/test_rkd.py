@@ -2,9 +2,9 @@ import itertools
 
 import pytest
 import torch
+from loss_checks import check_builds, check_gradient_and_precision, randn
 
 from kdzoo.losses.rkd import RKDLoss
-from loss_checks import check_builds, check_gradient_and_precision, randn
 
 
 def smooth_l1(a, b):

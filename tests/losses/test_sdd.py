@@ -2,14 +2,21 @@ import math
 
 import pytest
 import torch
-from loss_checks import (check_builds, check_dense_errors, check_low_precision,
-                         check_student_only_gradient, randn, vit_and_cnn_maps)
+from loss_checks import (
+    check_builds,
+    check_dense_errors,
+    check_low_precision,
+    check_student_only_gradient,
+    randn,
+    vit_and_cnn_maps,
+)
 
 from kdzoo.losses.sdd import SDDLoss
 
 
 def window_means(logit_map, g):
-    """Adaptive g x g average pooling by definition: window i spans [floor(iH/g), ceil((i+1)H/g))."""
+    """Adaptive g x g average pooling by definition: window i spans
+    [floor(iH/g), ceil((i+1)H/g))."""
     _, height, width = logit_map.shape
     means = []
     for i in range(g):
@@ -42,7 +49,8 @@ def test_matches_window_loops_with_and_without_target():
     target = torch.tensor([0, 3, 4])
     for grids, tau, w_comp in (((1, 2, 4), 4.0, 2.0), ((1, 3), 1.0, 3.0)):
         loss = SDDLoss(grids, tau, w_comp)
-        assert math.isclose(loss(s, t).item(), reference_sdd(s, t, grids, tau, w_comp), rel_tol=1e-5)
+        assert math.isclose(loss(s, t).item(),
+                            reference_sdd(s, t, grids, tau, w_comp), rel_tol=1e-5)
         assert math.isclose(loss(s, t, target=target).item(),
                             reference_sdd(s, t, grids, tau, w_comp, target), rel_tol=1e-5)
 

@@ -4,9 +4,8 @@ import re
 import warnings
 
 import pytest
-import torch
-
 from helpers import randn
+
 from kdzoo.losses import LFCCLoss, RKDLoss
 
 LFCC = ('LFCCLoss: a batch of 1 gives a loss of exactly 0 with zero gradient: LFCC contrasts each '

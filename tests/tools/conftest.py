@@ -1,8 +1,6 @@
 """Fixtures of the tools tests: the generated shapes set, a trained teacher checkpoint and cached
 distillation runs (each trained once per session)."""
 import pytest
-import torch
-
 from tools_helpers import TEACHER, runner_config, write_config
 
 

@@ -8,7 +8,6 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-
 from tools_helpers import REPO, TEACHER, runner_config, write_config
 
 PNG = b'\x89PNG\r\n\x1a\n'
@@ -119,6 +118,7 @@ def test_checkpoint_of_the_student_alone_and_a_wrong_one(cls_config, shapes_data
 def test_batches_are_a_fixed_shuffle_of_the_validation_set(cls_config):
     """Class-sorted folders: in order, a batch would hold one or two classes."""
     from mmengine.runner import Runner
+
     from tools.analyze import analysis_loader
     cfg = Config.fromfile(cls_config[0])
     labels = [[b['data_samples'].tolist() for b in Runner.build_dataloader(

@@ -14,7 +14,6 @@ import warnings
 import pytest
 import timm
 import torch
-
 from tools_helpers import REPO, cls_config_files
 
 CONFIGS = cls_config_files()

@@ -1,12 +1,12 @@
 """configs/cls/_base_/cifar100_224.py is MLDR-KD's released CIFAR-100 recipe (Ethan-Yang02/MLDR-KD,
-train.py and configs/cifar100/*.yaml): optimizer, per-epoch learning rates, transforms, validation."""
+train.py and configs/cifar100/*.yaml): optimizer, per-epoch learning rates, transforms,
+validation."""
 import math
 import os
 
 import torch
 from mmengine.config import Config
 from mmengine.registry import PARAM_SCHEDULERS
-
 from tools_helpers import REPO
 
 CFG = Config.fromfile(os.path.join(REPO, 'configs', 'cls', '_base_', 'cifar100_224.py'))

@@ -9,7 +9,6 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-
 from tools_helpers import REPO, TEACHER, runner_config, write_config
 
 from kdzoo.experiments.stats import paired_summary, t_quantile

@@ -15,7 +15,6 @@ import sys
 
 import pytest
 import torch
-
 from tools_helpers import REPO, TEACHER, runner_config, write_config
 
 STUDENT = dict(type='TimmClassifier', model_name='test_vit', num_classes=4, img_size=32)

@@ -7,7 +7,6 @@ import time
 import pytest
 import timm
 import torch
-
 from tools_helpers import NUM_CLASSES, REPO, SEED_LOSSES, STUDENT
 
 
@@ -45,7 +44,8 @@ def test_exported_student_loads_in_plain_timm_and_tests(trained, shapes_data, tm
 
 def test_student_weights_keys_match_the_config_model():
     """A training checkpoint's student, a classification export (plain timm keys, put back under
-    the TimmClassifier's ``model.``) and a seg / det export (the plain model's keys, as they are)."""
+    the TimmClassifier's ``model.``) and a seg / det export (the plain model's keys, as they
+    are)."""
     from tools.test import student_weights
     w = torch.zeros(1)
     own = {'model.conv.weight', 'model.fc.bias'}

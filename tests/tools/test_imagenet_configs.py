@@ -16,7 +16,6 @@ import os
 
 import pytest
 import torch
-
 from tools_helpers import REPO, cls_config_files
 
 IMAGENET = cls_config_files('imagenet')

@@ -3,7 +3,6 @@ run, their values against independent formulas, and the --dry-run warning for a 
 off by orders of magnitude."""
 import pytest
 import torch
-
 from tools_helpers import SEED_LOSSES, log_text
 
 from kdzoo.monitor import monitor_values, ratio_warnings

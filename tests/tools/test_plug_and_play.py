@@ -63,14 +63,16 @@ def test_rerun_skips_existing_rows(smoke, capsys):
 
 @pytest.mark.parametrize('loss', sorted(pnp.CLS_LOSSES))
 def test_every_cls_loss_entry_builds_and_is_finite(loss):
-    from kdzoo.adapters.cls import DistillClassifier
     from mmengine.config import Config
+
+    from kdzoo.adapters.cls import DistillClassifier
     teacher, student = pnp.TASKS['cls'].smoke_pairs['tiny-vit_to_tiny-resnet']
     p = pnp.probe_pair('cls', (teacher, student), 100)
     assert p.num_classes == 24 and len(p.student) == 4 and len(p.teacher) == 4
     model = DistillClassifier(
         student=Config.fromfile(f'{pnp.REPO}/{student}').model,
-        distill_cfg=dict(teacher=dict(config=f'{pnp.REPO}/{teacher}'), **pnp.recipe_of('cls', loss, p)))
+        distill_cfg=dict(teacher=dict(config=f'{pnp.REPO}/{teacher}'),
+                         **pnp.recipe_of('cls', loss, p)))
     torch.manual_seed(0)
     losses = model(torch.rand(4, 3, 32, 32) * 255, torch.tensor([0, 1, 2, 3]), mode='loss')
     distill = [k for k in losses if k.startswith('distill.loss_')]
@@ -132,8 +134,9 @@ def test_report_marks_a_weak_teacher_and_gives_the_paired_verdict(tmp_path):
 
 @pytest.mark.parametrize('pair', sorted(pnp.CPU_PROFILE['cls']['pairs']))
 def test_cpu_profile_cls_recipes_build_and_are_finite(pair):
-    from kdzoo.adapters.cls import DistillClassifier
     from mmengine.config import Config
+
+    from kdzoo.adapters.cls import DistillClassifier
     teacher, student = pnp.CPU_PROFILE['cls']['pairs'][pair]
     p = pnp.probe_pair('cls', (teacher, student), 500)
     for loss in pnp.CPU_PROFILE['cls']['run_losses']:

@@ -13,9 +13,9 @@ import time
 
 import pytest
 import torch
+from tools_helpers import REPO, TEACHER, runner_config, write_config
 
 from kdzoo.checkpoint import load_file, state_dict_of
-from tools_helpers import REPO, TEACHER, runner_config, write_config
 
 # test_vit at 32 px: a 2x2 grid of dense logits, so a batch of 8 has 32 locations and DFRA keeps
 # a random 12 of them each step.

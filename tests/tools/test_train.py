@@ -8,9 +8,9 @@ import time
 
 import pytest
 import torch
+from tools_helpers import SEED_LOSSES, STUDENT, TEACHER, log_text, scalars_text
 
 from kdzoo.checkpoint import load_file, state_dict_of
-from tools_helpers import SEED_LOSSES, STUDENT, TEACHER, log_text, scalars_text
 
 
 def scalar_rows(work_dir):
@@ -127,8 +127,9 @@ KD = dict(student='logits', teacher='logits', loss=dict(type='KDLoss'))
 ], ids=['timm-name', 'module-tap', 'reserved-tap', 'num-classes', 'teacher-checkpoint'])
 def test_bad_configs_fail_when_built(shapes_data, tmp_path, request, student, teacher, items,
                                      error, match):
-    from tools.train import build_runner, parse_args
     from tools_helpers import runner_config, write_config
+
+    from tools.train import build_runner, parse_args
     distill_cfg = dict(teacher=dict(dict(config=TEACHER), **teacher), losses=items)
     name = 'bad_' + request.node.callspec.id.replace('-', '_')
     config = write_config(tmp_path / f'{name}.py', runner_config(shapes_data, tmp_path / 'work',
@@ -179,9 +180,10 @@ def overflowing_teacher(teacher_checkpoint, path):
 
 def test_nonfinite_teacher_stops_the_dry_run_and_training(shapes_data, teacher_checkpoint,
                                                           tmp_path):
+    from tools_helpers import runner_config, write_config
+
     from kdzoo.finite import NonFiniteError
     from tools.train import main
-    from tools_helpers import runner_config, write_config
     teacher = dict(config=TEACHER,
                    checkpoint=overflowing_teacher(teacher_checkpoint, tmp_path / 'inf.pth'))
     cfg = runner_config(shapes_data, tmp_path / 'work', distill_cfg=dict(
@@ -227,8 +229,9 @@ def test_resume_alone_without_a_checkpoint_names_the_work_dir(distill_config, tm
 
 def test_train_and_val_with_other_classes_fail_before_training(shapes_data, tmp_path):
     """A class folder missing from the val split shifts every val label after it."""
-    from tools.train import main
     from tools_helpers import runner_config, write_config
+
+    from tools.train import main
     val = tmp_path / 'val'
     shutil.copytree(shapes_data['val'], val)
     classes = sorted(p.name for p in val.iterdir())
@@ -236,9 +239,9 @@ def test_train_and_val_with_other_classes_fail_before_training(shapes_data, tmp_
     cfg = runner_config(dict(shapes_data, val=str(val)), tmp_path / 'work')
     config = write_config(tmp_path / 'other_val_classes.py', cfg)
     message = ('the train and val datasets name different classes (4 in train, 3 in val; only in '
-               f"train: ['{classes[1]}']; only in val: []). Labels are class indices, so they would "
-               'mean other classes in val; give both splits the same classes (the same class '
-               'folders).')
+               f"train: ['{classes[1]}']; only in val: []). Labels are class indices, so they "
+               'would mean other classes in val; give both splits the same classes (the same '
+               'class folders).')
     for argv in ([config, '--dry-run'], [config]):
         with pytest.raises(ValueError, match='^' + re.escape(message) + '$'):
             main(argv)

@@ -1,5 +1,5 @@
-# RetinaNet ResNeXt-101-64x4d teacher (COCO box AP 41.0) -> RetinaNet ResNet-18 student (31.7 alone),
-# COCO 1x schedule of the stock student config. Children add distill_cfg.losses.
+# RetinaNet ResNeXt-101-64x4d teacher (COCO box AP 41.0) -> RetinaNet ResNet-18 student
+# (31.7 alone), COCO 1x schedule of the stock student config. Children add distill_cfg.losses.
 # Both FPNs give 5 levels of 256 channels at strides 8..128, paired level by level.
 _base_ = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'
 distill_cfg = dict(
