@@ -5,9 +5,10 @@ Every dataset item is ``dict(inputs=uint8 tensor (3, H, W), data_samples=int lab
 normalisation is left to each classifier. Registered in MMEngine's ``DATASETS`` (plain names):
 
 - ``ImageFolderCls(root, size=None, augment=False, transform=None)``: ``root/<class>/<image>``,
-  classes sorted.
+  classes sorted; a class folder without images is an error (it would take a label).
 - ``Cifar100Cls(root, split='train', augment=False, transform=None)``: the standard python-pickle
-  release, ``root/cifar-100-python/{train,test,meta}`` (``root`` may also be that folder itself).
+  release, ``root/cifar-100-python/{train,test,meta}`` (``root`` may also be that folder itself),
+  read by a restricted unpickler that builds only what the official files hold.
 
 ``augment=True``: random crop with zero padding (``padding``, default ``size // 8``) and a
 horizontal flip with probability 0.5 (the usual CIFAR recipe).
@@ -62,6 +63,18 @@ class ClsDataset(Dataset):
         return dict(inputs=image.contiguous(), data_samples=int(label))
 
 
+def check_no_empty_class(root, classes, labels):
+    """Every class folder must hold an image: an empty one still takes a label (labels follow the
+    sorted folder names), so the labels after it differ from those of a split without it."""
+    used = set(labels)
+    empty = [os.path.join(root, name) for label, name in enumerate(classes) if label not in used]
+    if empty:
+        raise FileNotFoundError(
+            f'ImageFolderCls: class folders without images ({", ".join(IMAGE_EXTENSIONS)}): '
+            f'{empty}; each still takes a label and shifts the labels of the classes after it. '
+            'Add their images or remove the folders.')
+
+
 @DATASETS.register_module()
 class ImageFolderCls(ClsDataset):
     """Images in ``root/<class name>/`` folders (classes sorted by name, labels 0..K-1).
@@ -90,6 +103,7 @@ class ImageFolderCls(ClsDataset):
         if not self.samples:
             raise FileNotFoundError(f'ImageFolderCls: no images ({", ".join(IMAGE_EXTENSIONS)}) in '
                                     f'class folders under {root}')
+        check_no_empty_class(root, classes, [label for _, label in self.samples])
 
     def __len__(self):
         return len(self.samples)
@@ -113,6 +127,36 @@ class ImageFolderCls(ClsDataset):
         return self.item(self.load(index), self.samples[index][1])
 
 
+class CifarUnpickler(pickle.Unpickler):
+    """Unpickle only what the official CIFAR-100 python files hold: containers, bytes, numbers and
+    numpy arrays. Any other global (a function a crafted file would call) is refused before it
+    runs: a pickle can execute code."""
+
+    ALLOWED = {('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode')} | {
+        (f'numpy.{core}.{module}', name) for core in ('core', '_core')
+        for module, name in (('multiarray', '_reconstruct'), ('numeric', '_frombuffer'))}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f'{module}.{name} is not allowed: the CIFAR-100 files hold only containers and '
+                'numpy arrays')
+        return super().find_class(module, name)
+
+
+def load_cifar_pickle(path):
+    """The object in the CIFAR-100 pickle ``path`` (:class:`CifarUnpickler`); an error naming
+    the file for anything else."""
+    with open(path, 'rb') as f:
+        try:
+            return CifarUnpickler(f, encoding='bytes').load()
+        except pickle.UnpicklingError as err:
+            raise ValueError(
+                f'Cifar100Cls: {path} is not a file of the CIFAR-100 python release ({err}); it '
+                'was refused without running it. Download cifar-100-python.tar.gz again from '
+                'https://www.cs.toronto.edu/~kriz/cifar.html') from err
+
+
 def cifar_folder(root):
     """``root/cifar-100-python`` or ``root`` itself when it holds the ``train`` / ``test`` files."""
     nested = os.path.join(root, 'cifar-100-python')
@@ -123,7 +167,8 @@ def cifar_folder(root):
 class Cifar100Cls(ClsDataset):
     """CIFAR-100 from its python-pickle release (``cifar-100-python.tar.gz`` unpacked in ``root``).
 
-    The files are Python pickles: load only the official release (or files you made).
+    The files are Python pickles, read by :class:`CifarUnpickler`: a crafted file is refused
+    before any of it runs.
     Images are ``(3, 32, 32)`` (before ``transform``); labels are the 100 fine labels.
     """
 
@@ -136,12 +181,10 @@ class Cifar100Cls(ClsDataset):
             raise FileNotFoundError(
                 f'Cifar100Cls: {path} not found; expected the unpacked cifar-100-python.tar.gz: '
                 f'{root}/cifar-100-python/{{train,test,meta}}')
-        with open(path, 'rb') as f:
-            batch = pickle.load(f, encoding='bytes')
+        batch = load_cifar_pickle(path)
         meta_path = os.path.join(folder, 'meta')
         if os.path.isfile(meta_path):
-            with open(meta_path, 'rb') as f:
-                names = pickle.load(f, encoding='bytes')[b'fine_label_names']
+            names = load_cifar_pickle(meta_path)[b'fine_label_names']
             classes = [name.decode() for name in names]
         else:
             classes = [str(i) for i in range(100)]

@@ -3,6 +3,7 @@ the Accuracy metric, and all of it inside MMEngine's Runner with a distilling mo
 import filecmp
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -18,16 +19,16 @@ from kdzoo.adapters.cls.data import crop_flip
 from kdzoo.toydata import make_shapes_dataset
 
 
-def write_cifar(root, split, n, seed=0):
+def write_cifar(root, split, n, seed=0, protocol=pickle.DEFAULT_PROTOCOL):
     rng = np.random.default_rng(seed)
     folder = root / 'cifar-100-python'
     folder.mkdir(exist_ok=True)
     batch = {b'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8),
              b'fine_labels': rng.integers(0, 100, n).tolist(),
              b'coarse_labels': rng.integers(0, 20, n).tolist()}
-    (folder / split).write_bytes(pickle.dumps(batch))
+    (folder / split).write_bytes(pickle.dumps(batch, protocol=protocol))
     names = [f'class{i}'.encode() for i in range(100)]
-    (folder / 'meta').write_bytes(pickle.dumps({b'fine_label_names': names}))
+    (folder / 'meta').write_bytes(pickle.dumps({b'fine_label_names': names}, protocol=protocol))
     return batch
 
 
@@ -162,3 +163,60 @@ def test_image_folder_cache_decodes_each_file_once(tmp_path, monkeypatch):
         for i in range(len(cached)):
             assert torch.equal(cached[i]['inputs'], plain[i]['inputs'])
     assert len(opened) == 2 * len(plain) + len(cached)
+
+
+def test_an_empty_class_folder_is_named(tmp_path):
+    for name in ('ant', 'bee', 'cat'):
+        (tmp_path / name).mkdir()
+    for name in ('ant', 'cat'):
+        Image.new('RGB', (4, 4)).save(tmp_path / name / '0.png')
+    with pytest.raises(FileNotFoundError, match='^' + re.escape(
+            f"ImageFolderCls: class folders without images (.png, .jpg, .jpeg, .bmp, .webp): "
+            f"['{tmp_path}/bee']; each still takes a label and shifts the labels of the classes "
+            'after it. Add their images or remove the folders.') + '$'):
+        ImageFolderCls(str(tmp_path))
+
+
+@pytest.mark.parametrize('protocol', [2, 4, 5])
+def test_cifar100_reads_the_release_pickled_with_any_protocol(tmp_path, protocol):
+    """The restricted unpickler builds what the release holds (dicts, bytes, lists, numpy
+    arrays) whatever the pickle protocol."""
+    batch = write_cifar(tmp_path, 'train', 3, protocol=protocol)
+    dataset = Cifar100Cls(str(tmp_path), split='train')
+    assert torch.equal(dataset[2]['inputs'].flatten(), torch.from_numpy(batch[b'data'][2]))
+
+
+def test_cifar100_reads_the_numpy_1_names_of_the_release(tmp_path):
+    """The release was pickled by Python 2 with numpy 1: its arrays name numpy.core.multiarray."""
+    batch = write_cifar(tmp_path, 'train', 3, protocol=2)
+    path = tmp_path / 'cifar-100-python' / 'train'
+    path.write_bytes(path.read_bytes().replace(b'numpy._core.', b'numpy.core.'))
+    assert b'numpy.core.multiarray' in path.read_bytes()
+    dataset = Cifar100Cls(str(tmp_path), split='train')
+    assert torch.equal(dataset[1]['inputs'].flatten(), torch.from_numpy(batch[b'data'][1]))
+
+
+class Payload:
+    """What a crafted file would run when unpickled: here, create a file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), 'w')
+
+
+@pytest.mark.parametrize('split', ['train', 'meta'])
+def test_a_crafted_cifar_file_is_refused_without_running(tmp_path, split):
+    write_cifar(tmp_path, 'train', 3)
+    marker = tmp_path / 'ran'
+    key = b'fine_label_names' if split == 'meta' else b'data'
+    crafted = {key: Payload(marker)}
+    path = tmp_path / 'cifar-100-python' / split
+    path.write_bytes(pickle.dumps(crafted))
+    with pytest.raises(ValueError, match='^' + re.escape(
+            f'Cifar100Cls: {path} is not a file of the CIFAR-100 python release (io.open '
+            'is not allowed: the CIFAR-100 files hold only containers and numpy arrays); it was '
+            'refused without running it.')):
+        Cifar100Cls(str(tmp_path), split='train')
+    assert not marker.exists()
