@@ -51,7 +51,7 @@ def probed_config(root, data, teacher_checkpoint, batch_size):
 
 def run(command):
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, 'tests', 'tools'), PORT=str(free_port()),
-               CUDA_VISIBLE_DEVICES='')
+               PYTHON=sys.executable, CUDA_VISIBLE_DEVICES='')
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
 
