@@ -8,8 +8,9 @@ batches — the two arms of a paired comparison, a run and its resumed self — 
 :func:`seed_train_stream` rewrites a config's ``train_dataloader`` so that
 
 - :class:`StreamSampler` wraps the configured sampler and yields ``(index, position)`` keys, the
-  position counting samples from the start of training (epoch-based samplers: ``epoch * len +
-  k``; infinite samplers: ``k``);
+  position counting samples from the start of training over all ranks (rank ``r`` of ``world``:
+  ``(epoch * len * world) + k * world + r``, the position the sample has in a 1-process run of the
+  same seed; infinite samplers: epoch 0);
 - :class:`SeededDataset` wraps the configured dataset and loads key ``(index, position)`` with all
   three global streams seeded from ``derive_seed(seed, position, index)`` (and restored after),
   whatever the pipeline and in any worker process.
@@ -18,6 +19,7 @@ The same seed gives the same augmented sample at the same position, independent 
 drawn in the run; a resumed run (MMEngine replays the sampler up to the saved iteration) gets
 the same samples as the uninterrupted one. The rule is the one of :mod:`kdzoo.rng`.
 """
+from mmengine.dist import get_dist_info
 from mmengine.registry import DATA_SAMPLERS, DATASETS
 from torch.utils.data import Dataset, Sampler
 
@@ -88,9 +90,14 @@ class StreamSampler(Sampler):
         return len(self.sampler)
 
     def __iter__(self):
-        start = self.epoch * len(self.sampler)
-        for position, index in enumerate(self.sampler, start):
-            yield index, position
+        # MMEngine's samplers deal the global order out to the ranks (rank r takes the samples
+        # r, r + world, ...): counting positions the same way gives a sample the position it has
+        # in a 1-process run of the same seed, so its augmentation does not depend on the
+        # number of processes.
+        rank, world = get_dist_info()
+        start = self.epoch * len(self.sampler) * world
+        for k, index in enumerate(self.sampler):
+            yield index, start + k * world + rank
 
 
 def seed_train_stream(cfg, seed):
