@@ -46,10 +46,9 @@ def check_runner(runner):
     model (unwrapped from DDP) is not a :class:`kdzoo.adapters.base.DistillModel`."""
     if 'distill_cfg' not in runner.cfg:
         return
-    from mmengine.model import is_model_wrapper
-
     from kdzoo.adapters.base import DistillModel
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    from kdzoo.hooks import unwrap
+    model = unwrap(runner.model)
     if not isinstance(model, DistillModel):
         raise DistillCfgIgnoredError(message(runner.cfg, type(model).__name__))
 

@@ -34,9 +34,14 @@ class TeacherCheckHook(Hook):
                 runner.message_hub.update_info(f'teacher_check/{key}', value)
 
 
+def unwrap(model):
+    """The model inside a DDP (or other MMEngine) wrapper, or the model itself."""
+    return model.module if is_model_wrapper(model) else model
+
+
 def evaluate_teacher(runner):
     """Run the val loop's data through the teacher; returns the evaluator's metrics."""
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    model = unwrap(runner.model)
     loop = runner.val_loop
     model.eval()
     with torch.no_grad(), model.predicting_with_teacher():

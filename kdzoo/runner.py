@@ -128,10 +128,9 @@ def dry_run(runner):
     """One batch through the model: print every distill item, the loss values and the monitor's
     ratios (a warning for a ratio outside ``kdzoo.monitor.RATIO_RANGE``), no update."""
     import torch
-    from mmengine.model import is_model_wrapper
 
-    from kdzoo.hooks import check_split_classes
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    from kdzoo.hooks import check_split_classes, unwrap
+    model = unwrap(runner.model)
     check_split_classes(runner)
     if hasattr(model, 'init_weights'):
         model.init_weights()  # as runner.train() does: pretrained backbones, head bias priors

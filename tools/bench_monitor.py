@@ -12,29 +12,13 @@ batch measures, in this one process, the median of ``--repeats`` runs of
 and prints ``monitor / step`` (target < 1 %).
 """
 import argparse
-import statistics
-import time
 import warnings
 
 import torch
 
+from kdzoo.experiments.timing import timed
 from kdzoo.monitor import monitor_values
 from kdzoo.runner import load_config
-
-
-def median_seconds(fn, repeats, device):
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None):
@@ -65,8 +49,8 @@ def main(argv=None):
     with model.distiller.step():
         losses, student, teacher = model.recorded_step(images, labels)
         distill = model.distiller.distill_losses(student, teacher, target=labels)
-    step_s = median_seconds(step, args.repeats, args.device)
-    monitor_s = median_seconds(lambda: monitor_values(losses, distill, student, teacher),
+    step_s = timed(step, args.repeats, args.device)
+    monitor_s = timed(lambda: monitor_values(losses, distill, student, teacher),
                                args.repeats, args.device)
     print(f'{args.config}, batch {args.batch}, {args.device} ({torch.get_num_threads()} threads): '
           f'training step {1000 * step_s:.1f} ms, monitor {1000 * monitor_s:.3f} ms '

@@ -28,6 +28,7 @@ from unittest import mock
 import torch
 from mmengine.hooks import Hook
 
+from kdzoo.hooks import unwrap
 from kdzoo.runner import build_runner
 
 RUN_IDS = count()
@@ -53,11 +54,6 @@ class RunResult:
     @property
     def best(self):
         return max(m for _, m in self.curve) if self.curve else math.nan
-
-
-def unwrap(model):
-    from mmengine.model import is_model_wrapper
-    return model.module if is_model_wrapper(model) else model
 
 
 def student_of(model):
