@@ -1,12 +1,12 @@
 """MMEngine hooks shared by all task adapters: the teacher check and exact resume."""
 import numbers
-import random
 
-import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
+
+from kdzoo.rng import random_states, set_random_states
 
 
 @HOOKS.register_module()
@@ -50,27 +50,6 @@ def evaluate_teacher(runner):
             loop.evaluator.process(data_samples=outputs, data_batch=data)
     model.train()
     return loop.evaluator.evaluate(len(loop.dataloader.dataset))
-
-
-def random_states():
-    """The global random streams' states: torch (CPU, and every CUDA device once CUDA is in use),
-    numpy and Python, as plain types that ``torch.load(weights_only=True)`` reads back."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
-    return dict(
-        torch=torch.get_rng_state(),
-        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
-        numpy=(kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
-        python=random.getstate())
-
-
-def set_random_states(states):
-    """Set the global random streams to ``states`` (from :func:`random_states`)."""
-    torch.set_rng_state(states['torch'])
-    if states['cuda'] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states['cuda'])
-    kind, keys, position, has_gauss, cached = states['numpy']
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
-    random.setstate(states['python'])
 
 
 @HOOKS.register_module()

@@ -32,28 +32,48 @@ def generator(*parts, device='cpu'):
     return torch.Generator(device=device).manual_seed(derive_seed(*parts))
 
 
+def random_states(cuda=True):
+    """The global random streams' states: torch CPU, every CUDA device once CUDA is in use (with
+    ``cuda``), numpy and Python, as plain types that ``torch.load(weights_only=True)`` reads
+    back (checkpoints keep them: :class:`kdzoo.hooks.RandomStateHook`)."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return dict(
+        torch=torch.get_rng_state(),
+        cuda=torch.cuda.get_rng_state_all() if cuda and torch.cuda.is_initialized() else None,
+        numpy=(kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
+        python=random.getstate())
+
+
+def set_random_states(states):
+    """Set the global random streams to ``states`` (from :func:`random_states`)."""
+    torch.set_rng_state(states['torch'])
+    if states['cuda'] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states['cuda'])
+    kind, keys, position, has_gauss, cached = states['numpy']
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    random.setstate(states['python'])
+
+
 @contextmanager
 def seeded(seed, cuda=True):
-    """Run a block on a stream of its own: torch (CPU, and CUDA with ``cuda``), numpy and Python
-    seeded from ``seed``; the global states are restored on exit, so the stream outside
-    continues as if the block had not run."""
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    devices = (list(range(torch.cuda.device_count()))
-               if cuda and torch.cuda.is_initialized() else [])
+    """Run a block on a stream of its own: torch CPU (and, with ``cuda``, every CUDA device in
+    use), numpy and Python seeded from ``seed``; on exit every global state is as before, the
+    seed ``torch.initial_seed()`` reports included, so the stream outside continues as if the
+    block had not run. CUDA is never seeded before it is in use: ``torch.manual_seed`` would
+    queue a seed for its start-up and silently replace the run's own."""
+    states = random_states(cuda)
     initial = torch.initial_seed()
     try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            random.seed(seed)
-            np.random.seed(seed % 2 ** 32)
-            yield seed
+        torch.default_generator.manual_seed(seed)
+        if states['cuda'] is not None:
+            for device in range(torch.cuda.device_count()):
+                torch.cuda.default_generators[device].manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2 ** 32)
+        yield seed
     finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
-        if torch.initial_seed() != initial:  # fork_rng restores the state, not the seed it reports
-            state = torch.get_rng_state()
-            torch.default_generator.manual_seed(initial)
-            torch.set_rng_state(state)
+        torch.default_generator.manual_seed(initial)  # the seed it reports; the state follows
+        set_random_states(states)
 
 
 def isolated_rng(name):

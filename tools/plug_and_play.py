@@ -58,6 +58,7 @@ from kdzoo.experiments.rows import append_row, fmt, number, read_rows
 from kdzoo.experiments.runs import (
     budget_options,
     make_runner,
+    metric_value,
     train_run,
     unformatted_config_dumps,
     unwrap,
@@ -249,16 +250,6 @@ def adapter_error(task):
 
 
 # ------------------------------------------------------------------------------- running a run
-def metric_of(metrics, task):
-    key = TASKS[task].metric
-    if not metrics:  # mmdet's CocoMetric returns nothing when the model detected nothing
-        print(f'[{task}] no {key} (empty validation metrics: no detections?); counted as 0')
-        return 0.0
-    if key not in metrics:
-        raise KeyError(f'metric {key!r} not in the validation metrics {sorted(metrics)}')
-    return float(metrics[key]) * TASKS[task].scale
-
-
 def autocast_teacher(device):
     """A runner hook running the teacher of a distilling model under bf16 autocast (every adapter
     calls the teacher through ``distiller.run_teacher``)."""
@@ -348,7 +339,8 @@ def teacher_run(task, pair, configs, opts, data_options):
             load_from=record['checkpoint']))
         runner.load_or_resume()
         with bf16_autocast(opts.device):
-            record['metric_bf16'] = metric_of(runner.val_loop.run(), task)
+            record['metric_bf16'] = metric_value(runner.val_loop.run(), entry.metric,
+                                                 entry.scale)
     with open(record_path, 'w') as f:
         json.dump(record, f, indent=1)
     print(f'[{task}/{pair}] teacher {entry.metric} = {record["metric"]:.2f}'
@@ -404,7 +396,16 @@ def teacher_iters_of(opts, task, pair):
 
 def write_plan(opts):
     """``plug_and_play_plan.json``: every row the profile asks for, so the report can show the
-    rows not run yet (the CSV holds the finished ones only)."""
+    rows not run yet (the CSV holds the finished ones only). A sitting run with ``--tasks`` /
+    ``--pairs`` replaces its own (task, pair) entries and keeps the others an earlier sitting of
+    the same profile planned: the report still shows them, run or not."""
+    path = osp.join(opts.out, PLAN_NAME)
+    earlier = []
+    if osp.isfile(path):
+        with open(path) as f:
+            old = json.load(f)
+        if (old.get('profile'), old.get('smoke', False)) == (opts.profile, opts.smoke):
+            earlier = old['rows']
     plan = []
     for task in opts.tasks:
         entry = opts.task[task]
@@ -417,8 +418,11 @@ def write_plan(opts):
                              budget=opts.budget[task], iters=opts.iters[task],
                              teacher_iters=teacher_iters_of(opts, task, pair),
                              teacher_dtype='bf16' if opts.teacher_bf16 else 'fp32'))
-    with open(osp.join(opts.out, PLAN_NAME), 'w') as f:
-        json.dump(dict(profile=opts.profile, device=opts.device_name, rows=plan), f, indent=1)
+    planned = {(e['task'], e['pair']): e for e in earlier}
+    planned.update({(e['task'], e['pair']): e for e in plan})
+    with open(path, 'w') as f:
+        json.dump(dict(profile=opts.profile, smoke=opts.smoke, device=opts.device_name,
+                       rows=list(planned.values())), f, indent=1)
 
 
 def run_matrix(opts):

@@ -139,15 +139,20 @@ class RunHook(Hook):
 
     def after_val_epoch(self, runner, metrics=None):
         self.metrics = dict(metrics or {})
-        self.curve.append((runner.iter, self.value(self.metrics)))
+        self.curve.append((runner.iter, metric_value(self.metrics, self.metric, self.scale)))
 
-    def value(self, metrics):
-        if not metrics:  # mmdet's CocoMetric returns nothing when nothing was detected
-            return 0.0
-        if self.metric not in metrics:
-            raise KeyError(f'metric {self.metric!r} not in the validation metrics '
-                           f'{sorted(metrics)}; pass the right key (e.g. --metric)')
-        return float(metrics[self.metric]) * self.scale
+
+def metric_value(metrics, key, scale=1.0):
+    """``metrics[key] * scale``; 0, said, when the validation returned no metrics (mmdet's
+    CocoMetric when nothing was detected)."""
+    if not metrics:
+        print(f'no {key}: the validation returned no metrics (nothing detected?); counted as 0',
+              flush=True)
+        return 0.0
+    if key not in metrics:
+        raise KeyError(f'metric {key!r} not in the validation metrics {sorted(metrics)}; pass '
+                       'the right key (e.g. --metric)')
+    return float(metrics[key]) * scale
 
 
 @contextmanager
@@ -263,4 +268,4 @@ def teacher_metric(config, work_dir, options, metric, scale=1.0):
     model = unwrap(runner.model)
     with model.predicting_with_teacher():
         metrics = runner.val()
-    return RunHook(metric, scale).value(metrics)
+    return metric_value(metrics, metric, scale)

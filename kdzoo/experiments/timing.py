@@ -4,8 +4,11 @@ The median of ``repeats`` timed repetitions (CUDA synchronised) of the student's
 step, the teacher's no-grad forward and the distillation step; and of every loss's forward +
 backward on the inputs it received in that step (the connectors count as part of the step, not
 of the loss). ``step_ratio = distill step / (student step + teacher forward)``, ``loss_share =
-losses / distill step``.
+losses / distill step``. ``load_per_core`` (the 1-minute load average over the CPU count, read
+after the timing) says whether other work shared the machine: the run itself adds about
+``torch.get_num_threads() / cpu count``; well above 1 means the times are inflated.
 """
+import os
 import statistics
 import time
 from contextlib import nullcontext
@@ -72,7 +75,7 @@ def step_costs(runner, repeats, device, teacher_bf16):
     costs = dict(student_step_s=timed(lambda: student.train_step(data, student_optim), repeats,
                                       device))
     if not hasattr(model, 'distiller'):
-        return costs
+        return dict(costs, load_per_core=load_per_core())
     teacher = model.teacher
     teacher_data = teacher.data_preprocessor(data, True)  # training: pads like the step
 
@@ -87,4 +90,9 @@ def step_costs(runner, repeats, device, teacher_bf16):
     costs['step_ratio'] = costs['distill_step_s'] / (costs['student_step_s']
                                                      + costs['teacher_forward_s'])
     costs['loss_share'] = costs['loss_s'] / costs['distill_step_s']
-    return costs
+    return dict(costs, load_per_core=load_per_core())
+
+
+def load_per_core():
+    """The machine's 1-minute load average per CPU."""
+    return os.getloadavg()[0] / (os.cpu_count() or 1)

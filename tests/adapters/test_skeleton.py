@@ -49,7 +49,8 @@ def test_isolated_rng_leaves_the_global_streams_where_they_were():
     with isolated_rng('x') as seed:
         inside = torch.rand(4)
         random.random(), np.random.rand()
-    assert (torch.rand(4), random.random(), np.random.rand())[1:] == expected[1:]
+    after = torch.rand(4), random.random(), np.random.rand()
+    assert torch.equal(after[0], expected[0]) and after[1:] == expected[1:]
     torch.manual_seed(3)
     with isolated_rng('x'):
         again = torch.rand(4)
@@ -57,6 +58,19 @@ def test_isolated_rng_leaves_the_global_streams_where_they_were():
     assert torch.initial_seed() == 3  # a later isolated block derives from the run's seed
     assert derive_seed(3, 'x') != derive_seed(3, 'y')
     assert derive_seed(0, 1, 2) == derive_seed(0, 1, 2)
+
+
+def test_isolated_rng_queues_no_seed_for_cuda_start_up():
+    """Models are built before they move to the GPU: a ``torch.manual_seed`` in the block would
+    queue its seed for CUDA's start-up, replacing the run's own, so the CUDA stream (dropout)
+    of a distilled run would differ from its student alone."""
+    from torch.cuda import _lazy_seed_tracker
+    assert not torch.cuda.is_initialized()
+    torch.manual_seed(3)
+    queued = _lazy_seed_tracker.get_calls()
+    with isolated_rng('kdzoo.teacher'):
+        torch.rand(1)
+    assert _lazy_seed_tracker.get_calls() == queued
 
 
 # --- the student is initialised exactly as alone -------------------------------------------------

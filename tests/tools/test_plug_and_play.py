@@ -1,7 +1,6 @@
 """tools/plug_and_play.py: the --smoke matrix writes finite CSV rows, the markdown and the PNG; a
 rerun skips every row; every classification loss entry builds and gives finite losses; the
 schedule is rescaled to the iterations; a task whose adapter does not import fails clearly."""
-import csv
 import dataclasses
 import math
 
@@ -9,6 +8,7 @@ import pytest
 import torch
 
 from kdzoo.experiments import matrix_report
+from kdzoo.experiments.rows import append_row, read_rows
 from kdzoo.experiments.runs import rescaled_schedule
 from tools import plug_and_play as pnp
 
@@ -21,8 +21,7 @@ def smoke(tmp_path_factory):
 
 
 def rows_of(out):
-    with open(out / pnp.CSV_NAME, newline='') as f:
-        return list(csv.DictReader(f))
+    return read_rows(str(out / pnp.CSV_NAME))
 
 
 def test_smoke_writes_finite_rows_markdown_and_png(smoke):
@@ -116,7 +115,6 @@ def test_cpu_profile_plans_every_row_and_reports_the_rows_not_run(tmp_path):
 
 def test_report_marks_a_weak_teacher_and_gives_the_paired_verdict(tmp_path):
     from kdzoo.experiments.matrix_report import COLUMNS, write_report
-    from kdzoo.experiments.rows import append_row
     common = dict(task='cls', pair='p', budget='500it', metric_name='cls/top1',
                   teacher_metric=53.0, device='cpu')
     for seed, (alone, kd) in enumerate([(50.0, 52.0), (51.0, 53.5), (49.0, 51.2)]):
@@ -129,7 +127,56 @@ def test_report_marks_a_weak_teacher_and_gives_the_paired_verdict(tmp_path):
     text = open(write_report(str(tmp_path))[0]).read()
     assert '**Teacher too weak: 53.00 vs the student alone 50.00' in text
     assert '| KD | 3/3 | 52.23 ± 1.17 | 2.23 ± 0.25 | [+1.61, +2.86] | helped |' in text
-    assert '| cls | p | KD | 0 | 1.200 | 1.0% | 30.0 ms over student + teacher' in text
+    assert '| cls | p | KD | 0 | 1.200 | 1.0% | not recorded † | 30.0 ms over student + teacher' \
+        in text
+
+
+def test_report_takes_step_costs_from_quietly_timed_runs_and_marks_busy_ones(tmp_path):
+    from kdzoo.experiments.matrix_report import BUSY_NOTE, COLUMNS, write_report
+    path = str(tmp_path / pnp.CSV_NAME)
+    common = dict(task='cls', pair='p', budget='500it', metric_name='cls/top1', teacher_metric=90,
+                  teacher_iters=600, teacher_dtype='fp32', device='cpu', student_step_s=0.1,
+                  teacher_forward_s=0.05, loss_s=0.001)
+    for seed in range(2):
+        append_row(path, COLUMNS, dict(common, loss='none', seed=seed, teacher_iters='-',
+                                       teacher_dtype='-', metric=50))
+    # DIST: one run timed on a busy machine (load 3.1 per core), one quiet: only the quiet counts
+    append_row(path, COLUMNS, dict(common, loss='DIST', seed=0, metric=52, step_ratio=2.5,
+                                   loss_share=0.02, distill_step_s=0.375, load_per_core=3.1))
+    append_row(path, COLUMNS, dict(common, loss='DIST', seed=1, metric=53, step_ratio=1.05,
+                                   loss_share=0.01, distill_step_s=0.1575, load_per_core=1.0))
+    # KD: only busy runs: their mean, marked
+    append_row(path, COLUMNS, dict(common, loss='KD', seed=0, metric=52, step_ratio=1.5,
+                                   loss_share=0.01, distill_step_s=0.225, load_per_core=2.0))
+    text = open(write_report(str(tmp_path))[0]).read()
+    assert '| DIST | 2/2 | 52.50 ± 0.71 | 2.50 ± 0.71 |' in text
+    assert '| 1.050 | 1.00% |' in text and '| 1.500 † | 1.00% † |' in text
+    assert BUSY_NOTE in text
+    assert '| cls | p | DIST | 0 | 2.500 | 2.0% | 3.10 † |' in text
+
+
+def test_csv_of_older_columns_is_rewritten_once_with_the_new_header(tmp_path):
+    path = str(tmp_path / 'rows.csv')
+    append_row(path, ['a', 'b'], dict(a=1, b=2))
+    append_row(path, ['a', 'c', 'b'], dict(a=3, c=4, b=5))
+    assert open(path).read().splitlines() == ['a,c,b', '1,,2', '3,4,5']
+    with pytest.raises(ValueError, match=r"columns \['c'\] this code does not write"):
+        append_row(path, ['a', 'b'], dict(a=6, b=7))
+
+
+def test_a_sitting_on_some_pairs_keeps_the_plan_of_the_others(tmp_path):
+    from kdzoo.experiments.matrix_report import write_report
+    every = ['--profile', 'cpu', '--tasks', 'cls,seg,det', '--out', str(tmp_path)]
+    pnp.write_plan(pnp.resolve(pnp.parse_args(every)))
+    pnp.write_plan(pnp.resolve(pnp.parse_args(
+        ['--profile', 'cpu', '--tasks', 'cls', '--pairs', 'vit_to_test-resnet',
+         '--out', str(tmp_path)])))
+    opts = pnp.resolve(pnp.parse_args(every))
+    text = open(write_report(str(tmp_path))[0]).read()
+    for task in ('cls', 'seg', 'det'):
+        for pair in opts.task[task].pairs:
+            assert f'## {task}: {pair}' in text
+    assert text.count('not run yet') == 2 * 8 + 5 + 5
 
 
 @pytest.mark.parametrize('pair', sorted(pnp.CPU_PROFILE['cls']['pairs']))
