@@ -230,7 +230,10 @@ CPU_PROFILE = {
         teacher_iters={'resnet10t_to_vit': 600, 'vit_to_test-resnet': 3000},
         data=dict(num_classes=10, per_class=(200, 50), px=32), iters=(500, 600), seeds=3,
         run_losses=('KD', 'DKD', 'DIST', 'OFA', 'MSDCRD', 'LFCC', 'MLDR-KD'), batch=64),
-    'seg': dict(data=dict(images=(400, 100), px=64), iters=(500, 1000), seeds=2,
+    # seg at 500 / 1000 iterations learnt nothing (teacher 9.05, student alone 8.24 mIoU: both
+    # predict background everywhere; the student alone reaches 17.9 at 1000 and 30.1 at 2000
+    # iterations): 1000 student / 4000 teacher iterations
+    'seg': dict(data=dict(images=(400, 100), px=64), iters=(1000, 4000), seeds=2,
                 run_losses=('KD', 'CWD', 'MSDCRD', 'LFCC')),
     'det': dict(data=dict(images=(400, 100), px=128), iters=(300, 600), seeds=2,
                 run_losses=('CWD', 'PKD', 'MSDCRD', 'LFCC')),
