@@ -220,8 +220,9 @@ TASKS = {
         iters=(1000, 2000), scale=100.0),
 }
 # The profiles: what a full run trains. 'gpu' is TASKS as above; 'cpu' is sized for a 2-core
-# machine without GPU, run over several sittings (every finished run is kept): about 3.5 hours
-# for cls (2 pairs x 8 arms x 3 seeds of ~2 min, 2 teachers), 40 min for seg and 40 min for det.
+# machine without GPU, run over several sittings (every finished run is kept). Measured on an idle
+# 2-core machine: seg 31 min (teacher 11 min, runs 1.4-2.1 min); a cls seed of resnet10t_to_vit
+# about 17 min (teacher 1.5 min). docs/results.md has the wall times of every sitting.
 CPU_PROFILE = {
     'cls': dict(
         pairs={'resnet10t_to_vit': ('configs/quickstart/teacher.py',
@@ -235,7 +236,10 @@ CPU_PROFILE = {
     # iterations): 1000 student / 4000 teacher iterations
     'seg': dict(data=dict(images=(400, 100), px=64), iters=(1000, 4000), seeds=2,
                 run_losses=('KD', 'CWD', 'MSDCRD', 'LFCC')),
-    'det': dict(data=dict(images=(400, 100), px=128), iters=(300, 600), seeds=2,
+    # det: the ResNet-18 student alone learns fast here (bbox mAP 35.6 at 500, 48.8 at 1000 of
+    # 1500 iterations); a Swin trained from scratch learns more slowly (seg: 9 at 1000, 27 at 4000
+    # iterations), so the teacher gets 2000 iterations
+    'det': dict(data=dict(images=(400, 100), px=128), iters=(300, 2000), seeds=2,
                 run_losses=('CWD', 'PKD', 'MSDCRD', 'LFCC')),
 }
 PROFILES = {'gpu': {}, 'cpu': CPU_PROFILE}
@@ -283,7 +287,20 @@ def device_name(device):
     import torch
     if device == 'cuda':
         return torch.cuda.get_device_name()
-    return f'cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)'
+    return f'cpu ({cpu_model()}, {torch.get_num_threads()} threads)'
+
+
+def cpu_model():
+    """The CPU's model name (Linux's /proc/cpuinfo), else the architecture: float results of the
+    same seeded run can differ between CPU models (the kernels chosen differ)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def prepare_data(task, opts):

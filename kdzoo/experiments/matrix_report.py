@@ -164,13 +164,22 @@ def write_report(out):
                      == (str(entry['teacher_iters']), entry['teacher_dtype'])]
         first = (distilled or mine or [{}])[0]
         metric = first.get('metric_name', 'metric')
-        teacher = number(first.get('teacher_metric'))
+        by_teacher = groups(distilled, ('teacher_metric',))
+        teacher = min((number(k[0]) for k in by_teacher), default=number(
+            first.get('teacher_metric')))
         student = mean_spread([number(r['metric']) for r in alone])[0]
         names = (f' ({first["teacher"]} → {first["student"]})' if 'teacher' in first
                  and first.get('teacher') else '')
         lines += [f'## {task}: {pair}{names}, {budget}, teacher {entry["teacher_iters"]} '
                   f'iterations, {entry["teacher_dtype"]}', '']
-        if math.isfinite(teacher):
+        if len(by_teacher) > 1:
+            lines.append(f'Teacher {metric}: ' + ', '.join(
+                f'{number(k[0]):.2f} (seeds {", ".join(sorted({r["seed"] for r in runs}))})'
+                for k, runs in by_teacher.items())
+                + ': the teacher was trained again between sittings (its scratch folder did not '
+                'survive) and came out different; each seed\'s runs share one teacher, so every '
+                'gain is still paired, but the seeds differ by more than their seed.')
+        elif math.isfinite(teacher):
             lines.append(f'Teacher {metric}: {teacher:.2f} (bf16 autocast: '
                          f'{first.get("teacher_metric_bf16") or "not measured"}).')
         else:

@@ -193,3 +193,16 @@ def test_cpu_profile_cls_recipes_build_and_are_finite(pair):
                              **pnp.recipe_of('cls', loss, p)))
         losses = model(torch.rand(4, 3, 32, 32) * 255, torch.tensor([0, 1, 2, 3]), mode='loss')
         assert all(torch.isfinite(v) for v in losses.values()), loss
+
+
+def test_report_says_when_the_seeds_of_a_pair_had_different_teachers(tmp_path):
+    from kdzoo.experiments.matrix_report import COLUMNS, write_report
+    path = str(tmp_path / pnp.CSV_NAME)
+    common = dict(task='cls', pair='p', budget='500it', metric_name='cls/top1', device='cpu')
+    for seed, teacher in enumerate((68.2, 64.8, 64.8)):
+        append_row(path, COLUMNS, dict(common, loss='none', seed=seed, teacher_iters='-',
+                                       teacher_dtype='-', metric=20, teacher_metric=teacher))
+        append_row(path, COLUMNS, dict(common, loss='KD', seed=seed, teacher_iters=600,
+                                       teacher_dtype='fp32', metric=22, teacher_metric=teacher))
+    text = open(write_report(str(tmp_path))[0]).read()
+    assert 'Teacher cls/top1: 68.20 (seeds 0), 64.80 (seeds 1, 2): the teacher was trained' in text
