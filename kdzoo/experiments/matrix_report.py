@@ -83,21 +83,32 @@ def timed_quietly(row):
     return number(row.get('load_per_core')) <= BUSY_LOAD
 
 
-def step_cost_cells(runs):
-    """Mean step ratio and loss share over the quietly timed runs; over all runs, marked †,
-    when none was."""
+def run_ratio(row, alone):
+    """The whole run's cost, a cross-check of the one-batch step ratio: the distilled run's
+    median iteration (data loading and hooks included) / (the student-alone run's, same seed, +
+    the teacher's no-grad forward)."""
+    return number(row['iter_s']) / (number(alone['iter_s']) + number(row['teacher_forward_s']))
+
+
+def step_cost_cells(runs, alone_by_seed):
+    """Mean step ratio, run ratio and loss share over the quietly timed runs (for the run
+    ratio, whose student-alone run was quiet too); over all runs, marked †, when none was."""
     quiet = [r for r in runs if timed_quietly(r)]
     mark = '' if quiet else ' †'
     ratio = mean_spread([number(r['step_ratio']) for r in quiet or runs])[0]
     share = mean_spread([number(r['loss_share']) for r in quiet or runs])[0]
-    return f'{ratio:.3f}{mark}', f'{share:.2%}{mark}'
+    paired = [r for r in runs if r['seed'] in alone_by_seed]
+    both = [r for r in paired if timed_quietly(r) and timed_quietly(alone_by_seed[r['seed']])]
+    whole = mean_spread([run_ratio(r, alone_by_seed[r['seed']]) for r in both or paired])[0]
+    return (f'{ratio:.3f}{mark}', f'{whole:.3f}' + ('' if both else ' †'),
+            f'{share:.2%}{mark}')
 
 
 def loss_line(loss, runs, alone_by_seed, expected, metric_fmt):
     """One table row: seeds done / expected, metric, gain, paired 95 % interval and verdict."""
     done = f'{len(runs)}/{expected}'
     if not runs:
-        return f'| {loss} | {done} | not run yet | | | | | |'
+        return f'| {loss} | {done} | not run yet | | | | | | |'
     gains = [number(r['metric']) - number(alone_by_seed[r['seed']]['metric'])
              for r in runs if r['seed'] in alone_by_seed]
     if gains:
@@ -107,9 +118,9 @@ def loss_line(loss, runs, alone_by_seed, expected, metric_fmt):
         gain, verdict = pm(gains), summary.verdict
     else:
         interval, gain, verdict = '—', '—', 'no student-alone run of these seeds yet'
-    ratio, share = step_cost_cells(runs)
+    ratio, whole, share = step_cost_cells(runs, alone_by_seed)
     return (f'| {loss} | {done} | {metric_fmt(runs)} | {gain} | {interval} | {verdict} | '
-            f'{ratio} | {share} |')
+            f'{ratio} | {whole} | {share} |')
 
 
 def step_cost_lines(rows):
@@ -150,7 +161,10 @@ def write_report(out):
              + RULE + ' A pair whose teacher does not beat the student alone by '
              f'{TEACHER_MARGIN:g} points is marked "teacher too weak": its gains are no evidence '
              f'about distillation. Step ratio = distillation step / (student step + teacher '
-             f'no-grad forward), target ≤ {STEP_RATIO_TARGET:.2f}; loss share = the losses\' '
+             f'no-grad forward) on one batch, median of repeats, target ≤ '
+             f'{STEP_RATIO_TARGET:.2f}; run ratio = the distilled run\'s median iteration / (the '
+             'student-alone run\'s of the same seed + teacher forward), data loading included, '
+             'a cross-check; loss share = the losses\' '
              f'forward + backward / distillation step, target ≤ {LOSS_SHARE_TARGET:.0%}.', '']
     devices = sorted({r['device'] for r in rows})
     lines += [f'Profile: {(plan or {}).get("profile", "not recorded")}. Devices: '
@@ -189,10 +203,10 @@ def write_report(out):
                          f'(less than {TEACHER_MARGIN:g} points better): the gains below are no '
                          'evidence about distillation.**')
         lines += ['', f'| loss | seeds | {metric} | gain | 95 % interval | verdict | step ratio | '
-                  'loss share |', '|---|---:|---:|---:|---|---|---:|---:|',
+                  'run ratio | loss share |', '|---|---:|---:|---:|---|---|---:|---:|---:|',
                   f'| none (student alone) | {len(alone)}/{entry["seeds"]} | '
                   + (pm([number(r['metric']) for r in alone]) if alone else 'not run yet')
-                  + ' | — | — | — | — | — |']
+                  + ' | — | — | — | — | — | — |']
         alone_by_seed = {r['seed']: r for r in alone}
         table = [loss_line(loss, [r for r in distilled if r['loss'] == loss], alone_by_seed,
                            entry['seeds'], lambda rs: pm([number(r['metric']) for r in rs]))

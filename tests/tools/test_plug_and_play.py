@@ -139,18 +139,22 @@ def test_report_takes_step_costs_from_quietly_timed_runs_and_marks_busy_ones(tmp
                   teacher_forward_s=0.05, loss_s=0.001)
     for seed in range(2):
         append_row(path, COLUMNS, dict(common, loss='none', seed=seed, teacher_iters='-',
-                                       teacher_dtype='-', metric=50))
+                                       teacher_dtype='-', metric=50, iter_s=0.1,
+                                       load_per_core=1.0))
     # DIST: one run timed on a busy machine (load 3.1 per core), one quiet: only the quiet counts
     append_row(path, COLUMNS, dict(common, loss='DIST', seed=0, metric=52, step_ratio=2.5,
                                    loss_share=0.02, distill_step_s=0.375, load_per_core=3.1))
     append_row(path, COLUMNS, dict(common, loss='DIST', seed=1, metric=53, step_ratio=1.05,
-                                   loss_share=0.01, distill_step_s=0.1575, load_per_core=1.0))
+                                   loss_share=0.01, distill_step_s=0.1575, load_per_core=1.0,
+                                   iter_s=0.165))
     # KD: only busy runs: their mean, marked
     append_row(path, COLUMNS, dict(common, loss='KD', seed=0, metric=52, step_ratio=1.5,
-                                   loss_share=0.01, distill_step_s=0.225, load_per_core=2.0))
+                                   loss_share=0.01, distill_step_s=0.225, load_per_core=2.0,
+                                   iter_s=0.18))
     text = open(write_report(str(tmp_path))[0]).read()
     assert '| DIST | 2/2 | 52.50 ± 0.71 | 2.50 ± 0.71 |' in text
-    assert '| 1.050 | 1.00% |' in text and '| 1.500 † | 1.00% † |' in text
+    # run ratio: the distilled run's iteration / (the alone run's + teacher forward)
+    assert '| 1.050 | 1.100 | 1.00% |' in text and '| 1.500 † | 1.200 † | 1.00% † |' in text
     assert BUSY_NOTE in text
     assert '| cls | p | DIST | 0 | 2.500 | 2.0% | 3.10 † |' in text
 
