@@ -21,9 +21,10 @@ KEY = ('task', 'pair', 'loss', 'seed', 'budget', 'teacher_iters', 'teacher_dtype
 STEP_RATIO_TARGET, LOSS_SHARE_TARGET = 1.10, 0.03
 TEACHER_MARGIN = 5.0  # points the teacher must beat the student alone by
 BUSY_LOAD = 1.25  # 1-minute load per core above which a run's step times are not kdzoo's cost
-BUSY_NOTE = ('† timed while other work shared the machine (1-minute load per core above '
+BUSY_RUNS = ('† timed while other work shared the machine (1-minute load per core above '
              f'{BUSY_LOAD:g}) or with the load not recorded: these times are inflated, not '
-             'kdzoo\'s cost; shown only where no quiet run of that loss exists.')
+             'kdzoo\'s cost.')
+BUSY_NOTE = BUSY_RUNS[:-1] + '; shown only where no quiet run of that loss exists.'
 
 
 def key_of(row):
@@ -140,7 +141,8 @@ def step_cost_lines(rows):
         load = 'not recorded †' if load != load else f'{load:.2f}' + ('' if load <= BUSY_LOAD
                                                                        else ' †')
         lines.append(
-            f'| {r["task"]} | {r["pair"]} | {r["loss"]} | {r["seed"]} | {ratio:.3f} | '
+            f'| {r["task"]} | {r["pair"]} | {r["budget"]} | {r["loss"]} | {r["seed"]} | '
+            f'{ratio:.3f} | '
             f'{share:.1%} | {load} | {1000 * extra:.1f} ms over student + teacher, of which losses '
             f'{1000 * losses:.1f} ms, connectors / readouts / taps '
             f'{1000 * (extra - losses):.1f} ms |')
@@ -214,9 +216,9 @@ def write_report(out):
         lines += table + (['', BUSY_NOTE] if any(' †' in line for line in table) else []) + ['']
     missed = step_cost_lines(rows)
     lines += ['## Runs that miss a step-cost target', '']
-    lines += (['| task | pair | loss | seed | step ratio | loss share | load per core | '
-               'where the time goes |', '|---|---|---|---:|---:|---:|---:|---|'] + missed
-              + ['', BUSY_NOTE]) if missed else ['None so far.']
+    lines += (['| task | pair | budget | loss | seed | step ratio | loss share | load per core | '
+               'where the time goes |', '|---|---|---|---|---:|---:|---:|---:|---|'] + missed
+              + ['', BUSY_RUNS]) if missed else ['None so far.']
     with open(osp.join(out, MD_NAME), 'w') as f:
         f.write('\n'.join(lines) + '\n')
     return osp.join(out, MD_NAME), write_chart(rows, osp.join(out, PNG_NAME))

@@ -127,8 +127,8 @@ def test_report_marks_a_weak_teacher_and_gives_the_paired_verdict(tmp_path):
     text = open(write_report(str(tmp_path))[0]).read()
     assert '**Teacher too weak: 53.00 vs the student alone 50.00' in text
     assert '| KD | 3/3 | 52.23 ± 1.17 | 2.23 ± 0.25 | [+1.61, +2.86] | helped |' in text
-    assert '| cls | p | KD | 0 | 1.200 | 1.0% | not recorded † | 30.0 ms over student + teacher' \
-        in text
+    assert ('| cls | p | 500it | KD | 0 | 1.200 | 1.0% | not recorded † | 30.0 ms over student + '
+            'teacher') in text
 
 
 def test_report_takes_step_costs_from_quietly_timed_runs_and_marks_busy_ones(tmp_path):
@@ -156,7 +156,7 @@ def test_report_takes_step_costs_from_quietly_timed_runs_and_marks_busy_ones(tmp
     # run ratio: the distilled run's iteration / (the alone run's + teacher forward)
     assert '| 1.050 | 1.100 | 1.00% |' in text and '| 1.500 † | 1.200 † | 1.00% † |' in text
     assert BUSY_NOTE in text
-    assert '| cls | p | DIST | 0 | 2.500 | 2.0% | 3.10 † |' in text
+    assert '| cls | p | 500it | DIST | 0 | 2.500 | 2.0% | 3.10 † |' in text
 
 
 def test_csv_of_older_columns_is_rewritten_once_with_the_new_header(tmp_path):
