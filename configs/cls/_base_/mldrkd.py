@@ -9,21 +9,20 @@
 # bias=False as the release's) for its own pair and sets `distill_cfg.losses` to
 # {{_base_.mldrkd_losses}} (four-stage students: ResNet) or {{_base_.mldrkd_losses_3stages}}
 # (three-stage students: EfficientViM; the release has ResNet students only).
-mldrkd_losses = [
-    dict(student='logits', teacher='logits', loss=dict(type='DFRALoss'), name='dfra_logits'),
-] + [
-    dict(student=f'stage{i + 1}', teacher='logits', loss=dict(type='DFRALoss'),
-         connector=f'msdf.branches.{i}', name=f'dfra_stage{i + 1}') for i in range(4)
-] + [
-    dict(student=['stage1', 'stage2', 'stage3', 'stage4'], teacher='logits',
-         loss=dict(type='DFRALoss'), connector='msdf', name='dfra_fused'),
-]
-mldrkd_losses_3stages = [
-    dict(student='logits', teacher='logits', loss=dict(type='DFRALoss'), name='dfra_logits'),
-] + [
-    dict(student=f'stage{i + 1}', teacher='logits', loss=dict(type='DFRALoss'),
-         connector=f'msdf.branches.{i}', name=f'dfra_stage{i + 1}') for i in range(3)
-] + [
-    dict(student=['stage1', 'stage2', 'stage3'], teacher='logits',
-         loss=dict(type='DFRALoss'), connector='msdf', name='dfra_fused'),
-]
+
+
+def mldrkd_items(stages):
+    """DFRA on the logits, on each of the first ``stages`` stage branches and on their fusion
+    (dropped from the config by MMEngine, as every function of a config file)."""
+    names = [f'stage{i + 1}' for i in range(stages)]
+    return ([dict(student='logits', teacher='logits', loss=dict(type='DFRALoss'),
+                  name='dfra_logits')]
+            + [dict(student=name, teacher='logits', loss=dict(type='DFRALoss'),
+                    connector=f'msdf.branches.{i}', name=f'dfra_{name}')
+               for i, name in enumerate(names)]
+            + [dict(student=names, teacher='logits', loss=dict(type='DFRALoss'),
+                    connector='msdf', name='dfra_fused')])
+
+
+mldrkd_losses = mldrkd_items(4)
+mldrkd_losses_3stages = mldrkd_items(3)
