@@ -10,14 +10,10 @@
 # this change. The teacher: timm's resnet50.a1_in1k.
 # Numbers to reproduce: LFCC's ImageNet-1K table could not be read here; none is quoted
 # (docs/losses.md, "Papers' setups").
-_base_ = './_base_/r50_to_deit-t_imagenet.py'
+_base_ = ['./_base_/r50_to_deit-t_imagenet.py', './_base_/lfcc.py']
 
 distill_cfg = dict(
-    losses=[
-        dict(student=f'stage{i}', teacher=f'stage{i}', connector=f'proj{i}',
-             name=f'lfcc_stage{i}', loss=dict(type='LFCCLoss', gather_distributed=True))
-        for i in (1, 2, 3, 4)
-    ],
+    losses={{_base_.lfcc_stage_losses}},
     connectors={
         f'proj{i}': dict(type='Projector', in_channels=192, out_channels=t)
         for i, t in ((1, 256), (2, 512), (3, 1024), (4, 2048))})

@@ -2,19 +2,10 @@
 # stage goes through a 1x1 Projector (+BN) to the Swin-T stage's width (64/128/256/512 ->
 # 96/192/384/768; both at 56/28/14/7) and is compared with it. gather_distributed: with several
 # GPUs the negatives come from every rank. Weights 1: our choice, untuned.
-_base_ = './_base_/swin-t_to_r18.py'
+_base_ = ['./_base_/swin-t_to_r18.py', './_base_/lfcc.py']
 
 distill_cfg = dict(
-    losses=[
-        dict(student='stage1', teacher='stage1', connector='proj1', name='lfcc_stage1',
-             loss=dict(type='LFCCLoss', gather_distributed=True)),
-        dict(student='stage2', teacher='stage2', connector='proj2', name='lfcc_stage2',
-             loss=dict(type='LFCCLoss', gather_distributed=True)),
-        dict(student='stage3', teacher='stage3', connector='proj3', name='lfcc_stage3',
-             loss=dict(type='LFCCLoss', gather_distributed=True)),
-        dict(student='stage4', teacher='stage4', connector='proj4', name='lfcc_stage4',
-             loss=dict(type='LFCCLoss', gather_distributed=True)),
-    ],
+    losses={{_base_.lfcc_stage_losses}},
     connectors=dict(
         proj1=dict(type='Projector', in_channels=64, out_channels=96),
         proj2=dict(type='Projector', in_channels=128, out_channels=192),
