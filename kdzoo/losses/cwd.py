@@ -14,7 +14,7 @@ equal width, pooled to the smaller grid.
 """
 from torch import nn
 
-from kdzoo.losses.functional import dense_pair, soft_kl
+from kdzoo.losses.functional import check_temperature, dense_pair, soft_kl
 from kdzoo.registry import MODELS
 
 
@@ -30,7 +30,7 @@ class CWDLoss(nn.Module):
 
     def __init__(self, tau=1.0):
         super().__init__()
-        self.tau = tau
+        self.tau = check_temperature(tau, 'CWDLoss', 'the spatial softmax temperature', 1.0)
 
     def forward(self, student, teacher, **ctx):
         student, teacher = dense_pair(student, teacher, 'CWDLoss')

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from kdzoo.losses.functional import logit_pair, soft_kl
+from kdzoo.losses.functional import check_temperature, logit_pair, soft_kl
 from kdzoo.registry import MODELS
 
 
@@ -130,7 +130,7 @@ class DFRALoss(nn.Module):
 
     def __init__(self, tau=1.0, alpha=2.0, max_samples=4096, chunk_size=32):
         super().__init__()
-        self.tau = tau
+        self.tau = check_temperature(tau, 'DFRALoss', 'the softmax temperature', 1.0)
         self.alpha = alpha
         self.max_samples = max_samples
         self.chunk_size = chunk_size

@@ -20,7 +20,7 @@ Defaults: ``beta=1.0, gamma=1.0, tau=1.0``. Inputs: logits ``(B, K)`` or dense l
 """
 from torch import nn
 
-from kdzoo.losses.functional import logit_pair
+from kdzoo.losses.functional import check_temperature, logit_pair
 from kdzoo.registry import MODELS
 
 
@@ -48,7 +48,7 @@ class DISTLoss(nn.Module):
         super().__init__()
         self.beta = beta
         self.gamma = gamma
-        self.tau = tau
+        self.tau = check_temperature(tau, 'DISTLoss', 'the softmax temperature', 1.0)
 
     def forward(self, student, teacher, **ctx):
         student, teacher = logit_pair(student, teacher, 'DISTLoss')

@@ -23,7 +23,7 @@ skipped).
 import torch
 from torch import nn
 
-from kdzoo.losses.functional import labelled_pair, soft_kl
+from kdzoo.losses.functional import check_temperature, labelled_pair, soft_kl
 from kdzoo.registry import MODELS
 
 
@@ -60,7 +60,7 @@ class DKDLoss(nn.Module):
         super().__init__()
         self.alpha = alpha
         self.beta = beta
-        self.tau = tau
+        self.tau = check_temperature(tau, 'DKDLoss', 'the softmax temperature', 4.0)
 
     def forward(self, student, teacher, target=None, **ctx):
         if student.dim() >= 2 and student.shape[1] < 2:

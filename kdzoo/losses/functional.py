@@ -5,6 +5,7 @@ sides to float32 (whatever the input dtype), check shapes and align grids throug
 :mod:`kdzoo.layout`, and raise errors that name the loss and both shapes.
 """
 import math
+import numbers
 
 import torch
 import torch.distributed as dist
@@ -204,3 +205,12 @@ def check_grids(grids, loss_name):
     if not grids or not all(isinstance(g, int) and g > 0 for g in grids):
         raise ValueError(f'{loss_name}: grids must be positive ints, e.g. (1, 2, 4); got {grids}')
     return grids
+
+
+def check_temperature(tau, loss_name, what, default):
+    """A loss's temperature: a finite number > 0 (checked at build time: 0 divides by zero, a
+    negative one inverts the softmax, both silently)."""
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0 < tau < math.inf:
+        raise ValueError(f'{loss_name}: tau must be a positive number ({what}, {default} by '
+                         f'default), got {tau!r}')
+    return tau

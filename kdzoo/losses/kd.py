@@ -10,12 +10,10 @@ Formula, per sample ``n`` with ``p = softmax(z / tau)``::
 Defaults: ``tau=4.0``. Inputs: logits ``(B, K)`` or dense logit maps ``(B, K, H, W)`` (every
 location is a sample; maps of different size are resized bilinearly to the smaller grid).
 """
-import math
-import numbers
 
 from torch import nn
 
-from kdzoo.losses.functional import logit_pair, soft_kl
+from kdzoo.losses.functional import check_temperature, logit_pair, soft_kl
 from kdzoo.registry import MODELS
 
 
@@ -30,10 +28,7 @@ class KDLoss(nn.Module):
 
     def __init__(self, tau=4.0):
         super().__init__()
-        if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0 < tau < math.inf:
-            raise ValueError(f'KDLoss: tau must be a positive number (the softmax temperature, '
-                             f'4.0 by default), got {tau!r}')
-        self.tau = tau
+        self.tau = check_temperature(tau, 'KDLoss', 'the softmax temperature', 4.0)
 
     def forward(self, student, teacher, **ctx):
         student, teacher = logit_pair(student, teacher, 'KDLoss')

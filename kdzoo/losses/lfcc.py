@@ -20,8 +20,6 @@ Unequal widths need a connector, or ``channel_pool=True`` (average channels down
 width, parameter-free). ``gather_distributed=True`` takes the negatives from every rank, with
 gradient. A batch of 1 (over all ranks) has no negatives: the loss is exactly 0, with a warning.
 """
-import math
-import numbers
 import warnings
 
 import torch
@@ -29,7 +27,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from kdzoo.losses.functional import check_grids, dense_pair, gather_keys, info_nce
+from kdzoo.losses.functional import (
+    check_grids,
+    check_temperature,
+    dense_pair,
+    gather_keys,
+    info_nce,
+)
 from kdzoo.registry import MODELS
 
 NAME = 'LFCCLoss'
@@ -113,10 +117,7 @@ class LFCCLoss(nn.Module):
         super().__init__()
         if filter not in FILTERS:
             raise ValueError(f'{NAME}: filter must be one of {FILTERS}, got {filter!r}')
-        if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0 < tau < math.inf:
-            raise ValueError(f'{NAME}: tau must be a positive number (the InfoNCE temperature, '
-                             f'0.1 by default), got {tau!r}')
-        self.tau = tau
+        self.tau = check_temperature(tau, NAME, 'the InfoNCE temperature', 0.1)
         self.grids = check_grids(grids, NAME)
         self.filter = filter
         self.symmetric = symmetric

@@ -32,7 +32,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from kdzoo.losses.functional import check_grids, dense_pair, gather_keys, info_nce, sliding_windows
+from kdzoo.losses.functional import (
+    check_grids,
+    check_temperature,
+    dense_pair,
+    gather_keys,
+    info_nce,
+    sliding_windows,
+)
 from kdzoo.registry import MODELS
 
 NAME = 'MSDCRDLoss'
@@ -107,7 +114,7 @@ class MSDCRDLoss(nn.Module):
     def __init__(self, tau=0.1, grids=(1, 2, 4), w_sample=1.0, w_feature=1.0, w_comp=2.0,
                  gather_distributed=False, use_target=True):
         super().__init__()
-        self.tau = tau
+        self.tau = check_temperature(tau, NAME, 'the InfoNCE temperature', 0.1)
         self.grids = check_grids(grids, NAME)
         self.w_sample = w_sample
         self.w_feature = w_feature

@@ -22,7 +22,7 @@ labelled ``ignore_index`` (255) are skipped.
 import torch.nn.functional as F
 from torch import nn
 
-from kdzoo.losses.functional import labelled_pair
+from kdzoo.losses.functional import check_temperature, labelled_pair
 from kdzoo.registry import MODELS
 
 
@@ -44,7 +44,7 @@ class OFALoss(nn.Module):
     def __init__(self, eps=1.0, tau=1.0):
         super().__init__()
         self.eps = eps
-        self.tau = tau
+        self.tau = check_temperature(tau, 'OFALoss', 'the softmax temperature', 1.0)
 
     def forward(self, student, teacher, target=None, **ctx):
         student, teacher, target = labelled_pair(student, teacher, target, 'OFALoss')

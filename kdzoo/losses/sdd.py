@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdzoo import layout
-from kdzoo.losses.functional import dense_pair, sample_targets, soft_kl
+from kdzoo.losses.functional import check_temperature, dense_pair, sample_targets, soft_kl
 from kdzoo.registry import MODELS
 
 
@@ -53,7 +53,7 @@ class SDDLoss(nn.Module):
     def __init__(self, grids=(1, 2, 4), tau=4.0, w_comp=2.0):
         super().__init__()
         self.grids = tuple(grids)
-        self.tau = tau
+        self.tau = check_temperature(tau, 'SDDLoss', 'the softmax temperature', 4.0)
         self.w_comp = w_comp
 
     def forward(self, student, teacher, target=None, **ctx):
