@@ -13,16 +13,10 @@
 # resnet50.a1_in1k (./_base_/r50_to_deit-t_imagenet.py).
 # Numbers to reproduce: the per-pair ImageNet-1K top-1 of OFA-KD's paper could not be read in the
 # sources of this change (docs/losses.md, "Papers' setups"); none is quoted.
-_base_ = './_base_/r50_to_deit-t_imagenet.py'
+_base_ = ['./_base_/r50_to_deit-t_imagenet.py', './_base_/ofa.py']
 
 distill_cfg = dict(
-    losses=[
-        dict(student='logits', teacher='logits', loss=dict(type='OFALoss', eps=1.0),
-             name='ofa_logits'),
-    ] + [
-        dict(student=f'stage{i}', teacher='logits', loss=dict(type='OFALoss', eps=1.0),
-             connector=f'branch{i}', name=f'ofa_stage{i}') for i in (1, 2, 3, 4)
-    ],
+    losses={{_base_.ofa_stage_losses}},
     connectors={
         f'branch{i}': dict(type='StageBranch', kind='transformer', in_channels=192,
                            num_classes=1000, stride=2, embed_dim=192, depth=max(4 - i, 1),

@@ -5,21 +5,10 @@
 # Branches (StageBranch, OFA's projector): strides 8/4/2/1 bring the 56/28/14/7 stages to 7x7,
 # embed_dim = max(student width 512, teacher width 768); the stage-4 1x1 conv has a bias, as OFA's
 # (StageBranch's default bias=True). The labels reach the loss as `target`.
-_base_ = './_base_/swin-t_to_r18.py'
+_base_ = ['./_base_/swin-t_to_r18.py', './_base_/ofa.py']
 
 distill_cfg = dict(
-    losses=[
-        dict(student='logits', teacher='logits', loss=dict(type='OFALoss', eps=1.0),
-             name='ofa_logits'),
-        dict(student='stage1', teacher='logits', loss=dict(type='OFALoss', eps=1.0),
-             connector='branch1', name='ofa_stage1'),
-        dict(student='stage2', teacher='logits', loss=dict(type='OFALoss', eps=1.0),
-             connector='branch2', name='ofa_stage2'),
-        dict(student='stage3', teacher='logits', loss=dict(type='OFALoss', eps=1.0),
-             connector='branch3', name='ofa_stage3'),
-        dict(student='stage4', teacher='logits', loss=dict(type='OFALoss', eps=1.0),
-             connector='branch4', name='ofa_stage4'),
-    ],
+    losses={{_base_.ofa_stage_losses}},
     connectors=dict(
         branch1=dict(type='StageBranch', in_channels=64, num_classes=100, stride=8, embed_dim=768),
         branch2=dict(type='StageBranch', in_channels=128, num_classes=100, stride=4, embed_dim=768),

@@ -11,16 +11,10 @@
 # timm's swin_tiny_patch4_window7_224.ms_in1k (./_base_/swin-t_to_r18_imagenet.py).
 # Numbers to reproduce: the per-pair ImageNet-1K top-1 of OFA-KD's paper could not be read in the
 # sources of this change (docs/losses.md, "Papers' setups"); none is quoted.
-_base_ = './_base_/swin-t_to_r18_imagenet.py'
+_base_ = ['./_base_/swin-t_to_r18_imagenet.py', './_base_/ofa.py']
 
 distill_cfg = dict(
-    losses=[
-        dict(student='logits', teacher='logits', loss=dict(type='OFALoss', eps=1.0),
-             name='ofa_logits'),
-    ] + [
-        dict(student=f'stage{i}', teacher='logits', loss=dict(type='OFALoss', eps=1.0),
-             connector=f'branch{i}', name=f'ofa_stage{i}') for i in (1, 2, 3, 4)
-    ],
+    losses={{_base_.ofa_stage_losses}},
     connectors={
         f'branch{i}': dict(type='StageBranch', in_channels=c, num_classes=1000, stride=s,
                            embed_dim=768)
