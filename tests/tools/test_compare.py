@@ -11,12 +11,12 @@ import torch
 from mmengine.config import Config
 from tools_helpers import REPO, TEACHER, runner_config, write_config
 
+from kdzoo.experiments.rows import read_rows
 from kdzoo.experiments.stats import paired_summary, t_quantile
 
 
 def rows_of(work_dir):
-    with open(osp.join(work_dir, 'compare.csv'), newline='') as f:
-        return list(csv.DictReader(f))
+    return read_rows(osp.join(work_dir, 'compare.csv'))
 
 
 # --- statistics ---------------------------------------------------------------------------------
