@@ -209,8 +209,8 @@ def environment(device):
     if device == 'cuda':
         name = torch.cuda.get_device_name()
     else:
-        name = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo')
-                     if line.startswith('model name')), platform.processor() or 'unknown CPU')
+        from kdzoo.experiments.timing import cpu_model
+        name = cpu_model()
     return dict(torch=torch.__version__, device=f'{device} ({name})',
                 threads=torch.get_num_threads(), python=platform.python_version())
 

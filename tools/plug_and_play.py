@@ -45,14 +45,20 @@ import json
 import multiprocessing
 import os
 import os.path as osp
-import platform
 import shutil
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from types import SimpleNamespace
 
-from kdzoo.experiments.matrix_report import COLUMNS, CSV_NAME, PLAN_NAME, key_of, write_report
+from kdzoo.experiments.matrix_report import (
+    COLUMNS,
+    CSV_NAME,
+    PLAN_NAME,
+    key_of,
+    read_plan,
+    write_report,
+)
 from kdzoo.experiments.recipes import STAGES, recipe
 from kdzoo.experiments.rows import append_row, fmt, number, read_rows
 from kdzoo.experiments.runs import (
@@ -63,7 +69,7 @@ from kdzoo.experiments.runs import (
     unformatted_config_dumps,
     unwrap,
 )
-from kdzoo.experiments.timing import bf16_autocast, step_costs
+from kdzoo.experiments.timing import bf16_autocast, cpu_model, step_costs
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -220,9 +226,10 @@ TASKS = {
         iters=(1000, 2000), scale=100.0),
 }
 # The profiles: what a full run trains. 'gpu' is TASKS as above; 'cpu' is sized for a 2-core
-# machine without GPU, run over several sittings (every finished run is kept). Measured on an idle
-# 2-core machine: seg 31 min (teacher 11 min, runs 1.4-2.1 min); a cls seed of resnet10t_to_vit
-# about 17 min (teacher 1.5 min). docs/results.md has the wall times of every sitting.
+# machine without GPU, run over several sittings (every finished run is kept). Measured on a
+# 2-core machine: seg 31.5 min (teacher 10.6 min), det 33.8 min (teacher 10.2 min), cls
+# resnet10t_to_vit seeds 1-2 25.5 min (teacher 1.5 min; partly shared with other jobs); the
+# vit_to_test-resnet teacher runs at 0.6-0.7 s per iteration. docs/results.md has every sitting.
 CPU_PROFILE = {
     'cls': dict(
         pairs={'resnet10t_to_vit': ('configs/quickstart/teacher.py',
@@ -289,18 +296,6 @@ def device_name(device):
         return torch.cuda.get_device_name()
     return f'cpu ({cpu_model()}, {torch.get_num_threads()} threads)'
 
-
-def cpu_model():
-    """The CPU's model name (Linux's /proc/cpuinfo), else the architecture: float results of the
-    same seeded run can differ between CPU models (the kernels chosen differ)."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def prepare_data(task, opts):
@@ -419,13 +414,9 @@ def write_plan(opts):
     rows not run yet (the CSV holds the finished ones only). A sitting run with ``--tasks`` /
     ``--pairs`` replaces its own (task, pair) entries and keeps the others an earlier sitting of
     the same profile planned: the report still shows them, run or not."""
-    path = osp.join(opts.out, PLAN_NAME)
-    earlier = []
-    if osp.isfile(path):
-        with open(path) as f:
-            old = json.load(f)
-        if (old.get('profile'), old.get('smoke', False)) == (opts.profile, opts.smoke):
-            earlier = old['rows']
+    old = read_plan(opts.out) or {}
+    earlier = (old['rows'] if (old.get('profile'), old.get('smoke', False))
+               == (opts.profile, opts.smoke) else [])
     plan = []
     for task in opts.tasks:
         entry = opts.task[task]
@@ -440,7 +431,7 @@ def write_plan(opts):
                              teacher_dtype='bf16' if opts.teacher_bf16 else 'fp32'))
     planned = {(e['task'], e['pair']): e for e in earlier}
     planned.update({(e['task'], e['pair']): e for e in plan})
-    with open(path, 'w') as f:
+    with open(osp.join(opts.out, PLAN_NAME), 'w') as f:
         json.dump(dict(profile=opts.profile, smoke=opts.smoke, device=opts.device_name,
                        rows=list(planned.values())), f, indent=1)
 

@@ -138,8 +138,8 @@ def step_cost_lines(rows):
         step, losses = number(r['distill_step_s']), number(r['loss_s'])
         extra = step - student - teacher
         load = number(r.get('load_per_core'))
-        load = 'not recorded †' if load != load else f'{load:.2f}' + ('' if load <= BUSY_LOAD
-                                                                       else ' †')
+        load = (('not recorded' if math.isnan(load) else f'{load:.2f}')
+                + ('' if timed_quietly(r) else ' †'))
         lines.append(
             f'| {r["task"]} | {r["pair"]} | {r["budget"]} | {r["loss"]} | {r["seed"]} | '
             f'{ratio:.3f} | '

@@ -9,6 +9,7 @@ after the timing) says whether other work shared the machine: the run itself add
 ``torch.get_num_threads() / cpu count``; well above 1 means the times are inflated.
 """
 import os
+import platform
 import statistics
 import time
 from contextlib import nullcontext
@@ -96,3 +97,16 @@ def step_costs(runner, repeats, device, teacher_bf16):
 def load_per_core():
     """The machine's 1-minute load average per CPU."""
     return os.getloadavg()[0] / (os.cpu_count() or 1)
+
+
+def cpu_model():
+    """The CPU's model name (Linux's /proc/cpuinfo), else the architecture: float results of the
+    same seeded run can differ between CPU models (the kernels chosen differ)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
