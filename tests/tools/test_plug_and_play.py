@@ -105,8 +105,11 @@ def test_cpu_profile_plans_every_row_and_reports_the_rows_not_run(tmp_path):
     assert opts.losses['det'] == ['none', 'CWD', 'PKD', 'MSDCRD', 'LFCC']
     assert len(opts.task['cls'].pairs) == 2
     assert pnp.teacher_iters_of(opts, 'cls', 'vit_to_test-resnet') == 3000
+    assert pnp.budget_of(opts, 'cls', 'vit_to_test-resnet') == '200it'  # per pair
+    assert pnp.budget_of(opts, 'cls', 'resnet10t_to_vit') == '500it'  # the task's
     pnp.write_plan(opts)
     text = open(write_report(str(tmp_path))[0]).read()
+    assert '## cls: vit_to_test-resnet, 200it, teacher 3000 iterations' in text
     for task in ('cls', 'seg', 'det'):
         for pair in opts.task[task].pairs:
             assert f'## {task}: {pair}' in text
