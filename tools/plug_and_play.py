@@ -63,6 +63,7 @@ from kdzoo.experiments.recipes import STAGES, recipe
 from kdzoo.experiments.rows import append_row, fmt, number, read_rows
 from kdzoo.experiments.runs import (
     budget_options,
+    config_sha,
     make_runner,
     metric_value,
     train_run,
@@ -342,19 +343,24 @@ def teacher_run(task, pair, configs, opts, data_options):
     config = osp.join(REPO, configs[0])
     folder = osp.join(opts.out, 'tmp', 'teachers', task, f'{pair}_{iters}it')
     record_path = osp.join(folder, 'teacher.json')
+    options = dict(data_options, **run_options(task, configs[0], iters, 0, opts, opts.batch[task]))
+    options.update({'default_hooks.checkpoint.interval': iters,
+                    'default_hooks.checkpoint.save_last': True})
+    trained_with = config_sha(config, options)
     record = None
     if osp.isfile(record_path):
         with open(record_path) as f:
             record = json.load(f)
+        if record.get('config_sha') != trained_with:
+            print(f'[{task}/{pair}] the cached teacher in {folder} was trained with another '
+                  f'config or options than {configs[0]} has now: training it again', flush=True)
+            record = None
     if record is None or not osp.isfile(record['checkpoint']):
-        options = dict(data_options, **run_options(task, configs[0], iters, 0, opts,
-                                                   opts.batch[task]))
-        options.update({'default_hooks.checkpoint.interval': iters,
-                        'default_hooks.checkpoint.save_last': True})
         print(f'[{task}/{pair}] teacher {configs[0]}: {iters} iterations', flush=True)
         runner, result = train_run(config, folder, options, entry.metric, entry.scale)
         record = dict(checkpoint=osp.join(folder, f'iter_{runner.iter}.pth'), metric=result.last,
-                      seconds=result.seconds, iters=runner.iter, metric_bf16=None)
+                      seconds=result.seconds, iters=runner.iter, metric_bf16=None,
+                      config_sha=trained_with)
     if opts.teacher_bf16 and record['metric_bf16'] is None:
         runner = make_runner(config, folder, dict(
             data_options, **run_options(task, configs[0], 1, 0, opts),

@@ -14,6 +14,7 @@ that
   budget when one is given.
 """
 import hashlib
+import json
 import math
 import os
 import os.path as osp
@@ -26,6 +27,7 @@ from types import SimpleNamespace
 from unittest import mock
 
 import torch
+from mmengine.config import Config
 from mmengine.hooks import Hook
 
 from kdzoo.hooks import unwrap
@@ -77,6 +79,15 @@ def state_sha(state_dict):
             digest.update(str(tuple(value.shape)).encode())
             digest.update(tensor_bytes(value))
     return digest.hexdigest()[:16]
+
+
+def config_sha(config, options):
+    """A short fingerprint of ``config`` as resolved (its ``_base_`` files included) with the
+    cfg-options ``options`` merged: what a cached run was trained with."""
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(options)
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def tensors_of(value):

@@ -1,8 +1,12 @@
 """tools/plug_and_play.py: the --smoke matrix writes finite CSV rows, the markdown and the PNG; a
 rerun skips every row; every classification loss entry builds and gives finite losses; the
-schedule is rescaled to the iterations; a task whose adapter does not import fails clearly."""
+schedule is rescaled to the iterations; a task whose adapter does not import fails clearly; a
+cached teacher is trained again when its config changed."""
 import dataclasses
 import math
+import os
+import os.path as osp
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -213,3 +217,27 @@ def test_report_says_when_the_seeds_of_a_pair_had_different_teachers(tmp_path):
                                        teacher_dtype='fp32', metric=22, teacher_metric=teacher))
     text = open(write_report(str(tmp_path))[0]).read()
     assert 'Teacher cls/top1: 68.20 (seeds 0), 64.80 (seeds 1, 2): the teacher was trained' in text
+
+
+def test_a_cached_teacher_is_trained_again_when_its_config_changed(monkeypatch, tmp_path, capsys):
+    trained = []
+
+    def fake_train_run(config, folder, options, metric, scale):
+        trained.append(config)
+        os.makedirs(folder, exist_ok=True)
+        open(osp.join(folder, 'iter_2.pth'), 'w').close()
+        return SimpleNamespace(iter=2), SimpleNamespace(last=50.0, seconds=1.0)
+
+    monkeypatch.setattr(pnp, 'train_run', fake_train_run)
+    config = tmp_path / 'teacher.py'
+    base = osp.join(pnp.REPO, 'configs', 'quickstart', 'teacher.py')
+    config.write_text(f'_base_ = {base!r}\noptim_wrapper = dict(optimizer=dict(lr=1e-3))\n')
+    opts = pnp.resolve(pnp.parse_args(['--smoke', '--tasks', 'cls', '--out', str(tmp_path)]))
+    configs = (str(config), 'the student is not used')
+    for _ in range(2):
+        assert pnp.teacher_run('cls', 'p', configs, opts, {})['metric'] == 50.0
+    assert len(trained) == 1  # the second call read the cache
+    config.write_text(f'_base_ = {base!r}\noptim_wrapper = dict(optimizer=dict(lr=2e-3))\n')
+    pnp.teacher_run('cls', 'p', configs, opts, {})
+    assert len(trained) == 2
+    assert 'trained with another config or options' in capsys.readouterr().out
