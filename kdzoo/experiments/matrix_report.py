@@ -171,6 +171,7 @@ def write_report(out):
     devices = sorted({r['device'] for r in rows})
     lines += [f'Profile: {(plan or {}).get("profile", "not recorded")}. Devices: '
               f'{", ".join(devices) or "none yet"}.', '']
+    panels = []
     for entry in plan_rows(plan, rows):
         task, pair, budget = entry['task'], entry['pair'], entry['budget']
         mine = [r for r in rows if (r['task'], r['pair'], r['budget']) == (task, pair, budget)]
@@ -200,7 +201,12 @@ def write_report(out):
                          f'{first.get("teacher_metric_bf16") or "not measured"}).')
         else:
             lines.append('Teacher: not trained yet.')
-        if math.isfinite(teacher) and math.isfinite(student) and teacher - student < TEACHER_MARGIN:
+        weak = (math.isfinite(teacher) and math.isfinite(student)
+                and teacher - student < TEACHER_MARGIN)
+        title = (f'{task}: {pair}\n{budget}, teacher {entry["teacher_iters"]} it, '
+                 f'{entry["teacher_dtype"]}' + ('\nTEACHER TOO WEAK: no evidence' if weak else ''))
+        panels.append((title, distilled, weak))
+        if weak:
             lines.append(f'**Teacher too weak: {teacher:.2f} vs the student alone {student:.2f} '
                          f'(less than {TEACHER_MARGIN:g} points better): the gains below are no '
                          'evidence about distillation.**')
@@ -221,12 +227,14 @@ def write_report(out):
               + ['', BUSY_RUNS]) if missed else ['None so far.']
     with open(osp.join(out, MD_NAME), 'w') as f:
         f.write('\n'.join(lines) + '\n')
-    return osp.join(out, MD_NAME), write_chart(rows, osp.join(out, PNG_NAME))
+    return osp.join(out, MD_NAME), write_chart(panels, osp.join(out, PNG_NAME))
 
 
-def write_chart(rows, path):
-    """One panel per (task, pair, budget, teacher precision): each loss's mean gain, error bar ±
-    sample std over seeds. ``None`` (with a message) where matplotlib is not installed."""
+def write_chart(panels, path):
+    """One panel per table of the report, in its order (``panels``: ``(title, distilled rows,
+    teacher too weak)``), up to 3 a line: each loss's mean gain, error bar ± sample std over
+    seeds; grey where the teacher is too weak. ``None`` (with a message) where matplotlib is not
+    installed."""
     try:
         import matplotlib
         matplotlib.use('Agg')
@@ -234,19 +242,21 @@ def write_chart(rows, path):
     except ImportError:
         print(f'matplotlib is not installed: no {PNG_NAME} (run --report-only where it is)')
         return None
-    panels = groups([r for r in rows if r['loss'] != 'none'],
-                    ('task', 'pair', 'budget', 'teacher_dtype'))
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4 + 3.5 * len(panels), 4),
-                             squeeze=False)
-    for ax, ((task, pair, budget, dtype), grp) in zip(axes[0], panels.items()):
-        by_loss = groups(grp, ('loss',))
-        stats = [mean_spread([number(r['gain']) for r in runs]) for runs in by_loss.values()]
+    panels = [panel for panel in panels if panel[1]]
+    cols = max(1, min(3, len(panels)))
+    lines = max(1, math.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(lines, cols, figsize=(5 * cols, 4.2 * lines), squeeze=False)
+    for ax, (title, runs, weak) in zip(axes.flat, panels):
+        by_loss = groups(runs, ('loss',))
+        stats = [mean_spread([number(r['gain']) for r in grp]) for grp in by_loss.values()]
         ax.bar([k[0] for k in by_loss], [m for m, _ in stats], yerr=[s for _, s in stats],
-               capsize=4, color='tab:blue')
+               capsize=4, color='tab:gray' if weak else 'tab:blue')
         ax.axhline(0, color='black', linewidth=0.8)
-        ax.set_title(f'{task}: {pair}\n{budget}, teacher {dtype}', fontsize=9)
-        ax.set_ylabel(f'gain in {grp[0]["metric_name"]} over student alone')
+        ax.set_title(title, fontsize=9, color='tab:red' if weak else 'black')
+        ax.set_ylabel(f'gain in {runs[0]["metric_name"]} over student alone')
         ax.tick_params(axis='x', labelrotation=30)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis('off')
     if not panels:
         axes[0][0].text(0.5, 0.5, 'no distillation runs yet', ha='center', va='center')
     fig.tight_layout()

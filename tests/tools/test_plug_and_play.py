@@ -120,8 +120,11 @@ def test_cpu_profile_plans_every_row_and_reports_the_rows_not_run(tmp_path):
     assert text.count('not run yet') == 2 * 8 + 5 + 5 and 'Profile: cpu' in text
 
 
-def test_report_marks_a_weak_teacher_and_gives_the_paired_verdict(tmp_path):
+def test_report_marks_a_weak_teacher_and_gives_the_paired_verdict(tmp_path, monkeypatch):
+    from kdzoo.experiments import matrix_report
     from kdzoo.experiments.matrix_report import COLUMNS, write_report
+    charted = []
+    monkeypatch.setattr(matrix_report, 'write_chart', lambda panels, path: charted.extend(panels))
     common = dict(task='cls', pair='p', budget='500it', metric_name='cls/top1',
                   teacher_metric=53.0, device='cpu')
     for seed, (alone, kd) in enumerate([(50.0, 52.0), (51.0, 53.5), (49.0, 51.2)]):
@@ -136,6 +139,8 @@ def test_report_marks_a_weak_teacher_and_gives_the_paired_verdict(tmp_path):
     assert '| KD | 3/3 | 52.23 ± 1.17 | 2.23 ± 0.25 | [+1.61, +2.86] | helped |' in text
     assert ('| cls | p | 500it | KD | 0 | 1.200 | 1.0% | not recorded † | 30.0 ms over student + '
             'teacher') in text
+    (title, runs, weak), = charted  # the chart's panel says so too
+    assert weak and 'TEACHER TOO WEAK' in title and {r['loss'] for r in runs} == {'KD'}
 
 
 def test_report_takes_step_costs_from_quietly_timed_runs_and_marks_busy_ones(tmp_path):
