@@ -14,7 +14,8 @@ entry of :data:`TASKS`: configs, metric, data generator, losses):
 2. trains each pair's teacher once on it (``--teacher-iters``, seed 0), cached in
    ``<out>/tmp/teachers/<task>/<pair>_<iters>it/`` with its validation metric (and, with
    ``--teacher-bf16``, its metric under bf16 autocast) and the fingerprint of its resolved config
-   and options (a changed config trains it again), so the table is self-contained;
+   and options (a change that alters training trains it again; workers and logging do not), so
+   the table is self-contained;
 3. trains the student alone (loss ``none``) and distilled with each loss, same iterations
    (``--iters``, the profile's per task or per pair, or stopped at ``--budget-s`` seconds, then
    validated), paired within a seed:
@@ -348,12 +349,17 @@ def teacher_run(task, pair, configs, opts, data_options):
     options = dict(data_options, **run_options(task, configs[0], iters, 0, opts, opts.batch[task]))
     options.update({'default_hooks.checkpoint.interval': iters,
                     'default_hooks.checkpoint.save_last': True})
-    trained_with = config_sha(config, options)
+    trained_with = config_sha(config, options, root=opts.out)
     record = None
     if osp.isfile(record_path):
         with open(record_path) as f:
             record = json.load(f)
-        if record.get('config_sha') != trained_with:
+        if 'config_sha' not in record:
+            print(f'[{task}/{pair}] the cached teacher in {folder} was written before its config '
+                  f'was recorded: kept, and taken as trained with {configs[0]} as it is now '
+                  '(delete the folder to train it again)', flush=True)
+            record['config_sha'] = trained_with
+        elif record['config_sha'] != trained_with:
             print(f'[{task}/{pair}] the cached teacher in {folder} was trained with another '
                   f'config or options than {configs[0]} has now: training it again', flush=True)
             record = None
@@ -403,11 +409,11 @@ def student_run(task, pair, configs, loss, seed, opts, data_options, teacher):
         options['distill_cfg'] = dict(
             teacher=dict(config=osp.join(REPO, configs[0]), checkpoint=teacher['checkpoint']),
             teacher_check=False, **items)
-    runs = osp.join(opts.out, 'tmp', 'runs', task, pair)
+    runs = osp.join(opts.out, 'tmp', 'runs', task, pair)  # one initial student per seed
+    work_dir = osp.join(runs, budget_of(opts, task, pair).replace('/', '_'), f'{loss}_seed{seed}')
     runner, result = train_run(
-        osp.join(REPO, configs[1]), osp.join(runs, f'{loss}_seed{seed}'), options, entry.metric,
-        entry.scale, init_file=osp.join(runs, f'seed{seed}_student_init.pth'),
-        seconds=opts.budget_s,
+        osp.join(REPO, configs[1]), work_dir, options, entry.metric, entry.scale,
+        init_file=osp.join(runs, f'seed{seed}_student_init.pth'), seconds=opts.budget_s,
         runner_hook=autocast_teacher(opts.device) if opts.teacher_bf16 and loss != 'none' else None)
     fields = dict(iters=result.iters, metric=result.last, train_s=result.seconds,
                   iter_s=result.iter_s, init_sha=result.init_sha, batches_sha=result.batches_sha)

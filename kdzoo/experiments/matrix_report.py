@@ -194,8 +194,9 @@ def write_report(out):
                 f'{number(k[0]):.2f} (seeds {", ".join(sorted({r["seed"] for r in runs}))})'
                 for k, runs in by_teacher.items())
                 + ': the teacher was trained again between sittings (its scratch folder did not '
-                'survive) and came out different; each seed\'s runs share one teacher, so every '
-                'gain is still paired, but the seeds differ by more than their seed.')
+                'survive, or its config or options changed) and came out different; each '
+                'seed\'s runs share one teacher, so every gain is still paired, but the seeds '
+                'differ by more than their seed.')
         elif math.isfinite(teacher):
             lines.append(f'Teacher {metric}: {teacher:.2f} (bf16 autocast: '
                          f'{first.get("teacher_metric_bf16") or "not measured"}).')

@@ -81,13 +81,27 @@ def state_sha(state_dict):
     return digest.hexdigest()[:16]
 
 
-def config_sha(config, options):
+NOT_TRAINING = {'num_workers', 'persistent_workers', 'log_level', 'logger'}
+
+
+def config_sha(config, options, root=None):
     """A short fingerprint of ``config`` as resolved (its ``_base_`` files included) with the
-    cfg-options ``options`` merged: what a cached run was trained with."""
+    cfg-options ``options`` merged: what a cached run was trained with. Options that do not
+    change what is trained are left out (a key with a part in :data:`NOT_TRAINING`: the loaders'
+    workers — the seeded data stream makes the batches independent of them — and logging);
+    paths under ``root`` count relative to it."""
     cfg = Config.fromfile(config)
-    cfg.merge_from_dict(options)
-    text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
+    cfg.merge_from_dict({key: value for key, value in options.items()
+                         if not NOT_TRAINING & set(key.split('.'))})
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=qualified_name)
+    if root:
+        text = text.replace(osp.abspath(root), '<root>')
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def qualified_name(value):
+    """``module.name`` of a class or function in a config (its repr would hold its address)."""
+    return f'{getattr(value, "__module__", "")}.{getattr(value, "__qualname__", type(value))}'
 
 
 def tensors_of(value):

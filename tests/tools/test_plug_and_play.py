@@ -3,6 +3,7 @@ rerun skips every row; every classification loss entry builds and gives finite l
 schedule is rescaled to the iterations; a task whose adapter does not import fails clearly; a
 cached teacher is trained again when its config changed."""
 import dataclasses
+import json
 import math
 import os
 import os.path as osp
@@ -242,7 +243,25 @@ def test_a_cached_teacher_is_trained_again_when_its_config_changed(monkeypatch, 
     for _ in range(2):
         assert pnp.teacher_run('cls', 'p', configs, opts, {})['metric'] == 50.0
     assert len(trained) == 1  # the second call read the cache
+    quieter = pnp.resolve(pnp.parse_args(['--smoke', '--tasks', 'cls', '--out', str(tmp_path),
+                                          '--workers', '2', '--verbose']))
+    pnp.teacher_run('cls', 'p', configs, quieter, {})
+    assert len(trained) == 1  # workers and logging do not change what is trained
     config.write_text(f'_base_ = {base!r}\noptim_wrapper = dict(optimizer=dict(lr=2e-3))\n')
     pnp.teacher_run('cls', 'p', configs, opts, {})
     assert len(trained) == 2
     assert 'trained with another config or options' in capsys.readouterr().out
+
+
+def test_a_teacher_cached_before_configs_were_recorded_is_kept_and_said(tmp_path, capsys):
+    folder = tmp_path / 'tmp' / 'teachers' / 'cls' / 'p_2it'
+    folder.mkdir(parents=True)
+    (folder / 'iter_2.pth').write_bytes(b'')
+    (folder / 'teacher.json').write_text(json.dumps(dict(
+        checkpoint=str(folder / 'iter_2.pth'), metric=40.0, seconds=1.0, iters=2,
+        metric_bf16=None)))
+    opts = pnp.resolve(pnp.parse_args(['--smoke', '--tasks', 'cls', '--out', str(tmp_path)]))
+    config = osp.join(pnp.REPO, 'configs', 'quickstart', 'teacher.py')
+    assert pnp.teacher_run('cls', 'p', (config, 'unused'), opts, {})['metric'] == 40.0
+    assert 'written before its config was recorded: kept' in capsys.readouterr().out
+    assert json.loads((folder / 'teacher.json').read_text())['config_sha']
