@@ -308,7 +308,6 @@ def device_name(device):
     return f'cpu ({cpu_model()}, {torch.get_num_threads()} threads)'
 
 
-
 def prepare_data(task, opts):
     """Write the task's set once (a ``done.json`` marks a finished one); returns its cfg-options."""
     entry = opts.task[task]
@@ -342,7 +341,7 @@ def model_name(config):
 def teacher_run(task, pair, configs, opts, data_options):
     """Train (or read from the cache) the pair's teacher; returns its record: checkpoint, metric,
     and with ``--teacher-bf16`` its metric under bf16 autocast."""
-    entry, iters = TASKS[task], teacher_iters_of(opts, task, pair)
+    entry, iters = TASKS[task], iters_of(opts, task, pair, 'teacher')
     config = osp.join(REPO, configs[0])
     folder = osp.join(opts.out, 'tmp', 'teachers', task, f'{pair}_{iters}it')
     record_path = osp.join(folder, 'teacher.json')
@@ -401,7 +400,7 @@ def student_run(task, pair, configs, loss, seed, opts, data_options, teacher):
     Every run of a (pair, seed) starts from the same student (one initial-weights file) and sees
     the same batches (the seeded data stream), whatever its loss."""
     entry = TASKS[task]
-    iters = student_iters_of(opts, task, pair)
+    iters = iters_of(opts, task, pair, 'student')
     options = dict(data_options, **run_options(task, configs[1], iters, seed, opts,
                                                opts.batch[task]))
     if loss != 'none':
@@ -422,29 +421,23 @@ def student_run(task, pair, configs, loss, seed, opts, data_options, teacher):
     return fields
 
 
-def student_iters_of(opts, task, pair):
-    """The student iterations of ``pair``: ``--iters``, 2 with ``--smoke``, else the profile's
-    (per pair where it says so)."""
-    if opts.iters:
-        return opts.iters
+def iters_of(opts, task, pair, role):
+    """The iterations of ``pair``'s ``role`` ('student' or 'teacher'): ``--iters`` /
+    ``--teacher-iters``, 2 with ``--smoke``, else the profile's (per pair where it says so)."""
+    teacher = role == 'teacher'
+    given = opts.teacher_iters if teacher else opts.iters
+    if given:
+        return given
     entry = opts.task[task]
-    return 2 if opts.smoke else (entry.student_iters or {}).get(pair, entry.iters[0])
+    per_pair = (entry.teacher_iters if teacher else entry.student_iters) or {}
+    return 2 if opts.smoke else per_pair.get(pair, entry.iters[int(teacher)])
 
 
 def budget_of(opts, task, pair):
     """The budget of the pair's student runs, as the CSV and the report name it: ``500it``, or
     ``500it/60s`` with ``--budget-s``."""
-    return (f'{student_iters_of(opts, task, pair)}it'
+    return (f'{iters_of(opts, task, pair, "student")}it'
             + (f'/{opts.budget_s:g}s' if opts.budget_s else ''))
-
-
-def teacher_iters_of(opts, task, pair):
-    """The teacher iterations of ``pair``: ``--teacher-iters``, 2 with ``--smoke``, else the
-    profile's (per pair where it says so)."""
-    if opts.teacher_iters:
-        return opts.teacher_iters
-    entry = opts.task[task]
-    return 2 if opts.smoke else (entry.teacher_iters or {}).get(pair, entry.iters[1])
 
 
 def write_plan(opts):
@@ -465,8 +458,8 @@ def write_plan(opts):
             plan.append(dict(task=task, pair=pair, teacher=teacher, student=student,
                              losses=opts.losses[task], seeds=opts.seeds[task],
                              budget=budget_of(opts, task, pair),
-                             iters=student_iters_of(opts, task, pair),
-                             teacher_iters=teacher_iters_of(opts, task, pair),
+                             iters=iters_of(opts, task, pair, 'student'),
+                             teacher_iters=iters_of(opts, task, pair, 'teacher'),
                              teacher_dtype='bf16' if opts.teacher_bf16 else 'fp32'))
     planned = {(e['task'], e['pair']): e for e in earlier}
     planned.update({(e['task'], e['pair']): e for e in plan})
@@ -494,7 +487,7 @@ def run_matrix(opts):
                     row = dict(task=task, pair=pair, loss=loss, seed=seed,
                                budget=budget_of(opts, task, pair),
                                teacher_iters='-' if loss == 'none'
-                               else teacher_iters_of(opts, task, pair),
+                               else iters_of(opts, task, pair, 'teacher'),
                                teacher_dtype='-' if loss == 'none' else
                                ('bf16' if opts.teacher_bf16 else 'fp32'))
                     key = key_of(row)

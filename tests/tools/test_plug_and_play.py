@@ -109,7 +109,7 @@ def test_cpu_profile_plans_every_row_and_reports_the_rows_not_run(tmp_path):
     assert opts.losses['seg'] == ['none', 'KD', 'CWD', 'MSDCRD', 'LFCC']
     assert opts.losses['det'] == ['none', 'CWD', 'PKD', 'MSDCRD', 'LFCC']
     assert len(opts.task['cls'].pairs) == 2
-    assert pnp.teacher_iters_of(opts, 'cls', 'vit_to_test-resnet') == 3000
+    assert pnp.iters_of(opts, 'cls', 'vit_to_test-resnet', 'teacher') == 3000
     assert pnp.budget_of(opts, 'cls', 'vit_to_test-resnet') == '200it'  # per pair
     assert pnp.budget_of(opts, 'cls', 'resnet10t_to_vit') == '500it'  # the task's
     pnp.write_plan(opts)
