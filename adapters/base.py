@@ -5,30 +5,37 @@
 
 - building: the student first, from the global random stream exactly as alone; the teacher and the
   connectors inside :func:`kdzoo.rng.isolated_rng`, so they draw nothing from that stream;
+- the distill items parsed once (:func:`kdzoo.distiller.parse_items`, before the teacher is built,
+  so an item's mistake comes first) and handed to ``check_pair`` and the distiller;
 - ``init_weights``: the student's own ``init_weights`` (a ``Pretrained`` backbone, a head's prior),
   exactly as the student alone gets it from MMEngine's runner; the teacher is never re-initialised
   (it is initialised at build time only when no checkpoint replaces its weights);
 - the teacher's inputs: the student's preprocessed batch converted to the teacher's own mean, std
-  and channel order (:func:`teacher_inputs`);
+  and channel order (:func:`teacher_inputs`); the teacher runs without grad, under
+  ``torch.autocast`` when ``teacher_autocast`` is a dtype (:meth:`running_teacher`);
 - the ``loss`` / ``predict`` / ``tensor`` dispatch, ``describe_step`` for ``--dry-run``,
-  labels passed to the losses as ``target``, and the monitor's ``distill.ratio_<name>`` /
+  labels passed to the losses as ``target``, the iteration (the runner's, read once per step from
+  MMEngine's message hub) passed to the distiller, and the monitor's ``distill.ratio_<name>`` /
   ``distill.agree`` values in the loss dict (:mod:`kdzoo.monitor`; ``distill_cfg.monitor=False``
   turns them off).
 
 An adapter subclass says only what its framework makes specific::
 
     build_model(cfg)                          -> nn.Module in the framework's registry scope
-    check_pair(losses, student, teacher)      build-time checks of the items (may raise)
+    check_pair(items, student, teacher)       build-time checks of the items (may raise)
+    student_readout_paths(student, items)     student modules its step reads (default none)
     student_step(inputs, data_samples)        -> (task losses, {reserved name: tensor})
     teacher_step(inputs)                      -> {reserved name: tensor}   (no grad, eval)
     run_model(model, inputs, data_samples, mode)   predict / tensor of either model
     targets(data_samples)                     -> labels for the losses, or None
 
-and sets ``RESERVED`` (the readout names it provides).
+and sets ``RESERVED`` (the readout names it provides). The tap names the items read are the
+distiller's (``distiller.tap_names`` / ``distiller.readout_names``).
 """
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
+from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 
 from kdzoo.distiller import Distiller, parse_items
@@ -39,24 +46,18 @@ from kdzoo.teacher import build_teacher
 MODES = ('loss', 'predict', 'tensor')
 
 
-def taps_of(item):
-    """``(student taps as a list, teacher tap)`` of a distill item dict."""
-    student = item['student']
-    return ([student] if isinstance(student, str) else list(student)), item['teacher']
-
-
 def check_same_classes(items, logit_taps, student_classes, teacher_classes, fix):
     """Raise ``ValueError`` when an item pairs logit taps on both sides (``logit_taps``) but the
     student and teacher predict different numbers of classes; ``fix`` says how to mend it."""
     if student_classes == teacher_classes:
         return
     for index, item in enumerate(items):
-        student_taps, teacher_tap = taps_of(item)
-        if all(t in logit_taps for t in student_taps) and teacher_tap in logit_taps:
+        if all(t in logit_taps for t in item.student) and item.teacher in logit_taps:
             raise ValueError(
-                f'distill item {index} pairs student {student_taps} with teacher {teacher_tap!r}, '
-                f'but the student has num_classes={student_classes} and the teacher '
-                f'num_classes={teacher_classes}; logit losses compare the same classes. {fix}')
+                f'distill item {index} pairs student {list(item.student)} with teacher '
+                f'{item.teacher!r}, but the student has num_classes={student_classes} and the '
+                f'teacher num_classes={teacher_classes}; logit losses compare the same classes. '
+                f'{fix}')
 
 
 def check_not_shared(student, teacher):
@@ -113,13 +114,13 @@ def renormalise(inputs, source, target):
     return raw if mean_t is None else (raw - mean_t.to(raw)) / std_t.to(raw)
 
 
-def label_using(losses):
+def label_using(items):
     """``[(item index, loss type)]`` of the items whose loss needs ground-truth labels (a loss
     class with ``requires_target = True``: DKD, OFA)."""
     from kdzoo.registry import LOSSES
     found = []
-    for index, item in enumerate(losses):
-        kind = item['loss']['type']
+    for index, item in enumerate(items):
+        kind = item.loss['type']
         cls = kind if isinstance(kind, type) else LOSSES.get(kind)
         if getattr(cls, 'requires_target', False):
             found.append((index, cls.__name__))
@@ -136,6 +137,10 @@ class DistillModel(BaseModel):
             monitor=True)`` (docs/distill_cfg.md); ``teacher_check`` is read by
             ``kdzoo.adapters.wrap``.
         data_preprocessor: a dict or module; defaults to the student's own.
+
+    ``teacher_autocast``: ``None`` (default) or a floating dtype (e.g. ``torch.bfloat16``): the
+    teacher's steps then run under ``torch.autocast`` of the inputs' device type with that dtype;
+    set it on the built model (``model.teacher_autocast = torch.bfloat16``).
     """
 
     RESERVED = ()
@@ -147,26 +152,34 @@ class DistillModel(BaseModel):
             data_preprocessor = self.build_model(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor or student.data_preprocessor,
                          init_cfg=init_cfg)
-        parse_items(distill_cfg['losses'])  # item mistakes first, before a teacher is built
-        losses = list(distill_cfg['losses'])
+        items = parse_items(distill_cfg['losses'])  # before the teacher: item mistakes first
         if isinstance(distill_cfg['teacher'], torch.nn.Module):
             check_not_shared(student, distill_cfg['teacher'])  # before freezing it
         with isolated_rng('kdzoo.teacher'):
             teacher = build_teacher(distill_cfg['teacher'], build_model=self.build_model)
-        self.check_pair(losses, student, teacher)
+        self.check_pair(items, student, teacher)
         with isolated_rng('kdzoo.connectors'):
-            self.distiller = Distiller(student, teacher, losses, distill_cfg.get('connectors'),
-                                       student_reserved=self.RESERVED,
-                                       teacher_reserved=self.RESERVED)
+            self.distiller = Distiller(
+                student, teacher, items, distill_cfg.get('connectors'),
+                student_reserved=self.RESERVED, teacher_reserved=self.RESERVED,
+                student_readout_paths=self.student_readout_paths(student, items))
         self.teacher_norm = normalisation(getattr(teacher, 'data_preprocessor', None))
         self.monitor = bool(distill_cfg.get('monitor', True))
+        self.teacher_autocast = None
+        self._steps = 0  # training steps taken: the iteration outside a runner
 
     # -- what an adapter provides ------------------------------------------------------------
     def build_model(self, cfg):
         raise NotImplementedError
 
-    def check_pair(self, losses, student, teacher):
-        """Build-time checks of the items against the two models (raise ``ValueError``)."""
+    def check_pair(self, items, student, teacher):
+        """Build-time checks of the :class:`~kdzoo.distiller.DistillItem` s against the two
+        models (raise ``ValueError``)."""
+
+    def student_readout_paths(self, student, items):
+        """Module paths of ``student`` whose outputs :meth:`student_step` reads (from
+        ``distiller.student_taps``, recorded with the items' taps)."""
+        return ()
 
     def student_step(self, inputs, data_samples):
         raise NotImplementedError
@@ -205,6 +218,21 @@ class DistillModel(BaseModel):
         return renormalise(inputs, source, self.teacher_norm)
 
     @contextmanager
+    def running_teacher(self, inputs):
+        """Run the teacher inside: without grad (the distiller keeps it in eval), under
+        ``torch.autocast(inputs.device.type, dtype=teacher_autocast)`` when that is set."""
+        precision = nullcontext() if self.teacher_autocast is None else torch.autocast(
+            inputs.device.type, dtype=self.teacher_autocast)
+        with torch.no_grad(), precision:
+            yield
+
+    def iteration(self):
+        """The runner's iteration (from 0, MMEngine's message hub) or, outside a runner, the
+        training steps taken so far; read once per step and passed to the distiller."""
+        iteration = MessageHub.get_current_instance().get_info('iter')
+        return self._steps if iteration is None else iteration
+
+    @contextmanager
     def predicting_with_teacher(self):
         """Inside, ``predict`` / ``tensor`` modes run the teacher instead of the student (the
         teacher check hook evaluates the teacher with the runner's own val loop this way)."""
@@ -218,15 +246,20 @@ class DistillModel(BaseModel):
         """Run the student's training step and the teacher inside an open ``distiller.step()``:
         ``(task losses, student readouts, teacher readouts)``."""
         losses, student = self.student_step(inputs, data_samples)
-        teacher = self.distiller.run_teacher(self.teacher_step, self.teacher_inputs(inputs))
+        teacher_inputs = self.teacher_inputs(inputs)
+        with self.running_teacher(inputs):
+            teacher = self.teacher_step(teacher_inputs)
         return losses, student, teacher
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         if mode == 'loss':
+            iteration = self.iteration()
             with self.distiller.step():
                 losses, student, teacher = self.recorded_step(inputs, data_samples)
-                distill = self.distiller.distill_losses(student, teacher,
+                distill = self.distiller.distill_losses(student, teacher, iteration=iteration,
                                                         target=self.targets(data_samples))
+            if self.training:
+                self._steps += 1
             if self.monitor:
                 losses.update(monitor_values(losses, distill, student, teacher))
             losses.update(distill)
@@ -235,12 +268,14 @@ class DistillModel(BaseModel):
             raise ValueError(f'{type(self).__name__}: unknown mode {mode!r}; '
                              f'use one of {list(MODES)}')
         if self.use_teacher:
-            return self.distiller.run_teacher(self.run_model, self.teacher,
-                                              self.teacher_inputs(inputs), data_samples, mode)
+            teacher_inputs = self.teacher_inputs(inputs)
+            with self.running_teacher(inputs):
+                return self.run_model(self.teacher, teacher_inputs, data_samples, mode)
         return self.run_model(self.student, inputs, data_samples, mode)
 
     def describe_step(self, inputs, data_samples=None):
         """One line per distill item (taps, shapes, connector, loss value) for ``--dry-run``."""
         with torch.no_grad(), self.distiller.step():
             _, student, teacher = self.recorded_step(inputs, data_samples)
-            return self.distiller.describe(student, teacher, target=self.targets(data_samples))
+            return self.distiller.describe(student, teacher, iteration=self.iteration(),
+                                           target=self.targets(data_samples))

@@ -9,14 +9,18 @@ It knows nothing about tasks: adapters run the models and hand over their reserv
 
 gives the loss key ``distill.loss_<name>``, ``name`` defaulting to
 ``<loss type without 'Loss', lowercased>_<item index>`` (e.g. ``distill.loss_msdcrd_0``).
-The teacher runs under ``torch.no_grad()`` in eval mode (BatchNorm statistics frozen even when
-the wrapper trains) and is held outside the module tree, so it never enters the state dict, the
-optimizer or a DDP wrapper. Connectors (learnable, student side) live in ``self.connectors``.
+The teacher is frozen, kept in eval mode (BatchNorm statistics frozen even when the wrapper
+trains; its caller runs it under ``torch.no_grad()``) and held outside the module tree, so it
+never enters the state dict, the optimizer or a DDP wrapper. Connectors (learnable, student
+side) live in ``self.connectors``.
 
-Items are checked when built (:func:`parse_items`: types, finite non-negative ``weight`` and
-``warmup_iters``; the loss's own arguments by the loss), and every step: a NaN or Inf in an item's
-teacher readout, student value or loss stops training with :class:`kdzoo.finite.NonFiniteError`
-naming the item, its taps, the side and the iteration (as logged, from 1).
+Items are parsed and checked once, by :func:`parse_items` (types, finite non-negative ``weight``
+and ``warmup_iters``), into :class:`DistillItem` s handed to the :class:`Distiller` (the loss's own
+arguments are checked by the loss when the distiller builds it). Every step, a NaN or Inf in an
+item's teacher readout, student value or loss stops training with
+:class:`kdzoo.finite.NonFiniteError` naming the item, its taps, the side and the iteration (as
+logged, from 1). The iteration is the caller's (the adapter skeleton reads the runner's): the
+distiller reads no global state.
 """
 import math
 import numbers
@@ -35,10 +39,12 @@ ITEM_KEYS = {'student', 'teacher', 'loss', 'weight', 'name', 'connector', 'warmu
 
 @dataclass(frozen=True)
 class DistillItem:
-    """One parsed distill item; ``student`` is a tuple of taps, fused by the connector if > 1."""
+    """One parsed distill item; ``student`` is a tuple of taps, fused by the connector if > 1;
+    ``loss`` the loss's config dict (built by the :class:`Distiller`)."""
     name: str
     student: tuple
     teacher: str
+    loss: dict
     weight: float
     connector: str
     warmup_iters: int
@@ -121,7 +127,7 @@ def parse_item(index, cfg):
         raise ValueError(f'distill item {index}: name must be a non-empty string without dots, '
                          f'got {name!r}')
     return DistillItem(
-        name=name, student=student, teacher=cfg['teacher'],
+        name=name, student=student, teacher=cfg['teacher'], loss=cfg['loss'],
         weight=number(index, 'weight', cfg.get('weight', 1.0), float),
         connector=cfg.get('connector'),
         warmup_iters=number(index, 'warmup_iters', cfg.get('warmup_iters', 0), int))
@@ -177,20 +183,25 @@ class Distiller(nn.Module):
     Args:
         student: the student model (a submodule: trained, saved, optimized).
         teacher: the teacher model; frozen, eval, held outside the module tree.
-        losses: list of item dicts (see the module docstring).
+        items: the :class:`DistillItem` s of :func:`parse_items`.
         connectors: ``dict(name=cfg or nn.Module)``; items reference them by name or by a dotted
             path into one (``'msdf.branches.0'``).
         student_reserved / teacher_reserved: readout names the adapter provides itself (e.g.
             ``'logits'``); any other tap is a module path, checked here.
+        student_readout_paths: student module paths the adapter reads its own readouts from in
+            its step (e.g. mmdet's dense head for ``'cls_scores'``): recorded with the items'
+            taps, read with ``student_taps.get(path)``.
 
-    One training step records between the taps and computes the losses inside
-    ``with distiller.step():`` (see :meth:`step`).
+    ``tap_names[side]`` (``'student'`` / ``'teacher'``) lists the taps the items read on that
+    side, each once, in item order; ``readout_names[side]`` those of them that are reserved
+    readouts, which the adapter provides. One training step records between the taps and
+    computes the losses inside ``with distiller.step():`` (see :meth:`step`).
     """
 
-    def __init__(self, student, teacher, losses, connectors=None,
-                 student_reserved=(), teacher_reserved=()):
+    def __init__(self, student, teacher, items, connectors=None, student_reserved=(),
+                 teacher_reserved=(), student_readout_paths=()):
         super().__init__()
-        self.items = parse_items(losses)
+        self.items = list(items)
         self.student = student
         teacher.requires_grad_(False)
         teacher.eval()
@@ -199,20 +210,21 @@ class Distiller(nn.Module):
             name: cfg if isinstance(cfg, nn.Module) else build(cfg)
             for name, cfg in (connectors or {}).items()})
         self.losses = nn.ModuleDict({
-            item.name: build_loss(index, item, cfg['loss'])
-            for index, (item, cfg) in enumerate(zip(self.items, losses))})
+            item.name: build_loss(index, item, item.loss) for index, item in enumerate(self.items)})
         for item in self.items:
             if item.connector:
                 self.connector(item.connector)
-        self.student_reserved = frozenset(student_reserved)
-        self.teacher_reserved = frozenset(teacher_reserved)
-        student_paths = [t for item in self.items for t in item.student
-                         if t not in self.student_reserved]
-        teacher_paths = [item.teacher for item in self.items
-                         if item.teacher not in self.teacher_reserved]
-        self.student_taps = Taps(student, student_paths, 'student', self.student_reserved)
-        self.teacher_taps = Taps(teacher, teacher_paths, 'teacher', self.teacher_reserved)
-        self._steps = 0
+        self.tap_names = {
+            'student': list(dict.fromkeys(t for item in self.items for t in item.student)),
+            'teacher': list(dict.fromkeys(item.teacher for item in self.items))}
+        reserved = {'student': frozenset(student_reserved), 'teacher': frozenset(teacher_reserved)}
+        self.readout_names = {side: [t for t in names if t in reserved[side]]
+                              for side, names in self.tap_names.items()}
+        paths = {side: [t for t in names if t not in reserved[side]]
+                 for side, names in self.tap_names.items()}
+        self.student_taps = Taps(student, paths['student'] + list(student_readout_paths),
+                                 'student', reserved['student'])
+        self.teacher_taps = Taps(teacher, paths['teacher'], 'teacher', reserved['teacher'])
 
     def connector(self, name):
         """The connector called ``name`` (a dotted path reaches into a connector's submodules)."""
@@ -236,10 +248,11 @@ class Distiller(nn.Module):
 
     @contextmanager
     def step(self):
-        """One distillation step: the taps of both models record inside the block; on leaving it
-        they stop and drop their records, and every connector module with an ``end_step()``
-        method (a per-step cache, e.g. a stage branch shared by two items) is told the step
-        ended. Compute :meth:`distill_losses` / :meth:`describe` inside the block."""
+        """One distillation step: the taps of both models record inside the block (run the
+        student, and the teacher under ``torch.no_grad()``, there); on leaving it they stop and
+        drop their records, and every connector module with an ``end_step()`` method (a per-step
+        cache, e.g. a stage branch shared by two items) is told the step ended. Compute
+        :meth:`distill_losses` / :meth:`describe` inside the block."""
         try:
             with self.student_taps.recording(), self.teacher_taps.recording():
                 yield self
@@ -247,13 +260,6 @@ class Distiller(nn.Module):
             for module in self.connectors.modules():
                 if hasattr(module, 'end_step'):
                     module.end_step()
-
-    def run_teacher(self, fn=None, *args, **kwargs):
-        """Run ``fn(*args, **kwargs)`` (default: the teacher itself) without grad, teacher in
-        eval."""
-        self.teacher.eval()
-        with torch.no_grad():
-            return (fn or self.teacher)(*args, **kwargs)
 
     def _lookup(self, taps, readouts, name):
         return readouts[name] if name in readouts else taps.get(name)
@@ -281,35 +287,27 @@ class Distiller(nn.Module):
             f'{item.teacher!r}) at iteration {iteration + 1}')
         return loss
 
-    def current_iter(self):
-        """The runner's iteration (MMEngine's message hub) or, outside a runner, steps so far."""
-        from mmengine.logging import MessageHub
-        hub = MessageHub.get_current_instance()
-        iteration = hub.get_info('iter')
-        return self._steps if iteration is None else iteration
-
-    def distill_losses(self, student_readouts=None, teacher_readouts=None, **ctx):
+    def distill_losses(self, student_readouts=None, teacher_readouts=None, *, iteration, **ctx):
         """Weighted losses ``{'distill.loss_<name>': tensor}`` of the step being recorded.
 
         ``student_readouts`` / ``teacher_readouts``: ``{reserved name: tensor}`` the adapter read
-        in this step. ``ctx`` (e.g. ``target=labels``) is passed to every loss.
+        in this step. ``iteration``: the training iteration, from 0 (the warm-up's ramp; the
+        messages name it from 1, as logged). ``ctx`` (e.g. ``target=labels``) is passed to every
+        loss.
         """
         student_readouts, teacher_readouts = student_readouts or {}, teacher_readouts or {}
-        iteration = self.current_iter()
         losses = {}
         for item in self.items:
             pairs = self.item_values(item, student_readouts, teacher_readouts)
             scale = item.weight * warmup_factor(iteration, item.warmup_iters)
             losses[f'distill.loss_{item.name}'] = scale * self.item_loss(
                 item, pairs, ctx, iteration)
-        if self.training:
-            self._steps += 1
         return losses
 
-    def describe(self, student_readouts=None, teacher_readouts=None, **ctx):
-        """One line per item for ``--dry-run``: taps, shapes, connector, unweighted loss value."""
+    def describe(self, student_readouts=None, teacher_readouts=None, *, iteration, **ctx):
+        """One line per item for ``--dry-run``: taps, shapes, connector, unweighted loss value
+        (``iteration`` as in :meth:`distill_losses`)."""
         student_readouts, teacher_readouts = student_readouts or {}, teacher_readouts or {}
-        iteration = self.current_iter()
         lines = []
         for item in self.items:
             raw_s = [self._lookup(self.student_taps, student_readouts, t) for t in item.student]

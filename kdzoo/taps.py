@@ -44,8 +44,8 @@ class Taps:
         self.side = side
         self.records = {path: [] for path in paths}
         self.active = False
-        self._handles = [model.get_submodule(path).register_forward_hook(self._hook(path))
-                         for path in paths]
+        for path in paths:
+            model.get_submodule(path).register_forward_hook(self._hook(path))
 
     def _hook(self, path):
         def record(module, args, output):
@@ -84,8 +84,3 @@ class Taps:
                 f'{self.side} tap {path!r} recorded nothing: the module was not called in this '
                 'forward (is it used by the model\'s forward at all?)')
         return calls[0] if len(calls) == 1 else list(calls)
-
-    def remove(self):
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []

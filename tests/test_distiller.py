@@ -6,22 +6,29 @@ from helpers import TinyCNN, TwoLevel, randn
 from mmengine.logging import MessageHub
 from torch import nn
 
-from kdzoo.distiller import Distiller, warmup_factor
+from kdzoo.distiller import Distiller, parse_items, warmup_factor
 
 
 def make(losses, connectors=None, student=None, teacher=None):
     torch.manual_seed(0)
     student = student or TinyCNN(width=4)
     teacher = teacher or TinyCNN(width=8)
-    return Distiller(student, teacher, losses, connectors,
+    return Distiller(student, teacher, parse_items(losses), connectors,
                      student_reserved={'logits'}, teacher_reserved={'logits'})
 
 
-def step(distiller, x, **ctx):
+def run_teacher(distiller, x):
+    """The teacher's forward as the adapter skeleton runs it: without grad."""
+    with torch.no_grad():
+        return distiller.teacher(x)
+
+
+def step(distiller, x, iteration=0, **ctx):
     with distiller.step():
         s_logits = distiller.student(x)
-        t_logits = distiller.run_teacher(None, x)
-        losses = distiller.distill_losses({'logits': s_logits}, {'logits': t_logits}, **ctx)
+        t_logits = run_teacher(distiller, x)
+        losses = distiller.distill_losses({'logits': s_logits}, {'logits': t_logits},
+                                          iteration=iteration, **ctx)
     return losses, s_logits, t_logits
 
 
@@ -79,14 +86,14 @@ def test_wrong_module_path_lists_closest_paths():
 
 def test_sequence_outputs_pair_elementwise_and_length_mismatch_names_both():
     torch.manual_seed(0)
-    d = Distiller(TwoLevel(levels=2), TwoLevel(levels=2),
-                  [dict(student='neck', teacher='neck', loss=dict(type='MSELoss')),
-                   dict(student='head', teacher='head', loss=dict(type='MSELoss'))])
+    d = Distiller(TwoLevel(levels=2), TwoLevel(levels=2), parse_items(
+        [dict(student='neck', teacher='neck', loss=dict(type='MSELoss')),
+         dict(student='head', teacher='head', loss=dict(type='MSELoss'))]))
     x = randn(2, 3, 8, 8)
     with d.step():
         s_out = d.student(x)
-        t_out = d.run_teacher(None, x)
-        losses = d.distill_losses()
+        t_out = run_teacher(d, x)
+        losses = d.distill_losses(iteration=0)
     s_levels, t_levels = d.student.neck(d.student.stem(x)), d.teacher.neck(d.teacher.stem(x))
     expect = sum(F.mse_loss(s, t) for s, t in zip(s_levels, t_levels)) / 2
     assert torch.allclose(losses['distill.loss_mse_0'], expect, atol=1e-6)
@@ -95,11 +102,11 @@ def test_sequence_outputs_pair_elementwise_and_length_mismatch_names_both():
     assert torch.allclose(losses['distill.loss_mse_1'], expect_head, atol=1e-6)
 
     d = Distiller(TwoLevel(levels=2), TwoLevel(levels=3),
-                  [dict(student='neck', teacher='neck', loss=dict(type='MSELoss'))])
+                  parse_items([dict(student='neck', teacher='neck', loss=dict(type='MSELoss'))]))
     with d.step(), pytest.raises(ValueError, match='gives 2 tensors but teacher .neck. gives 3'):
         d.student(x)
-        d.run_teacher(None, x)
-        d.distill_losses()
+        run_teacher(d, x)
+        d.distill_losses(iteration=0)
 
 
 def test_records_only_between_start_and_end_of_step():
@@ -107,24 +114,45 @@ def test_records_only_between_start_and_end_of_step():
              connectors=dict(p=nn.Conv2d(8, 16, 1)))
     x = randn(2, 3, 8, 8)
     d.student(x)
-    d.run_teacher(None, x)
+    run_teacher(d, x)
     assert all(not calls for calls in d.student_taps.records.values())
     step(d, x)
     assert all(not calls for calls in d.teacher_taps.records.values())
 
 
-def test_warmup_ramps_weight_from_runner_iteration():
+def test_warmup_ramps_weight_from_the_iteration_given():
     assert warmup_factor(0, 0) == 1.0
     assert warmup_factor(0, 4) == 0.25 and warmup_factor(3, 4) == 1.0 and warmup_factor(9, 4) == 1.0
     d = make([dict(student='logits', teacher='logits', loss=dict(type='KDLoss'), warmup_iters=4),
               dict(student='logits', teacher='logits', loss=dict(type='KDLoss'), name='full')])
-    hub = MessageHub.get_instance('test_warmup')
-    hub.update_info('iter', 1)
-    try:
-        losses, _, _ = step(d, randn(4, 3, 8, 8))
-    finally:
-        hub.update_info('iter', None)
+    losses, _, _ = step(d, randn(4, 3, 8, 8), iteration=1)
     assert torch.allclose(losses['distill.loss_kd_0'], 0.5 * losses['distill.loss_full'])
+
+
+def test_the_step_reads_no_mmengine_global(monkeypatch):
+    """The iteration is the caller's: the runner's message hub is never read by the distiller
+    (the adapter skeleton reads it once per step)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError('the distiller read MMEngine\'s message hub')
+    monkeypatch.setattr(MessageHub, 'get_current_instance', refuse)
+    d = make([dict(student='logits', teacher='logits', loss=dict(type='KDLoss'), warmup_iters=4),
+              dict(student='logits', teacher='logits', loss=dict(type='KDLoss'), name='full')])
+    x = randn(4, 3, 8, 8)
+    losses, _, _ = step(d, x, iteration=0)
+    assert torch.allclose(losses['distill.loss_kd_0'], 0.25 * losses['distill.loss_full'])
+    with d.step():
+        d.describe({'logits': d.student(x)}, {'logits': run_teacher(d, x)}, iteration=0)
+
+
+def test_tap_names_are_the_items_each_once_in_item_order():
+    d = make([dict(student=['layer2', 'logits'], teacher='logits', loss=dict(type='KDLoss'),
+                   connector='fuse'),
+              dict(student='layer2', teacher='layer1', loss=dict(type='MSELoss'),
+                   connector='p')],
+             connectors=dict(fuse=nn.Identity(), p=nn.Conv2d(8, 4, 1)))
+    assert d.tap_names == {'student': ['layer2', 'logits'], 'teacher': ['logits', 'layer1']}
+    assert d.readout_names == {'student': ['logits'], 'teacher': ['logits']}
+    assert list(d.student_taps.records) == ['layer2'] and list(d.teacher_taps.records) == ['layer1']
 
 
 class Fuse(nn.Module):
@@ -173,8 +201,8 @@ def test_describe_lists_each_item_with_shapes():
     x = randn(2, 3, 8, 8)
     with d.step():
         d.student(x)
-        d.run_teacher(None, x)
-        (line,) = d.describe()
+        run_teacher(d, x)
+        (line,) = d.describe(iteration=0)
     assert "student ['layer2'] [(2, 8, 4, 4)]" in line and "teacher 'layer2' (2, 16, 4, 4)" in line
     assert 'connector p' in line and 'MSELoss = ' in line
 
@@ -231,13 +259,8 @@ def test_nonfinite_teacher_stops_the_step_naming_item_taps_side_and_iteration():
     from kdzoo.finite import NonFiniteError
     for teacher in (nan_bias(TinyCNN(width=8)), all_nan(TinyCNN(width=8))):
         d = make([KD], teacher=teacher)
-        hub = MessageHub.get_instance('test_nonfinite')
-        hub.update_info('iter', 6)
-        try:
-            with pytest.raises(NonFiniteError) as err:
-                step(d, randn(4, 3, 8, 8))
-        finally:
-            hub.update_info('iter', None)
+        with pytest.raises(NonFiniteError) as err:
+            step(d, randn(4, 3, 8, 8), iteration=6)
         assert str(err.value).startswith(
             "non-finite values (NaN or Inf) in distill item 'kd_0' (student taps ['logits'], "
             "teacher tap 'logits') at iteration 7: the teacher side has ")
@@ -263,7 +286,7 @@ def test_describe_refuses_a_nonfinite_teacher():
     d = make([KD], teacher=nan_bias(TinyCNN(width=8)))
     x = randn(2, 3, 8, 8)
     with d.step(), pytest.raises(NonFiniteError, match="the teacher side"):
-        d.describe({'logits': d.student(x)}, {'logits': d.run_teacher(None, x)})
+        d.describe({'logits': d.student(x)}, {'logits': run_teacher(d, x)}, iteration=0)
 
 
 def test_finite_steps_under_autocast_pass_the_check():

@@ -111,8 +111,9 @@ def main(argv=None):
             times['trained'] = time.perf_counter() - start - sum(times.values())
         inputs = model.data_preprocessor(one_image(next(iter(loader)), 0), False)['inputs']
         student_taps = taps(task, model.student, inputs, sims[0].student)
-        teacher_taps = model.distiller.run_teacher(taps, task, model.teacher,
-                                                   model.teacher_inputs(inputs), sims[0].teacher)
+        with model.running_teacher(inputs):
+            teacher_taps = taps(task, model.teacher, model.teacher_inputs(inputs),
+                                sims[0].teacher)
     titles = ['student at initialisation'] + (
         [f'student trained ({osp.basename(args.checkpoint)})'] if args.checkpoint else [])
     sim = sims[0]

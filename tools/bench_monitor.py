@@ -48,7 +48,7 @@ def main(argv=None):
 
     with model.distiller.step():
         losses, student, teacher = model.recorded_step(images, labels)
-        distill = model.distiller.distill_losses(student, teacher, target=labels)
+        distill = model.distiller.distill_losses(student, teacher, iteration=0, target=labels)
     step_s = timed(step, args.repeats, args.device)
     monitor_s = timed(lambda: monitor_values(losses, distill, student, teacher),
                                args.repeats, args.device)

@@ -21,7 +21,7 @@ import torch
 
 from kdzoo.registry import MODELS, build
 
-from ..base import DistillModel, check_same_classes, taps_of
+from ..base import DistillModel, check_same_classes
 from .model import LOGIT_READOUTS, RESERVED, ClsDataPreprocessor, predictions
 
 
@@ -53,28 +53,26 @@ class DistillClassifier(DistillModel):
         super().__init__(student, distill_cfg,
                          data_preprocessor=data_preprocessor or ClsDataPreprocessor(),
                          init_cfg=init_cfg)
-        losses = list(distill_cfg['losses'])
-        self.student_names = ['logits'] + [t for item in losses for t in taps_of(item)[0]
-                                           if t in RESERVED and t != 'logits']
         # 'logits' comes with every forward (the monitor's agreement reads it at no cost)
-        self.teacher_names = ['logits'] + [taps_of(item)[1] for item in losses
-                                           if taps_of(item)[1] in RESERVED and
-                                           taps_of(item)[1] != 'logits']
+        readouts = self.distiller.readout_names
+        self.student_names = ['logits'] + [t for t in readouts['student'] if t != 'logits']
+        self.teacher_names = ['logits'] + [t for t in readouts['teacher'] if t != 'logits']
+        # checked once here; each step reads them unchecked (forward_readouts)
         self.student.check_readouts(self.student_names)
         self.teacher.check_readouts(self.teacher_names)
 
     def build_model(self, cfg):
         return cfg if isinstance(cfg, torch.nn.Module) else build(cfg)
 
-    def check_pair(self, losses, student, teacher):
-        check_num_classes(losses, student, teacher)
+    def check_pair(self, items, student, teacher):
+        check_num_classes(items, student, teacher)
 
     def student_step(self, inputs, labels):
-        readouts = self.student.readouts(inputs, self.student_names)
+        readouts = self.student.forward_readouts(inputs, self.student_names)
         return self.student.loss(readouts['logits'], labels), readouts
 
     def teacher_step(self, inputs):
-        return self.teacher.readouts(inputs, self.teacher_names)
+        return self.teacher.forward_readouts(inputs, self.teacher_names)
 
     def run_model(self, model, inputs, labels, mode):
         logits = model(inputs)
@@ -82,7 +80,3 @@ class DistillClassifier(DistillModel):
 
     def targets(self, labels):
         return labels
-
-    def student_state_dict(self):
-        """The student's weights with plain timm keys (for ``timm.create_model(...)``)."""
-        return self.student.model.state_dict()

@@ -417,12 +417,18 @@ class TimmClassifier(BaseModel):
         return to_map(features, 'nhwc' if channels_last else 'nchw')
 
     def readouts(self, inputs, names):
-        """The reserved readouts ``names`` from one forward pass of ``inputs`` (``[0, 255]``).
+        """The reserved readouts ``names`` from one forward pass of ``inputs`` (``[0, 255]``),
+        the names checked first (:meth:`check_readouts`).
 
         Always runs the whole model, so module-path taps record even when ``names`` is empty.
         """
-        names = list(dict.fromkeys(names))
         self.check_readouts(names)
+        return self.forward_readouts(inputs, names)
+
+    def forward_readouts(self, inputs, names):
+        """:meth:`readouts` of names already checked (a distilling model checks them once, when
+        built, and reads them every step)."""
+        names = list(dict.fromkeys(names))
         x = self.preprocess(inputs)
         stages = [n for n in names if n in STAGES]
         maps = []

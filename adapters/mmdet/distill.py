@@ -19,24 +19,24 @@ Taps:
   FCOS, GFL, ...); for a two-stage detector (Faster / Mask R-CNN) the RPN head's objectness maps
   ``(B, A, H_l, W_l)`` (the R-CNN head classifies proposals, not locations).
 
-Training step: the student's own ``loss`` (one forward; the taps record in it, ``cls_scores`` is
-read from the dense head's output), then the teacher's ``extract_feat`` (and its dense head when a
-teacher item needs it) under ``torch.no_grad()``, then ``distill.loss_<name>`` per item. Teacher
-taps therefore live in the backbone, the neck or the dense head (not in an R-CNN ``roi_head``).
-Teacher and student may be different detector types; each keeps its own input normalisation
-(the student's normalised batch is converted to the teacher's mean / std / channel order).
-``predict`` / ``tensor`` run the student, or the teacher inside ``predicting_with_teacher()``.
-Losses that need a class label per location (``DKDLoss``, ``OFALoss``) are refused at build
-time: a detector has no such label before its heads assign targets to anchors. Building,
-initialisation, mode dispatch and ``describe_step`` are the skeleton's (:mod:`kdzoo.adapters.base`).
+Training step: the student's own ``loss`` (one forward; the distiller's taps record in it,
+``cls_scores`` is read from the dense head's recorded output), then the teacher's
+``extract_feat`` (and its dense head when a teacher item needs it) under ``torch.no_grad()``,
+then ``distill.loss_<name>`` per item. Teacher taps therefore live in the backbone, the neck or
+the dense head (not in an R-CNN ``roi_head``). Teacher and student may be different detector
+types; each keeps its own input normalisation (the student's normalised batch is converted to the
+teacher's mean / std / channel order). ``predict`` / ``tensor`` run the student, or the teacher
+inside ``predicting_with_teacher()``. Losses that need a class label per location (``DKDLoss``,
+``OFALoss``) are refused at build time: a detector has no such label before its heads assign
+targets to anchors. Building, initialisation, mode dispatch and ``describe_step`` are the
+skeleton's (:mod:`kdzoo.adapters.base`).
 """
 import torch
 from mmengine.registry import DefaultScope
 
 from kdzoo.registry import MODELS
-from kdzoo.taps import Taps
 
-from ..base import DistillModel, label_using, taps_of
+from ..base import DistillModel, label_using
 
 RESERVED = ('cls_scores',)
 
@@ -75,15 +75,14 @@ def num_levels(detector, tap):
 def check_levels(items, student, teacher):
     """Level-wise items need the same number of levels on both sides: fail at build time."""
     for index, item in enumerate(items):
-        student_taps, teacher_tap = taps_of(item)
-        if len(student_taps) != 1:
+        if len(item.student) != 1:
             continue
-        s_levels = num_levels(student, student_taps[0])
-        t_levels = num_levels(teacher, teacher_tap)
+        s_levels = num_levels(student, item.student[0])
+        t_levels = num_levels(teacher, item.teacher)
         if s_levels is not None and t_levels is not None and s_levels != t_levels:
             raise ValueError(
-                f'distill item {index}: student {student_taps[0]!r} of {type(student).__name__} '
-                f'gives {s_levels} levels but teacher {teacher_tap!r} of {type(teacher).__name__} '
+                f'distill item {index}: student {item.student[0]!r} of {type(student).__name__} '
+                f'gives {s_levels} levels but teacher {item.teacher!r} of {type(teacher).__name__} '
                 f'gives {t_levels}; levels are paired one to one (level i with level i), so give '
                 'both the same number of FPN levels (neck.num_outs, and the head\'s strides), e.g. '
                 'with distill_cfg.teacher.cfg_options')
@@ -92,9 +91,8 @@ def check_levels(items, student, teacher):
 def check_cls_scores(items, student, teacher):
     """``'cls_scores'`` needs a dense head (one-stage ``bbox_head`` or two-stage ``rpn_head``)."""
     for index, item in enumerate(items):
-        student_taps, teacher_tap = taps_of(item)
-        for side, detector, taps in (('student', student, student_taps),
-                                     ('teacher', teacher, [teacher_tap])):
+        for side, detector, taps in (('student', student, item.student),
+                                     ('teacher', teacher, [item.teacher])):
             if 'cls_scores' in taps and dense_head_name(detector) is None:
                 raise ValueError(
                     f"distill item {index}: {side} tap 'cls_scores' needs a dense head (bbox_head "
@@ -131,15 +129,10 @@ class DistillDetector(DistillModel):
         if isinstance(student, dict) and data_preprocessor is None:
             data_preprocessor = student.get('data_preprocessor')
         super().__init__(student, distill_cfg, data_preprocessor, init_cfg)
-        losses = list(distill_cfg['losses'])
         self.student_head = dense_head_name(self.student)
         self.teacher_head = dense_head_name(self.teacher)
-        wants_scores = any('cls_scores' in taps_of(item)[0] for item in losses)
-        # the student's dense head output, recorded during its own loss (no second forward)
-        self.head_taps = Taps(self.student, [self.student_head] if wants_scores else [],
-                              'student')
-        self.student_names = ['cls_scores'] if wants_scores else []
-        teacher_taps = [taps_of(item)[1] for item in losses]
+        self.student_names = self.distiller.readout_names['student']  # [] or ['cls_scores']
+        teacher_taps = self.distiller.tap_names['teacher']
         self.teacher_runs_head = self.teacher_head is not None and any(
             t == 'cls_scores' or t.startswith(self.teacher_head + '.') or t == self.teacher_head
             for t in teacher_taps)
@@ -147,10 +140,16 @@ class DistillDetector(DistillModel):
     def build_model(self, cfg):
         return build_mmdet(cfg)
 
-    def check_pair(self, losses, student, teacher):
-        check_no_labels_needed(losses)
-        check_cls_scores(losses, student, teacher)
-        check_levels(losses, student, teacher)
+    def check_pair(self, items, student, teacher):
+        check_no_labels_needed(items)
+        check_cls_scores(items, student, teacher)
+        check_levels(items, student, teacher)
+
+    def student_readout_paths(self, student, items):
+        """The dense head when an item reads ``'cls_scores'``: its output is recorded during
+        the student's own loss (no second forward)."""
+        wants_scores = any('cls_scores' in item.student for item in items)
+        return [dense_head_name(student)] if wants_scores else []
 
     def teacher_step(self, inputs):
         """Teacher features (and dense head when needed): ``{'cls_scores': ...}`` readouts."""
@@ -160,12 +159,12 @@ class DistillDetector(DistillModel):
         return {'cls_scores': getattr(self.teacher, self.teacher_head)(feats)[0]}
 
     def student_step(self, inputs, data_samples):
-        """The student's own ``loss`` (one forward), its dense head's output recorded on the way."""
-        with self.head_taps.recording():
-            losses = self.student.loss(inputs, data_samples)
-            if not self.student_names:
-                return losses, {}
-            outputs = self.head_taps.get(self.student_head)
+        """The student's own ``loss`` (one forward), its dense head's output recorded on the way
+        (by the distiller's taps: call it inside ``distiller.step()``)."""
+        losses = self.student.loss(inputs, data_samples)
+        if not self.student_names:
+            return losses, {}
+        outputs = self.distiller.student_taps.get(self.student_head)
         outputs = outputs[0] if isinstance(outputs, list) else outputs  # first call if several
         return losses, {'cls_scores': outputs[0]}
 

@@ -33,7 +33,7 @@ from mmseg.utils import add_prefix
 
 from kdzoo.registry import MODELS
 
-from ..base import DistillModel, check_same_classes, taps_of
+from ..base import DistillModel, check_same_classes
 
 STAGES = ('stage1', 'stage2', 'stage3', 'stage4')
 RESERVED = ('logits',) + STAGES
@@ -111,21 +111,19 @@ class DistillSegmentor(DistillModel):
 
     def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None):
         super().__init__(student, distill_cfg, data_preprocessor, init_cfg)
-        losses = list(distill_cfg['losses'])
-        self.student_names = sorted({t for item in losses for t in taps_of(item)[0]
-                                     if t in RESERVED})
-        teacher_taps = {taps_of(item)[1] for item in losses}
-        self.teacher_names = sorted(teacher_taps & set(RESERVED))
+        self.student_names = sorted(self.distiller.readout_names['student'])
+        self.teacher_names = sorted(self.distiller.readout_names['teacher'])
+        teacher_taps = set(self.distiller.tap_names['teacher'])
         # the teacher's decode head runs only when a tap needs it (stage-only items skip it)
         self.teacher_decodes = 'logits' in teacher_taps or not teacher_taps <= set(STAGES)
 
     def build_model(self, cfg):
         return build_mmseg(cfg)
 
-    def check_pair(self, losses, student, teacher):
+    def check_pair(self, items, student, teacher):
         check_segmentor(student, 'student')
         check_segmentor(teacher, 'teacher')
-        check_num_classes(losses, student, teacher)
+        check_num_classes(items, student, teacher)
 
     def teacher_step(self, inputs):
         stages, _, logits = run_segmentor(self.teacher, inputs, self.teacher_decodes)

@@ -83,8 +83,8 @@ def batch_readouts(model, task, batch):
     for part in parts:
         inputs = model.data_preprocessor(part, False)['inputs']
         student.append(readouts(task, model.student, inputs))
-        teacher.append(model.distiller.run_teacher(readouts, task, model.teacher,
-                                                   model.teacher_inputs(inputs)))
+        with model.running_teacher(inputs):
+            teacher.append(readouts(task, model.teacher, model.teacher_inputs(inputs)))
     return stack(student), stack(teacher)
 
 

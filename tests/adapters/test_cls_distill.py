@@ -85,6 +85,21 @@ def test_val_step_with_the_preprocessor():
     assert [int(r['gt_label']) for r in results] == [1, 4]
 
 
+def test_readouts_are_checked_when_built_not_every_step(monkeypatch):
+    from kdzoo.adapters.cls.model import TimmClassifier
+    checked, check = [], TimmClassifier.check_readouts
+
+    def counted(self, names):
+        checked.append(list(names))
+        return check(self, names)
+    monkeypatch.setattr(TimmClassifier, 'check_readouts', counted)
+    model = make().train()
+    assert checked == [['logits', 'dense_logits'], ['logits', 'dense_logits', 'stage4']]
+    model(*batch(), mode='loss')
+    model.describe_step(*batch())
+    assert len(checked) == 2
+
+
 def test_describe_step_lists_every_item():
     model = make()
     lines = model.describe_step(*batch())
@@ -94,9 +109,10 @@ def test_describe_step_lists_every_item():
 
 
 def test_student_state_dict_loads_in_plain_timm():
+    from kdzoo.adapters import student_state_dict
     model = make().eval()
     plain = timm.create_model('test_resnet', num_classes=5, pretrained=False).eval()
-    plain.load_state_dict(model.student_state_dict())
+    plain.load_state_dict(student_state_dict(dict(default_scope='kdzoo'), model.state_dict()))
     x, _ = batch()
     assert torch.allclose(plain(model.student.preprocess(x)), model.student(x), atol=1e-6)
 

@@ -144,6 +144,24 @@ def test_cls_scores_are_the_heads_per_level_class_maps():
     assert teacher['cls_scores'][0].shape == (2, 9 * NUM_CLASSES, 8, 8)
 
 
+def test_cls_scores_come_from_the_distillers_one_recording(monkeypatch):
+    """The student's dense head is recorded by the distiller's taps (no second recording nested
+    in the step): the model builds exactly the distiller's two Taps."""
+    from kdzoo.taps import Taps
+    built, init = [], Taps.__init__
+
+    def counted(self, *args, **kwargs):
+        built.append(self)
+        init(self, *args, **kwargs)
+    monkeypatch.setattr(Taps, '__init__', counted)
+    model = make()
+    assert built == [model.distiller.student_taps, model.distiller.teacher_taps]
+    with model.distiller.step():
+        _, student, _ = model.recorded_step(images(2), samples(1, 1))
+        recorded = model.distiller.student_taps.get('bbox_head')
+    assert student['cls_scores'] is recorded[0]
+
+
 def test_two_stage_student_with_rpn_objectness_and_a_swin_mask_rcnn_teacher():
     model = make('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
                  'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py')

@@ -247,3 +247,79 @@ def test_label_using_loss_on_detection_is_a_build_error(tmp_path):
     with pytest.raises(ValueError, match=r'distill item 0: DKDLoss needs a ground-truth class '
                                          r'per sample, but detection has none per location'):
         quiet_build(wrapped_cfg)
+
+
+# --- the step path: items parsed once, the runner's iteration, the teacher's precision ----------
+KD = dict(student='logits', teacher='logits', loss=dict(type='KDLoss'))
+
+
+def cls_model(losses):
+    _, wrapped_cfg, _ = cls_case(None)
+    wrapped_cfg['distill_cfg'].update(losses=losses, connectors=None)
+    torch.manual_seed(0)
+    return quiet_build(wrapped_cfg)
+
+
+def cls_batch():
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(2, 3, 32, 32, generator=generator) * 255, torch.tensor([0, 3])
+
+
+def test_items_are_parsed_once_per_build(monkeypatch):
+    import kdzoo.adapters.base
+    import kdzoo.distiller
+    parsed, parse = [], kdzoo.distiller.parse_items
+
+    def counted(losses):
+        parsed.append(losses)
+        return parse(losses)
+    for module in (kdzoo.distiller, kdzoo.adapters.base):
+        monkeypatch.setattr(module, 'parse_items', counted)
+    model = cls_model([KD, dict(KD, name='kd')])
+    assert len(parsed) == 1
+    assert [item.name for item in model.distiller.items] == ['kd_0', 'kd']
+
+
+@pytest.fixture
+def runner_iteration():
+    """Sets the iteration of a runner's message hub (MMEngine's current instance)."""
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('test_skeleton_iteration')
+    yield lambda iteration: hub.update_info('iter', iteration)
+    hub.update_info('iter', None)
+
+
+def test_the_runners_iteration_reaches_warmup_and_messages(runner_iteration):
+    from kdzoo.finite import NonFiniteError
+    model = cls_model([dict(KD, warmup_iters=4), dict(KD, name='full')]).train()
+
+    def warmup(losses):
+        return float(losses['distill.loss_kd_0'].detach() / losses['distill.loss_full'].detach())
+    runner_iteration(None)  # outside a runner: the training steps taken so far
+    assert [warmup(model(*cls_batch(), mode='loss')) for _ in range(2)] == \
+        pytest.approx([0.25, 0.5])
+    runner_iteration(2)
+    assert warmup(model(*cls_batch(), mode='loss')) == pytest.approx(0.75)
+    runner_iteration(6)
+    with torch.no_grad():
+        model.teacher.model.head.bias[1] = float('nan')
+    with pytest.raises(NonFiniteError, match=r"'kd_0' .* at iteration 7: the teacher side"):
+        model(*cls_batch(), mode='loss')
+
+
+def test_teacher_autocast_runs_the_teacher_in_that_precision():
+    model = cls_model([KD])
+    images, labels = cls_batch()
+    assert model.teacher_autocast is None
+    with model.distiller.step():
+        _, student, teacher = model.recorded_step(images, labels)
+    assert student['logits'].dtype == teacher['logits'].dtype == torch.float32
+    model.teacher_autocast = torch.bfloat16
+    with model.distiller.step():
+        _, student, teacher = model.recorded_step(images, labels)
+    assert student['logits'].dtype == torch.float32 and teacher['logits'].dtype == torch.bfloat16
+    losses = model.train()(images, labels, mode='loss')
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert model(images, mode='tensor').dtype == torch.float32
+    with model.predicting_with_teacher():  # the teacher check runs the teacher the same way
+        assert model(images, mode='tensor').dtype == torch.bfloat16
