@@ -17,6 +17,9 @@ Testing or validating such a config (``runner.test()``, ``runner.val()``) is not
 """
 import functools
 
+from kdzoo import tasks
+from kdzoo.adapters.base import DistillModel
+
 
 class DistillCfgIgnoredError(RuntimeError):
     """A run would train the student alone although its config has ``distill_cfg``."""
@@ -24,17 +27,16 @@ class DistillCfgIgnoredError(RuntimeError):
 
 def message(cfg, model_name):
     """What went wrong and the two fixes, written for the config's task."""
-    from kdzoo.adapters import TASKS, task_of
-    task = task_of(cfg)
-    module, model_type = TASKS[task]
-    preprocessor = ('' if task == 'cls' else
-                    ',\n                 data_preprocessor={{_base_.model.data_preprocessor}}')
+    task = tasks.of_config(cfg)
+    module = tasks.ADAPTERS[task.name][0]
+    preprocessor = (',\n                 data_preprocessor={{_base_.model.data_preprocessor}}'
+                    if task.shares_preprocessor else '')
     return (
         f'this config has distill_cfg, but the model MMEngine built is {model_name}, not a kdzoo '
         'distilling model: training would ignore distill_cfg and train the student alone. '
         'Either train with kdzoo\'s entry point, `python tools/train.py CONFIG` (it wraps the '
         'model), or write the model in the explicit form, in a config whose _base_ is this one:\n'
-        f"    model = dict(_delete_=True, type='{model_type}',\n"
+        f"    model = dict(_delete_=True, type='{task.model_type}',\n"
         "                 student={{_base_.model}}, distill_cfg={{_base_.distill_cfg}}"
         f"{preprocessor})\n"
         f"    custom_imports = dict(imports=['{module}'], allow_failed_imports=False)\n"
@@ -46,7 +48,6 @@ def check_runner(runner):
     model (unwrapped from DDP) is not a :class:`kdzoo.adapters.base.DistillModel`."""
     if 'distill_cfg' not in runner.cfg:
         return
-    from kdzoo.adapters.base import DistillModel
     from kdzoo.hooks import unwrap
     model = unwrap(runner.model)
     if not isinstance(model, DistillModel):
