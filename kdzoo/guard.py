@@ -18,7 +18,6 @@ Testing or validating such a config (``runner.test()``, ``runner.val()``) is not
 import functools
 
 from kdzoo import tasks
-from kdzoo.adapters.base import DistillModel
 
 
 class DistillCfgIgnoredError(RuntimeError):
@@ -26,11 +25,13 @@ class DistillCfgIgnoredError(RuntimeError):
 
 
 def message(cfg, model_name):
-    """What went wrong and the two fixes, written for the config's task."""
+    """What went wrong and the two fixes, written for the config's task; the explicit model form
+    is what :func:`kdzoo.adapters.wrap` builds (the student's data preprocessor, when it has one,
+    is the distilling model's)."""
     task = tasks.of_config(cfg)
     module = tasks.ADAPTERS[task.name][0]
     preprocessor = (',\n                 data_preprocessor={{_base_.model.data_preprocessor}}'
-                    if task.shares_preprocessor else '')
+                    if 'data_preprocessor' in cfg.model else '')
     return (
         f'this config has distill_cfg, but the model MMEngine built is {model_name}, not a kdzoo '
         'distilling model: training would ignore distill_cfg and train the student alone. '
@@ -45,12 +46,13 @@ def message(cfg, model_name):
 
 def check_runner(runner):
     """Raise :class:`DistillCfgIgnoredError` when ``runner``'s config has ``distill_cfg`` and its
-    model (unwrapped from DDP) is not a :class:`kdzoo.adapters.base.DistillModel`."""
+    model (unwrapped from DDP) is not a registered task's distilling model
+    (:func:`kdzoo.tasks.is_distill_model`)."""
     if 'distill_cfg' not in runner.cfg:
         return
     from kdzoo.hooks import unwrap
     model = unwrap(runner.model)
-    if not isinstance(model, DistillModel):
+    if not tasks.is_distill_model(model):
         raise DistillCfgIgnoredError(message(runner.cfg, type(model).__name__))
 
 

@@ -38,8 +38,9 @@ class TaskDescriptor:
     """What kdzoo knows of one task. Model arguments are the plain student model of the task (a
     ``TimmClassifier``, an mmseg ``EncoderDecoder``, an mmdet detector).
 
-    - ``name``: the task's one name; ``model_type``: the distilling model
-      :func:`kdzoo.adapters.wrap` builds around a student;
+    - ``name``: the task's one name; ``distill_model``: the class of the distilling model
+      :func:`kdzoo.adapters.wrap` builds around a student (``model_type``: its name in kdzoo's
+      ``MODELS``);
     - ``metric``: the validation metric's key; ``metric_scale``: the factor to the tables' units
       (mmdet's mAP 0..1 -> points);
     - ``reserved``: the readout names an item taps by name (the adapter's ``RESERVED``);
@@ -56,12 +57,10 @@ class TaskDescriptor:
     - ``onnx_graph(model, size)``: ``(module, output names)`` of the ONNX graph, for an input of
       ``size`` ``(H, W)`` (docs/deploy.md); ``bgr``: the framework's loader reads images as BGR
       (mmcv), not RGB; ``pads_to_divisor``: the graph's input size is rounded up to the data
-      preprocessor's ``pad_size_divisor`` (an FPN needs it);
-    - ``shares_preprocessor``: the distilling model is given the student's ``data_preprocessor``
-      (the explicit model form of docs/entry_points.md spells it).
+      preprocessor's ``pad_size_divisor`` (an FPN needs it).
     """
     name: str
-    model_type: str
+    distill_model: type
     metric: str
     metric_scale: float
     reserved: tuple
@@ -74,7 +73,10 @@ class TaskDescriptor:
     exports_checkpoint: bool = True
     bgr: bool = True
     pads_to_divisor: bool = False
-    shares_preprocessor: bool = True
+
+    @property
+    def model_type(self):
+        return f'kdzoo.{self.distill_model.__name__}'
 
     def stage_shapes(self, model_cfg, size=64):
         """``[(C, H, W)]`` of the stage readouts of the model ``model_cfg`` builds (eval mode), on
@@ -128,3 +130,9 @@ def name_of(cfg):
 def of_config(cfg):
     """The :class:`TaskDescriptor` of a config (or dict), its adapter imported."""
     return get(name_of(cfg))
+
+
+def is_distill_model(model):
+    """Whether ``model`` is a registered task's distilling model (none is before its adapter is
+    imported)."""
+    return isinstance(model, tuple(task.distill_model for task in REGISTERED.values()))

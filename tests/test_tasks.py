@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from kdzoo import tasks
+from kdzoo import registry, tasks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Every task name a config, a CSV or an adapter module has used.
@@ -33,7 +33,9 @@ def test_each_adapter_registers_its_descriptor(name):
     else:
         for other in ('kdzoo', 'mmpretrain', None):
             assert tasks.of_config(dict(default_scope=other)) is task
-    assert task.model_type.startswith('kdzoo.Distill') and task.metric and task.metric_scale > 0
+    assert registry.MODELS.get(task.model_type) is task.distill_model
+    assert task.metric and task.metric_scale > 0
+    assert not tasks.is_distill_model(torch.nn.Linear(1, 1))
 
 
 def test_unknown_name_lists_the_tasks():

@@ -5,6 +5,7 @@ from torch import nn
 from kdzoo import tasks
 from kdzoo.registry import build
 
+from .distill import DistillClassifier
 from .model import RESERVED, export_state_dict
 
 
@@ -36,7 +37,7 @@ def plain_model(classifier):
 
 
 TASK = tasks.register(tasks.TaskDescriptor(
-    name='cls', model_type='kdzoo.DistillClassifier', metric='cls/top1', metric_scale=1.0,
+    name='cls', distill_model=DistillClassifier, metric='cls/top1', metric_scale=1.0,
     reserved=RESERVED, build=build, readouts=readouts, export_state_dict=export_state_dict,
     onnx_graph=onnx_graph, logit_loss='KDLoss', plain_model=plain_model,
-    exports_checkpoint=False, bgr=False, shares_preprocessor=False))
+    exports_checkpoint=False, bgr=False))

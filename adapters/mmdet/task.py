@@ -8,7 +8,7 @@ from torch import nn
 from kdzoo import tasks
 
 from ..graph import Normalise
-from .distill import RESERVED, build_mmdet
+from .distill import RESERVED, DistillDetector, build_mmdet
 
 
 def readouts(detector, inputs):
@@ -61,6 +61,6 @@ def onnx_graph(model, size):
 
 
 TASK = tasks.register(tasks.TaskDescriptor(
-    name='det', model_type='kdzoo.DistillDetector', metric='coco/bbox_mAP', metric_scale=100.0,
+    name='det', distill_model=DistillDetector, metric='coco/bbox_mAP', metric_scale=100.0,
     reserved=RESERVED, build=build_mmdet, readouts=readouts, export_state_dict=export_state_dict,
     onnx_graph=onnx_graph, pads_to_divisor=True))

@@ -5,7 +5,13 @@ from torch import nn
 from kdzoo import tasks
 
 from ..graph import Normalise
-from .distill import RESERVED, build_mmseg, export_state_dict, run_segmentor
+from .distill import (
+    RESERVED,
+    DistillSegmentor,
+    build_mmseg,
+    export_state_dict,
+    run_segmentor,
+)
 
 
 def readouts(segmentor, inputs):
@@ -33,6 +39,6 @@ def onnx_graph(model, size):
 
 
 TASK = tasks.register(tasks.TaskDescriptor(
-    name='seg', model_type='kdzoo.DistillSegmentor', metric='mIoU', metric_scale=1.0,
+    name='seg', distill_model=DistillSegmentor, metric='mIoU', metric_scale=1.0,
     reserved=RESERVED, build=build_mmseg, readouts=readouts, export_state_dict=export_state_dict,
     onnx_graph=onnx_graph, logit_loss='MSDCRDLoss'))
