@@ -1,13 +1,13 @@
 """The tasks kdzoo distils, one :class:`TaskDescriptor` each: what the rest of kdzoo needs to know
 of a task, registered by its adapter (``kdzoo.adapters.cls``, ``.mmseg``, ``.mmdet``).
 
-A task has one name everywhere (configs' rows, CSVs, the experiment engine, messages): ``'cls'``
-(timm classifiers), ``'seg'`` (mmseg), ``'det'`` (mmdet). A config's task is read from its
-``default_scope`` (:func:`of_config`: ``'mmseg'``, ``'mmdet'``; any other scope is
-classification). The adapters register their descriptor when imported (:func:`register`);
-:func:`get` imports the adapter of a known task the first time it is asked for, so asking for a
-task never needs its framework before then. Modules above the adapters (export, analysis,
-experiments, guard) look tasks up here instead of comparing task names.
+A task has one name everywhere (the ``task`` column of the experiment CSVs, the experiment
+engine, messages): ``'cls'`` (timm classifiers), ``'seg'`` (mmseg), ``'det'`` (mmdet). A
+config's task is read from its ``default_scope`` (:func:`of_config`: ``'mmseg'``, ``'mmdet'``;
+any other scope is classification). The adapters register their descriptor when imported
+(:func:`register`); :func:`get` imports the adapter of a known task the first time it is asked
+for, so asking for a task never needs its framework before then. Modules above the adapters
+(export, analysis, experiments, guard) look tasks up here instead of comparing task names.
 """
 import importlib
 from dataclasses import dataclass
