@@ -2,41 +2,20 @@
 
 :func:`wrap` is the one place that turns a user's config into a distillation config: when the
 config has ``distill_cfg``, its ``model`` becomes the task's distilling model around that same
-student, and the teacher check hook is added. The task is read from ``default_scope``
-(``'mmdet'``, ``'mmseg'``; anything else is classification with timm models).
+student, and the teacher check hook is added. The task and its distilling model are the
+config's :class:`kdzoo.tasks.TaskDescriptor` (:func:`kdzoo.tasks.of_config`: read from
+``default_scope``), which each adapter registers.
 """
-import importlib
-
 from mmengine.config import ConfigDict
 
 import kdzoo.guard  # noqa: F401  (a config with distill_cfg distils or stops: Runner.train)
 import kdzoo.hooks  # noqa: F401  (registers TeacherCheckHook, which wrap adds)
+from kdzoo import tasks
+from kdzoo.checkpoint import strip_prefix
 from kdzoo.distiller import parse_items
 
-TASKS = {
-    'cls': ('kdzoo.adapters.cls', 'kdzoo.DistillClassifier'),
-    'mmseg': ('kdzoo.adapters.mmseg', 'kdzoo.DistillSegmentor'),
-    'mmdet': ('kdzoo.adapters.mmdet', 'kdzoo.DistillDetector'),
-}
 DISTILL_KEYS = {'teacher', 'losses', 'connectors', 'teacher_check', 'monitor'}
 STUDENT_PREFIX = 'distiller.student.'
-
-
-def task_of(cfg):
-    """``'mmdet'``, ``'mmseg'`` or ``'cls'``, from the config's ``default_scope``."""
-    scope = cfg.get('default_scope')
-    return scope if scope in ('mmdet', 'mmseg') else 'cls'
-
-
-def import_task(task):
-    """Import (and so register) the adapter of ``task``; a clear error when it is not available."""
-    module = TASKS[task][0]
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as err:
-        raise ModuleNotFoundError(
-            f'the {task} adapter ({module}) cannot be imported: {err}. '
-            'Install the pinned stack with `bash tools/install.sh`.') from err
 
 
 def check_distill_cfg(distill_cfg):
@@ -59,14 +38,13 @@ def wrap(cfg):
     its classes are registered. Configs without ``distill_cfg`` are returned unchanged (a plain
     student run), their adapter still imported.
     """
-    task = task_of(cfg)
-    import_task(task)
+    task = tasks.of_config(cfg)
     if 'distill_cfg' not in cfg:
         return cfg
     distill_cfg = ConfigDict(cfg.distill_cfg)
     check_distill_cfg(distill_cfg)
     student = cfg.model
-    wrapped = dict(type=TASKS[task][1], student=student, distill_cfg=distill_cfg)
+    wrapped = dict(type=task.model_type, student=student, distill_cfg=distill_cfg)
     if 'data_preprocessor' in student:
         wrapped['data_preprocessor'] = student['data_preprocessor']
     cfg.model = ConfigDict(wrapped)
@@ -81,7 +59,6 @@ def student_state_dict(cfg, state_dict):
     """The student's own weights from a training checkpoint's ``state_dict`` (a distillation run's
     or a plain run's), keyed as the plain framework model expects them (plain timm for
     classification; the config's mmdet / mmseg model otherwise)."""
-    from kdzoo.checkpoint import strip_prefix
     if any(k.startswith(STUDENT_PREFIX) for k in state_dict):
         state_dict = strip_prefix(state_dict, STUDENT_PREFIX)
-    return import_task(task_of(cfg)).export_state_dict(state_dict)
+    return tasks.of_config(cfg).export_state_dict(state_dict)

@@ -21,18 +21,26 @@ The ONNX contract, the same for the three tasks:
 - ONNX opset :data:`OPSET`, written by ``torch.onnx.export(dynamo=True)`` (needs onnxscript);
   one file, weights inside (beside it, in ``<path>.data``, from :data:`EXTERNAL_DATA_BYTES`).
 
+The task's descriptor (:mod:`kdzoo.tasks`) supplies what differs by task: the bare student model,
+its export keys and file form, the graph module and its output names, the channel order and the
+padding of the input.
+
 Parity: the first validation batch (at most :data:`PARITY_IMAGES` images), or one image file,
 resized to ``H, W``, goes through the graph in onnxruntime and through the same module in PyTorch;
 the largest absolute difference over all outputs is printed, and above ``tolerance`` (default
 :data:`TOLERANCE`) :class:`ParityError` is raised.
 """
 import copy
-import inspect
 import os
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from kdzoo import tasks
+from kdzoo.adapters import student_state_dict
+from kdzoo.checkpoint import load_file, state_dict_of
+from kdzoo.runner import load_config
 
 OPSET = 18
 TOLERANCE = 1e-3
@@ -53,16 +61,14 @@ def export_student(config, checkpoint, out, cfg_options=None):
     num_classes=K).load_state_dict(torch.load(out))``; mmdet / mmseg: ``{'state_dict': ...,
     'meta': ...}`` for ``mmdet.apis.init_detector`` / ``mmseg.apis.init_model``.
     """
-    from kdzoo.adapters import student_state_dict, task_of
-    from kdzoo.checkpoint import load_file, state_dict_of
-    from kdzoo.runner import load_config
     cfg = load_config(config, cfg_options)
     loaded = load_file(checkpoint)
     weights = student_state_dict(cfg, state_dict_of(loaded))
     meta = {'exported_by': 'kdzoo'}
     if isinstance(loaded.get('meta'), dict) and 'dataset_meta' in loaded['meta']:
         meta['dataset_meta'] = loaded['meta']['dataset_meta']  # class names for init_model
-    payload = weights if task_of(cfg) == 'cls' else {'state_dict': weights, 'meta': meta}
+    payload = ({'state_dict': weights, 'meta': meta} if tasks.of_config(cfg).exports_checkpoint
+               else weights)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     torch.save(payload, out)
     return weights
@@ -74,100 +80,17 @@ def build_student(cfg, weights):
     """The config's plain student model (eval mode) with the exported ``weights`` loaded
     strictly: plain timm keys for classification, the mmseg / mmdet model's keys otherwise;
     ``weights=None`` keeps the model's initialisation."""
-    from kdzoo.adapters import import_task, task_of
-    task = task_of(cfg)
-    import_task(task)
-    if task == 'mmdet':
-        from kdzoo.adapters.mmdet.distill import build_mmdet as build
-    elif task == 'mmseg':
-        from kdzoo.adapters.mmseg.distill import build_mmseg as build
-    else:
-        from kdzoo.registry import build
-    model = build(copy.deepcopy(cfg.model)).eval()
+    task = tasks.of_config(cfg)
+    model = task.build(copy.deepcopy(cfg.model)).eval()
     if weights is not None:
-        (model.model if task == 'cls' else model).load_state_dict(weights, strict=True)
+        task.plain_model(model).load_state_dict(weights, strict=True)
     return model
 
 
-class Normalise(nn.Module):
-    """An mmseg / mmdet data preprocessor's tensor ops on a ``(B, 3, H, W)`` 0-255 batch:
-    optional BGR<->RGB flip, then ``(x - mean) / std``."""
-
-    def __init__(self, preprocessor):
-        super().__init__()
-        from kdzoo.adapters.base import normalisation
-        mean, std, self.flip = normalisation(preprocessor)
-        if mean is None:
-            mean, std = torch.zeros(3, 1, 1), torch.ones(3, 1, 1)
-        self.register_buffer('mean', mean.detach().clone().view(1, -1, 1, 1).float())
-        self.register_buffer('std', std.detach().clone().view(1, -1, 1, 1).float())
-
-    def forward(self, inputs):
-        x = inputs.flip(1) if self.flip else inputs
-        return (x - self.mean) / self.std
-
-
-class ClsGraph(nn.Module):
-    """``inputs`` -> ``logits`` ``(B, K)``: :class:`TimmClassifier` resizes and normalises."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs):
-        return self.model(inputs, mode='tensor')
-
-
-class SegGraph(nn.Module):
-    """``inputs`` -> ``seg_logits`` ``(B, K, H, W)``: ``EncoderDecoder.encode_decode``."""
-
-    def __init__(self, model, size):
-        super().__init__()
-        self.model, self.normalise = model, Normalise(model.data_preprocessor)
-        self.metas = [dict(img_shape=tuple(size), ori_shape=tuple(size), pad_shape=tuple(size))]
-
-    def forward(self, inputs):
-        return self.model.encode_decode(self.normalise(inputs), self.metas)
-
-
-class DetGraph(nn.Module):
-    """``inputs`` -> the detector's raw dense-head outputs, one tensor per kind and level."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.normalise = model, Normalise(model.data_preprocessor)
-
-    def forward(self, inputs):
-        outputs = self.model._forward(self.normalise(inputs))
-        return tuple(level for kind in outputs for level in kind)
-
-
-def det_output_names(model, outputs):
-    """``<kind>_<level>`` names of the flattened head outputs; the kinds are the first arguments
-    of the head's ``predict_by_feat`` (``cls_scores``, ``bbox_preds``, ``score_factors``)."""
-    head = getattr(model, 'bbox_head', None) or getattr(model, 'rpn_head', None)
-    params = list(inspect.signature(head.predict_by_feat).parameters) if head else []
-    if not all(isinstance(kind, (list, tuple)) for kind in outputs) or len(params) < len(outputs):
-        raise ValueError(
-            f'{type(model).__name__}: ONNX export covers detectors whose _forward returns the '
-            'dense head\'s per-level outputs (one-stage detectors: RetinaNet, FCOS, ATSS, GFL, '
-            f'...); this one returns {type(outputs).__name__} of '
-            f'{[type(kind).__name__ for kind in outputs]}')
-    return [f'{params[k]}_{i}' for k, kind in enumerate(outputs) for i in range(len(kind))]
-
-
 def graph_of(cfg, model, size):
-    """``(graph module, output names)`` of the student for the config's task."""
-    from kdzoo.adapters import task_of
-    task = task_of(cfg)
-    if task == 'cls':
-        return ClsGraph(model), ['logits']
-    if task == 'mmseg':
-        return SegGraph(model, size), ['seg_logits']
-    graph = DetGraph(model)
-    with torch.no_grad():
-        outputs = model._forward(graph.normalise(torch.zeros(1, 3, *size)))
-    return graph, det_output_names(model, outputs)
+    """``(graph module, output names)`` of the student for the config's task (its descriptor's
+    ``onnx_graph``)."""
+    return tasks.of_config(cfg).onnx_graph(model, size)
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -190,19 +113,17 @@ def read_image(path, cfg):
     import numpy as np
     from PIL import Image
 
-    from kdzoo.adapters import task_of
     rgb = np.asarray(Image.open(path).convert('RGB'))
-    array = rgb if task_of(cfg) == 'cls' else rgb[..., ::-1]
+    array = rgb[..., ::-1] if tasks.of_config(cfg).bgr else rgb
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float()
 
 
 def default_size(cfg, model, image):
     """The graph's ``(H, W)``: the image's, rounded up to the data preprocessor's
     ``pad_size_divisor`` for mmdet (its FPN needs it)."""
-    from kdzoo.adapters import task_of
     size = tuple(image.shape[-2:])
     divisor = 1
-    if task_of(cfg) == 'mmdet':
+    if tasks.of_config(cfg).pads_to_divisor:
         divisor = getattr(model.data_preprocessor, 'pad_size_divisor', 1)
     return tuple(-(-s // divisor) * divisor for s in size)
 

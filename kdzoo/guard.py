@@ -17,24 +17,27 @@ Testing or validating such a config (``runner.test()``, ``runner.val()``) is not
 """
 import functools
 
+from kdzoo import tasks
+
 
 class DistillCfgIgnoredError(RuntimeError):
     """A run would train the student alone although its config has ``distill_cfg``."""
 
 
 def message(cfg, model_name):
-    """What went wrong and the two fixes, written for the config's task."""
-    from kdzoo.adapters import TASKS, task_of
-    task = task_of(cfg)
-    module, model_type = TASKS[task]
-    preprocessor = ('' if task == 'cls' else
-                    ',\n                 data_preprocessor={{_base_.model.data_preprocessor}}')
+    """What went wrong and the two fixes, written for the config's task; the explicit model form
+    is what :func:`kdzoo.adapters.wrap` builds (the student's data preprocessor, when it has one,
+    is the distilling model's)."""
+    task = tasks.of_config(cfg)
+    module = tasks.ADAPTERS[task.name][0]
+    preprocessor = (',\n                 data_preprocessor={{_base_.model.data_preprocessor}}'
+                    if 'data_preprocessor' in cfg.model else '')
     return (
         f'this config has distill_cfg, but the model MMEngine built is {model_name}, not a kdzoo '
         'distilling model: training would ignore distill_cfg and train the student alone. '
         'Either train with kdzoo\'s entry point, `python tools/train.py CONFIG` (it wraps the '
         'model), or write the model in the explicit form, in a config whose _base_ is this one:\n'
-        f"    model = dict(_delete_=True, type='{model_type}',\n"
+        f"    model = dict(_delete_=True, type='{task.model_type}',\n"
         "                 student={{_base_.model}}, distill_cfg={{_base_.distill_cfg}}"
         f"{preprocessor})\n"
         f"    custom_imports = dict(imports=['{module}'], allow_failed_imports=False)\n"
@@ -43,13 +46,13 @@ def message(cfg, model_name):
 
 def check_runner(runner):
     """Raise :class:`DistillCfgIgnoredError` when ``runner``'s config has ``distill_cfg`` and its
-    model (unwrapped from DDP) is not a :class:`kdzoo.adapters.base.DistillModel`."""
+    model (unwrapped from DDP) is not a registered task's distilling model
+    (:func:`kdzoo.tasks.is_distill_model`)."""
     if 'distill_cfg' not in runner.cfg:
         return
-    from kdzoo.adapters.base import DistillModel
     from kdzoo.hooks import unwrap
     model = unwrap(runner.model)
-    if not isinstance(model, DistillModel):
+    if not tasks.is_distill_model(model):
         raise DistillCfgIgnoredError(message(runner.cfg, type(model).__name__))
 
 

@@ -12,6 +12,7 @@ import os.path as osp
 from datetime import timedelta
 
 import kdzoo  # noqa: F401  (fork config scopes, before any config is parsed)
+from kdzoo.adapters import wrap
 from kdzoo.checkpoint import harden_mmengine_loading
 from kdzoo.data_stream import seed_train_stream
 
@@ -47,8 +48,6 @@ def build_runner(args):
     ``amp``, ``resume``: tools/train.py's arguments; ``student_only=True`` drops ``distill_cfg``):
     config wrapped for distillation, training stream seeded, resume and AMP set."""
     from mmengine.runner import Runner
-
-    from kdzoo.adapters import wrap
     harden_mmengine_loading()
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if getattr(args, 'student_only', False):  # the same config's student, trained alone

@@ -29,6 +29,7 @@ import os.path as osp
 import tempfile
 import time
 
+from kdzoo import tasks
 from kdzoo.analysis.cka import MIN_EXAMPLES
 from kdzoo.analysis.measure import load_student, measure, one_image
 from kdzoo.analysis.readouts import taps
@@ -92,11 +93,10 @@ def build(config, cfg_options, work_dir):
 
 def main(argv=None):
     args = parse_args(argv)
-    from kdzoo.adapters import task_of
     start = time.perf_counter()
     cfg = load_config(args.config, args.cfg_options)
     check_config(cfg, args.config)
-    task = task_of(cfg)
+    task = tasks.of_config(cfg).name
     out = args.out or osp.join('work_dirs', 'analyze', osp.splitext(osp.basename(args.config))[0])
     os.makedirs(out, exist_ok=True)
     with tempfile.TemporaryDirectory() as work_dir:  # the runner's log: nothing to keep

@@ -9,6 +9,7 @@ for mmseg / mmdet); only the student is evaluated (the teacher is not built).
 import argparse
 
 import kdzoo  # noqa: F401
+from kdzoo.adapters import STUDENT_PREFIX, wrap
 from kdzoo.checkpoint import apply_weights, load_file, state_dict_of, strip_prefix
 from kdzoo.runner import load_config
 
@@ -27,7 +28,6 @@ def student_weights(weights, own_keys):
     """The student's weights keyed as the config's model: a distillation checkpoint's student
     (its ``distiller.student.`` prefix removed), or a classification export (plain timm keys,
     which the config's ``TimmClassifier`` holds under ``model.``)."""
-    from kdzoo.adapters import STUDENT_PREFIX
     if any(k.startswith(STUDENT_PREFIX) for k in weights):
         return strip_prefix(weights, STUDENT_PREFIX)
     prefixes = {k.split('.', 1)[0] + '.' for k in own_keys}
@@ -39,8 +39,6 @@ def student_weights(weights, own_keys):
 
 def main(argv=None):
     from mmengine.runner import Runner
-
-    from kdzoo.adapters import wrap
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg.pop('distill_cfg', None)

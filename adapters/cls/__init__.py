@@ -4,7 +4,8 @@ Registered in kdzoo's ``MODELS``: ``TimmClassifier``, ``DistillClassifier``,
 ``ClsDataPreprocessor``; in MMEngine's ``DATASETS``: ``ImageFolderCls``, ``Cifar100Cls``,
 ``TinyImageNetCls``; in MMEngine's ``METRICS``: ``Accuracy`` (key ``cls/top1``).
 :func:`export_state_dict` turns a classifier's state dict into plain timm keys
-(``tools/export_student.py``).
+(``tools/export_student.py``). :data:`TASK`: the task's descriptor (:mod:`kdzoo.tasks`,
+``'cls'``), registered on import.
 ``make_shapes_dataset`` is :func:`kdzoo.toydata.make_shapes_dataset`, re-exported here.
 """
 from kdzoo.toydata.cls import make_shapes_dataset
@@ -13,8 +14,9 @@ from .data import Cifar100Cls, ImageFolderCls
 from .distill import DistillClassifier
 from .metric import Accuracy
 from .model import RESERVED, ClsDataPreprocessor, TimmClassifier, export_state_dict
+from .task import TASK
 from .tiny_imagenet import TinyImageNetCls
 
 __all__ = ['TimmClassifier', 'DistillClassifier', 'ClsDataPreprocessor', 'ImageFolderCls',
            'Cifar100Cls', 'TinyImageNetCls', 'make_shapes_dataset', 'Accuracy', 'RESERVED',
-           'export_state_dict']
+           'export_state_dict', 'TASK']

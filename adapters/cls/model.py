@@ -45,8 +45,8 @@ from torch import nn
 from kdzoo.checkpoint import load_weights
 from kdzoo.layout import to_map
 from kdzoo.registry import MODELS
+from kdzoo.tasks import STAGES
 
-STAGES = ('stage1', 'stage2', 'stage3', 'stage4')
 RESERVED = ('logits', 'dense_logits') + STAGES
 LOGIT_READOUTS = ('logits', 'dense_logits')
 IMAGENET_MEAN = (123.675, 116.28, 103.53)

@@ -32,10 +32,10 @@ from mmseg.registry import MODELS as SEG_MODELS
 from mmseg.utils import add_prefix
 
 from kdzoo.registry import MODELS
+from kdzoo.tasks import STAGES
 
 from ..base import DistillModel, check_same_classes
 
-STAGES = ('stage1', 'stage2', 'stage3', 'stage4')
 RESERVED = ('logits',) + STAGES
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kdzoo.adapters import STUDENT_PREFIX
 from kdzoo.analysis.cka import MIN_EXAMPLES, cka_from_terms, common_grid, hsic_terms
 from kdzoo.analysis.readouts import readouts
 from kdzoo.layout import align, as_samples, resize
@@ -129,7 +130,6 @@ def measure(model, task, loader, batches, weights):
 def load_student(model, path):
     """Load the student's weights from a training checkpoint at ``path``: a distilling run's
     (keys under ``distiller.student.``; the connectors are ignored) or the student's own run's."""
-    from kdzoo.adapters import STUDENT_PREFIX
     from kdzoo.checkpoint import CheckpointError, load_file, state_dict_of, strip_prefix
     weights = state_dict_of(load_file(path))
     if any(key.startswith(STUDENT_PREFIX) for key in weights):

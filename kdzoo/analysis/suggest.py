@@ -19,9 +19,9 @@ copy of the config (``tools/train.py --dry-run`` builds it).
 import ast
 import math
 
+from kdzoo import tasks
 from kdzoo.analysis.readouts import kind_of
 
-LOGIT_LOSSES = {'cls': 'KDLoss', 'mmseg': 'MSDCRDLoss'}
 STAGE_LOSS, LEVEL_LOSS = 'LFCCLoss', 'PKDLoss'
 
 
@@ -76,7 +76,8 @@ def projector(name, student_shape, teacher_shape, connectors):
 def suggest(sim, task, student_taps, teacher_taps):
     """``(items, connectors, notes)`` from a :class:`kdzoo.analysis.measure.Similarity`:
     ``items`` as ``[(item dict, CKA)]``, ``connectors`` a dict, ``notes`` lines for what is not
-    suggested and why. ``*_taps``: ``{readout name: tap or None}`` (:func:`kdzoo.analysis.readouts.
+    suggested and why. ``task``: the task's name (its descriptor's ``logit_loss`` is the logit
+    pair's loss). ``*_taps``: ``{readout name: tap or None}`` (:func:`kdzoo.analysis.readouts.
     taps`)."""
     shapes_s, shapes_t = sim.shapes['student'], sim.shapes['teacher']
     items, connectors, notes = [], {}, []
@@ -98,7 +99,7 @@ def suggest(sim, task, student_taps, teacher_taps):
     if 'logits' in sim.student and 'logits' in sim.teacher:
         k_s, k_t = width(shapes_s['logits']), width(shapes_t['logits'])
         if k_s == k_t:
-            loss = LOGIT_LOSSES[task]
+            loss = tasks.get(task).logit_loss
             cka = float(sim.cka[sim.teacher.index('logits'), sim.student.index('logits')])
             name = loss[:-len('Loss')].lower() + '_logits'
             items.append((item('logits', 'logits', loss, name), cka))

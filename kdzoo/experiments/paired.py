@@ -12,10 +12,9 @@ import os
 import os.path as osp
 import time
 
+from kdzoo import tasks
 from kdzoo.experiments.rows import append_row, read_rows
 from kdzoo.experiments.runs import (
-    TASK_METRICS,
-    TASK_NAMES,
     budget_options,
     is_iteration_based,
     teacher_metric,
@@ -101,16 +100,15 @@ def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare
 
     ``cfg`` is ``config`` loaded with ``cfg_options`` (which every run also gets).
     """
-    from kdzoo.adapters import task_of
     check_inputs(cfg, config)
-    task = TASK_NAMES[task_of(cfg)]
-    metric, scale = (metric, 1.0) if metric else TASK_METRICS[task]
+    task = tasks.of_config(cfg)
+    metric, scale = (metric, 1.0) if metric else (task.metric, task.metric_scale)
     budget = budget_name(cfg, iters, evals)
     os.makedirs(work_dir, exist_ok=True)
     csv_path = osp.join(work_dir, CSV_NAME)
     done = {key_of(r) for r in read_rows(csv_path)}
     ran = False
-    base = dict(task=task, config=config, budget=budget, metric_name=metric)
+    base = dict(task=task.name, config=config, budget=budget, metric_name=metric)
     with unformatted_config_dumps():
         if not any(arm == 'teacher' for arm, _, _ in done):
             options = dict(cfg_options or {}, **budget_options(cfg, iters, evals, 0, workers,

@@ -16,7 +16,7 @@ import copy
 
 from mmengine.config import Config
 
-STAGES = ('stage1', 'stage2', 'stage3', 'stage4')
+from kdzoo.tasks import STAGES
 
 
 def stage_index(tap):

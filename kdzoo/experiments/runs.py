@@ -34,8 +34,6 @@ from kdzoo.hooks import unwrap
 from kdzoo.runner import build_runner
 
 RUN_IDS = count()
-TASK_METRICS = {'cls': ('cls/top1', 1.0), 'seg': ('mIoU', 1.0), 'det': ('coco/bbox_mAP', 100.0)}
-TASK_NAMES = {'cls': 'cls', 'mmseg': 'seg', 'mmdet': 'det'}
 
 
 @dataclass
