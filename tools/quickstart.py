@@ -10,7 +10,7 @@
    (configs/quickstart/msdcrd.py), and with ``--mldr`` also with MLDR-KD (mldrkd.py);
 then prints a table of teacher / student-alone / distilled accuracy with wall times, and states
 each distilled run's result with the experiment engine's rule (:mod:`kdzoo.experiments.stats`):
-from one seed it cannot tell, and it shows the gain (``tools/compare.py --seeds 0 1 2`` gives a
+from one seed it cannot tell, and it shows the gain (``tools/compare.py --seeds 0,1,2`` gives a
 verdict over seeds). Every run is the engine's (:func:`kdzoo.experiments.runs.train_run` with
 :func:`~kdzoo.experiments.runs.budget_options`: the config's seed and schedule, validated once at
 the end). ``--fast`` shrinks everything to seconds (the test suite runs it).
@@ -59,7 +59,7 @@ def result_line(label, gain):
     """The distilled run's result by the engine's rule: one seed cannot tell; the gain shown."""
     verdict = paired_summary([gain]).verdict
     return (f'{label}: {verdict} ({gain:+.1f} points vs the student alone, same iterations, seed '
-            'and data order; several seeds: tools/compare.py --seeds 0 1 2).')
+            'and data order; several seeds: tools/compare.py --seeds 0,1,2).')
 
 
 def main(argv=None):
