@@ -20,10 +20,9 @@ import os.path as osp
 import time
 
 import torch
-
-from kdzoo.experiments.labels import config_label
 from mmengine.config import Config
 
+from kdzoo.experiments.labels import config_label
 from kdzoo.experiments.runs import budget_options, train_run
 from kdzoo.experiments.stats import paired_summary
 from kdzoo.toydata import make_shapes_dataset

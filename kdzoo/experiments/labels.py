@@ -57,7 +57,7 @@ def backbone_label(backbone):
     options = options_of(backbone, skip=('depth',))
     if backbone.get('base_channels', 64) != 64:
         options.append(f'width {backbone["base_channels"]}')
-    if backbone.get('strides'):  # a ResNet's stem divides by 4, then its stage strides
+    if kind.startswith('ResNet') and backbone.get('strides'):  # stem 4 x the stage strides
         stride = 4 * math.prod(backbone['strides'])
         if stride != 32:
             options.append(f'output stride {stride}')

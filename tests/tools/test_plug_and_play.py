@@ -37,7 +37,8 @@ def test_smoke_writes_finite_rows_markdown_and_png(smoke):
     tasks = {r['task'] for r in rows}
     assert 'cls' in tasks and tasks <= set(matrix.TASK_DEFAULTS)
     cls_rows = [r for r in rows if r['task'] == 'cls']
-    assert sorted({r['pair'] for r in cls_rows}) == sorted(matrix.load_profile('smoke')['tasks']['cls'].pairs)
+    smoke_pairs = matrix.load_profile('smoke')['tasks']['cls'].pairs
+    assert sorted({r['pair'] for r in cls_rows}) == sorted(smoke_pairs)
     assert {r['loss'] for r in rows} == {'none', 'MSDCRD'}
     for row in rows:
         assert row['iters'] == '2' and row['seed'] == '0'
@@ -123,7 +124,7 @@ def test_cpu_profile_plans_every_row_and_reports_the_rows_not_run(tmp_path):
 
 
 def test_report_marks_a_weak_teacher_and_gives_the_paired_verdict(tmp_path, monkeypatch):
-    from kdzoo.experiments import matrix, matrix_report
+    from kdzoo.experiments import matrix_report
     from kdzoo.experiments.matrix_report import COLUMNS, write_report
     charted = []
     monkeypatch.setattr(matrix_report, 'write_chart', lambda panels, path: charted.extend(panels))
