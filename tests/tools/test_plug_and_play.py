@@ -359,3 +359,12 @@ def test_relabel_changes_the_label_columns_only_and_once(tmp_path):
     relabelled = old.read_bytes()
     assert relabelled == open(committed, 'rb').read()  # the committed CSV is migrated already
     assert matrix.relabel(str(tmp_path), 'cpu') == 0 and old.read_bytes() == relabelled
+
+
+def test_teacher_bf16_sets_the_models_teacher_autocast():
+    model = torch.nn.Linear(1, 1)
+    model.teacher_autocast = None  # the distilling model's attribute (adapters/base.py)
+    matrix.teacher_in_bf16(SimpleNamespace(model=model))
+    assert model.teacher_autocast is torch.bfloat16
+    with pytest.raises(TypeError, match='no teacher_autocast attribute'):
+        matrix.teacher_in_bf16(SimpleNamespace(model=torch.nn.Linear(1, 1)))
