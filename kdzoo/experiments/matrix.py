@@ -71,6 +71,7 @@ from kdzoo.toydata import make_cls_data, make_det_data, make_seg_data
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PROFILES_DIR = osp.join(REPO, 'configs', 'plug_and_play', 'profiles')
+PROFILE_KEYS = ('out', 'device', 'timing_repeats', 'smoke', 'skip_unavailable', 'tasks')
 
 
 # ----------------------------------------------------------------------------------- the tasks
@@ -122,6 +123,11 @@ def load_profile(profile):
         raise SystemExit(f'profile {profile!r}: no {path}; choose from {profile_names()} or '
                          'give the path of a profile file')
     settings = Config.fromfile(path).to_dict()
+    missing = [k for k in PROFILE_KEYS if k not in settings]
+    if missing:
+        raise SystemExit(f'profile {profile!r} lacks the settings {missing}; base it on the '
+                         "GPU profile (_base_ = 'configs/plug_and_play/profiles/gpu.py') and "
+                         'change what differs')
     tasks = {}
     for task, entry in settings['tasks'].items():
         if task not in TASK_DEFAULTS:
