@@ -8,75 +8,57 @@
 3. trains the student, of another family, alone (configs/quickstart/student.py);
 4. trains the same student with the same budget and seed, distilled with MSDCRD
    (configs/quickstart/msdcrd.py), and with ``--mldr`` also with MLDR-KD (mldrkd.py);
-then prints a table of teacher / student-alone / distilled accuracy with wall times, and says
-plainly whether distillation helped in this budget. ``--fast`` shrinks everything to seconds
-(the test suite runs it).
+then prints a table of teacher / student-alone / distilled accuracy with wall times, and states
+each distilled run's result with the experiment engine's rule (:mod:`kdzoo.experiments.stats`):
+from one seed it cannot tell, and it shows the gain (``tools/compare.py --seeds 0,1,2`` gives a
+verdict over seeds). Every run is the engine's (:func:`kdzoo.experiments.runs.train_run` with
+:func:`~kdzoo.experiments.runs.budget_options`: the config's seed and schedule, validated once at
+the end). ``--fast`` shrinks everything to seconds (the test suite runs it).
 """
 import argparse
 import os.path as osp
-import sys
 import time
-from types import SimpleNamespace
-
-if __package__ in (None, ''):  # run as `python tools/quickstart.py`: make `tools` importable
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch
+from mmengine.config import Config
 
-import kdzoo  # noqa: F401
+from kdzoo.experiments.labels import config_label
+from kdzoo.experiments.runs import budget_options, train_run
+from kdzoo.experiments.stats import paired_summary
+from kdzoo.toydata import make_shapes_dataset
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(REPO, 'configs', 'quickstart')
 # The configs in configs/quickstart are written for these 10 classes.
 FULL = dict(num_classes=10, per_class=(200, 50), teacher_iters=600, student_iters=500, batch=64)
 FAST = dict(num_classes=10, per_class=(2, 1), teacher_iters=2, student_iters=2, batch=8)
+METRIC = 'cls/top1'
 
 
-def run(config, work_dir, options):
-    """Train ``config`` with ``options`` (cfg-options dict); returns (val top-1, seconds, ckpt)."""
-    from tools.train import build_runner
-    args = SimpleNamespace(config=osp.join(CONFIGS, config), cfg_options=options,
-                           work_dir=work_dir, launcher='none', amp=False, resume=None)
-    start = time.time()
-    runner = build_runner(args)
-    runner.train()
-    seconds = time.time() - start
-    top1 = runner.message_hub.get_scalar('val/cls/top1').current()
-    ckpt = osp.join(work_dir, f'iter_{runner.iter}.pth')
-    return top1, seconds, ckpt
-
-
-def common_options(data_dir, iters, batch):
-    return {
+def run(config, work_dir, data_dir, iters, batch, checkpoint=None):
+    """Train ``configs/quickstart/<config>`` on the set in ``data_dir`` for ``iters`` iterations
+    (its own seed); ``checkpoint``: the teacher checkpoint a distilling config reads. Returns
+    (val top-1, seconds, the last checkpoint's path)."""
+    path = osp.join(CONFIGS, config)
+    cfg = Config.fromfile(path)
+    options = dict(budget_options(cfg, iters, evals=1, seed=cfg.randomness.seed, verbose=True), **{
         'train_dataloader.dataset.root': osp.join(data_dir, 'train'),
         'val_dataloader.dataset.root': osp.join(data_dir, 'val'),
         'test_dataloader.dataset.root': osp.join(data_dir, 'val'),
         'train_dataloader.batch_size': batch,
-        'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters,
-        'param_scheduler.0.total_steps': iters,
-        'default_hooks.checkpoint.interval': iters,
-        'default_hooks.logger.interval': max(1, iters // 6),
-    }
+        # the last checkpoint is kept: the distilling configs read the teacher's
+        'default_hooks.checkpoint.interval': iters})
+    if checkpoint:
+        options['distill_cfg.teacher.checkpoint'] = checkpoint
+    runner, result = train_run(path, work_dir, options, METRIC)
+    return result.last, result.seconds, osp.join(work_dir, f'iter_{runner.iter}.pth')
 
 
-def model_name(config):
-    """The timm name of the config's model, with the arguments that change its architecture."""
-    from mmengine.config import Config
-    model = Config.fromfile(osp.join(CONFIGS, config)).model
-    common = ('type', 'model_name', 'num_classes', 'img_size', 'mean', 'std', 'checkpoint')
-    extra = ', '.join(f'{k}={v}' for k, v in model.items() if k not in common)
-    return f'{model.model_name} ({extra})' if extra else model.model_name
-
-
-def verdict(gain, noise=2.0):
-    """What a gain of ``gain`` points over the student alone says from one seed: under ``noise``
-    points either way, one run cannot tell it from run-to-run noise."""
-    if gain >= noise:
-        return f'helped: {gain:+.1f} points over the student trained alone'
-    if gain > -noise:
-        return (f'no clear effect in this budget: {gain:+.1f} points vs the student alone, less '
-                f'than {noise:.0f} points, which one seed cannot tell from noise')
-    return f'did not help in this budget: {gain:+.1f} points vs the student alone'
+def result_line(label, gain):
+    """The distilled run's result by the engine's rule: one seed cannot tell; the gain shown."""
+    verdict = paired_summary([gain]).verdict
+    return (f'{label}: {verdict} ({gain:+.1f} points vs the student alone, same iterations, seed '
+            'and data order; several seeds: tools/compare.py --seeds 0,1,2).')
 
 
 def main(argv=None):
@@ -87,7 +69,6 @@ def main(argv=None):
     parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'quickstart'))
     args = parser.parse_args(argv)
     size = FAST if args.fast else FULL
-    from kdzoo.toydata import make_shapes_dataset
 
     start = time.time()
     make_shapes_dataset(args.data_dir, num_classes=size['num_classes'], per_class=size['per_class'])
@@ -95,19 +76,20 @@ def main(argv=None):
           f'{size["per_class"][1]} val images per class, 32x32, in {args.data_dir} '
           f'({time.time() - start:.0f} s)', flush=True)
 
-    student_opts = common_options(args.data_dir, size['student_iters'], size['batch'])
-    teacher_opts = common_options(args.data_dir, size['teacher_iters'], size['batch'])
     rows = []
-    t_top1, t_sec, t_ckpt = run('teacher.py', osp.join(args.work_dir, 'teacher'), teacher_opts)
-    rows.append(('teacher', model_name('teacher.py'), size['teacher_iters'], t_top1, t_sec))
-    student = model_name('student.py')
-    s_top1, s_sec, _ = run('student.py', osp.join(args.work_dir, 'student'), student_opts)
+    t_top1, t_sec, t_ckpt = run('teacher.py', osp.join(args.work_dir, 'teacher'), args.data_dir,
+                                size['teacher_iters'], size['batch'])
+    rows.append(('teacher', config_label('teacher.py', CONFIGS), size['teacher_iters'], t_top1,
+                 t_sec))
+    student = config_label('student.py', CONFIGS)
+    s_top1, s_sec, _ = run('student.py', osp.join(args.work_dir, 'student'), args.data_dir,
+                           size['student_iters'], size['batch'])
     rows.append(('student alone', student, size['student_iters'], s_top1, s_sec))
     methods = [('msdcrd', 'MSDCRD')] + ([('mldrkd', 'MLDR-KD')] if args.mldr else [])
     distilled = []
     for config, label in methods:
-        opts = dict(student_opts, **{'distill_cfg.teacher.checkpoint': t_ckpt})
-        top1, sec, _ = run(f'{config}.py', osp.join(args.work_dir, config), opts)
+        top1, sec, _ = run(f'{config}.py', osp.join(args.work_dir, config), args.data_dir,
+                           size['student_iters'], size['batch'], checkpoint=t_ckpt)
         rows.append((f'student + {label}', student, size['student_iters'], top1, sec))
         distilled.append((label, top1))
 
@@ -118,7 +100,7 @@ def main(argv=None):
     for name, model, iters, top1, sec in rows:
         print(f'| {name} | {model} | {iters} | {top1:.1f} | {sec:.0f} |')
     for label, top1 in distilled:
-        print(f'{label}: {verdict(top1 - s_top1)} (one seed; same iterations and data order).')
+        print(result_line(label, top1 - s_top1))
     if t_top1 <= s_top1:
         print('note: the teacher is not better than the student alone in this budget, so there is '
               'little to distil.')

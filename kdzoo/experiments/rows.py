@@ -16,24 +16,33 @@ def fmt(value):
     return f'{value:.10g}' if isinstance(value, float) else value
 
 
+def read_header(path):
+    with open(path, newline='') as f:
+        return next(csv.reader(f), [])
+
+
+def rewrite_rows(path, columns, rows):
+    """Write ``rows`` (dicts of strings, as :func:`read_rows` gives them; missing columns empty)
+    to the CSV at ``path`` under the header ``columns``, replacing it."""
+    with open(path, 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows({k: r.get(k, '') for k in columns} for r in rows)
+
+
 def append_row(path, columns, row):
     """Append ``row`` (missing columns empty) to the CSV at ``path``, header first if new. A CSV
     written before ``columns`` gained a column is rewritten once with the new header (the older
     rows leave it empty); one holding a column ``columns`` lacks is refused."""
     new = not osp.isfile(path)
     if not new:
-        with open(path, newline='') as f:
-            header = next(csv.reader(f), [])
+        header = read_header(path)
         if header != list(columns):
             extra = [c for c in header if c not in columns]
             if extra:
                 raise ValueError(f'{path} has columns {extra} this code does not write: move '
                                  'the file aside or use the code that wrote it')
-            rows = read_rows(path)
-            with open(path, 'w', newline='') as f:
-                writer = csv.DictWriter(f, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows({k: r.get(k, '') for k in columns} for r in rows)
+            rewrite_rows(path, columns, read_rows(path))
     with open(path, 'a', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         if new:

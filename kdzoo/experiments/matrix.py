@@ -1,0 +1,510 @@
+"""The plug-and-play matrix: task x heterogeneous pair x loss x seed on generated data.
+
+A profile (``configs/plug_and_play/profiles/<name>.py``, data: see ``gpu.py`` there; why the CPU
+profile's numbers are what they are: docs/results.md) says what a run trains. For every task
+(its entry in the profile, resolved once into a :class:`MatrixTask`):
+
+1. writes the task's generated data set once (``<out>/tmp/data/<task>``, :mod:`kdzoo.toydata`;
+   no download);
+2. trains each pair's teacher once on it (teacher iterations, seed 0), cached in
+   ``<out>/tmp/teachers/<task>/<pair>_<iters>it/`` with its validation metric (and, with
+   ``teacher_bf16``, its metric under bf16 autocast) and the fingerprint of its resolved config
+   and options (a change that alters training trains it again; workers and logging do not), so
+   the table is self-contained;
+3. trains the student alone (loss ``none``) and distilled with each loss, same iterations
+   (the profile's per task or per pair, or stopped at ``budget_s`` seconds, then validated),
+   paired within a seed: the same initial student weights and the same augmented batches in the
+   same order; each loss's items are those of a shipped config fitted to the pair
+   (:mod:`.recipes`);
+4. measures the step cost in the same process, right after training, on one training batch
+   (:mod:`.timing`).
+
+Every finished run appends one row to ``<out>/plug_and_play.csv`` at once (columns:
+:data:`.matrix_report.COLUMNS`); a rerun skips the rows already there (same task, pair, loss,
+seed, budget, teacher iterations and teacher precision), so the matrix can be finished over
+several sessions. After every row the report (:mod:`.matrix_report`) is rewritten from the whole
+CSV. :func:`relabel` rewrites the model labels of an existing CSV from the pairs' configs
+(:mod:`.labels`).
+"""
+import dataclasses
+import importlib
+import json
+import os
+import os.path as osp
+import shutil
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from types import SimpleNamespace
+
+import torch
+from mmengine.config import Config
+
+from kdzoo.experiments.labels import config_label
+from kdzoo.experiments.matrix_report import (
+    COLUMNS,
+    CSV_NAME,
+    PLAN_NAME,
+    key_of,
+    read_plan,
+    write_report,
+)
+from kdzoo.experiments.recipes import STAGES, recipe
+from kdzoo.experiments.rows import (
+    append_row,
+    fmt,
+    number,
+    read_header,
+    read_rows,
+    rewrite_rows,
+)
+from kdzoo.experiments.runs import (
+    budget_options,
+    config_sha,
+    make_runner,
+    metric_value,
+    train_run,
+    unwrap,
+)
+from kdzoo.experiments.timing import bf16_autocast, cpu_model, step_costs
+from kdzoo.toydata import make_cls_data, make_det_data, make_seg_data
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+PROFILES_DIR = osp.join(REPO, 'configs', 'plug_and_play', 'profiles')
+PROFILE_KEYS = ('out', 'device', 'timing_repeats', 'smoke', 'skip_unavailable', 'tasks')
+
+
+# ----------------------------------------------------------------------------------- the tasks
+@dataclass(frozen=True)
+class MatrixTask:
+    """One row group of the matrix, as a profile resolves it (the one lookup of every task
+    setting). ``pairs``: name -> (teacher config, student config), relative to the repository;
+    ``losses``: name -> the shipped config whose distill items the loss borrows; ``metric``: the
+    key in the val metrics, ``scale`` its factor to the table's units; ``module``: the adapter;
+    ``make_data(root, size)`` writes the set and returns the cfg-options pointing the configs at
+    it; ``iters``: (student, teacher) iterations, ``student_iters`` / ``teacher_iters`` per pair
+    where they differ; ``run_losses``: those a run trains (``None``: all); ``batch``: the training
+    batch (``None``: the config's)."""
+    module: str
+    metric: str
+    make_data: callable
+    pairs: dict
+    losses: dict
+    data: dict
+    iters: tuple
+    seeds: int = 2
+    scale: float = 1.0
+    run_losses: tuple = None
+    student_iters: dict = field(default_factory=dict)
+    teacher_iters: dict = field(default_factory=dict)
+    batch: int = None
+
+
+# What a profile does not say: the adapter, its metric, the data writer. (The matrix's task names
+# are runs.TASK_NAMES' values.)
+TASK_DEFAULTS = {
+    'cls': dict(module='kdzoo.adapters.cls', metric='cls/top1', make_data=make_cls_data),
+    'seg': dict(module='kdzoo.adapters.mmseg', metric='mIoU', make_data=make_seg_data),
+    'det': dict(module='kdzoo.adapters.mmdet', metric='coco/bbox_mAP', scale=100.0,
+                make_data=make_det_data),
+}
+
+
+def profile_names():
+    return sorted(osp.splitext(f)[0] for f in os.listdir(PROFILES_DIR)
+                  if f.endswith('.py') and not f.startswith('_'))
+
+
+def load_profile(profile):
+    """A profile's settings as a dict, its ``tasks`` resolved into :class:`MatrixTask`;
+    ``profile``: a name in ``configs/plug_and_play/profiles`` or a path to such a file."""
+    path = profile if profile.endswith('.py') else osp.join(PROFILES_DIR, f'{profile}.py')
+    if not osp.isfile(path):
+        raise SystemExit(f'profile {profile!r}: no {path}; choose from {profile_names()} or '
+                         'give the path of a profile file')
+    settings = Config.fromfile(path).to_dict()
+    missing = [k for k in PROFILE_KEYS if k not in settings]
+    if missing:
+        raise SystemExit(f'profile {profile!r} lacks the settings {missing}; base it on the '
+                         "GPU profile (_base_ = 'configs/plug_and_play/profiles/gpu.py') and "
+                         'change what differs')
+    tasks = {}
+    for task, entry in settings['tasks'].items():
+        if task not in TASK_DEFAULTS:
+            raise SystemExit(f'profile {profile!r}: unknown task {task!r}; the matrix knows '
+                             f'{list(TASK_DEFAULTS)}')
+        unknown = set(entry) - {f.name for f in dataclasses.fields(MatrixTask)}
+        if unknown:
+            raise SystemExit(f'profile {profile!r}, task {task!r}: unknown settings '
+                             f'{sorted(unknown)}; see configs/plug_and_play/profiles/gpu.py')
+        tasks[task] = MatrixTask(**dict(TASK_DEFAULTS[task], **entry))
+    return dict(settings, tasks=tasks)
+
+
+def adapter_error(entry):
+    """``None`` when the task's adapter imports here, else the reason."""
+    try:
+        importlib.import_module(entry.module)
+    except Exception as err:  # ModuleNotFoundError, or mmcv without its compiled ops, ...
+        return f'{type(err).__name__}: {err}'
+    return None
+
+
+# --------------------------------------------------------------------------------- stage probes
+def probe_cls(model_cfg):
+    """``(C, H, W)`` of a TimmClassifier's stage readouts, one 64 px image."""
+    import kdzoo.adapters.cls  # noqa: F401  (registers the model)
+    from kdzoo.registry import build
+    model = build(model_cfg).eval()
+    names = list(STAGES[:len(model.stage_indices)])
+    with torch.no_grad():
+        maps = model.readouts(torch.zeros(1, 3, 64, 64), names)
+    return [tuple(maps[n].shape[1:]) for n in names]
+
+
+def probe_seg(model_cfg):
+    """``(C, H, W)`` of an mmseg segmentor's backbone outputs (its ``stage1..4``), one 64 px
+    image."""
+    from kdzoo.adapters.mmseg.distill import build_mmseg
+    model = build_mmseg(model_cfg).eval()
+    with torch.no_grad():
+        return [tuple(x.shape[1:]) for x in model.backbone(torch.zeros(1, 3, 64, 64))]
+
+
+def stage_shapes(task, model_cfg):
+    """``(C, H, W)`` of stage1..4 of ``model_cfg`` for the loss builders, ``None`` where no
+    builder of the task needs them (det). The one place the engine probes a model (the task's
+    probe batch)."""
+    probe = {'cls': probe_cls, 'seg': probe_seg}.get(task)
+    return probe(model_cfg) if probe else None
+
+
+@lru_cache(maxsize=None)
+def probe_pair(task, configs, iters):
+    """The ``p`` given to the loss builders: stage shapes of both models, classes, iterations."""
+    teacher, student = (Config.fromfile(osp.join(REPO, c)).model for c in configs)
+    return SimpleNamespace(student=stage_shapes(task, student),
+                           teacher=stage_shapes(task, teacher),
+                           num_classes=student.get('num_classes'), iters=iters)
+
+
+def recipe_of(entry, loss, p):
+    """The distill items of ``loss`` for the probed pair ``p`` (see ``recipes.recipe``)."""
+    return recipe(osp.join(REPO, entry.losses[loss]), p)
+
+
+# ------------------------------------------------------------------------------------ options
+def resolve(profile='gpu', tasks=None, pairs=None, losses=None, seeds=None, iters=None,
+            teacher_iters=None, budget_s=0.0, out=None, device=None, teacher_bf16=False,
+            batch=None, workers=None, timing_repeats=None, max_wall_s=0.0, verbose=False):
+    """The options of a matrix run: the profile's, with the given ones (lists of names, or
+    numbers; ``None``: the profile's) in their place."""
+    settings = load_profile(profile)
+    task_cfg = settings['tasks']
+    if tasks is None:
+        tasks = [t for t in task_cfg if not settings['skip_unavailable'] or t == 'cls'
+                 or adapter_error(task_cfg[t]) is None]
+    tasks = parse_list(tasks, task_cfg, 'tasks')
+    for task in tasks:
+        error = adapter_error(task_cfg[task])
+        if error:
+            raise SystemExit(f'task {task!r}: adapter not available ({task_cfg[task].module}): '
+                             f'{error}')
+    pairs = parse_list(pairs, [p for t in task_cfg.values() for p in t.pairs], 'pairs')
+    all_losses = ['none'] + list(dict.fromkeys(n for t in task_cfg.values() for n in t.losses))
+    chosen = parse_list(losses, all_losses, 'losses')
+    run_losses = {}
+    for t, entry in task_cfg.items():
+        names = chosen or entry.run_losses or list(entry.losses)
+        run_losses[t] = ['none'] + [n for n in names if n != 'none' and n in entry.losses]
+    device = device or settings['device'] or ('cuda' if torch.cuda.is_available() else 'cpu')
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('--device cuda: no CUDA GPU is visible')
+    return SimpleNamespace(
+        profile=osp.splitext(osp.basename(profile))[0], smoke=settings['smoke'], task=task_cfg,
+        tasks=tasks, pairs=pairs, losses=run_losses,
+        seeds={t: seeds or task_cfg[t].seeds for t in task_cfg},
+        iters=iters, teacher_iters=teacher_iters, budget_s=budget_s,
+        out=osp.abspath(out or osp.join(REPO, settings['out'])), device=device,
+        teacher_bf16=teacher_bf16, max_wall_s=max_wall_s, verbose=verbose,
+        batch={t: batch or task_cfg[t].batch for t in task_cfg},
+        workers=workers if workers is not None else (8 if device == 'cuda' else 0),
+        timing_repeats=timing_repeats or settings['timing_repeats'],
+        device_name=device_name(device))
+
+
+def parse_list(names, allowed, what):
+    """``names`` (a comma-separated string or a list) checked against ``allowed``, spelt as
+    there (case-insensitive); ``None`` stays ``None``."""
+    if names is None:
+        return None
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(',') if n.strip()]
+    lookup = {a.lower(): a for a in allowed}
+    unknown = [n for n in names if n.lower() not in lookup]
+    if unknown:
+        raise SystemExit(f'unknown {what} {unknown}; choose from {list(allowed)}')
+    return [lookup[n.lower()] for n in names]
+
+
+def device_name(device):
+    if device == 'cuda':
+        return torch.cuda.get_device_name()
+    return f'cpu ({cpu_model()}, {torch.get_num_threads()} threads)'
+
+
+def iters_of(opts, task, pair, role):
+    """The iterations of ``pair``'s ``role`` ('student' or 'teacher'): the given ``iters`` /
+    ``teacher_iters``, else the profile's (per pair where it says so)."""
+    teacher = role == 'teacher'
+    given = opts.teacher_iters if teacher else opts.iters
+    if given:
+        return given
+    entry = opts.task[task]
+    per_pair = entry.teacher_iters if teacher else entry.student_iters
+    return per_pair.get(pair, entry.iters[int(teacher)])
+
+
+def budget_of(opts, task, pair):
+    """The budget of the pair's student runs, as the CSV and the report name it: ``500it``, or
+    ``500it/60s`` with ``budget_s``."""
+    return (f'{iters_of(opts, task, pair, "student")}it'
+            + (f'/{opts.budget_s:g}s' if opts.budget_s else ''))
+
+
+def run_options(opts, task, config, iters, seed):
+    """cfg-options of one run of ``task``: the engine's budget (iterations, rescaled schedule,
+    one final evaluation, seed), the loaders' workers and the task's training batch."""
+    cfg = Config.fromfile(osp.join(REPO, config))
+    options = budget_options(cfg, iters, 1, seed, opts.workers, opts.verbose)
+    if opts.batch[task]:
+        options['train_dataloader.batch_size'] = opts.batch[task]
+    return options
+
+
+def teacher_in_bf16(runner):
+    """A ``train_run`` runner hook: the distilling model runs its teacher under bf16 autocast
+    (the losses still compute in float32)."""
+    model = unwrap(runner.model)
+    if not hasattr(model, 'teacher_autocast'):
+        raise TypeError(f'{type(model).__name__} has no teacher_autocast attribute: this model '
+                        'cannot run its teacher under bf16 autocast (drop --teacher-bf16)')
+    model.teacher_autocast = torch.bfloat16
+
+
+# --------------------------------------------------------------------------------- the matrix
+def prepare_data(opts, task):
+    """Write the task's set once (a ``done.json`` marks a finished one); returns its cfg-options."""
+    entry = opts.task[task]
+    root = osp.join(opts.out, 'tmp', 'data', task + ('_smoke' if opts.smoke else ''))
+    marker = osp.join(root, 'done.json')
+    if osp.isfile(marker):
+        with open(marker) as f:
+            done = json.load(f)
+        if done['size'] == json.loads(json.dumps(entry.data)):
+            return done['options']
+    shutil.rmtree(root, ignore_errors=True)
+    start = time.perf_counter()
+    options = entry.make_data(root, entry.data)
+    with open(marker, 'w') as f:
+        json.dump(dict(size=entry.data, options=options), f)
+    print(f'[{task}] data {entry.data} written to {root} in {time.perf_counter() - start:.0f} s',
+          flush=True)
+    return options
+
+
+def teacher_run(opts, task, pair, configs, data_options):
+    """Train (or read from the cache) the pair's teacher; returns its record: checkpoint, metric,
+    and with ``teacher_bf16`` its metric under bf16 autocast."""
+    entry, iters = opts.task[task], iters_of(opts, task, pair, 'teacher')
+    config = osp.join(REPO, configs[0])
+    folder = osp.join(opts.out, 'tmp', 'teachers', task, f'{pair}_{iters}it')
+    record_path = osp.join(folder, 'teacher.json')
+    options = dict(data_options, **run_options(opts, task, configs[0], iters, 0))
+    options.update({'default_hooks.checkpoint.interval': iters,
+                    'default_hooks.checkpoint.save_last': True})
+    trained_with = config_sha(config, options, root=opts.out)
+    record = None
+    if osp.isfile(record_path):
+        with open(record_path) as f:
+            record = json.load(f)
+        if 'config_sha' not in record:
+            print(f'[{task}/{pair}] the cached teacher in {folder} was written before its config '
+                  f'was recorded: kept, and taken as trained with {configs[0]} as it is now '
+                  '(delete the folder to train it again)', flush=True)
+            record['config_sha'] = trained_with
+        elif record['config_sha'] != trained_with:
+            print(f'[{task}/{pair}] the cached teacher in {folder} was trained with another '
+                  f'config or options than {configs[0]} has now: training it again', flush=True)
+            record = None
+    if record is None or not osp.isfile(record['checkpoint']):
+        print(f'[{task}/{pair}] teacher {configs[0]}: {iters} iterations', flush=True)
+        runner, result = train_run(config, folder, options, entry.metric, entry.scale)
+        record = dict(checkpoint=osp.join(folder, f'iter_{runner.iter}.pth'), metric=result.last,
+                      seconds=result.seconds, iters=runner.iter, metric_bf16=None,
+                      config_sha=trained_with)
+    if opts.teacher_bf16 and record['metric_bf16'] is None:
+        runner = make_runner(config, folder, dict(
+            data_options, **run_options(opts, task, configs[0], 1, 0),
+            load_from=record['checkpoint']))
+        runner.load_or_resume()
+        with bf16_autocast(opts.device):
+            record['metric_bf16'] = metric_value(runner.val_loop.run(), entry.metric,
+                                                 entry.scale)
+    with open(record_path, 'w') as f:
+        json.dump(record, f, indent=1)
+    print(f'[{task}/{pair}] teacher {entry.metric} = {record["metric"]:.2f}'
+          + (f', under bf16 autocast {record["metric_bf16"]:.2f}' if opts.teacher_bf16 else ''),
+          flush=True)
+    return record
+
+
+def student_run(opts, task, pair, configs, loss, seed, data_options, teacher):
+    """Train the student alone (``loss='none'``) or distilled; returns the row's measured fields.
+    Every run of a (pair, seed) starts from the same student (one initial-weights file) and sees
+    the same batches (the seeded data stream), whatever its loss."""
+    entry = opts.task[task]
+    iters = iters_of(opts, task, pair, 'student')
+    options = dict(data_options, **run_options(opts, task, configs[1], iters, seed))
+    distilled = loss != 'none'
+    if distilled:
+        items = recipe_of(entry, loss, probe_pair(task, tuple(configs), iters))
+        options['distill_cfg'] = dict(
+            teacher=dict(config=osp.join(REPO, configs[0]), checkpoint=teacher['checkpoint']),
+            teacher_check=False, **items)
+    runs = osp.join(opts.out, 'tmp', 'runs', task, pair)  # one initial student per seed
+    work_dir = osp.join(runs, budget_of(opts, task, pair).replace('/', '_'), f'{loss}_seed{seed}')
+    runner, result = train_run(
+        osp.join(REPO, configs[1]), work_dir, options, entry.metric, entry.scale,
+        init_file=osp.join(runs, f'seed{seed}_student_init.pth'), seconds=opts.budget_s,
+        runner_hook=teacher_in_bf16 if opts.teacher_bf16 and distilled else None)
+    fields = dict(iters=result.iters, metric=result.last, train_s=result.seconds,
+                  iter_s=result.iter_s, init_sha=result.init_sha, batches_sha=result.batches_sha)
+    fields.update(step_costs(runner, opts.timing_repeats, opts.device,
+                             opts.teacher_bf16 and distilled))
+    return fields
+
+
+def chosen_pairs(opts, task):
+    """The task's pairs this run covers: all, or those named in ``opts.pairs``."""
+    return {name: configs for name, configs in opts.task[task].pairs.items()
+            if not opts.pairs or name in opts.pairs}
+
+
+def write_plan(opts):
+    """``plug_and_play_plan.json``: every row the profile asks for, so the report can show the
+    rows not run yet (the CSV holds the finished ones only). A sitting run with some tasks /
+    pairs replaces its own (task, pair) entries and keeps the others an earlier sitting of the
+    same profile planned: the report still shows them, run or not."""
+    old = read_plan(opts.out) or {}
+    earlier = (old['rows'] if (old.get('profile'), old.get('smoke', False))
+               == (opts.profile, opts.smoke) else [])
+    plan = [dict(task=task, pair=pair, teacher=teacher, student=student,
+                 losses=opts.losses[task], seeds=opts.seeds[task],
+                 budget=budget_of(opts, task, pair), iters=iters_of(opts, task, pair, 'student'),
+                 teacher_iters=iters_of(opts, task, pair, 'teacher'),
+                 teacher_dtype='bf16' if opts.teacher_bf16 else 'fp32')
+            for task in opts.tasks for pair, (teacher, student) in chosen_pairs(opts, task).items()]
+    planned = {(e['task'], e['pair']): e for e in earlier}
+    planned.update({(e['task'], e['pair']): e for e in plan})
+    with open(osp.join(opts.out, PLAN_NAME), 'w') as f:
+        json.dump(dict(profile=opts.profile, smoke=opts.smoke, device=opts.device_name,
+                       rows=list(planned.values())), f, indent=1)
+
+
+def run_matrix(opts):
+    """Run every missing row; returns ``dict(done=[keys], skipped=[keys])``."""
+    csv_path = osp.join(opts.out, CSV_NAME)
+    done = {key_of(r): r for r in read_rows(csv_path)}
+    summary = dict(done=[], skipped=[])
+    start = time.perf_counter()
+    longest = 0.0
+    for task in opts.tasks:
+        entry = opts.task[task]
+        data_options = None
+        for pair, configs in chosen_pairs(opts, task).items():
+            teacher = None
+            for seed in range(opts.seeds[task]):
+                for loss in opts.losses[task]:
+                    row = dict(task=task, pair=pair, loss=loss, seed=seed,
+                               budget=budget_of(opts, task, pair),
+                               teacher_iters='-' if loss == 'none'
+                               else iters_of(opts, task, pair, 'teacher'),
+                               teacher_dtype='-' if loss == 'none' else
+                               ('bf16' if opts.teacher_bf16 else 'fp32'))
+                    key = key_of(row)
+                    if key in done:
+                        print(f'skipped (already in the CSV): {" ".join(key)}', flush=True)
+                        summary['skipped'].append(key)
+                        continue
+                    elapsed = time.perf_counter() - start
+                    if opts.max_wall_s and elapsed + longest > opts.max_wall_s:
+                        print(f'stopping: {elapsed:.0f} s used, the next run may pass '
+                              f'--max-wall-s {opts.max_wall_s:g}; rerun to continue', flush=True)
+                        return summary
+                    run_start = time.perf_counter()
+                    if data_options is None:
+                        data_options = prepare_data(opts, task)
+                    if teacher is None:
+                        teacher = teacher_run(opts, task, pair, configs, data_options)
+                    print(f'[{task}/{pair}] {loss}, seed {seed}, {row["budget"]}', flush=True)
+                    row.update(student_run(opts, task, pair, configs, loss, seed, data_options,
+                                           teacher))
+                    alone = done.get(key_of(dict(row, loss='none', teacher_iters='-',
+                                                 teacher_dtype='-')))
+                    alone_metric = row['metric'] if loss == 'none' else number(
+                        alone['metric'] if alone else None)
+                    row.update(teacher=config_label(configs[0], REPO),
+                               student=config_label(configs[1], REPO),
+                               metric_name=entry.metric, teacher_metric=teacher['metric'],
+                               teacher_metric_bf16=('' if teacher['metric_bf16'] is None
+                                                    else teacher['metric_bf16']),
+                               student_alone_metric=alone_metric,
+                               gain=round(row['metric'] - alone_metric, 6), device=opts.device_name,
+                               finished=time.strftime('%Y-%m-%d %H:%M:%S'))
+                    append_row(csv_path, COLUMNS, row)
+                    done[key] = {k: fmt(v) for k, v in row.items()}
+                    summary['done'].append(key)
+                    write_report(opts.out)
+                    longest = max(longest, time.perf_counter() - run_start)
+                    print(f'  {entry.metric} = {row["metric"]:.2f} (gain {row["gain"]:+.2f}), '
+                          f'step ratio {row.get("step_ratio", float("nan")):.3f}, loss share '
+                          f'{row.get("loss_share", float("nan")):.2%}', flush=True)
+    return summary
+
+
+# ---------------------------------------------------------------------------------- migration
+def relabel(out, profile):
+    """Rewrite the ``teacher`` / ``student`` labels of ``<out>/plug_and_play.csv`` from the
+    configs of the profile's pairs (:func:`kdzoo.experiments.labels.config_label`), every other
+    field as it is: CSVs written before the labels named the model's type and key options (they
+    printed e.g. ``EncoderDecoder/SwinTransformer-``). Idempotent; rows of pairs the profile does
+    not know, or whose configs do not load here (an adapter not installed), keep their labels,
+    said. Returns the number of rows changed."""
+    path = osp.join(out, CSV_NAME)
+    rows = read_rows(path)
+    if not rows:
+        return 0
+    pairs = {(task, name): configs for task, entry in load_profile(profile)['tasks'].items()
+             for name, configs in entry.pairs.items()}
+    labels, changed = {}, 0
+    for row in rows:
+        configs = pairs.get((row['task'], row['pair']))
+        if configs is None:
+            continue
+        configs = tuple(configs)
+        if configs not in labels:
+            try:
+                labels[configs] = tuple(config_label(c, REPO) for c in configs)
+            except Exception as err:  # e.g. an mmseg:: base without mmseg installed
+                print(f'relabel: {row["task"]}/{row["pair"]} keeps its labels (its configs do '
+                      f'not load here: {type(err).__name__}: {err})', flush=True)
+                labels[configs] = None
+        if labels[configs] and (row['teacher'], row['student']) != labels[configs]:
+            row['teacher'], row['student'] = labels[configs]
+            changed += 1
+    if changed:
+        rewrite_rows(path, read_header(path), rows)
+        print(f'relabel: {changed} row(s) of {path} now name their models by type and options',
+              flush=True)
+    return changed
