@@ -17,9 +17,6 @@ TASK_NAMES = {'cls', 'seg', 'det', 'mmseg', 'mmdet'}
 # kdzoo modules below the adapters (docs/architecture.md): they never import one.
 CORE = ('kdzoo/losses/', 'kdzoo/connectors/', 'kdzoo/distiller.py', 'kdzoo/taps.py',
         'kdzoo/layout.py', 'kdzoo/finite.py', 'kdzoo/monitor.py')
-# The table of tools/plug_and_play.py moves into kdzoo/experiments (issue 22, point 3) and its
-# task comparison with it; until then it is the one file outside the rule.
-COMPARES_TASKS_UNTIL_MOVED = {'tools/plug_and_play.py'}
 
 
 @pytest.mark.parametrize('name', sorted(tasks.ADAPTERS))
@@ -122,7 +119,7 @@ def adapter_imports(tree):
 
 def test_no_task_name_comparison_outside_the_adapters_and_the_registry():
     found = {rel: lines for rel, path in python_files('kdzoo', 'tools')
-             if rel != 'kdzoo/tasks.py' and rel not in COMPARES_TASKS_UNTIL_MOVED
+             if rel != 'kdzoo/tasks.py'
              for lines in [task_comparisons(parse(path))] if lines}
     assert not found, f'task names compared (look the task up in kdzoo.tasks): {found}'
 

@@ -34,12 +34,13 @@ import os.path as osp
 import shutil
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from types import SimpleNamespace
 
 import torch
 from mmengine.config import Config
 
+from kdzoo import tasks as task_registry
 from kdzoo.experiments.labels import config_label
 from kdzoo.experiments.matrix_report import (
     COLUMNS,
@@ -49,7 +50,7 @@ from kdzoo.experiments.matrix_report import (
     read_plan,
     write_report,
 )
-from kdzoo.experiments.recipes import STAGES, recipe
+from kdzoo.experiments.recipes import recipe
 from kdzoo.experiments.rows import (
     append_row,
     fmt,
@@ -86,28 +87,23 @@ class MatrixTask:
     where they differ; ``run_losses``: those a run trains (``None``: all); ``batch``: the training
     batch (``None``: the config's)."""
     module: str
-    metric: str
     make_data: callable
     pairs: dict
     losses: dict
     data: dict
     iters: tuple
     seeds: int = 2
-    scale: float = 1.0
+    metric: str = None
+    scale: float = None
     run_losses: tuple = None
     student_iters: dict = field(default_factory=dict)
     teacher_iters: dict = field(default_factory=dict)
     batch: int = None
 
 
-# What a profile does not say: the adapter, its metric, the data writer. (The matrix's task names
-# are runs.TASK_NAMES' values.)
-TASK_DEFAULTS = {
-    'cls': dict(module='kdzoo.adapters.cls', metric='cls/top1', make_data=make_cls_data),
-    'seg': dict(module='kdzoo.adapters.mmseg', metric='mIoU', make_data=make_seg_data),
-    'det': dict(module='kdzoo.adapters.mmdet', metric='coco/bbox_mAP', scale=100.0,
-                make_data=make_det_data),
-}
+# What a profile does not say: the data writer of each task (the adapter, its metric and scale
+# come from the task's descriptor, kdzoo.tasks).
+DATA_WRITERS = {'cls': make_cls_data, 'seg': make_seg_data, 'det': make_det_data}
 
 
 def profile_names():
@@ -130,14 +126,15 @@ def load_profile(profile):
                          'change what differs')
     tasks = {}
     for task, entry in settings['tasks'].items():
-        if task not in TASK_DEFAULTS:
+        if task not in DATA_WRITERS:
             raise SystemExit(f'profile {profile!r}: unknown task {task!r}; the matrix knows '
-                             f'{list(TASK_DEFAULTS)}')
+                             f'{list(DATA_WRITERS)}')
         unknown = set(entry) - {f.name for f in dataclasses.fields(MatrixTask)}
         if unknown:
             raise SystemExit(f'profile {profile!r}, task {task!r}: unknown settings '
                              f'{sorted(unknown)}; see configs/plug_and_play/profiles/gpu.py')
-        tasks[task] = MatrixTask(**dict(TASK_DEFAULTS[task], **entry))
+        tasks[task] = MatrixTask(**dict(module=task_registry.ADAPTERS[task][0],
+                                        make_data=DATA_WRITERS[task], **entry))
     return dict(settings, tasks=tasks)
 
 
@@ -151,41 +148,33 @@ def adapter_error(entry):
 
 
 # --------------------------------------------------------------------------------- stage probes
-def probe_cls(model_cfg):
-    """``(C, H, W)`` of a TimmClassifier's stage readouts, one 64 px image."""
-    import kdzoo.adapters.cls  # noqa: F401  (registers the model)
-    from kdzoo.registry import build
-    model = build(model_cfg).eval()
-    names = list(STAGES[:len(model.stage_indices)])
-    with torch.no_grad():
-        maps = model.readouts(torch.zeros(1, 3, 64, 64), names)
-    return [tuple(maps[n].shape[1:]) for n in names]
+class PairProbe:
+    """The ``p`` given to the loss builders (:func:`kdzoo.experiments.recipes.recipe`): the
+    classes, the iterations and, probed when a builder first asks for them, ``student`` /
+    ``teacher``, the ``(C, H, W)`` of stage1..4 of each model (the task descriptor's
+    ``stage_shapes``; only connectors fitted to stages ask, so a pair whose losses need none is
+    never probed)."""
 
+    def __init__(self, task, configs, iters):
+        self.task = task_registry.get(task)
+        self.teacher_cfg, self.student_cfg = (Config.fromfile(osp.join(REPO, c)).model
+                                              for c in configs)
+        self.num_classes = self.student_cfg.get('num_classes')
+        self.iters = iters
 
-def probe_seg(model_cfg):
-    """``(C, H, W)`` of an mmseg segmentor's backbone outputs (its ``stage1..4``), one 64 px
-    image."""
-    from kdzoo.adapters.mmseg.distill import build_mmseg
-    model = build_mmseg(model_cfg).eval()
-    with torch.no_grad():
-        return [tuple(x.shape[1:]) for x in model.backbone(torch.zeros(1, 3, 64, 64))]
+    @cached_property
+    def student(self):
+        return self.task.stage_shapes(self.student_cfg)
 
-
-def stage_shapes(task, model_cfg):
-    """``(C, H, W)`` of stage1..4 of ``model_cfg`` for the loss builders, ``None`` where no
-    builder of the task needs them (det). The one place the engine probes a model (the task's
-    probe batch)."""
-    probe = {'cls': probe_cls, 'seg': probe_seg}.get(task)
-    return probe(model_cfg) if probe else None
+    @cached_property
+    def teacher(self):
+        return self.task.stage_shapes(self.teacher_cfg)
 
 
 @lru_cache(maxsize=None)
 def probe_pair(task, configs, iters):
-    """The ``p`` given to the loss builders: stage shapes of both models, classes, iterations."""
-    teacher, student = (Config.fromfile(osp.join(REPO, c)).model for c in configs)
-    return SimpleNamespace(student=stage_shapes(task, student),
-                           teacher=stage_shapes(task, teacher),
-                           num_classes=student.get('num_classes'), iters=iters)
+    """The probed pair of ``configs`` (teacher, student), one per (task, configs, iterations)."""
+    return PairProbe(task, configs, iters)
 
 
 def recipe_of(entry, loss, p):
@@ -202,7 +191,7 @@ def resolve(profile='gpu', tasks=None, pairs=None, losses=None, seeds=None, iter
     settings = load_profile(profile)
     task_cfg = settings['tasks']
     if tasks is None:
-        tasks = [t for t in task_cfg if not settings['skip_unavailable'] or t == 'cls'
+        tasks = [t for t in task_cfg if not settings['skip_unavailable']
                  or adapter_error(task_cfg[t]) is None]
     tasks = parse_list(tasks, task_cfg, 'tasks')
     for task in tasks:
@@ -210,6 +199,10 @@ def resolve(profile='gpu', tasks=None, pairs=None, losses=None, seeds=None, iter
         if error:
             raise SystemExit(f'task {task!r}: adapter not available ({task_cfg[task].module}): '
                              f'{error}')
+        entry, described = task_cfg[task], task_registry.get(task)
+        task_cfg[task] = dataclasses.replace(
+            entry, metric=entry.metric or described.metric,
+            scale=described.metric_scale if entry.scale is None else entry.scale)
     pairs = parse_list(pairs, [p for t in task_cfg.values() for p in t.pairs], 'pairs')
     all_losses = ['none'] + list(dict.fromkeys(n for t in task_cfg.values() for n in t.losses))
     chosen = parse_list(losses, all_losses, 'losses')

@@ -35,7 +35,7 @@ def test_smoke_writes_finite_rows_markdown_and_png(smoke):
     rows = rows_of(out)
     assert len(rows) == len(summary['done']) and not summary['skipped']
     tasks = {r['task'] for r in rows}
-    assert 'cls' in tasks and tasks <= set(matrix.TASK_DEFAULTS)
+    assert 'cls' in tasks and tasks <= set(matrix.DATA_WRITERS)
     cls_rows = [r for r in rows if r['task'] == 'cls']
     smoke_pairs = matrix.load_profile('smoke')['tasks']['cls'].pairs
     assert sorted({r['pair'] for r in cls_rows}) == sorted(smoke_pairs)
@@ -96,8 +96,8 @@ def test_schedule_is_rescaled_to_the_iterations():
 
 
 def test_missing_adapter_is_reported(monkeypatch, tmp_path):
-    broken = dict(matrix.TASK_DEFAULTS['seg'], module='kdzoo.adapters.no_such_adapter')
-    monkeypatch.setitem(matrix.TASK_DEFAULTS, 'seg', broken)
+    from kdzoo import tasks
+    monkeypatch.setitem(tasks.ADAPTERS, 'seg', ('kdzoo.adapters.no_such_adapter', 'mmseg'))
     with pytest.raises(SystemExit, match="task 'seg': adapter not available"):
         pnp.main(['--smoke', '--tasks', 'seg', '--out', str(tmp_path)])
 
