@@ -9,9 +9,11 @@ import importlib
 
 from mmengine.config import ConfigDict
 
-import kdzoo.guard  # noqa: F401  (a config with distill_cfg distils or stops: Runner.train)
 import kdzoo.hooks  # noqa: F401  (registers TeacherCheckHook, which wrap adds)
 from kdzoo.distiller import parse_items
+from kdzoo.patches import guard_runner_train
+
+guard_runner_train()  # a config with distill_cfg distils or stops (kdzoo/guard.py)
 
 TASKS = {
     'cls': ('kdzoo.adapters.cls', 'kdzoo.DistillClassifier'),

@@ -24,7 +24,7 @@ REASON = 'needs {} (not in the core install; the full install has it: bash tools
 def missing_framework(error):
     """The missing OpenMMLab framework (``'mmdet'`` ...) an error chain names, or None: an import
     of it, or MMEngine's "<distribution> is not installed" for an ``mmdet::`` / ``mmseg::`` base."""
-    from kdzoo.compat import FORKS
+    from kdzoo.patches import FORKS
     while error is not None:
         if isinstance(error, ModuleNotFoundError):
             name = (error.name or '').split('.')[0]

@@ -28,6 +28,23 @@ def test_interpreter_start_imports_neither_kdzoo_nor_mmengine():
     assert out.strip() == '[]'
 
 
+def test_start_up_hook_patches_mmengine_on_import_then_leaves():
+    """The hook's finder (kdzoo_startup.py) is on sys.meta_path until MMEngine's config and runner
+    are imported; then the fork scopes and the guard are in place and the finder is gone."""
+    out = python('''
+        import sys
+        def finders():
+            return sum(type(f).__name__ == 'AfterImportFinder' for f in sys.meta_path)
+        print(finders())
+        import mmengine.config
+        from mmengine.config.utils import MODULE2PACKAGE
+        print(finders(), MODULE2PACKAGE['mmseg'])
+        import mmengine.runner
+        print(finders(), mmengine.runner.Runner.train.kdzoo_guarded)
+        ''')
+    assert out.split('\n')[:3] == ['1', '1 onedl-mmsegmentation', '0 True']
+
+
 def test_core_tools_import_without_mmcv_mmdet_mmseg():
     """What the core install serves (the tools on classification configs, the classification
     adapter, the ONNX export) imports nothing of mmcv, mmdet or mmseg at module level."""

@@ -70,10 +70,10 @@ from kdzoo.experiments.runs import (
     make_runner,
     metric_value,
     train_run,
-    unformatted_config_dumps,
     unwrap,
 )
 from kdzoo.experiments.timing import bf16_autocast, cpu_model, step_costs
+from kdzoo.patches import unformatted_config_dumps
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
