@@ -15,7 +15,8 @@ express: ``bash tools/install.sh`` builds it (docs/deploy.md, "Installing").
 
 The start-up hook: the wheel and the editable install both put ``kdzoo_startup.pth`` in
 site-packages; it runs ``kdzoo_startup.install()`` at interpreter start, which acts only when
-MMEngine is imported (see ``kdzoo_startup.py``). setuptools writes only its own finder into an
+MMEngine is imported (see ``kdzoo_startup.py``; the patches it applies are in
+``kdzoo/patches.py``). setuptools writes only its own finder into an
 editable wheel, hence the second command class.
 """
 import base64

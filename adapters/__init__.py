@@ -8,11 +8,13 @@ config's :class:`kdzoo.tasks.TaskDescriptor` (:func:`kdzoo.tasks.of_config`: rea
 """
 from mmengine.config import ConfigDict
 
-import kdzoo.guard  # noqa: F401  (a config with distill_cfg distils or stops: Runner.train)
 import kdzoo.hooks  # noqa: F401  (registers TeacherCheckHook, which wrap adds)
 from kdzoo import tasks
 from kdzoo.checkpoint import strip_prefix
 from kdzoo.distiller import parse_items
+from kdzoo.patches import guard_runner_train
+
+guard_runner_train()  # a config with distill_cfg distils or stops (kdzoo/guard.py)
 
 DISTILL_KEYS = {'teacher', 'losses', 'connectors', 'teacher_check', 'monitor'}
 STUDENT_PREFIX = 'distiller.student.'

@@ -3,9 +3,9 @@
 Every checkpoint kdzoo reads goes through ``torch.load(weights_only=True)``: tensors, containers
 and an explicit allow-list of the plain types MMEngine's own training checkpoints hold
 (``HistoryBuffer``, numpy arrays/scalars). Nothing falls back to unrestricted unpickling unless
-the user sets ``unsafe_load=True`` for a file they trust. :func:`harden_mmengine_loading` makes
-MMEngine's ``--resume`` / ``load_from`` use the same rule (the fork silently falls back to
-``weights_only=False``: ``_safe_torch_load`` in ``mmengine/runner/checkpoint.py``).
+the user sets ``unsafe_load=True`` for a file they trust. :func:`weights_only_torch_load` is that
+rule for MMEngine's ``--resume`` / ``load_from`` (:func:`kdzoo.patches.harden_mmengine_loading`
+puts it in place of the fork's loader, which silently falls back to ``weights_only=False``).
 
 :func:`apply_weights` puts weights into a model: nothing is silent there either. An empty file, NaN
 weights, keys that do not match (``strict=True``) are errors naming the file; ``strict=False``
@@ -172,7 +172,10 @@ def strip_prefix(state_dict, prefix):
     return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
-def _weights_only_torch_load(file, map_location=None, weights_only=None):
+def weights_only_torch_load(file, map_location=None, weights_only=None):
+    """MMEngine's ``_safe_torch_load`` signature with kdzoo's rule: ``weights_only=True`` and
+    :func:`safe_globals` unless the caller passes ``weights_only=False``; a refused pickle is a
+    :class:`CheckpointError` naming the file."""
     if weights_only is False:
         return torch.load(file, map_location=map_location, weights_only=False)
     try:
@@ -180,10 +183,3 @@ def _weights_only_torch_load(file, map_location=None, weights_only=None):
             return torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise _refused(getattr(file, 'name', file), err) from err
-
-
-def harden_mmengine_loading():
-    """Make MMEngine's checkpoint loading (resume, ``load_from``) ``weights_only=True`` with the
-    allow-list, instead of its silent fall-back to unrestricted unpickling. Idempotent."""
-    from mmengine.runner import checkpoint as mm_checkpoint
-    mm_checkpoint._safe_torch_load = _weights_only_torch_load

@@ -5,17 +5,17 @@ Why: ``distill_cfg`` is read by kdzoo's entry points (``tools/train.py`` and the
 :func:`kdzoo.adapters.wrap`). A framework's own entry point (mmdet's or mmseg's
 ``tools/train.py``, ``mim train``, ``Runner.from_cfg(cfg).train()`` in a script) does not know the
 key: it builds ``model`` as written and trains the student alone, while the config says it is
-distilled. :func:`install` wraps MMEngine's ``Runner.train`` with :func:`check_runner`, which
-raises before the first iteration when the runner's config has ``distill_cfg`` and its model is
-not a kdzoo distilling model, naming the two ways that do distil (docs/entry_points.md).
+distilled. :func:`kdzoo.patches.guard_runner_train` makes MMEngine's ``Runner.train`` call
+:func:`check_runner` first, which raises before the first iteration when the runner's config has
+``distill_cfg`` and its model is not a kdzoo distilling model, naming the two ways that do distil
+(docs/entry_points.md).
 
-Installed when this module is imported: ``kdzoo.adapters`` imports it (a kdzoo config's
-``custom_imports`` does that), and in an installed kdzoo the start-up hook (``kdzoo_startup.py``)
-imports it as soon as ``mmengine.runner`` is imported, so a stock mmdet / mmseg config with
-``distill_cfg`` added, which imports nothing of kdzoo, is caught too.
+That patch is applied by ``import kdzoo.adapters`` (a kdzoo config's ``custom_imports`` does
+that), and in an installed kdzoo by the start-up hook (``kdzoo_startup.py``) as soon as
+``mmengine.runner`` is imported, so a stock mmdet / mmseg config with ``distill_cfg`` added, which
+imports nothing of kdzoo, is caught too.
 Testing or validating such a config (``runner.test()``, ``runner.val()``) is not refused.
 """
-import functools
 
 from kdzoo import tasks
 
@@ -54,22 +54,3 @@ def check_runner(runner):
     model = unwrap(runner.model)
     if not tasks.is_distill_model(model):
         raise DistillCfgIgnoredError(message(runner.cfg, type(model).__name__))
-
-
-def install():
-    """Wrap ``mmengine.runner.Runner.train`` with :func:`check_runner` (once per process)."""
-    from mmengine.runner import Runner
-    if getattr(Runner.train, 'kdzoo_guarded', False):
-        return
-    train = Runner.train
-
-    @functools.wraps(train)
-    def guarded_train(self):
-        check_runner(self)
-        return train(self)
-
-    guarded_train.kdzoo_guarded = True
-    Runner.train = guarded_train
-
-
-install()

@@ -13,8 +13,8 @@ from datetime import timedelta
 
 import kdzoo  # noqa: F401  (fork config scopes, before any config is parsed)
 from kdzoo.adapters import wrap
-from kdzoo.checkpoint import harden_mmengine_loading
 from kdzoo.data_stream import seed_train_stream
+from kdzoo.patches import harden_mmengine_loading
 
 
 def load_config(path, cfg_options=None, work_dir=None):

@@ -24,7 +24,7 @@ REASON = 'needs {} (not in the core install; the full install has it: bash tools
 def missing_framework(error):
     """The missing OpenMMLab framework (``'mmdet'`` ...) an error chain names, or None: an import
     of it, or MMEngine's "<distribution> is not installed" for an ``mmdet::`` / ``mmseg::`` base."""
-    from kdzoo.compat import FORKS
+    from kdzoo.patches import FORKS
     while error is not None:
         if isinstance(error, ModuleNotFoundError):
             name = (error.name or '').split('.')[0]
@@ -75,3 +75,23 @@ def pytest_runtest_setup(item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     return (yield from skipping_missing_frameworks(item))
+
+
+@pytest.fixture(scope='session')
+def kdzoo_wheel(tmp_path_factory):
+    """The wheel ``pip wheel`` builds from a clean copy of the repository (no stale ``build/`` of
+    an earlier build in it), once per session."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = tmp_path_factory.mktemp('wheel')
+    source = root / 'kdzoo'
+    shutil.copytree(repo, source, ignore=shutil.ignore_patterns(
+        '.*', 'build', '*.egg-info', '__pycache__', 'work_dirs', 'data', 'results'))
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--disable-pip-version-check',
+                    '--no-input', '--no-deps', '--no-build-isolation', '-q', '-w',
+                    str(root / 'dist'), str(source)], check=True, capture_output=True)
+    (wheel,) = (root / 'dist').glob('kdzoo-*.whl')
+    return wheel

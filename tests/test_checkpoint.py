@@ -8,12 +8,12 @@ from helpers import TinyCNN
 
 from kdzoo.checkpoint import (
     CheckpointError,
-    harden_mmengine_loading,
     load_file,
     load_weights,
     state_dict_of,
     strip_prefix,
 )
+from kdzoo.patches import harden_mmengine_loading
 
 
 class Evil:

@@ -1,7 +1,8 @@
 """Any MMEngine entry point (docs/entry_points.md): the explicit model form distils under a plain
 ``Runner.from_cfg(cfg).train()`` for classification, mmseg and mmdet; a config with
-``distill_cfg`` whose model is not wrapped stops before training (kdzoo/guard.py), also when
-nothing of kdzoo is imported by the config (the start-up hook installs the guard)."""
+``distill_cfg`` whose model is not wrapped stops before training (kdzoo/guard.py, applied by
+kdzoo/patches.py), also when nothing of kdzoo is imported by the config (the start-up hook
+applies the guard)."""
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from kdzoo import patches
 from kdzoo.guard import DistillCfgIgnoredError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,10 +61,10 @@ def check_distilled(runner, model_class):
 
 
 @pytest.fixture(autouse=True)
-def unformatted_config_dumps(monkeypatch):
+def unformatted_config_dumps():
     """MMEngine formats every dumped config with yapf: seconds per run for an mmdet config."""
-    from yapf.yapflib import yapf_api
-    monkeypatch.setattr(yapf_api, 'FormatCode', lambda text, **kwargs: (text, None))
+    with patches.unformatted_config_dumps():
+        yield
 
 
 # --- classification ---------------------------------------------------------------------------

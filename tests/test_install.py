@@ -2,7 +2,6 @@
 environment with torch and onedl-mmengine only; the start-up hook (kdzoo_startup.py) that makes a
 plain ``mmengine.Config.fromfile`` read kdzoo's configs, at no cost to an interpreter's start."""
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -27,6 +26,23 @@ def test_interpreter_start_imports_neither_kdzoo_nor_mmengine():
         print(sorted(m for m in sys.modules if m.split('.')[0] in ('kdzoo', 'mmengine', 'torch')))
         ''')
     assert out.strip() == '[]'
+
+
+def test_start_up_hook_patches_mmengine_on_import_then_leaves():
+    """The hook's finder (kdzoo_startup.py) is on sys.meta_path until MMEngine's config and runner
+    are imported; then the fork scopes and the guard are in place and the finder is gone."""
+    out = python('''
+        import sys
+        def finders():
+            return sum(type(f).__name__ == 'AfterImportFinder' for f in sys.meta_path)
+        print(finders())
+        import mmengine.config
+        from mmengine.config.utils import MODULE2PACKAGE
+        print(finders(), MODULE2PACKAGE['mmseg'])
+        import mmengine.runner
+        print(finders(), mmengine.runner.Runner.train.kdzoo_guarded)
+        ''')
+    assert out.split('\n')[:3] == ['1', '1 onedl-mmsegmentation', '0 True']
 
 
 def test_core_tools_import_without_mmcv_mmdet_mmseg():
@@ -70,21 +86,15 @@ def test_plain_config_fromfile_reads_seg_and_det_configs_without_importing_kdzoo
     assert out.split('\n')[:2] == ['EncoderDecoder 18 True', 'RetinaNet 18 True']
 
 
-def test_wheel_installs_into_a_fresh_venv_with_torch_and_mmengine_only(tmp_path):
-    """Build the wheel, install it with pip into a new venv (its requirements resolved by pip,
-    torch pinned to this environment's version so pip's cache can serve it); then
-    ``import kdzoo.losses`` and one loss, from outside the repository, and the start-up hook."""
+def test_wheel_installs_into_a_fresh_venv_with_torch_and_mmengine_only(kdzoo_wheel, tmp_path):
+    """Install the wheel with pip into a new venv (its requirements resolved by pip, torch pinned
+    to this environment's version so pip's cache can serve it); then ``import kdzoo.losses`` and
+    one loss, from outside the repository, and the start-up hook."""
     torch_version = metadata.version('torch').split('+')[0]
     pip = ['-m', 'pip', '--disable-pip-version-check', '--no-input']
-    source = tmp_path / 'kdzoo'  # a clean copy: no stale build/ of earlier builds in the wheel
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
-        '.*', 'build', '*.egg-info', '__pycache__', 'work_dirs', 'data', 'results'))
-    subprocess.run([sys.executable, *pip, 'wheel', '--no-deps', '--no-build-isolation', '-q',
-                    '-w', str(tmp_path / 'dist'), str(source)], check=True, capture_output=True)
-    (wheel,) = (tmp_path / 'dist').glob('kdzoo-*.whl')
     subprocess.run([sys.executable, '-m', 'venv', str(tmp_path / 'venv')], check=True)
     venv_python = str(tmp_path / 'venv' / 'bin' / 'python')
-    out = subprocess.run([venv_python, *pip, 'install', '-q', str(wheel),
+    out = subprocess.run([venv_python, *pip, 'install', '-q', str(kdzoo_wheel),
                           f'torch=={torch_version}'], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     out = python('''

@@ -1,7 +1,14 @@
-"""Packaging: adapters/ installs as kdzoo.adapters, kdzoo.losses needs only torch + mmengine."""
+"""Packaging: adapters/ installs as kdzoo.adapters, kdzoo.losses needs only torch + mmengine, and
+the wheel holds every module of the repository: installed into a fresh environment, each imports
+from there and the experiment engine runs a paired comparison."""
+import importlib.util
+import json
 import os
 import subprocess
 import sys
+import textwrap
+
+import pytest
 
 import kdzoo
 
@@ -39,3 +46,125 @@ print('ok')
 
 def test_version_is_exposed():
     assert kdzoo.__version__
+
+
+# --- the wheel, installed into a fresh environment ----------------------------------------------
+def repository_modules():
+    """Every module of the repository's ``kdzoo`` package as the wheel must install it
+    (``adapters/`` becomes ``kdzoo.adapters``)."""
+    names = set()
+    for folder, package in (('kdzoo', 'kdzoo'), ('adapters', 'kdzoo.adapters')):
+        for root, dirs, files in os.walk(os.path.join(REPO, folder)):
+            dirs[:] = [d for d in dirs if d != '__pycache__']
+            parts = os.path.relpath(root, os.path.join(REPO, folder)).split(os.sep)
+            prefix = '.'.join([package] + [p for p in parts if p != '.'])
+            names.update(prefix if f == '__init__.py' else f'{prefix}.{f[:-3]}'
+                         for f in files if f.endswith('.py'))
+    return names
+
+
+def stack_folders():
+    """The folders this interpreter imports kdzoo's requirements from (torch, MMEngine, the
+    OpenMMLab frameworks, timm) and pip."""
+    names = ('torch', 'mmengine', 'mmcv', 'mmdet', 'mmseg', 'timm', 'pip', 'yapf')
+    specs = [importlib.util.find_spec(name) for name in names]
+    return sorted({os.path.dirname(os.path.dirname(s.origin)) for s in specs if s})
+
+
+@pytest.fixture(scope='module')
+def wheel_env(kdzoo_wheel, tmp_path_factory):
+    """A fresh environment (``venv --without-pip``) with the wheel installed and the stack this
+    interpreter uses, named as plain path lines of a ``.pth``: a path line does not run that
+    folder's own ``.pth`` files, so the editable install of kdzoo there stays inert and ``kdzoo``
+    can only come from the wheel. Returns the environment's python."""
+    root = tmp_path_factory.mktemp('wheel_env')
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(root / 'env')], check=True)
+    python = str(root / 'env' / 'bin' / 'python')
+    site = subprocess.run([python, '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))'],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(site, 'kdzoo_test_stack.pth'), 'w') as f:
+        f.write(''.join(folder + '\n' for folder in stack_folders()))
+    # --ignore-installed: the stack's folders may hold the editable kdzoo's metadata
+    out = subprocess.run([python, '-m', 'pip', 'install', '--disable-pip-version-check', '-q',
+                          '--no-deps', '--no-index', '--ignore-installed', str(kdzoo_wheel)],
+                         capture_output=True, text=True, cwd=str(root))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return python
+
+
+def load_tools_helpers():
+    """tests/tools/tools_helpers.py (the tools tests' config writer), by its path."""
+    path = os.path.join(REPO, 'tests', 'tools', 'tools_helpers.py')
+    spec = importlib.util.spec_from_file_location('tools_helpers', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+WHEEL_SCRIPT = '''
+import importlib, json, os, pkgutil, sys
+assert not any(p.rstrip('/') == REPO for p in sys.path), sys.path
+import kdzoo
+
+# (a) every module of the package, imported from the environment
+modules, needs = {}, {}
+def walk_error(name):
+    raise sys.exc_info()[1]
+for info in pkgutil.walk_packages(kdzoo.__path__, 'kdzoo.', onerror=walk_error):
+    try:
+        modules[info.name] = importlib.import_module(info.name).__file__
+    except ModuleNotFoundError as err:  # the core install: a framework it does not have
+        if (err.name or '').split('.')[0] not in MISSING:
+            raise
+        needs[info.name] = err.name
+modules['kdzoo'] = kdzoo.__file__
+modules['kdzoo_startup'] = importlib.import_module('kdzoo_startup').__file__
+
+# (b) a 2-iteration paired comparison through the library, on generated data
+from kdzoo.experiments.compare_report import summary_lines
+from kdzoo.experiments.paired import compare
+from kdzoo.runner import load_config
+from kdzoo.toydata import make_shapes_dataset
+make_shapes_dataset(DATA, num_classes=4, per_class=(4, 2))
+rows, ran = compare(CONFIG, load_config(CONFIG), seeds=[0], iters=2, evals=1,
+                    work_dir=WORK_DIR)
+print(json.dumps(dict(modules=modules, needs=needs, rows=rows, ran=ran,
+                      summary=summary_lines(rows, [0]))))
+'''
+
+
+def test_wheel_holds_every_module_and_runs_a_paired_comparison(wheel_env, tmp_path):
+    """Installed from the wheel alone, without the repository on sys.path: every module of
+    ``kdzoo`` (walked, not listed) imports from the environment, and ``kdzoo.experiments`` runs a
+    2-iteration paired comparison of a generated config (student alone vs distilled, seed 0)."""
+    helpers = load_tools_helpers()
+    data = {split: str(tmp_path / 'data' / split) for split in ('train', 'val')}
+    distill_cfg = dict(teacher=dict(config=helpers.TEACHER), losses=[
+        dict(student='logits', teacher='logits', loss=dict(type='KDLoss'), name='kd')])
+    config = helpers.write_config(tmp_path / 'kd.py', helpers.runner_config(
+        data, tmp_path / 'work', distill_cfg=distill_cfg))
+    missing = sorted(name for name in ('mmcv', 'mmdet', 'mmseg')
+                     if importlib.util.find_spec(name) is None)
+    script = f'REPO, DATA, CONFIG, WORK_DIR, MISSING = {REPO!r}, ' \
+             f'{str(tmp_path / "data")!r}, {config!r}, {str(tmp_path / "compare")!r}, ' \
+             f'{missing!r}\n' + WHEEL_SCRIPT
+    out = subprocess.run([wheel_env, '-c', textwrap.dedent(script)], cwd=str(tmp_path),
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-5000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    env = os.path.dirname(os.path.dirname(wheel_env))
+    modules = result['modules']
+    assert set(modules) | set(result['needs']) == repository_modules() | {'kdzoo_startup'}
+    # only the core install (no mmcv, mmdet, mmseg) leaves out the adapters that need them
+    assert all(name.startswith(('kdzoo.adapters.mmdet', 'kdzoo.adapters.mmseg'))
+               for name in result['needs']) and (missing or not result['needs'])
+    outside = {name: path for name, path in modules.items() if not path.startswith(env)}
+    assert not outside, f'imported from outside the wheel environment: {outside}'
+    rows = result['rows']
+    assert [(r['arm'], r['seed']) for r in rows] == [
+        ('teacher', '-'), ('alone', '0'), ('distilled', '0')]
+    alone, distilled = rows[1:]
+    assert alone['iters'] == distilled['iters'] == '2' and result['ran']
+    assert alone['init_sha'] == distilled['init_sha']
+    assert alone['batches_sha'] == distilled['batches_sha']
+    assert any('one seed: cannot tell' in line for line in result['summary'])

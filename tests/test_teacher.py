@@ -57,8 +57,8 @@ def test_module_passes_through_frozen():
 
 
 def test_mmseg_and_mmdet_scopes_resolve_to_the_forks_without_installing(monkeypatch):
-    """kdzoo/compat.py: `mmseg::` must resolve to the fork's configs, and MMEngine must never try to
-    `pip install mmsegmentation` (it would overwrite the fork)."""
+    """kdzoo/patches.py: `mmseg::` must resolve to the fork's configs, and MMEngine must never try
+    to `pip install mmsegmentation` (it would overwrite the fork)."""
     from mmengine.utils import package_utils
 
     import kdzoo  # noqa: F401

@@ -83,7 +83,8 @@ def analysis_loader(cfg, batch_size):
 def build(config, cfg_options, work_dir):
     """``(distilling model with the student initialised as training does, runner)``: the
     runner of tools/train.py (kdzoo.runner.build_runner), quiet."""
-    from kdzoo.experiments.runs import make_runner, unformatted_config_dumps, unwrap
+    from kdzoo.experiments.runs import make_runner, unwrap
+    from kdzoo.patches import unformatted_config_dumps
     with unformatted_config_dumps():
         runner = make_runner(config, work_dir, dict(cfg_options, log_level='WARNING'))
     model = unwrap(runner.model)

@@ -30,7 +30,7 @@ import time
 
 from kdzoo.experiments import matrix
 from kdzoo.experiments.matrix_report import CSV_NAME, write_report
-from kdzoo.experiments.runs import unformatted_config_dumps
+from kdzoo.patches import unformatted_config_dumps
 
 
 def parse_args(argv=None):

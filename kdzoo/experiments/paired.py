@@ -19,8 +19,8 @@ from kdzoo.experiments.runs import (
     is_iteration_based,
     teacher_metric,
     train_run,
-    unformatted_config_dumps,
 )
+from kdzoo.patches import unformatted_config_dumps
 
 CSV_NAME, MD_NAME, PNG_NAME = 'compare.csv', 'compare.md', 'compare.png'
 COLUMNS = ['task', 'config', 'arm', 'seed', 'budget', 'metric_name', 'last', 'best', 'curve',

@@ -20,11 +20,9 @@ import os
 import os.path as osp
 import statistics
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import count
 from types import SimpleNamespace
-from unittest import mock
 
 import torch
 from mmengine.config import Config
@@ -176,15 +174,6 @@ def metric_value(metrics, key, scale=1.0):
         raise KeyError(f'metric {key!r} not in the validation metrics {sorted(metrics)}; pass '
                        'the right key (e.g. --metric)')
     return float(metrics[key]) * scale
-
-
-@contextmanager
-def unformatted_config_dumps():
-    """MMEngine formats each config it dumps with yapf: seconds per mmseg / mmdet config, paid in
-    every run. The dumps in the run folders are written unformatted instead."""
-    from yapf.yapflib import yapf_api
-    with mock.patch.object(yapf_api, 'FormatCode', lambda text, **kwargs: (text, False)):
-        yield
 
 
 def rescaled_schedule(cfg, iters):

@@ -77,7 +77,7 @@ def test_dry_run_prints_every_item(distill_config, capsys):
 def test_resume_continues_from_the_saved_iteration(distill_config):
     import mmengine.runner.checkpoint as mm_checkpoint
 
-    from kdzoo.checkpoint import _weights_only_torch_load
+    from kdzoo.checkpoint import weights_only_torch_load
     from tools.train import main
     config, work_dir = distill_config('resume', SEED_LOSSES['kd'])
     main([config])
@@ -89,7 +89,7 @@ def test_resume_continues_from_the_saved_iteration(distill_config):
     time.sleep(1.05)
     runner = main([again, '--resume', '--cfg-options', 'train_cfg.max_iters=4',
                    'distill_cfg.teacher_check=False'])
-    assert mm_checkpoint._safe_torch_load is _weights_only_torch_load  # resumed with weights_only
+    assert mm_checkpoint._safe_torch_load is weights_only_torch_load  # resumed with weights_only
     assert runner.iter == 4
     assert (work_dir / 'iter_4.pth').is_file()
     log = log_text(work_dir)[-1]
