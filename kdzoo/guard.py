@@ -47,7 +47,7 @@ def check_runner(runner):
     if 'distill_cfg' not in runner.cfg:
         return
     from kdzoo.adapters.base import DistillModel
-    from kdzoo.hooks import unwrap
+    from kdzoo.wrappers import unwrap
     model = unwrap(runner.model)
     if not isinstance(model, DistillModel):
         raise DistillCfgIgnoredError(message(runner.cfg, type(model).__name__))
