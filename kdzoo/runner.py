@@ -12,8 +12,12 @@ import os.path as osp
 from datetime import timedelta
 
 import kdzoo  # noqa: F401  (fork config scopes, before any config is parsed)
+from kdzoo.adapters import wrap
 from kdzoo.checkpoint import harden_mmengine_loading
 from kdzoo.data_stream import seed_train_stream
+from kdzoo.hooks.split_classes import check_split_classes
+from kdzoo.monitor import ratio_warnings
+from kdzoo.wrappers import unwrap
 
 
 def load_config(path, cfg_options=None, work_dir=None):
@@ -42,34 +46,39 @@ def run_seed(cfg):
     return cfg.randomness.seed
 
 
-def build_runner(args):
-    """The MMEngine Runner for ``args`` (``config``, ``cfg_options``, ``work_dir``, ``launcher``,
-    ``amp``, ``resume``: tools/train.py's arguments; ``student_only=True`` drops ``distill_cfg``):
-    config wrapped for distillation, training stream seeded, resume and AMP set."""
+def build_runner(config, *, cfg_options=None, work_dir=None, launcher='none', amp=False,
+                 resume=None, student_only=False):
+    """The MMEngine Runner of the config file ``config``: tools/train.py's arguments by name.
+
+    ``cfg_options`` (a dict of dotted keys) are applied to the config, ``work_dir`` replaces its
+    own; ``launcher`` is ``'none'`` or ``'pytorch'`` (multi-process, :func:`distributed_setup`);
+    ``amp`` trains with mixed precision (CUDA only); ``resume`` is ``'auto'`` (the work dir's last
+    checkpoint) or a checkpoint path; ``student_only=True`` drops ``distill_cfg`` (the same
+    config's student, trained alone). The config is wrapped for distillation and its training
+    stream seeded."""
     from mmengine.runner import Runner
 
-    from kdzoo.adapters import wrap
     harden_mmengine_loading()
-    cfg = load_config(args.config, args.cfg_options, args.work_dir)
-    if getattr(args, 'student_only', False):  # the same config's student, trained alone
+    cfg = load_config(config, cfg_options, work_dir)
+    if student_only:
         cfg.pop('distill_cfg', None)
     cfg = wrap(cfg)
     seed_train_stream(cfg, run_seed(cfg))
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
         dict(type='RandomStateHook'), dict(type='SplitClassesHook')]
-    cfg.launcher = args.launcher
-    if args.launcher != 'none':
+    cfg.launcher = launcher
+    if launcher != 'none':
         distributed_setup(cfg)
-    if args.amp:
+    if amp:
         import torch
         if not torch.cuda.is_available():
             raise SystemExit('--amp needs a CUDA GPU (MMEngine\'s AmpOptimWrapper); none is '
                              'visible here. Train without --amp on the CPU.')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume:
+    if resume:
         cfg.resume = True
-        cfg.load_from = last_checkpoint(cfg.work_dir) if args.resume == 'auto' else args.resume
+        cfg.load_from = last_checkpoint(cfg.work_dir) if resume == 'auto' else resume
     return Runner.from_cfg(cfg)
 
 
@@ -129,7 +138,6 @@ def dry_run(runner):
     ratios (a warning for a ratio outside ``kdzoo.monitor.RATIO_RANGE``), no update."""
     import torch
 
-    from kdzoo.hooks import check_split_classes, unwrap
     model = unwrap(runner.model)
     check_split_classes(runner)
     if hasattr(model, 'init_weights'):
@@ -147,7 +155,6 @@ def dry_run(runner):
         value = sum(value) if isinstance(value, (list, tuple)) else value
         print(f'  {key} = {float(value):.6g}')
     if hasattr(model, 'distiller'):
-        from kdzoo.monitor import ratio_warnings
         weights = {item.name: item.weight for item in model.distiller.items}
         for line in ratio_warnings(losses, weights):
             print('  ' + line)

@@ -35,7 +35,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    runner = build_runner(args)
+    runner = build_runner(args.config, cfg_options=args.cfg_options, work_dir=args.work_dir,
+                          launcher=args.launcher, amp=args.amp, resume=args.resume)
     if args.dry_run:
         dry_run(runner)
         return runner
