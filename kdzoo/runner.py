@@ -6,9 +6,11 @@ the comparisons and the plug-and-play matrix.
 (:mod:`kdzoo.data_stream`), adds :class:`kdzoo.hooks.RandomStateHook` (exact resume) and
 :class:`kdzoo.hooks.SplitClassesHook` (train and val name the same classes), sets up
 multi-process training for the machine (:func:`distributed_setup`) and returns
-``mmengine.runner.Runner.from_cfg(cfg)``.
+``mmengine.runner.Runner.from_cfg(cfg)``. :func:`process_group_teardown` ends a multi-process
+run in order.
 """
 import os.path as osp
+from contextlib import contextmanager
 from datetime import timedelta
 
 import kdzoo  # noqa: F401  (fork config scopes, before any config is parsed)
@@ -131,6 +133,35 @@ def distributed_setup(cfg):
     if issubclass(kind, DistributedDataParallel):
         wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+@contextmanager
+def process_group_teardown():
+    """Around a whole multi-process run (building its runner included): at the end, each process
+    destroys its process group itself, before the interpreter exits (MMEngine's Runner never
+    does).
+
+    Left to the interpreter's exit, the group's backend threads can still hold work while Python
+    is torn down, and a rank of a finished run dies with ``terminate called without an active
+    exception`` (SIGABRT, exit code -6; torchrun then reports a failed job, see
+    docs/troubleshooting.md). On success the ranks first meet at a barrier, so none destroys its
+    group while another still communicates. On an error, a gloo group is destroyed without a
+    barrier (the other ranks may never arrive; destroying a gloo group is local to the process)
+    and the error propagates unchanged: the rank exits 1 with its own traceback, and torchrun stops
+    the other ranks. An NCCL group is left to the exit then: destroying it aborts its
+    communicators, which can wait on ranks still inside a collective. Without a process group (a
+    1-process run) nothing happens.
+    """
+    import torch.distributed as dist
+    try:
+        yield
+    except BaseException:
+        if dist.is_initialized() and dist.get_backend() == 'gloo':
+            dist.destroy_process_group()
+        raise
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def dry_run(runner):
