@@ -18,6 +18,7 @@ Testing or validating such a config (``runner.test()``, ``runner.val()``) is not
 """
 
 from kdzoo import tasks
+from kdzoo.wrappers import unwrap
 
 
 class DistillCfgIgnoredError(RuntimeError):
@@ -50,7 +51,6 @@ def check_runner(runner):
     (:func:`kdzoo.tasks.is_distill_model`)."""
     if 'distill_cfg' not in runner.cfg:
         return
-    from kdzoo.hooks import unwrap
     model = unwrap(runner.model)
     if not tasks.is_distill_model(model):
         raise DistillCfgIgnoredError(message(runner.cfg, type(model).__name__))

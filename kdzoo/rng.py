@@ -27,11 +27,6 @@ def derive_seed(*parts):
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], 'little') >> 1
 
 
-def generator(*parts, device='cpu'):
-    """A ``torch.Generator`` seeded by :func:`derive_seed` of ``parts``."""
-    return torch.Generator(device=device).manual_seed(derive_seed(*parts))
-
-
 def random_states(cuda=True):
     """The global random streams' states: torch CPU, every CUDA device once CUDA is in use (with
     ``cuda``), numpy and Python, as plain types that ``torch.load(weights_only=True)`` reads

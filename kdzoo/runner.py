@@ -6,15 +6,20 @@ the comparisons and the plug-and-play matrix.
 (:mod:`kdzoo.data_stream`), adds :class:`kdzoo.hooks.RandomStateHook` (exact resume) and
 :class:`kdzoo.hooks.SplitClassesHook` (train and val name the same classes), sets up
 multi-process training for the machine (:func:`distributed_setup`) and returns
-``mmengine.runner.Runner.from_cfg(cfg)``.
+``mmengine.runner.Runner.from_cfg(cfg)``. :func:`process_group_teardown` ends a multi-process
+run in order.
 """
 import os.path as osp
+from contextlib import contextmanager
 from datetime import timedelta
 
 import kdzoo  # noqa: F401  (fork config scopes, before any config is parsed)
 from kdzoo.adapters import wrap
 from kdzoo.data_stream import seed_train_stream
+from kdzoo.hooks.split_classes import check_split_classes
+from kdzoo.monitor import ratio_warnings
 from kdzoo.patches import harden_mmengine_loading
+from kdzoo.wrappers import unwrap
 
 
 def load_config(path, cfg_options=None, work_dir=None):
@@ -43,32 +48,38 @@ def run_seed(cfg):
     return cfg.randomness.seed
 
 
-def build_runner(args):
-    """The MMEngine Runner for ``args`` (``config``, ``cfg_options``, ``work_dir``, ``launcher``,
-    ``amp``, ``resume``: tools/train.py's arguments; ``student_only=True`` drops ``distill_cfg``):
-    config wrapped for distillation, training stream seeded, resume and AMP set."""
+def build_runner(config, *, cfg_options=None, work_dir=None, launcher='none', amp=False,
+                 resume=None, student_only=False):
+    """The MMEngine Runner of the config file ``config``: tools/train.py's arguments by name.
+
+    ``cfg_options`` (a dict of dotted keys) are applied to the config, ``work_dir`` replaces its
+    own; ``launcher`` is ``'none'`` or ``'pytorch'`` (multi-process, :func:`distributed_setup`);
+    ``amp`` trains with mixed precision (CUDA only); ``resume`` is ``'auto'`` (the work dir's last
+    checkpoint) or a checkpoint path; ``student_only=True`` drops ``distill_cfg`` (the same
+    config's student, trained alone). The config is wrapped for distillation and its training
+    stream seeded."""
     from mmengine.runner import Runner
     harden_mmengine_loading()
-    cfg = load_config(args.config, args.cfg_options, args.work_dir)
-    if getattr(args, 'student_only', False):  # the same config's student, trained alone
+    cfg = load_config(config, cfg_options, work_dir)
+    if student_only:
         cfg.pop('distill_cfg', None)
     cfg = wrap(cfg)
     seed_train_stream(cfg, run_seed(cfg))
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
         dict(type='RandomStateHook'), dict(type='SplitClassesHook')]
-    cfg.launcher = args.launcher
-    if args.launcher != 'none':
+    cfg.launcher = launcher
+    if launcher != 'none':
         distributed_setup(cfg)
-    if args.amp:
+    if amp:
         import torch
         if not torch.cuda.is_available():
             raise SystemExit('--amp needs a CUDA GPU (MMEngine\'s AmpOptimWrapper); none is '
                              'visible here. Train without --amp on the CPU.')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume:
+    if resume:
         cfg.resume = True
-        cfg.load_from = last_checkpoint(cfg.work_dir) if args.resume == 'auto' else args.resume
+        cfg.load_from = last_checkpoint(cfg.work_dir) if resume == 'auto' else resume
     return Runner.from_cfg(cfg)
 
 
@@ -123,12 +134,40 @@ def distributed_setup(cfg):
     cfg.model_wrapper_cfg = wrapper
 
 
+@contextmanager
+def process_group_teardown():
+    """Around a whole multi-process run (building its runner included): at the end, each process
+    destroys its process group itself, before the interpreter exits (MMEngine's Runner never
+    does).
+
+    Left to the interpreter's exit, the group's backend threads can still hold work while Python
+    is torn down, and a rank of a finished run dies with ``terminate called without an active
+    exception`` (SIGABRT, exit code -6; torchrun then reports a failed job, see
+    docs/troubleshooting.md). On success the ranks first meet at a barrier, so none destroys its
+    group while another still communicates. On an error, a gloo group is destroyed without a
+    barrier (the other ranks may never arrive; destroying a gloo group is local to the process)
+    and the error propagates unchanged: the rank exits 1 with its own traceback, and torchrun stops
+    the other ranks. An NCCL group is left to the exit then: destroying it aborts its
+    communicators, which can wait on ranks still inside a collective. Without a process group (a
+    1-process run) nothing happens.
+    """
+    import torch.distributed as dist
+    try:
+        yield
+    except BaseException:
+        if dist.is_initialized() and dist.get_backend() == 'gloo':
+            dist.destroy_process_group()
+        raise
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def dry_run(runner):
     """One batch through the model: print every distill item, the loss values and the monitor's
     ratios (a warning for a ratio outside ``kdzoo.monitor.RATIO_RANGE``), no update."""
     import torch
 
-    from kdzoo.hooks import check_split_classes, unwrap
     model = unwrap(runner.model)
     check_split_classes(runner)
     if hasattr(model, 'init_weights'):
@@ -146,7 +185,6 @@ def dry_run(runner):
         value = sum(value) if isinstance(value, (list, tuple)) else value
         print(f'  {key} = {float(value):.6g}')
     if hasattr(model, 'distiller'):
-        from kdzoo.monitor import ratio_warnings
         weights = {item.name: item.weight for item in model.distiller.items}
         for line in ratio_warnings(losses, weights):
             print('  ' + line)

@@ -10,7 +10,12 @@ distilling model (docs/distill_cfg.md).
 import argparse
 import os
 
-from kdzoo.runner import build_runner, dry_run, load_config  # noqa: F401  (used by tools/*.py)
+from kdzoo.runner import (
+    build_runner,
+    dry_run,
+    load_config,  # noqa: F401  (used by tools/*.py and tests)
+    process_group_teardown,
+)
 
 
 def parse_args(argv=None):
@@ -35,11 +40,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    runner = build_runner(args)
-    if args.dry_run:
-        dry_run(runner)
-        return runner
-    runner.train()
+    with process_group_teardown():  # --launcher pytorch: every rank exits cleanly (exit code 0)
+        runner = build_runner(args.config, cfg_options=args.cfg_options, work_dir=args.work_dir,
+                              launcher=args.launcher, amp=args.amp, resume=args.resume)
+        if args.dry_run:
+            dry_run(runner)
+        else:
+            runner.train()
     return runner
 
 

@@ -3,9 +3,9 @@
 ``TimmClassifier`` wraps ``timm.create_model(model_name, ...)`` (the timm model is ``self.model``,
 so module-path taps read ``'model.layer4'``, ``'model.blocks.5'``); random init by default,
 timm's published weights with ``pretrained=True`` (or ``pretrained_file=`` for a local copy of
-them), see :func:`pretrained_kwargs`. Inputs are ``(B, 3, H, W)`` floats in ``[0, 255]`` (see
-:class:`ClsDataPreprocessor`); every classifier does its own preprocessing, so a ViT teacher at 224
-and a CNN student at 32 share one batch:
+them), see :mod:`kdzoo.adapters.cls.pretrained`. Inputs are ``(B, 3, H, W)`` floats in ``[0, 255]``
+(see :class:`ClsDataPreprocessor`); every classifier does its own preprocessing, so a ViT teacher
+at 224 and a CNN student at 32 share one batch:
 
     x = (resize(inputs, img_size) - mean) / std          (bilinear; no resize without img_size)
 
@@ -20,8 +20,9 @@ Reserved readouts (:data:`RESERVED`), all from one ``forward_intermediates`` pas
   with ``fc_norm``) it does not pool back to the logits. EfficientViM's fused head (a linear head
   per stage hidden state plus one on the final map, softmax-weighted) gives the hidden-state terms
   at every location plus the final-map head per location, so it pools back exactly
-  (:func:`fused_head_dense_logits`). A head that cannot be applied per location (not one linear
-  classifier, or a layer that needs pooled features) is a ``ValueError`` naming the model.
+  (:func:`kdzoo.adapters.cls.dense_head.fused_head_dense_logits`). A head that cannot be applied
+  per location (not one linear classifier, or a layer that needs pooled features) is a
+  ``ValueError`` naming the model.
 - ``'stage1'`` .. ``'stage4'`` ``(B, C, h, w)``: for hierarchical models (feature reductions that
   differ) the last four ``feature_info`` stages (fewer when the model has fewer: EfficientViM has
   ``stage1`` .. ``stage3`` at reductions 16 / 32 / 64); for plain ViT / Mixer (one reduction) the
@@ -34,29 +35,28 @@ softmax, matmul), no CUDA kernels. MambaOut (timm ``mambaout_*``) is a gated CNN
 state-space layer.
 """
 import difflib
-import math
-import os
 
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor, BaseModel
-from torch import nn
 
 from kdzoo.checkpoint import load_weights
 from kdzoo.layout import to_map
 from kdzoo.registry import MODELS
 from kdzoo.tasks import STAGES
 
+from .dense_head import dense_head_problem, dense_logits, fused_head_dense_logits, is_fused_head
+from .pretrained import IMAGENET_MEAN, IMAGENET_STD, pretrained_kwargs, published_mean_std
+
 RESERVED = ('logits', 'dense_logits') + STAGES
 LOGIT_READOUTS = ('logits', 'dense_logits')
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 def create_timm_model(model_name, num_classes, img_size=None, **timm_kwargs):
     """``timm.create_model``; ``img_size`` is passed to the models that take it (ViT, Swin, Mixer).
     An unknown name raises ``ValueError`` with the closest names. ``pretrained`` /
-    ``pretrained_cfg_overlay`` in ``timm_kwargs`` go to timm (see :func:`pretrained_kwargs`)."""
+    ``pretrained_cfg_overlay`` in ``timm_kwargs`` go to timm (see
+    :func:`kdzoo.adapters.cls.pretrained.pretrained_kwargs`)."""
     import timm
     if not timm.is_model(model_name):
         close = difflib.get_close_matches(model_name, timm.list_models(), n=5, cutoff=0.5)
@@ -73,117 +73,6 @@ def create_timm_model(model_name, num_classes, img_size=None, **timm_kwargs):
         return timm.create_model(model_name, **kwargs)
 
 
-# --- timm's published weights ----------------------------------------------------------------
-
-PROBE_TIMEOUT = 3.0  # seconds: one request, no retry, before a download is attempted
-
-
-def published_cfg(model_name):
-    """timm's pretrained config of ``model_name`` (default tag unless ``name.tag``) as a dict."""
-    from timm.models import get_pretrained_cfg
-    try:
-        cfg = get_pretrained_cfg(model_name)
-    except RuntimeError as err:  # a tag that does not exist
-        raise ValueError(f'TimmClassifier: {err} (timm.list_pretrained({model_name.split(".")[0]!r}'
-                         '+ ".*") lists the published tags)') from None
-    cfg = cfg.to_dict() if cfg is not None else {}
-    if not cfg.get('hf_hub_id') and not cfg.get('url'):
-        raise ValueError(f'TimmClassifier: timm publishes no weights for {model_name!r}; use '
-                         'pretrained=False, or pretrained_file= for your own copy')
-    return cfg
-
-
-def hf_filenames(cfg):
-    """The files timm tries on the Hugging Face Hub, in its order (safetensors first)."""
-    name = cfg.get('hf_hub_filename')
-    return [name] if name else ['model.safetensors', 'pytorch_model.bin']
-
-
-def hf_offline():
-    """``HF_HUB_OFFLINE`` as huggingface_hub reads it, or as set since it was imported."""
-    from huggingface_hub import constants
-    env = os.environ.get('HF_HUB_OFFLINE', '').strip().upper()
-    return bool(constants.HF_HUB_OFFLINE) or env in ('1', 'ON', 'YES', 'TRUE')
-
-
-def cached_weights(cfg):
-    """``(path of a cached copy or None, cache folder, remote location)`` of the published
-    weights: the Hugging Face cache for hub weights, torch hub's ``checkpoints/`` for URLs."""
-    if cfg.get('hf_hub_id'):
-        from huggingface_hub import constants, try_to_load_from_cache
-        repo_id, _, revision = cfg['hf_hub_id'].partition('@')
-        for filename in hf_filenames(cfg):
-            path = try_to_load_from_cache(repo_id, filename, revision=revision or None)
-            if isinstance(path, str):
-                return path, constants.HF_HUB_CACHE, f'{repo_id}/{filename} (Hugging Face Hub)'
-        return None, constants.HF_HUB_CACHE, f'{repo_id} (Hugging Face Hub)'
-    folder = os.path.join(torch.hub.get_dir(), 'checkpoints')
-    path = os.path.join(folder, os.path.basename(cfg['url'].split('?')[0]))
-    return (path if os.path.isfile(path) else None), folder, cfg['url']
-
-
-def probe(cfg):
-    """One request (``PROBE_TIMEOUT`` s, no retry) to where the weights are published; raises
-    the error of that request."""
-    if cfg.get('hf_hub_id'):
-        if hf_offline():
-            raise ConnectionError('HF_HUB_OFFLINE is set')
-        from huggingface_hub import get_hf_file_metadata, hf_hub_url
-        repo_id, _, revision = cfg['hf_hub_id'].partition('@')
-        get_hf_file_metadata(hf_hub_url(repo_id, hf_filenames(cfg)[-1], revision=revision or None),
-                             timeout=PROBE_TIMEOUT)
-    else:
-        import urllib.request
-        request = urllib.request.Request(cfg['url'], method='HEAD')
-        urllib.request.urlopen(request, timeout=PROBE_TIMEOUT).close()
-
-
-def unreachable(model_name, cache, remote, cause):
-    return RuntimeError(
-        f'TimmClassifier: cannot load the published weights of {model_name!r} ({remote}): they are '
-        f'not in the cache {cache} and the download failed ({type(cause).__name__}: {cause}). '
-        f'Either download them once where there is network (python -c "import timm; '
-        f"timm.create_model('{model_name}', pretrained=True)\") and copy the cache here "
-        '(HF_HOME / TORCH_HOME set where it lives), or give the weights file itself: '
-        f"TimmClassifier(model_name='{model_name}', pretrained_file='/path/to/model.safetensors' "
-        "or '.pth'). pretrained=True never falls back to random weights.")
-
-
-def pretrained_kwargs(model_name, pretrained, pretrained_file):
-    """The ``timm.create_model`` arguments that load timm's published weights.
-
-    A local file (``pretrained_file``, or a copy already in the cache) is loaded through timm's
-    own ``pretrained_cfg_overlay=dict(file=...)``: no network at all. Otherwise one short request
-    checks that the weights can be downloaded before timm downloads them, so that without network
-    the build fails within seconds with an error naming the model, the cache and the local-file
-    option (:func:`unreachable`), instead of timm's retries or a random teacher.
-    """
-    if pretrained_file is not None:
-        if not os.path.isfile(pretrained_file):
-            raise FileNotFoundError(
-                f'TimmClassifier: pretrained_file {pretrained_file!r} of {model_name!r} not found')
-        return dict(pretrained=True, pretrained_cfg_overlay=dict(file=str(pretrained_file)))
-    if not pretrained:
-        return dict(pretrained=False)
-    cfg = published_cfg(model_name)
-    path, cache, remote = cached_weights(cfg)
-    if path is not None:
-        return dict(pretrained=True, pretrained_cfg_overlay=dict(file=path))
-    try:
-        probe(cfg)
-    except Exception as err:  # noqa: BLE001 - any failure means: not downloadable from here
-        raise unreachable(model_name, cache, remote, err) from err
-    return dict(pretrained=True)
-
-
-def published_mean_std(model):
-    """The published weights' normalisation in ``[0, 255]`` units (timm's pretrained_cfg)."""
-    cfg = getattr(model, 'pretrained_cfg', None) or {}
-    if 'mean' not in cfg or 'std' not in cfg:
-        return IMAGENET_MEAN, IMAGENET_STD
-    return tuple(255 * m for m in cfg['mean']), tuple(255 * s for s in cfg['std'])
-
-
 def stage_indices(feature_info):
     """``forward_intermediates`` indices of stage1..stage4 (see the module docstring)."""
     reductions = {info['reduction'] for info in feature_info}
@@ -191,99 +80,6 @@ def stage_indices(feature_info):
     if len(reductions) == 1:
         return [max(round(i * depth / 4) - 1, 0) for i in range(1, 5)]
     return [depth - 4 + i for i in range(4) if depth - 4 + i >= 0]
-
-
-def head_layers(model):
-    """The per-location part of the model's head: ``[norm?, pre_logits?, classifier]``."""
-    head = getattr(model, 'head', None)
-    norm = getattr(model, 'fc_norm', None)
-    if norm is None or isinstance(norm, nn.Identity):
-        norm = getattr(head, 'norm', None)
-    pre_logits = getattr(head, 'pre_logits', None)
-    return [m for m in (norm, pre_logits) if isinstance(m, nn.Module)
-            and not isinstance(m, nn.Identity)] + [model.get_classifier()]
-
-
-def is_fused_head(model):
-    """EfficientViM (and its ``_dist`` variant): a softmax-weighted sum of one linear head per
-    stage hidden state and one on the final map (``timm/models/efficientvim.py``)."""
-    try:
-        from timm.models.efficientvim import EfficientViM
-    except ImportError:  # a timm without EfficientViM
-        return False
-    return isinstance(model, EfficientViM)
-
-
-def dense_head_problem(model):
-    """Why the model's head cannot be applied per location, or ``None`` when it can."""
-    if is_fused_head(model):
-        return None
-    if not isinstance(model.get_classifier(), nn.Linear):
-        return (f'its classifier is a {type(model.get_classifier()).__name__}, not one linear '
-                'layer')
-    for layer in head_layers(model)[:-1]:
-        if not isinstance(layer, (nn.LayerNorm, nn.Sequential)):
-            return f'its head has a {type(layer).__name__} layer that only works after pooling'
-    return None
-
-
-def dense_logits(model, feature_map):
-    """Apply the head's per-location layers to a ``(B, C, h, w)`` map -> ``(B, K, h, w)``."""
-    name = type(model).__name__
-    x = feature_map.permute(0, 2, 3, 1)
-    for layer in head_layers(model):
-        if isinstance(layer, nn.LayerNorm):  # LayerNorm2d is one too: normalise over channels
-            x = F.layer_norm(x, layer.normalized_shape, layer.weight, layer.bias, layer.eps)
-        elif isinstance(layer, nn.Linear):
-            if layer.in_features != x.shape[-1]:
-                raise ValueError(
-                    f'dense_logits: the classifier of {name} takes {layer.in_features} features '
-                    f'but the final feature map has {x.shape[-1]} channels (the head transforms '
-                    "features after pooling); use the 'logits' readout or a stage tap instead")
-            x = layer(x)
-        elif isinstance(layer, nn.Sequential):  # NormMlpClassifierHead.pre_logits: Linear + act
-            x = layer(x)
-        else:
-            raise ValueError(f'dense_logits: cannot apply the head layer {type(layer).__name__} of '
-                             f"{name} per location; use the 'logits' readout instead")
-    return x.permute(0, 3, 1, 2)
-
-
-def strided_grid(size, reduction):
-    """The grid after ``log2(reduction)`` stride-2 convs with ``padding = kernel // 2``
-    (each ``ceil(n / 2)``): 224 -> 14, 7, 4 at reductions 16, 32, 64."""
-    for _ in range(int(round(math.log2(reduction)))):
-        size = (size + 1) // 2
-    return size
-
-
-def fused_head_dense_logits(model, features, inputs):
-    """EfficientViM's head per location of its final map -> ``(B, K, h, w)``.
-
-    ``forward_features`` gives the normed hidden state of each stage ``h_i (B, C_i, S_i)`` (over
-    the ``S_i`` states, no spatial layout) and the normed final map ``x (B, C, h*w)``; the logits
-    are ``sum_i w_i head_i(mean h_i) + w_L head_L(mean x)`` (``w = softmax(weights)``). Applied at
-    every location ``p`` of ``x``: ``sum_i w_i head_i(mean h_i) + w_L head_L(x_p)`` -- the hidden
-    state terms are the same at every location and the map term is per location, so the spatial
-    mean is exactly the logits (all heads are linear). The ``_dist`` variant averages its two
-    head sets, as its eval ``forward_head``.
-    """
-    *hidden, final = features
-    grid = [strided_grid(s, model.feature_info[-1]['reduction']) for s in inputs.shape[-2:]]
-    if grid[0] * grid[1] != final.shape[-1]:
-        raise ValueError(f'dense_logits: the final map of {type(model).__name__} has '
-                         f'{final.shape[-1]} locations, not the {grid[0]}x{grid[1]} expected for '
-                         f'{tuple(inputs.shape[-2:])} inputs')
-    x = final.transpose(1, 2).unflatten(1, grid)  # (B, h, w, C)
-    head_sets = [(model.weights, model.heads)]
-    if hasattr(model, 'heads_dist'):
-        head_sets.append((model.weights_dist, model.heads_dist))
-    out = 0
-    for weights, heads in head_sets:
-        w = weights.softmax(-1)
-        pooled = sum(w[i] * head(h.mean(-1)) for i, (head, h) in enumerate(zip(heads, hidden)))
-        out = out + (w[-1] * heads[-1](x)).permute(0, 3, 1, 2) + pooled[:, :, None, None]
-    return out / len(head_sets)
 
 
 def check_mode(model, mode):

@@ -22,14 +22,13 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from itertools import count
-from types import SimpleNamespace
 
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
-from kdzoo.hooks import unwrap
 from kdzoo.runner import build_runner
+from kdzoo.wrappers import unwrap
 
 RUN_IDS = count()
 
@@ -243,10 +242,8 @@ def make_runner(config, work_dir, options, student_only=False, amp=False):
     """``tools/train.py``'s runner. Each gets its own experiment name: MMEngine names it after the
     config and the second, and runners of one name share one message hub (and its metrics)."""
     name = f'{osp.splitext(osp.basename(config))[0]}_{os.getpid()}_{next(RUN_IDS)}'
-    args = SimpleNamespace(config=config, work_dir=work_dir, launcher='none', amp=amp,
-                           cfg_options=dict(options, experiment_name=name), resume=None,
-                           student_only=student_only)
-    return build_runner(args)
+    return build_runner(config, cfg_options=dict(options, experiment_name=name),
+                        work_dir=work_dir, amp=amp, student_only=student_only)
 
 
 def train_run(config, work_dir, options, metric, scale=1.0, student_only=False, init_file=None,

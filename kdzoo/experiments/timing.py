@@ -14,7 +14,7 @@ import statistics
 import time
 from contextlib import nullcontext
 
-from kdzoo.experiments.runs import unwrap
+from kdzoo.wrappers import unwrap
 
 
 def bf16_autocast(device):

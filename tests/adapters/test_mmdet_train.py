@@ -5,7 +5,6 @@ RetinaNet-R18 config trains, and its exported student loads with init_detector, 
 import glob
 import math
 import os
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -96,11 +95,9 @@ def distill_keys(runner):
 @pytest.mark.filterwarnings('ignore:distill_cfg.teacher has no checkpoint')
 @pytest.mark.parametrize('config', CONFIGS, ids=os.path.basename)
 def test_each_config_trains_two_iterations(config, det_data, tmp_path):
-    from tools.train import build_runner
-    args = SimpleNamespace(config=config, cfg_options=options_for(config, det_data, tmp_path),
-                           work_dir=str(tmp_path / 'work'), launcher='none', amp=False,
-                           resume=None)
-    runner = build_runner(args)
+    from kdzoo.runner import build_runner
+    runner = build_runner(config, cfg_options=options_for(config, det_data, tmp_path),
+                          work_dir=str(tmp_path / 'work'))
     model = runner.model
     before = clone(model.state_dict())
     distilled = 'distill_cfg' in Config.fromfile(config)

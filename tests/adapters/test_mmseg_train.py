@@ -122,15 +122,15 @@ def check_trained(runner, before, teacher_before, names):
 
 @pytest.mark.parametrize('config', sorted(SEED_CONFIGS))
 def test_each_seed_loss_trains_two_iterations(config, seg_data, tiny_teacher, tmp_path):
-    from tools.train import build_runner, parse_args
-    args = parse_args([os.path.join(CONFIGS, config), '--work-dir', str(tmp_path)])
-    args.cfg_options = {**data_options(seg_data, 64), **TINY_STUDENT, **LFCC_CONNECTORS,
-                        'distill_cfg.teacher.checkpoint': tiny_teacher,
-                        'distill_cfg.teacher.cfg_options': TINY_TEACHER,
-                        'distill_cfg.teacher_check': False}
+    from kdzoo.runner import build_runner
+    options = {**data_options(seg_data, 64), **TINY_STUDENT, **LFCC_CONNECTORS,
+               'distill_cfg.teacher.checkpoint': tiny_teacher,
+               'distill_cfg.teacher.cfg_options': TINY_TEACHER,
+               'distill_cfg.teacher_check': False}
     if config != 'lfcc_swin_to_r18.py':
-        args.cfg_options = {k: v for k, v in args.cfg_options.items() if k not in LFCC_CONNECTORS}
-    runner = build_runner(args)
+        options = {k: v for k, v in options.items() if k not in LFCC_CONNECTORS}
+    runner = build_runner(os.path.join(CONFIGS, config), cfg_options=options,
+                          work_dir=str(tmp_path))
     before = clone(runner.model.state_dict())
     teacher_before = clone(runner.model.teacher.state_dict())
     runner.train()

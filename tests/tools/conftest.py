@@ -46,13 +46,13 @@ def trained(distill_config):
     """``trained(name, items)`` -> ``(config, work_dir, runner, state dict before training,
     teacher state dict before training)``;
     each name is trained (2 iterations) once per session."""
-    from tools.train import build_runner, parse_args
+    from kdzoo.runner import build_runner
     runs = {}
 
     def train(name, items):
         if name not in runs:
             config, work_dir = distill_config(name, items)
-            runner = build_runner(parse_args([config]))
+            runner = build_runner(config)
             before = clone(runner.model.state_dict())
             teacher = clone(runner.model.teacher.state_dict())
             runner.train()

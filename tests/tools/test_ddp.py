@@ -7,8 +7,14 @@ with batch-wise-mean losses: KD, and MSDCRD / LFCC with ``gather_distributed=Tru
 negatives come from both ranks). The mean over the ranks of each logged loss equals the 1-process
 loss at every iteration, the two ranks end with the same student, and the teacher is in neither
 the DDP wrapper nor the optimizer.
+
+Every multi-process run here must end cleanly: torchrun and each of its ranks exit 0, with no
+``terminate called`` abort of the C++ runtime in the output (a rank used to die so, with SIGABRT,
+after a complete run; :func:`kdzoo.runner.process_group_teardown`). A run that fails exits 1 with
+its own message.
 """
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -49,11 +55,30 @@ def probed_config(root, data, teacher_checkpoint, batch_size):
     return write_config(root / 'probed.py', cfg)
 
 
-def run(command):
+def launch(command, root):
+    """Run ``command`` to its end; returns ``(exit code, output, {rank: exit code})``.
+
+    torchrun starts each rank with the executable ``PYTHON_EXEC`` names (torch/distributed/run.py):
+    here a script that runs Python and appends the rank's exit code to ``root/exit_codes``."""
+    codes, python = root / 'exit_codes', root / 'rank_python'
+    python.write_text(f'#!/bin/sh\n"{sys.executable}" "$@"\ncode=$?\n'
+                      f'echo "$RANK $code" >> "{codes}"\nexit $code\n')
+    python.chmod(0o755)
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, 'tests', 'tools'), PORT=str(free_port()),
-               PYTHON=sys.executable, CUDA_VISIBLE_DEVICES='')
+               PYTHON=sys.executable, PYTHON_EXEC=str(python), CUDA_VISIBLE_DEVICES='')
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    ranks = dict(tuple(map(int, line.split())) for line in codes.read_text().splitlines()) \
+        if codes.exists() else {}
+    return done.returncode, done.stdout + done.stderr, ranks
+
+
+def run(command, root, processes=1):
+    """:func:`launch` that must end cleanly: the command and each of its ``processes`` ranks
+    (torchrun's; none for 1 process) exit 0, and nothing aborted."""
+    code, output, ranks = launch(command, root)
+    expected = {rank: 0 for rank in range(processes)} if processes > 1 else {}
+    assert code == 0 and ranks == expected and 'terminate called' not in output, (
+        f'exit code {code}, ranks {ranks}\n' + output[-8000:])
 
 
 @pytest.fixture(scope='module')
@@ -61,10 +86,10 @@ def runs(shapes_data, teacher_checkpoint, tmp_path_factory):
     """``(rank 0, rank 1, single)``: the ProbeHook records of the 2-process and 1-process runs."""
     two = tmp_path_factory.mktemp('two_processes')
     run(['bash', 'tools/dist_train.sh',
-         probed_config(two, shapes_data, teacher_checkpoint, GLOBAL_BATCH // 2), '2'])
+         probed_config(two, shapes_data, teacher_checkpoint, GLOBAL_BATCH // 2), '2'], two, 2)
     one = tmp_path_factory.mktemp('one_process')
     run([sys.executable, 'tools/train.py',
-         probed_config(one, shapes_data, teacher_checkpoint, GLOBAL_BATCH)])
+         probed_config(one, shapes_data, teacher_checkpoint, GLOBAL_BATCH)], one)
     return tuple(torch.load(path, weights_only=True) for path in
                  (two / 'out' / 'rank0.pt', two / 'out' / 'rank1.pt', one / 'out' / 'rank0.pt'))
 
@@ -97,3 +122,40 @@ def test_rank_mean_loss_equals_one_process_on_the_global_batch(runs):
             assert mean == pytest.approx(expected[key], rel=1e-4, abs=1e-6), (step, key)
     for key, value in single['state_dict'].items():
         assert torch.allclose(rank0['state_dict'][key], value, rtol=1e-4, atol=1e-6), key
+
+
+def kd_config(root, data, teacher_checkpoint):
+    """The smallest distillation: the ViT student, KD from the ConvNeXt teacher, 2 iterations of
+    1 image per process, then the teacher check's and the end-of-run validations."""
+    os.makedirs(root, exist_ok=True)
+    distill_cfg = dict(teacher=dict(config=TEACHER, checkpoint=teacher_checkpoint),
+                       losses=ITEMS[:1])
+    cfg = runner_config(data, root / 'work', model=STUDENT, distill_cfg=distill_cfg)
+    cfg['train_dataloader']['batch_size'] = 1
+    return write_config(root / 'kd.py', cfg)
+
+
+def test_two_process_runs_exit_cleanly_every_time(shapes_data, teacher_checkpoint, tmp_path):
+    """A rank of a finished run used to abort (``terminate called without an active
+    exception``, exit code -6) in about one run of five; five runs in a row end cleanly."""
+    for attempt in range(5):
+        root = tmp_path / f'run{attempt}'
+        run(['bash', 'tools/dist_train.sh', kd_config(root, shapes_data, teacher_checkpoint), '2'],
+            root, 2)
+        assert (root / 'work' / 'iter_2.pth').is_file()
+
+
+def test_a_failing_two_process_run_exits_1_with_its_message(shapes_data, teacher_checkpoint,
+                                                            tmp_path):
+    """An error after the process group started (the teacher checkpoint is missing: the model is
+    built after it) is the error's own message and exit code 1 for each rank that got to fail,
+    never an abort; torchrun stops a rank still running once one has failed (SIGTERM, -15 in its
+    summary) and names the first failure, exit code 1, as the root cause."""
+    config = kd_config(tmp_path, shapes_data, str(tmp_path / 'missing.pth'))
+    code, output, ranks = launch(['bash', 'tools/dist_train.sh', config, '2'], tmp_path)
+    assert code == 1, output[-8000:]
+    assert 'checkpoint not found' in output and 'terminate called' not in output, output[-8000:]
+    assert ranks and set(ranks.values()) == {1}, ranks
+    summary = output[output.index('Failures:'):]
+    assert set(re.findall(r'exitcode\s*:\s*(-?\d+)', summary)) <= {'1', '-15'}, summary
+    assert re.search(r'Root Cause.*\n(.*\n)*?\s*exitcode\s*:\s*1 ', summary), summary

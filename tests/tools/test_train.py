@@ -129,14 +129,14 @@ def test_bad_configs_fail_when_built(shapes_data, tmp_path, request, student, te
                                      error, match):
     from tools_helpers import runner_config, write_config
 
-    from tools.train import build_runner, parse_args
+    from kdzoo.runner import build_runner
     distill_cfg = dict(teacher=dict(dict(config=TEACHER), **teacher), losses=items)
     name = 'bad_' + request.node.callspec.id.replace('-', '_')
     config = write_config(tmp_path / f'{name}.py', runner_config(shapes_data, tmp_path / 'work',
                                                              model=student,
                                                              distill_cfg=distill_cfg))
     with pytest.raises(error, match=match):
-        build_runner(parse_args([config]))
+        build_runner(config)
 
 
 @pytest.mark.parametrize('losses, error, message', [

@@ -1,0 +1,16 @@
+"""MMEngine hooks shared by all task adapters, one module each; importing this package registers
+them in MMEngine's ``HOOKS`` under their class names (configs name them, e.g.
+``dict(type='TeacherCheckHook')``).
+
+- :class:`TeacherCheckHook` (:mod:`.teacher_check`): the teacher evaluated on the val set before
+  training; added by :func:`kdzoo.adapters.wrap` to every distillation run.
+- :class:`RandomStateHook` (:mod:`.random_state`): exact resume of the global random streams.
+- :class:`SplitClassesHook` (:mod:`.split_classes`): train and val name the same classes.
+
+The last two are added to every run by :func:`kdzoo.runner.build_runner`.
+"""
+from .random_state import RandomStateHook
+from .split_classes import SplitClassesHook
+from .teacher_check import TeacherCheckHook
+
+__all__ = ['TeacherCheckHook', 'RandomStateHook', 'SplitClassesHook']

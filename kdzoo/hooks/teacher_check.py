@@ -1,0 +1,46 @@
+"""The teacher check: the teacher evaluated on the val set before training."""
+import numbers
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from kdzoo.wrappers import unwrap
+
+
+@HOOKS.register_module()
+class TeacherCheckHook(Hook):
+    """Evaluate the teacher once on the validation set before training and log its metrics, so a
+    wrongly loaded teacher (random weights, wrong classes) is seen before any time is spent.
+
+    Uses the runner's own val dataloader and evaluator; the distilling model's
+    ``predicting_with_teacher()`` context makes its predict mode run the teacher.
+    Disable with ``distill_cfg.teacher_check=False``.
+    """
+
+    priority = 'VERY_LOW'
+
+    def before_train(self, runner):
+        if runner.val_loop is None:
+            runner.logger.warning('teacher check skipped: the config has no val_dataloader')
+            return
+        metrics = {k: float(v) if isinstance(v, numbers.Real) else v
+                   for k, v in evaluate_teacher(runner).items()}
+        runner.logger.info('teacher check (teacher on the val set): ' + ', '.join(
+            f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items()))
+        for key, value in metrics.items():
+            if isinstance(value, float):
+                runner.message_hub.update_info(f'teacher_check/{key}', value)
+
+
+def evaluate_teacher(runner):
+    """Run the val loop's data through the teacher; returns the evaluator's metrics."""
+    model = unwrap(runner.model)
+    loop = runner.val_loop
+    model.eval()
+    with torch.no_grad(), model.predicting_with_teacher():
+        for data in loop.dataloader:
+            outputs = model.val_step(data)
+            loop.evaluator.process(data_samples=outputs, data_batch=data)
+    model.train()
+    return loop.evaluator.evaluate(len(loop.dataloader.dataset))
