@@ -11,7 +11,6 @@ from mmengine.config import ConfigDict
 import kdzoo.hooks  # noqa: F401  (registers TeacherCheckHook, which wrap adds)
 from kdzoo import tasks
 from kdzoo.checkpoint import strip_prefix
-from kdzoo.distiller import parse_items
 from kdzoo.patches import guard_runner_train
 
 guard_runner_train()  # a config with distill_cfg distils or stops (kdzoo/guard.py)
@@ -21,8 +20,9 @@ STUDENT_PREFIX = 'distiller.student.'
 
 
 def check_distill_cfg(distill_cfg):
-    """Keys of ``distill_cfg`` and its items (:func:`kdzoo.distiller.parse_items`), checked
-    before anything is built."""
+    """The keys of ``distill_cfg``, checked before anything is built. Its items are parsed once,
+    when the distilling model is built (:class:`kdzoo.adapters.base.DistillModel`, before the
+    teacher)."""
     unknown = set(distill_cfg) - DISTILL_KEYS
     if unknown:
         raise ValueError(f'distill_cfg: unknown keys {sorted(unknown)}; '
@@ -30,7 +30,6 @@ def check_distill_cfg(distill_cfg):
     for key in ('teacher', 'losses'):
         if key not in distill_cfg:
             raise ValueError(f'distill_cfg: missing {key!r} (see docs/distill_cfg.md)')
-    parse_items(distill_cfg['losses'])
 
 
 def wrap(cfg):

@@ -172,12 +172,14 @@ def test_readme_command_real_size_and_export_round_trip(seg_data, tmp_path, caps
                          ids=os.path.basename)
 def test_every_seg_config_parses_with_a_resolvable_teacher(path):
     from kdzoo.adapters import check_distill_cfg
+    from kdzoo.distiller import parse_items
     from kdzoo.teacher import model_config
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmseg' and cfg.model.type == 'EncoderDecoder'
     if 'distill_cfg' not in cfg:
         return
     check_distill_cfg(cfg.distill_cfg)
+    parse_items(cfg.distill_cfg.losses)
     teacher = model_config(cfg.distill_cfg.teacher.config)
     assert teacher.type == 'EncoderDecoder'
     assert teacher.decode_head.num_classes == cfg.model.decode_head.num_classes

@@ -246,3 +246,24 @@ def test_train_and_val_with_other_classes_fail_before_training(shapes_data, tmp_
         with pytest.raises(ValueError, match='^' + re.escape(message) + '$'):
             main(argv)
     assert not list((tmp_path / 'work').glob('*.pth'))
+
+
+def test_a_training_run_parses_its_items_once(distill_config, monkeypatch):
+    """From the config to the built model (what tools/train.py does), the items are parsed once:
+    by the distilling model, before its teacher is built (wrap checks distill_cfg's keys only)."""
+    import kdzoo.adapters
+    import kdzoo.adapters.base
+    import kdzoo.distiller
+    from kdzoo.runner import build_runner
+    parsed, parse = [], kdzoo.distiller.parse_items
+
+    def counted(losses):
+        parsed.append(losses)
+        return parse(losses)
+    for module in (kdzoo.distiller, kdzoo.adapters, kdzoo.adapters.base):
+        if hasattr(module, 'parse_items'):
+            monkeypatch.setattr(module, 'parse_items', counted)
+    config, _ = distill_config('parsed_once', dict(losses=[KD, dict(KD, name='kd')]))
+    runner = build_runner(config)
+    assert len(parsed) == 1
+    assert [item.name for item in runner.model.distiller.items] == ['kd_0', 'kd']
