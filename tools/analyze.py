@@ -35,7 +35,10 @@ from kdzoo.analysis.measure import load_student, measure, one_image
 from kdzoo.analysis.readouts import taps
 from kdzoo.analysis.report import logit_text, table, write_csv, write_heatmap
 from kdzoo.analysis.suggest import assigns, snippet, suggest
+from kdzoo.experiments.runs import make_runner
+from kdzoo.patches import unformatted_config_dumps
 from kdzoo.runner import load_config
+from kdzoo.wrappers import unwrap
 
 
 def parse_args(argv=None):
@@ -83,8 +86,6 @@ def analysis_loader(cfg, batch_size):
 def build(config, cfg_options, work_dir):
     """``(distilling model with the student initialised as training does, runner)``: the
     runner of tools/train.py (kdzoo.runner.build_runner), quiet."""
-    from kdzoo.experiments.runs import make_runner, unwrap
-    from kdzoo.patches import unformatted_config_dumps
     with unformatted_config_dumps():
         runner = make_runner(config, work_dir, dict(cfg_options, log_level='WARNING'))
     model = unwrap(runner.model)

@@ -22,6 +22,7 @@ import time
 import torch
 from mmengine.config import Config
 
+from kdzoo import tasks
 from kdzoo.experiments.labels import config_label
 from kdzoo.experiments.runs import budget_options, train_run
 from kdzoo.experiments.stats import paired_summary
@@ -32,7 +33,6 @@ CONFIGS = osp.join(REPO, 'configs', 'quickstart')
 # The configs in configs/quickstart are written for these 10 classes.
 FULL = dict(num_classes=10, per_class=(200, 50), teacher_iters=600, student_iters=500, batch=64)
 FAST = dict(num_classes=10, per_class=(2, 1), teacher_iters=2, student_iters=2, batch=8)
-METRIC = 'cls/top1'
 
 
 def run(config, work_dir, data_dir, iters, batch, checkpoint=None):
@@ -50,7 +50,7 @@ def run(config, work_dir, data_dir, iters, batch, checkpoint=None):
         'default_hooks.checkpoint.interval': iters})
     if checkpoint:
         options['distill_cfg.teacher.checkpoint'] = checkpoint
-    runner, result = train_run(path, work_dir, options, METRIC)
+    runner, result = train_run(path, work_dir, options, tasks.of_config(cfg).metric)
     return result.last, result.seconds, osp.join(work_dir, f'iter_{runner.iter}.pth')
 
 

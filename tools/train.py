@@ -10,12 +10,7 @@ distilling model (docs/distill_cfg.md).
 import argparse
 import os
 
-from kdzoo.runner import (
-    build_runner,
-    dry_run,
-    load_config,  # noqa: F401  (used by tools/*.py and tests)
-    process_group_teardown,
-)
+from kdzoo.runner import build_runner, dry_run, process_group_teardown
 
 
 def parse_args(argv=None):

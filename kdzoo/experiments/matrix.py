@@ -27,7 +27,6 @@ CSV. :func:`relabel` rewrites the model labels of an existing CSV from the pairs
 (:mod:`.labels`).
 """
 import dataclasses
-import importlib
 import json
 import os
 import os.path as osp
@@ -81,12 +80,11 @@ class MatrixTask:
     """One row group of the matrix, as a profile resolves it (the one lookup of every task
     setting). ``pairs``: name -> (teacher config, student config), relative to the repository;
     ``losses``: name -> the shipped config whose distill items the loss borrows; ``metric``: the
-    key in the val metrics, ``scale`` its factor to the table's units; ``module``: the adapter;
-    ``make_data(root, size)`` writes the set and returns the cfg-options pointing the configs at
-    it; ``iters``: (student, teacher) iterations, ``student_iters`` / ``teacher_iters`` per pair
-    where they differ; ``run_losses``: those a run trains (``None``: all); ``batch``: the training
-    batch (``None``: the config's)."""
-    module: str
+    key in the val metrics, ``scale`` its factor to the table's units (``None``: the task
+    descriptor's, :mod:`kdzoo.tasks`); ``make_data(root, size)`` writes the set and returns the
+    cfg-options pointing the configs at it; ``iters``: (student, teacher) iterations,
+    ``student_iters`` / ``teacher_iters`` per pair where they differ; ``run_losses``: those a run
+    trains (``None``: all); ``batch``: the training batch (``None``: the config's)."""
     make_data: callable
     pairs: dict
     losses: dict
@@ -133,15 +131,14 @@ def load_profile(profile):
         if unknown:
             raise SystemExit(f'profile {profile!r}, task {task!r}: unknown settings '
                              f'{sorted(unknown)}; see configs/plug_and_play/profiles/gpu.py')
-        tasks[task] = MatrixTask(**dict(module=task_registry.ADAPTERS[task][0],
-                                        make_data=DATA_WRITERS[task], **entry))
+        tasks[task] = MatrixTask(**dict(make_data=DATA_WRITERS[task], **entry))
     return dict(settings, tasks=tasks)
 
 
-def adapter_error(entry):
-    """``None`` when the task's adapter imports here, else the reason."""
+def adapter_error(task):
+    """``None`` when the adapter of ``task`` imports here, else the reason."""
     try:
-        importlib.import_module(entry.module)
+        task_registry.import_adapter(task)
     except Exception as err:  # ModuleNotFoundError, or mmcv without its compiled ops, ...
         return f'{type(err).__name__}: {err}'
     return None
@@ -192,13 +189,12 @@ def resolve(profile='gpu', tasks=None, pairs=None, losses=None, seeds=None, iter
     task_cfg = settings['tasks']
     if tasks is None:
         tasks = [t for t in task_cfg if not settings['skip_unavailable']
-                 or adapter_error(task_cfg[t]) is None]
+                 or adapter_error(t) is None]
     tasks = parse_list(tasks, task_cfg, 'tasks')
     for task in tasks:
-        error = adapter_error(task_cfg[task])
+        error = adapter_error(task)
         if error:
-            raise SystemExit(f'task {task!r}: adapter not available ({task_cfg[task].module}): '
-                             f'{error}')
+            raise SystemExit(f'task {task!r}: adapter not available: {error}')
         entry, described = task_cfg[task], task_registry.get(task)
         task_cfg[task] = dataclasses.replace(
             entry, metric=entry.metric or described.metric,

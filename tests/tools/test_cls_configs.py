@@ -32,7 +32,7 @@ def config_id(path):
 
 def load(path):
     from kdzoo.adapters import wrap
-    from tools.train import load_config
+    from kdzoo.runner import load_config
     return wrap(load_config(path))
 
 

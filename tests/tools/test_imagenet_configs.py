@@ -112,7 +112,7 @@ def timm_cosine_lr(epoch, base=5e-4, warmup_lr=5e-7, warmup=20, total=300, min_l
 
 
 def load(name):
-    from tools.train import load_config
+    from kdzoo.runner import load_config
     return load_config(os.path.join(CLS, name))
 
 
