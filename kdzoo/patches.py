@@ -25,7 +25,10 @@ The start-up hook (``kdzoo_startup.py``, docs/deploy.md) applies the first three
 that imports MMEngine without kdzoo, so a plain ``Config.fromfile`` reads kdzoo's ``mmseg::``
 configs and a stock config with ``distill_cfg`` cannot train the student alone
 (docs/entry_points.md). This module imports only the standard library at its top: the hook
-imports it as soon as ``mmengine.config`` is, and ``import kdzoo`` imports it.
+imports it as soon as ``mmengine.config`` is, and ``import kdzoo`` imports it. The hook itself is
+the one piece of import machinery outside this module: it wraps the loader of the two watched
+MMEngine modules (standard-library machinery, no third-party object is changed) and has to be a
+top-level module that imports nothing of kdzoo, since ``import kdzoo`` imports MMEngine.
 """
 import functools
 import sys
