@@ -14,13 +14,9 @@ import time
 
 from kdzoo import tasks
 from kdzoo.experiments.rows import append_row, read_rows
-from kdzoo.experiments.runs import (
-    budget_options,
-    is_iteration_based,
-    teacher_metric,
-    train_run,
-)
+from kdzoo.experiments.runs import budget_options, teacher_metric, train_run
 from kdzoo.patches import unformatted_config_dumps
+from kdzoo.schedule import is_iteration_based
 
 CSV_NAME, MD_NAME, PNG_NAME = 'compare.csv', 'compare.md', 'compare.png'
 COLUMNS = ['task', 'config', 'arm', 'seed', 'budget', 'metric_name', 'last', 'best', 'curve',

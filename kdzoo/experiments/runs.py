@@ -28,6 +28,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 
 from kdzoo.runner import build_runner
+from kdzoo.schedule import is_iteration_based, rescaled_schedule
 from kdzoo.wrappers import unwrap
 
 RUN_IDS = count()
@@ -173,32 +174,6 @@ def metric_value(metrics, key, scale=1.0):
         raise KeyError(f'metric {key!r} not in the validation metrics {sorted(metrics)}; pass '
                        'the right key (e.g. --metric)')
     return float(metrics[key]) * scale
-
-
-def rescaled_schedule(cfg, iters):
-    """The config's iteration-based ``param_scheduler`` stretched from its ``max_iters`` to
-    ``iters`` (begin / end / T_max / total_steps scaled, every scheduler at least one iteration)."""
-    ratio = iters / cfg.train_cfg.max_iters
-    schedule = []
-    for scheduler in cfg.get('param_scheduler') or []:
-        scheduler = dict(scheduler)
-        if scheduler.get('by_epoch', True):
-            raise ValueError(f'the schedule must be iteration-based to be rescaled to {iters} '
-                             f'iterations, got {scheduler}; give the config\'s own schedule '
-                             '(no --iters) or an iteration-based one')
-        begin = round(scheduler.get('begin', 0) * ratio)
-        scheduler['begin'] = begin
-        if 'end' in scheduler:
-            scheduler['end'] = max(begin + 1, round(scheduler['end'] * ratio))
-        for key in ('T_max', 'total_steps'):
-            if key in scheduler:
-                scheduler[key] = max(1, round(scheduler[key] * ratio))
-        schedule.append(scheduler)
-    return schedule
-
-
-def is_iteration_based(cfg):
-    return 'max_iters' in cfg.train_cfg
 
 
 def budget_options(cfg, iters=None, evals=1, seed=0, workers=None, verbose=False):

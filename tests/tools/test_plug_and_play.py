@@ -15,7 +15,7 @@ import torch
 
 from kdzoo.experiments import matrix, matrix_report
 from kdzoo.experiments.rows import append_row, read_rows
-from kdzoo.experiments.runs import rescaled_schedule
+from kdzoo.schedule import rescaled_schedule
 from tools import plug_and_play as pnp
 
 

@@ -1,0 +1,76 @@
+"""Class names recorded in checkpoints, checked against the data a model is used with.
+
+MMEngine's runner records the training set's ``metainfo`` in every checkpoint it saves
+(``checkpoint['meta']['dataset_meta']``, with ``classes``), and kdzoo's exporter copies it
+(docs/deploy.md). A model whose recorded classes differ from the data's — another set, or the same
+names in another order — predicts label k for a class the data calls something else: every score
+and every distilled logit is then wrong without an error. :func:`check_class_names` stops on that,
+with both lists; a checkpoint that records no names (a bare ``state_dict``, as other tools write)
+gets a warning only, since nothing can be compared.
+"""
+import warnings
+
+
+class ClassNamesError(ValueError):
+    """A checkpoint's recorded classes are not the data's (another set, or another order)."""
+
+
+def recorded_classes(checkpoint):
+    """The class names a loaded checkpoint records (``meta.dataset_meta.classes``), as a tuple, or
+    ``None`` when it records none (a bare state dict, or a checkpoint without ``meta``)."""
+    if not isinstance(checkpoint, dict):
+        return None
+    meta = checkpoint.get('meta')
+    dataset_meta = meta.get('dataset_meta') if isinstance(meta, dict) else None
+    classes = dataset_meta.get('classes') if isinstance(dataset_meta, dict) else None
+    return tuple(str(name) for name in classes) if classes is not None else None
+
+
+def _shown(names, limit=12):
+    names = list(names)
+    more = f' ... ({len(names)} in all)' if len(names) > limit else ''
+    return str(names[:limit])[:-1] + (more + ']' if more else ']')
+
+
+def class_mismatch(recorded, data_classes):
+    """How ``recorded`` differs from ``data_classes``, in words, or ``None`` when they are equal."""
+    recorded, data_classes = tuple(recorded), tuple(str(n) for n in data_classes)
+    if recorded == data_classes:
+        return None
+    if sorted(recorded) == sorted(data_classes):
+        moved = [name for i, name in enumerate(recorded) if data_classes[i] != name]
+        return f'the same {len(recorded)} classes in another order ({len(moved)} at other labels)'
+    only_ckpt = [n for n in recorded if n not in set(data_classes)]
+    only_data = [n for n in data_classes if n not in set(recorded)]
+    return (f'{len(recorded)} classes vs {len(data_classes)}; only in the checkpoint: '
+            f'{_shown(only_ckpt)}, only in the data: {_shown(only_data)}')
+
+
+def check_class_names(recorded, data_classes, source, role, opt_out):
+    """Stop when the classes recorded in checkpoint ``source`` are not the data's.
+
+    Args:
+        recorded: :func:`recorded_classes` of the checkpoint (``None``: nothing recorded).
+        data_classes: the classes of the data the model is used with (``dataset.metainfo``);
+            ``None`` when the data names none (nothing to compare).
+        source: the checkpoint's path, named in the message.
+        role: what the checkpoint is for (``'teacher'``, ``'student'``), named in the message.
+        opt_out: the exact setting that switches this check off, named in the message as the fix
+            for a user who knows the two lists mean the same classes.
+    Raises ``ClassNamesError`` with both lists; warns when ``recorded`` is ``None``.
+    """
+    if data_classes is None:
+        return
+    if recorded is None:
+        warnings.warn(f'{role} checkpoint {source} records no class names (a bare state dict); '
+                      f'kdzoo cannot check that its labels mean the data\'s {len(data_classes)} '
+                      'classes')
+        return
+    difference = class_mismatch(recorded, data_classes)
+    if difference is None:
+        return
+    raise ClassNamesError(
+        f'{role} checkpoint {source} was trained on other classes than the data: {difference}.\n'
+        f'  checkpoint: {_shown(recorded)}\n  data:       {_shown(data_classes)}\n'
+        f'Label k would mean another class on each side. Use data with the checkpoint\'s classes '
+        f'(in its order), or, if the two lists name the same classes, set {opt_out}.')
