@@ -5,7 +5,14 @@ Every dataset item is ``dict(inputs=uint8 tensor (3, H, W), data_samples=int lab
 normalisation is left to each classifier. Registered in MMEngine's ``DATASETS`` (plain names):
 
 - ``ImageFolderCls(root, size=None, augment=False, transform=None)``: ``root/<class>/<image>``,
-  classes sorted; a class folder without images is an error (it would take a label).
+  classes sorted; a class folder without images is an error (it would take a label). Hidden
+  entries (a name starting with ``.``: ``.ipynb_checkpoints``, ``.DS_Store``, macOS ``._*``
+  files) are skipped, folders and images alike: a hidden folder would take label 0 and shift every
+  class after it. An image name that is not a regular file (a FIFO, a socket, a device) is skipped
+  with a warning, never opened (reading a FIFO waits forever). An image that cannot be decoded
+  (truncated, not an image) is an error naming the file. Without ``size`` and ``transform`` every
+  image must have the size of the set's first image (they are batched together): another size is
+  an error naming the file, both sizes and the fix (``size=...``).
 - ``Cifar100Cls(root, split='train', augment=False, transform=None)``: the standard python-pickle
   release, ``root/cifar-100-python/{train,test,meta}`` (``root`` may also be that folder itself),
   read by a restricted unpickler that builds only what the official files hold.
@@ -19,6 +26,8 @@ The generated quick-start set (:func:`kdzoo.toydata.make_shapes_dataset`) is an 
 """
 import os
 import pickle
+import stat
+import warnings
 
 import numpy as np
 import torch
@@ -75,13 +84,71 @@ def check_no_empty_class(root, classes, labels):
             'Add their images or remove the folders.')
 
 
+def visible(names):
+    """``names`` without hidden entries (starting with ``.``: ``.ipynb_checkpoints``, ``._x.png``),
+    sorted."""
+    return sorted(name for name in names if not name.startswith('.'))
+
+
+def class_images(folder):
+    """The image files of one class folder, sorted: visible names with an image extension that are
+    regular files (:func:`os.stat` follows links). Other names ending like an image (a FIFO, a
+    socket) are skipped with a warning: opening a FIFO would wait forever for a writer."""
+    images, skipped = [], []
+    for name in visible(os.listdir(folder)):
+        if not name.lower().endswith(IMAGE_EXTENSIONS):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            regular = stat.S_ISREG(os.stat(path).st_mode)
+        except OSError:  # a broken link: left to the read, which names the file
+            regular = True
+        (images if regular else skipped).append(path)
+    if skipped:
+        warnings.warn(f'ImageFolderCls: skipped {len(skipped)} entries with an image name that '
+                      f'are not regular files (FIFO, socket, device): {skipped[:5]}')
+    return images
+
+
+UNREADABLE = (OSError, SyntaxError, ValueError)  # what PIL raises for a broken image file
+
+
+def unreadable(path, err):
+    """The error for an image file PIL cannot read, naming the file."""
+    return OSError(f'ImageFolderCls: cannot read the image {path} ({type(err).__name__}: {err}); '
+                   'it is truncated or not an image. Replace or remove the file.')
+
+
+def read_rgb(path):
+    """The image file ``path`` decoded as RGB (a PIL image, fully read); an image PIL cannot
+    decode is an ``OSError`` naming the file."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            return image.convert('RGB')
+    except UNREADABLE as err:
+        raise unreadable(path, err) from err
+
+
+def image_size(path):
+    """``(height, width)`` of the image file ``path``, from its header (no decoding)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            return image.size[::-1]
+    except UNREADABLE as err:
+        raise unreadable(path, err) from err
+
+
 @DATASETS.register_module()
 class ImageFolderCls(ClsDataset):
-    """Images in ``root/<class name>/`` folders (classes sorted by name, labels 0..K-1).
+    """Images in ``root/<class name>/`` folders (classes sorted by name, labels 0..K-1; hidden
+    entries and non-regular files skipped, see the module docstring).
 
     Args:
         root: the folder holding one sub-folder per class.
-        size: resize every image to ``size`` (int or ``(h, w)``) when loading; ``None`` keeps it.
+        size: resize every image to ``size`` (int or ``(h, w)``) when loading; ``None`` keeps it
+            (then, without ``transform``, every image must have the first image's size).
         augment, padding, transform: see the module docstring.
         cache: keep decoded images in memory (small sets with ``num_workers=0``: each image is
             decoded once instead of every epoch).
@@ -91,34 +158,49 @@ class ImageFolderCls(ClsDataset):
                  transform=None):
         if not os.path.isdir(root):
             raise FileNotFoundError(f'ImageFolderCls: folder not found: {root}')
-        classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        classes = [d for d in visible(os.listdir(root)) if os.path.isdir(os.path.join(root, d))]
         super().__init__(classes, augment, padding, transform)
         self.size = (size, size) if isinstance(size, int) else size
         self.cache = cache
         self.cached = {}
-        self.samples = [(os.path.join(root, name, f), label)
-                        for label, name in enumerate(classes)
-                        for f in sorted(os.listdir(os.path.join(root, name)))
-                        if f.lower().endswith(IMAGE_EXTENSIONS)]
+        self.samples = [(path, label) for label, name in enumerate(classes)
+                        for path in class_images(os.path.join(root, name))]
         if not self.samples:
             raise FileNotFoundError(f'ImageFolderCls: no images ({", ".join(IMAGE_EXTENSIONS)}) in '
                                     f'class folders under {root}')
         check_no_empty_class(root, classes, [label for _, label in self.samples])
+        # Batched as they are: without a resize, every image must have the first one's size.
+        self.same_size = (image_size(self.samples[0][0])
+                          if self.size is None and self.transform is None else None)
 
     def __len__(self):
         return len(self.samples)
+
+    def check_size(self, path, image):
+        """Without ``size`` and ``transform``, ``image`` must have the set's first image's size
+        (the batch would not stack): an error naming the file, both sizes and the fix."""
+        found = image.size[::-1]
+        if self.same_size is None or found == self.same_size:
+            return
+        raise ValueError(
+            f'ImageFolderCls: the image {path} is {found[0]}x{found[1]} (height x width), but '
+            f'{self.samples[0][0]}, the first image of the set, is {self.same_size[0]}x'
+            f'{self.same_size[1]}; images are batched together, so they need one size. Set '
+            f'size={self.same_size} (or the size the model expects) in the dataset, e.g. '
+            f'dataset=dict(type=\'ImageFolderCls\', ..., size={self.same_size}), to resize '
+            'every image when loading.')
 
     def load(self, index):
         """The decoded ``(3, H, W)`` uint8 image ``index`` (kept in memory with ``cache=True``)."""
         if index in self.cached:
             return self.cached[index]
         from PIL import Image
-        with Image.open(self.samples[index][0]) as image:
-            image = image.convert('RGB')
-            if self.size is not None and image.size != self.size[::-1]:
-                image = image.resize(self.size[::-1], Image.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
-        tensor = torch.from_numpy(array.copy()).permute(2, 0, 1)
+        path = self.samples[index][0]
+        image = read_rgb(path)
+        self.check_size(path, image)
+        if self.size is not None and image.size != self.size[::-1]:
+            image = image.resize(self.size[::-1], Image.BILINEAR)
+        tensor = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
         if self.cache:
             self.cached[index] = tensor
         return tensor

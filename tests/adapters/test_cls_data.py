@@ -220,3 +220,82 @@ def test_a_crafted_cifar_file_is_refused_without_running(tmp_path, split):
             'refused without running it.')):
         Cifar100Cls(str(tmp_path), split='train')
     assert not marker.exists()
+
+
+def write_class_folders(root, classes=('ant', 'bee', 'cat'), size=(8, 8)):
+    """One ``size`` (height, width) image ``0.png`` per class folder under ``root``."""
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        Image.new('RGB', size[::-1], (10, 20, 30)).save(root / name / '0.png')
+
+
+def test_hidden_folders_and_files_are_skipped(tmp_path):
+    # A notebook's checkpoint folder (with an image in it) sorted first and took label 0: the
+    # ten classes became eleven and training ended in `IndexError: Target 10 is out of bounds`.
+    write_class_folders(tmp_path)
+    (tmp_path / '.ipynb_checkpoints').mkdir()
+    Image.new('RGB', (8, 8)).save(tmp_path / '.ipynb_checkpoints' / '0.png')
+    (tmp_path / 'bee' / '._0.png').write_bytes(b'\x00\x05\x16\x07 macOS resource fork')
+    dataset = ImageFolderCls(str(tmp_path))
+    assert dataset.classes == ('ant', 'bee', 'cat')
+    assert dataset.samples == [(str(tmp_path / name / '0.png'), label)
+                               for label, name in enumerate(('ant', 'bee', 'cat'))]
+    assert [dataset[i]['data_samples'] for i in range(3)] == [0, 1, 2]
+
+
+def test_a_fifo_named_like_an_image_is_skipped_never_opened(tmp_path):
+    import signal
+
+    def too_long(signum, frame):
+        raise TimeoutError('ImageFolderCls waited on the FIFO')
+    write_class_folders(tmp_path)
+    os.mkfifo(tmp_path / 'bee' / '1.png')  # opening it waits for a writer forever
+    previous = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(10)
+    try:
+        with pytest.warns(UserWarning, match=re.escape(
+                'ImageFolderCls: skipped 1 entries with an image name that are not regular files '
+                f"(FIFO, socket, device): ['{tmp_path}/bee/1.png']")):
+            dataset = ImageFolderCls(str(tmp_path))
+        items = [dataset[i] for i in range(len(dataset))]
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert [item['data_samples'] for item in items] == [0, 1, 2]
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'not an image'])
+def test_an_unreadable_image_names_the_file(tmp_path, damage):
+    write_class_folders(tmp_path)
+    path = tmp_path / 'bee' / '1.png'
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2] if damage == 'truncated' else b'not a png')
+    try:
+        dataset = ImageFolderCls(str(tmp_path))  # a header that cannot be read fails here
+        dataset[2]
+    except OSError as err:
+        text = str(err)
+    else:
+        raise AssertionError('no error for a damaged image')
+    assert re.fullmatch(re.escape(f'ImageFolderCls: cannot read the image {path} (') + '.+'
+                        + re.escape('); it is truncated or not an image. Replace or remove the '
+                                    'file.'), text), text
+
+
+def test_an_image_of_another_size_without_size_is_named(tmp_path):
+    write_class_folders(tmp_path)
+    Image.new('RGB', (8, 6)).save(tmp_path / 'bee' / '1.png')  # 6 high, 8 wide
+    dataset = ImageFolderCls(str(tmp_path))
+    dataset[0], dataset[1]
+    with pytest.raises(ValueError, match='^' + re.escape(
+            f"ImageFolderCls: the image {tmp_path}/bee/1.png is 6x8 (height x width), but "
+            f"{tmp_path}/ant/0.png, the first image of the set, is 8x8; images are batched "
+            'together, so they need one size. Set size=(8, 8) (or the size the model expects) in '
+            "the dataset, e.g. dataset=dict(type='ImageFolderCls', ..., size=(8, 8)), to resize "
+            'every image when loading.') + '$'):
+        dataset[2]
+    # With size (resized when loading) or a transform (it decides the size) any size loads.
+    assert ImageFolderCls(str(tmp_path), size=8)[2]['inputs'].shape == (3, 8, 8)
+    crop = ImageFolderCls(str(tmp_path), transform=lambda image: image[:, :4, :4])
+    assert crop[2]['inputs'].shape == (3, 4, 4)
