@@ -9,6 +9,7 @@ with both lists; a checkpoint that records no names (a bare ``state_dict``, as o
 gets a warning only, since nothing can be compared.
 """
 import warnings
+from typing import NamedTuple, Optional
 
 
 class ClassNamesError(ValueError):
@@ -16,14 +17,36 @@ class ClassNamesError(ValueError):
 
 
 def recorded_classes(checkpoint):
-    """The class names a loaded checkpoint records (``meta.dataset_meta.classes``), as a tuple, or
-    ``None`` when it records none (a bare state dict, or a checkpoint without ``meta``)."""
+    """The class names a loaded checkpoint records, as a tuple, or ``None`` when it records none
+    (a bare state dict, or a checkpoint without ``meta``): ``meta.dataset_meta.classes``
+    (MMEngine; any case of the key, as ``mmdet.apis.init_detector`` reads it) or, in checkpoints
+    of the mmcv 1.x era (mmdet 2.x, mmseg 0.x), ``meta.CLASSES``."""
     if not isinstance(checkpoint, dict):
         return None
     meta = checkpoint.get('meta')
-    dataset_meta = meta.get('dataset_meta') if isinstance(meta, dict) else None
-    classes = dataset_meta.get('classes') if isinstance(dataset_meta, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    dataset_meta = meta.get('dataset_meta')
+    if isinstance(dataset_meta, dict):
+        lowered = {str(key).lower(): value for key, value in dataset_meta.items()}
+        classes = lowered.get('classes')
+    else:
+        classes = meta.get('CLASSES')
     return tuple(str(name) for name in classes) if classes is not None else None
+
+
+class CheckpointClasses(NamedTuple):
+    """What a loaded checkpoint records of its classes, kept until the data is known (the teacher
+    is built before the runner builds its data; a hook checks both before training)."""
+
+    classes: Optional[tuple]  # recorded_classes() of the checkpoint
+    source: str               # the checkpoint's path, named in the message
+    role: str                 # 'teacher', 'load_from', 'resume'
+    opt_out: str              # the setting that switches the check off
+
+    def check(self, data_classes):
+        """:func:`check_class_names` of this checkpoint against ``data_classes``."""
+        check_class_names(self.classes, data_classes, self.source, self.role, self.opt_out)
 
 
 def _shown(names, limit=12):

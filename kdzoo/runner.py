@@ -16,7 +16,7 @@ from datetime import timedelta
 import kdzoo  # noqa: F401  (fork config scopes, before any config is parsed)
 from kdzoo.adapters import wrap
 from kdzoo.data_stream import seed_train_stream
-from kdzoo.hooks.split_classes import check_split_classes
+from kdzoo.hooks.split_classes import check_training_classes
 from kdzoo.monitor import ratio_warnings
 from kdzoo.patches import harden_mmengine_loading
 from kdzoo.wrappers import unwrap
@@ -169,7 +169,7 @@ def dry_run(runner):
     import torch
 
     model = unwrap(runner.model)
-    check_split_classes(runner)
+    check_training_classes(runner)
     if hasattr(model, 'init_weights'):
         model.init_weights()  # as runner.train() does: pretrained backbones, head bias priors
     data = next(iter(runner.train_dataloader))

@@ -1,13 +1,20 @@
 """Teacher loading: a model config (file, scoped path, inline dict) or module, plus a checkpoint.
 
 ``distill_cfg.teacher`` is ``dict(config=..., checkpoint=None, cfg_options=None, strict=True,
-unsafe_load=False)`` or an ``nn.Module``. ``config`` is a config file path, a scoped path
-(``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'``, ``'mmseg::...'``) whose ``model`` is used,
-or an inline model dict. ``cfg_options`` overrides keys of that model dict with dotted keys
-(``decode_head.num_classes=19``; a leading ``model.`` is accepted). ``strict=False`` loads the
-matching tensors, warns with the rest and refuses a checkpoint that fills under half of the
-teacher (:func:`kdzoo.checkpoint.apply_weights`). The model itself is built by
-the adapter's ``build_model`` (the task registry); kdzoo core imports no task framework.
+unsafe_load=False, check_classes=True)`` or an ``nn.Module``. ``config`` is a config file path,
+a scoped path (``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'``, ``'mmseg::...'``) whose
+``model`` is used, or an inline model dict. ``cfg_options`` overrides keys of that model dict
+with dotted keys (``decode_head.num_classes=19``; a leading ``model.`` is accepted).
+``strict=False`` loads the matching tensors, warns with the rest and refuses a checkpoint that
+fills under half of the teacher (:func:`kdzoo.checkpoint.apply_weights`). The model itself is
+built by the adapter's ``build_model`` (the task registry); kdzoo core imports no task framework.
+
+The class names the checkpoint records (:func:`kdzoo.class_names.recorded_classes`) are kept on
+the teacher as ``teacher.checkpoint_classes`` (a :class:`kdzoo.class_names.CheckpointClasses`):
+the teacher is built before the data, so :class:`kdzoo.hooks.SplitClassesHook` compares them with
+the training data's classes before training and stops on another set or order.
+``check_classes=False`` switches that check off (for a checkpoint whose class names differ from
+the data's but mean the same classes).
 """
 import os
 import warnings
@@ -15,9 +22,11 @@ import warnings
 from mmengine.config import Config, ConfigDict
 from torch import nn
 
-from kdzoo.checkpoint import load_weights
+from kdzoo.checkpoint import apply_weights, load_file, state_dict_of
+from kdzoo.class_names import CheckpointClasses, recorded_classes
 
-TEACHER_KEYS = {'config', 'checkpoint', 'cfg_options', 'strict', 'unsafe_load'}
+TEACHER_KEYS = {'config', 'checkpoint', 'cfg_options', 'strict', 'unsafe_load', 'check_classes'}
+CLASSES_OPT_OUT = 'distill_cfg.teacher.check_classes=False'  # named by the class-names check
 
 
 def read_config(path):
@@ -57,9 +66,11 @@ def build_teacher(teacher_cfg, build_model):
     Args:
         teacher_cfg: an ``nn.Module`` or ``dict(config=..., checkpoint=..., ...)``.
         build_model: callable turning a model dict into an ``nn.Module`` (the task's registry).
-    Returns the teacher in eval mode with ``requires_grad=False`` everywhere. Without a checkpoint
-    the teacher's own ``init_weights`` runs (its config's initialisation, pretrained backbone
-    included), as its training would have started; with one, the checkpoint is all that counts.
+    Returns the teacher in eval mode with ``requires_grad=False`` everywhere, with
+    ``checkpoint_classes`` set when it was loaded from a checkpoint (module docstring). Without a
+    checkpoint the teacher's own ``init_weights`` runs (its config's initialisation, pretrained
+    backbone included), as its training would have started; with one, the checkpoint is all that
+    counts.
     """
     if isinstance(teacher_cfg, nn.Module):
         teacher = teacher_cfg
@@ -71,8 +82,13 @@ def build_teacher(teacher_cfg, build_model):
                              f'{sorted(TEACHER_KEYS)}, got {sorted(teacher_cfg)}')
         teacher = build_model(model_config(teacher_cfg['config'], teacher_cfg.get('cfg_options')))
         if teacher_cfg.get('checkpoint'):  # its weights replace any initialisation: none is run
-            load_weights(teacher, teacher_cfg['checkpoint'], strict=teacher_cfg.get('strict', True),
-                         unsafe_load=teacher_cfg.get('unsafe_load', False))
+            source = teacher_cfg['checkpoint']
+            checkpoint = load_file(source, unsafe_load=teacher_cfg.get('unsafe_load', False))
+            apply_weights(teacher, state_dict_of(checkpoint), source,
+                          strict=teacher_cfg.get('strict', True))
+            if teacher_cfg.get('check_classes', True):
+                teacher.checkpoint_classes = CheckpointClasses(
+                    recorded_classes(checkpoint), str(source), 'teacher', CLASSES_OPT_OUT)
         else:
             warnings.warn('distill_cfg.teacher has no checkpoint: the teacher keeps the weights '
                           'its config gives it (random, unless the config loads pretrained '

@@ -32,3 +32,10 @@ def test_no_recorded_names_warns_and_no_data_names_is_silent():
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         check_class_names(('a',), None, 'x.pth', 'student', 'OPT')
+
+
+def test_recorded_classes_of_older_checkpoints_and_upper_case_keys():
+    # mmdet 2.x / mmseg 0.x checkpoints record meta.CLASSES; init_detector lower-cases dataset_meta
+    assert recorded_classes({'meta': {'CLASSES': ('cat', 'dog')}}) == ('cat', 'dog')
+    assert recorded_classes({'meta': {'dataset_meta': {'CLASSES': ['cat']}}}) == ('cat',)
+    assert recorded_classes({'meta': {'dataset_meta': {'palette': []}}}) is None

@@ -82,3 +82,14 @@ def test_not_strict_teacher_of_another_architecture_is_refused(tmp_path):
             'under the 50% that strict=False accepts')):
         build_teacher(dict(config=dict(type='TinyCNN'), checkpoint=str(tmp_path / 'other.pth'),
                            strict=False), build)
+
+
+def test_the_checkpoint_classes_are_kept_on_the_teacher_unless_opted_out(tmp_path):
+    from kdzoo.class_names import CheckpointClasses
+    path = str(tmp_path / 't.pth')
+    torch.save(dict(state_dict=TinyCNN(width=4).state_dict(),
+                    meta=dict(dataset_meta=dict(classes=('a', 'b', 'c', 'd', 'e')))), path)
+    cfg = dict(config=dict(type='TinyCNN', width=4), checkpoint=path)
+    assert build_teacher(cfg, build).checkpoint_classes == CheckpointClasses(
+        ('a', 'b', 'c', 'd', 'e'), path, 'teacher', 'distill_cfg.teacher.check_classes=False')
+    assert not hasattr(build_teacher(dict(cfg, check_classes=False), build), 'checkpoint_classes')

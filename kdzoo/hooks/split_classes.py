@@ -1,6 +1,21 @@
-"""Train and val name the same classes: checked before training and in ``--dry-run``."""
+"""The classes of a training run, checked before training and in ``--dry-run``: the train and val
+datasets name the same classes (:func:`check_split_classes`), and the checkpoints the run starts
+from record the training data's classes, in its order (:func:`check_checkpoint_classes`): the
+teacher's (``distill_cfg.teacher.checkpoint``, kept by :func:`kdzoo.teacher.build_teacher`) and
+the student's ``load_from`` / ``--resume`` checkpoint. Labels are class indices: a checkpoint
+trained on the same classes in another order distils or fine-tunes every class into another one
+without an error. A checkpoint that records no class names (a bare state dict) gets a warning.
+Opt-outs, for checkpoints whose class names differ from the data's but mean the same classes:
+``distill_cfg.teacher.check_classes=False`` (the teacher) and the top-level config key
+``check_classes=False`` (the student's ``load_from`` / ``--resume`` checkpoint).
+"""
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+
+from kdzoo.class_names import CheckpointClasses, recorded_classes
+from kdzoo.wrappers import unwrap
+
+STUDENT_OPT_OUT = 'check_classes=False in the config (--cfg-options check_classes=False)'
 
 
 def dataset_classes(dataset):
@@ -29,12 +44,58 @@ def check_split_classes(runner):
         'give both splits the same classes (the same class folders).')
 
 
+def teacher_checkpoint_classes(model):
+    """The :class:`~kdzoo.class_names.CheckpointClasses` of a distilling model's teacher, or
+    ``None`` (no distillation, a teacher without a checkpoint or given as a module, or
+    ``distill_cfg.teacher.check_classes=False``)."""
+    teacher = getattr(unwrap(model), 'teacher', None)
+    return getattr(teacher, 'checkpoint_classes', None)
+
+
+def loaded_checkpoint_classes(runner, checkpoint):
+    """The :class:`~kdzoo.class_names.CheckpointClasses` of the checkpoint the runner loads for
+    the student (``load_from``, or ``--resume``'s), or ``None`` with ``check_classes=False``."""
+    if not runner.cfg.get('check_classes', True):
+        return None
+    resume = bool(runner.cfg.get('resume'))
+    source = runner.cfg.get('load_from')
+    if source is None:  # MMEngine's resume=True alone: the work dir's last checkpoint
+        from mmengine.runner import find_latest_checkpoint
+        source = find_latest_checkpoint(runner.work_dir)
+    return CheckpointClasses(recorded_classes(checkpoint), str(source),
+                             'resume' if resume else 'load_from', STUDENT_OPT_OUT)
+
+
+def check_checkpoint_classes(runner, loaded=None):
+    """The teacher's checkpoint and ``loaded`` (the student's ``load_from`` / resume checkpoint,
+    :func:`loaded_checkpoint_classes`) must record the training data's classes in its order:
+    :class:`kdzoo.class_names.ClassNamesError` with both lists otherwise."""
+    data = dataset_classes(runner.train_dataloader.dataset)
+    for record in (teacher_checkpoint_classes(runner.model), loaded):
+        if record is not None:
+            record.check(data)
+
+
+def check_training_classes(runner, loaded=None):
+    """:func:`check_split_classes` and :func:`check_checkpoint_classes` (``--dry-run`` calls this
+    itself)."""
+    check_split_classes(runner)
+    check_checkpoint_classes(runner, loaded)
+
+
 @HOOKS.register_module()
 class SplitClassesHook(Hook):
-    """Before training, :func:`check_split_classes`; added to every run by
-    :func:`kdzoo.runner.build_runner` (``--dry-run`` calls the check itself)."""
+    """Before training, :func:`check_training_classes`, with the student's checkpoint the runner
+    loaded (``load_from`` / ``--resume``, seen in ``after_load_checkpoint``); added to every run
+    by :func:`kdzoo.runner.build_runner`."""
 
     priority = 'VERY_HIGH'  # before the teacher check evaluates on the val set
 
+    def __init__(self):
+        self.loaded = None
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        self.loaded = loaded_checkpoint_classes(runner, checkpoint)
+
     def before_train(self, runner):
-        check_split_classes(runner)
+        check_training_classes(runner, self.loaded)
