@@ -7,6 +7,10 @@ names in another order — predicts label k for a class the data calls something
 and every distilled logit is then wrong without an error. :func:`check_class_names` stops on that,
 with both lists; a checkpoint that records no names (a bare ``state_dict``, as other tools write)
 gets a warning only, since nothing can be compared.
+
+Where it is applied when training: :mod:`kdzoo.hooks.split_classes` (the teacher's checkpoint, kept
+as a :class:`CheckpointClasses` by :func:`kdzoo.teacher.build_teacher`, and the student's
+``load_from`` / ``--resume`` checkpoint, against the training set's classes, before training).
 """
 import warnings
 from typing import NamedTuple, Optional

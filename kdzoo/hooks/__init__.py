@@ -5,7 +5,8 @@ them in MMEngine's ``HOOKS`` under their class names (configs name them, e.g.
 - :class:`TeacherCheckHook` (:mod:`.teacher_check`): the teacher evaluated on the val set before
   training; added by :func:`kdzoo.adapters.wrap` to every distillation run.
 - :class:`RandomStateHook` (:mod:`.random_state`): exact resume of the global random streams.
-- :class:`SplitClassesHook` (:mod:`.split_classes`): train and val name the same classes.
+- :class:`SplitClassesHook` (:mod:`.split_classes`): train and val name the same classes, and the
+  teacher's and the student's (``load_from`` / ``--resume``) checkpoints the data's classes.
 
 The last two are added to every run by :func:`kdzoo.runner.build_runner`.
 """
