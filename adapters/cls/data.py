@@ -8,11 +8,11 @@ normalisation is left to each classifier. Registered in MMEngine's ``DATASETS`` 
   classes sorted; a class folder without images is an error (it would take a label). Hidden
   entries (a name starting with ``.``: ``.ipynb_checkpoints``, ``.DS_Store``, macOS ``._*``
   files) are skipped, folders and images alike: a hidden folder would take label 0 and shift every
-  class after it. An image name that is not a regular file (a FIFO, a socket, a device) is skipped
-  with a warning, never opened (reading a FIFO waits forever). An image that cannot be decoded
-  (truncated, not an image) is an error naming the file. Without ``size`` and ``transform`` every
-  image must have the size of the set's first image (they are batched together): another size is
-  an error naming the file, both sizes and the fix (``size=...``).
+  class after it. An image name that is not a regular file (a FIFO, a socket, a device, a folder,
+  a broken link) is skipped with a warning, never opened (reading a FIFO waits forever). An image
+  that cannot be decoded (truncated, not an image) is an error naming the file. Without ``size``
+  and ``transform`` every image must have the size of the set's first image (they are batched
+  together): another size is an error naming the file, both sizes and the fix (``size=...``).
 - ``Cifar100Cls(root, split='train', augment=False, transform=None)``: the standard python-pickle
   release, ``root/cifar-100-python/{train,test,meta}`` (``root`` may also be that folder itself),
   read by a restricted unpickler that builds only what the official files hold.
@@ -26,7 +26,6 @@ The generated quick-start set (:func:`kdzoo.toydata.make_shapes_dataset`) is an 
 """
 import os
 import pickle
-import stat
 import warnings
 
 import numpy as np
@@ -92,22 +91,20 @@ def visible(names):
 
 def class_images(folder):
     """The image files of one class folder, sorted: visible names with an image extension that are
-    regular files (:func:`os.stat` follows links). Other names ending like an image (a FIFO, a
-    socket) are skipped with a warning: opening a FIFO would wait forever for a writer."""
-    images, skipped = [], []
-    for name in visible(os.listdir(folder)):
-        if not name.lower().endswith(IMAGE_EXTENSIONS):
-            continue
-        path = os.path.join(folder, name)
-        try:
-            regular = stat.S_ISREG(os.stat(path).st_mode)
-        except OSError:  # a broken link: left to the read, which names the file
-            regular = True
-        (images if regular else skipped).append(path)
+    regular files (or links to one). Other entries named like an image (a FIFO, a socket, a
+    folder, a broken link) are skipped with a warning: opening a FIFO would wait forever for a
+    writer. ``os.scandir`` tells regular files from the rest without a ``stat`` call per file on
+    most file systems (ImageNet's 1.3 M images)."""
+    with os.scandir(folder) as entries:
+        found = sorted((entry.name, entry.is_file()) for entry in entries
+                       if not entry.name.startswith('.')
+                       and entry.name.lower().endswith(IMAGE_EXTENSIONS))
+    skipped = [os.path.join(folder, name) for name, regular in found if not regular]
     if skipped:
         warnings.warn(f'ImageFolderCls: skipped {len(skipped)} entries with an image name that '
-                      f'are not regular files (FIFO, socket, device): {skipped[:5]}')
-    return images
+                      'are not regular files (FIFO, socket, device, folder or broken link): '
+                      f'{skipped[:5]}')
+    return [os.path.join(folder, name) for name, regular in found if regular]
 
 
 UNREADABLE = (OSError, SyntaxError, ValueError)  # what PIL raises for a broken image file
@@ -116,7 +113,7 @@ UNREADABLE = (OSError, SyntaxError, ValueError)  # what PIL raises for a broken 
 def unreadable(path, err):
     """The error for an image file PIL cannot read, naming the file."""
     return OSError(f'ImageFolderCls: cannot read the image {path} ({type(err).__name__}: {err}); '
-                   'it is truncated or not an image. Replace or remove the file.')
+                   'it is truncated, not an image or not readable. Replace or remove the file.')
 
 
 def read_rgb(path):

@@ -243,19 +243,22 @@ def test_hidden_folders_and_files_are_skipped(tmp_path):
     assert [dataset[i]['data_samples'] for i in range(3)] == [0, 1, 2]
 
 
-def test_a_fifo_named_like_an_image_is_skipped_never_opened(tmp_path):
+def test_a_fifo_folder_or_broken_link_named_like_an_image_is_skipped(tmp_path):
     import signal
 
     def too_long(signum, frame):
         raise TimeoutError('ImageFolderCls waited on the FIFO')
     write_class_folders(tmp_path)
     os.mkfifo(tmp_path / 'bee' / '1.png')  # opening it waits for a writer forever
+    (tmp_path / 'bee' / '2.png').mkdir()
+    (tmp_path / 'bee' / '3.png').symlink_to(tmp_path / 'gone.png')
     previous = signal.signal(signal.SIGALRM, too_long)
     signal.alarm(10)
     try:
         with pytest.warns(UserWarning, match=re.escape(
-                'ImageFolderCls: skipped 1 entries with an image name that are not regular files '
-                f"(FIFO, socket, device): ['{tmp_path}/bee/1.png']")):
+                'ImageFolderCls: skipped 3 entries with an image name that are not regular files '
+                f"(FIFO, socket, device, folder or broken link): ['{tmp_path}/bee/1.png', "
+                f"'{tmp_path}/bee/2.png', '{tmp_path}/bee/3.png']")):
             dataset = ImageFolderCls(str(tmp_path))
         items = [dataset[i] for i in range(len(dataset))]
     finally:
@@ -279,8 +282,8 @@ def test_an_unreadable_image_names_the_file(tmp_path, damage):
     else:
         raise AssertionError('no error for a damaged image')
     assert re.fullmatch(re.escape(f'ImageFolderCls: cannot read the image {path} (') + '.+'
-                        + re.escape('); it is truncated or not an image. Replace or remove the '
-                                    'file.'), text), text
+                        + re.escape('); it is truncated, not an image or not readable. Replace '
+                                    'or remove the file.'), text), text
 
 
 def test_an_image_of_another_size_without_size_is_named(tmp_path):
