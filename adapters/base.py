@@ -14,7 +14,8 @@
   and channel order (:func:`teacher_inputs`); the teacher runs without grad, under
   ``torch.autocast`` when ``teacher_autocast`` is a dtype (:meth:`running_teacher`);
 - the ``loss`` / ``predict`` / ``tensor`` dispatch, ``describe_step`` for ``--dry-run``,
-  labels passed to the losses as ``target``, the iteration (the runner's, read once per step from
+  labels passed to the losses as ``target`` (with the student's ``ignore_index`` where the
+  adapter sets one), the iteration (the runner's, read once per step from
   MMEngine's message hub) passed to the distiller, and the monitor's ``distill.ratio_<name>`` /
   ``distill.agree`` values in the loss dict (:mod:`kdzoo.monitor`; ``distill_cfg.monitor=False``
   turns them off).
@@ -145,6 +146,7 @@ class DistillModel(BaseModel):
 
     RESERVED = ()
     use_teacher = False
+    ignore_index = None  # the student's ignored label, passed to the losses (label_context)
 
     def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None):
         student = self.build_model(student)  # first: the global stream, as the student alone
@@ -192,6 +194,15 @@ class DistillModel(BaseModel):
 
     def targets(self, data_samples):
         return None
+
+    def label_context(self, data_samples):
+        """What every loss gets besides the two tensors: ``target`` (:meth:`targets`) and, when
+        the adapter sets ``ignore_index`` (the student's ignored label: mmseg's decode head's), that
+        label, so label-using losses skip exactly the pixels the student's own loss skips."""
+        context = dict(target=self.targets(data_samples))
+        if self.ignore_index is not None:
+            context['ignore_index'] = self.ignore_index
+        return context
 
     # -- the skeleton ------------------------------------------------------------------------
     @property
@@ -257,7 +268,7 @@ class DistillModel(BaseModel):
             with self.distiller.step():
                 losses, student, teacher = self.recorded_step(inputs, data_samples)
                 distill = self.distiller.distill_losses(student, teacher, iteration=iteration,
-                                                        target=self.targets(data_samples))
+                                                        **self.label_context(data_samples))
             if self.training:
                 self._steps += 1
             if self.monitor:
@@ -278,4 +289,4 @@ class DistillModel(BaseModel):
         with torch.no_grad(), self.distiller.step():
             _, student, teacher = self.recorded_step(inputs, data_samples)
             return self.distiller.describe(student, teacher, iteration=self.iteration(),
-                                           target=self.targets(data_samples))
+                                           **self.label_context(data_samples))
