@@ -31,6 +31,8 @@ inside ``predicting_with_teacher()``. Losses that need a class label per locatio
 targets to anchors. Building, initialisation, mode dispatch and ``describe_step`` are the
 skeleton's (:mod:`kdzoo.adapters.base`).
 """
+import warnings
+
 import torch
 from mmengine.registry import DefaultScope
 
@@ -88,6 +90,104 @@ def check_levels(items, student, teacher):
                 'with distill_cfg.teacher.cfg_options')
 
 
+def teacher_parts(teacher):
+    """The top-level parts of a detector kdzoo's teacher step runs: ``extract_feat`` (backbone,
+    neck) and the dense head."""
+    head = dense_head_name(teacher)
+    return ['backbone'] + (['neck'] if getattr(teacher, 'with_neck', False) else []) + (
+        [head] if head else [])
+
+
+def check_teacher_taps_run(items, teacher):
+    """A teacher tap must sit in a part the teacher step runs; one elsewhere (an R-CNN
+    ``roi_head``) would record nothing, so it is refused when the model is built."""
+    runs = teacher_parts(teacher)
+    children = dict(teacher.named_children())
+    for index, item in enumerate(items):
+        part = item.teacher.split('.')[0]
+        if item.teacher == 'cls_scores' or part in runs or part not in children:
+            continue  # a path that is no module at all: the taps' own error lists close ones
+        raise ValueError(
+            f"distill item {index}: teacher tap {item.teacher!r} is inside {part!r}, which "
+            f"kdzoo's detection teacher does not run: the teacher step runs only {runs} of "
+            f'{type(teacher).__name__} (extract_feat and the dense head, without grad); an '
+            "R-CNN roi_head would need the teacher's own proposals and sampling, so it is not "
+            "run (docs/distill_cfg.md). Tap one of those parts instead ('neck' for the FPN "
+            "levels, 'cls_scores' for the dense head's class maps)")
+
+
+def score_layout(detector):
+    """``(anchors per location, classes, channels per anchor)`` of the dense head's class maps."""
+    head = getattr(detector, dense_head_name(detector))
+    return (getattr(head, 'num_base_priors', 1), head.num_classes, head.cls_out_channels)
+
+
+def check_class_scores(items, student, teacher):
+    """``'cls_scores'`` paired with ``'cls_scores'`` compares channel ``a·K + c`` (anchor ``a``,
+    class ``c``) with the same channel: both heads need the same anchors and classes. No connector
+    mends other classes (a Projector would learn a mix of anchors and classes), so it is refused
+    when the model is built, saying what a valid pairing is."""
+    for index, item in enumerate(items):
+        if item.student != ('cls_scores',) or item.teacher != 'cls_scores':
+            continue
+        (s_anchors, s_classes, s_out), (t_anchors, t_classes, t_out) = (
+            score_layout(student), score_layout(teacher))
+        if (s_anchors, s_classes, s_out) == (t_anchors, t_classes, t_out):
+            continue
+        raise ValueError(
+            f"distill item {index}: student 'cls_scores' of {type(student).__name__} holds "
+            f'{s_anchors} anchors x {s_classes} classes per location ({s_anchors * s_out} '
+            f"channels) but teacher 'cls_scores' of {type(teacher).__name__} holds {t_anchors} "
+            f'x {t_classes} ({t_anchors * t_out} channels); class scores are compared channel by '
+            'channel (anchor a, class c with anchor a, class c), and no connector turns one set '
+            f'of classes into another (a Projector {s_anchors * s_out} -> {t_anchors * t_out} '
+            'would learn a mix of anchors and classes). A valid pairing: a teacher trained on '
+            "the student's classes (the same num_classes and class list) with the same anchors "
+            "per location (its head's anchor_generator); otherwise distil the FPN levels "
+            "(student='neck', teacher='neck')")
+
+
+def level_strides(detector, tap):
+    """The strides of the levels ``tap`` gives (``None`` when unknown): the dense head's prior
+    strides for ``'cls_scores'`` and paths inside the dense head, and for a neck whose number of
+    levels is the head's (the neck feeds the head)."""
+    head_name = dense_head_name(detector)
+    head = getattr(detector, head_name) if head_name else None
+    strides = getattr(getattr(head, 'prior_generator', None), 'strides', None)
+    if not strides:
+        return None
+    strides = [s[0] if isinstance(s, (tuple, list)) and s[0] == s[1] else s for s in strides]
+    if tap == 'cls_scores' or tap.split('.')[0] == head_name:
+        return strides
+    return strides if num_levels(detector, tap) == len(strides) else None
+
+
+def check_strides(items, student, teacher):
+    """Levels are paired one to one: paired levels of other strides are an error, or, with the
+    item's ``resize=True``, a warning naming the strides (each pair is then compared on one
+    grid)."""
+    for index, item in enumerate(items):
+        if len(item.student) != 1:
+            continue
+        s_strides = level_strides(student, item.student[0])
+        t_strides = level_strides(teacher, item.teacher)
+        if s_strides is None or t_strides is None or s_strides == t_strides:
+            continue
+        pairs = f'student {item.student[0]!r} levels at strides {s_strides} ' \
+                f'({type(student).__name__}) with teacher {item.teacher!r} levels at strides ' \
+                f'{t_strides} ({type(teacher).__name__})'
+        if item.resize:
+            warnings.warn(f'distill item {index} ({item.name!r}, resize=True): pairs {pairs}, '
+                          'level by level, each pair resized to one grid', stacklevel=2)
+            continue
+        raise ValueError(
+            f'distill item {index}: would pair {pairs}; levels are paired one to one (level i '
+            'with level i), so maps of other strides would be resized onto each other. Give '
+            "the teacher the student's strides (its neck's start_level / num_outs and its "
+            "head's prior_generator strides, with distill_cfg.teacher.cfg_options), or set "
+            'resize=True on the item to pair them resized (a warning names the strides)')
+
+
 def check_cls_scores(items, student, teacher):
     """``'cls_scores'`` needs a dense head (one-stage ``bbox_head`` or two-stage ``rpn_head``)."""
     for index, item in enumerate(items):
@@ -142,8 +242,11 @@ class DistillDetector(DistillModel):
 
     def check_pair(self, items, student, teacher):
         check_no_labels_needed(items)
+        check_teacher_taps_run(items, teacher)
         check_cls_scores(items, student, teacher)
+        check_class_scores(items, student, teacher)
         check_levels(items, student, teacher)
+        check_strides(items, student, teacher)
 
     def student_readout_paths(self, student, items):
         """The dense head when an item reads ``'cls_scores'``: its output is recorded during
