@@ -42,7 +42,9 @@ from mmengine.model import BaseModel
 from kdzoo.distiller import Distiller, parse_items
 from kdzoo.monitor import monitor_values
 from kdzoo.rng import isolated_rng
-from kdzoo.teacher import build_teacher
+from kdzoo.teacher import build_teacher, read_config
+
+from .labels import check_teacher_labels
 
 MODES = ('loss', 'predict', 'tensor')
 
@@ -135,9 +137,13 @@ class DistillModel(BaseModel):
         student: the student's model dict (built by :meth:`build_model`) or module.
         distill_cfg: ``dict(teacher=dict(config=..., checkpoint=..., cfg_options=...,
             strict=True), losses=[...], connectors=dict(...), teacher_check=True,
-            monitor=True)`` (docs/distill_cfg.md); ``teacher_check`` is read by
-            ``kdzoo.adapters.wrap``.
+            monitor=True, check_teacher_labels=True)`` (docs/distill_cfg.md);
+            ``teacher_check`` is read by ``kdzoo.adapters.wrap``.
         data_preprocessor: a dict or module; defaults to the student's own.
+        student_data: the student's training dataset config (``train_dataloader.dataset``;
+            ``kdzoo.adapters.wrap`` passes it): a teacher whose labels are not its labels is an
+            error when built (adapters/labels.py), unless ``distill_cfg.check_teacher_labels``
+            is ``False``.
 
     ``teacher_autocast``: ``None`` (default) or a floating dtype (e.g. ``torch.bfloat16``): the
     teacher's steps then run under ``torch.autocast`` of the inputs' device type with that dtype;
@@ -148,7 +154,8 @@ class DistillModel(BaseModel):
     use_teacher = False
     ignore_index = None  # the student's ignored label, passed to the losses (label_context)
 
-    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None):
+    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None,
+                 student_data=None):
         student = self.build_model(student)  # first: the global stream, as the student alone
         if isinstance(data_preprocessor, dict):
             data_preprocessor = self.build_model(data_preprocessor)
@@ -160,6 +167,8 @@ class DistillModel(BaseModel):
         with isolated_rng('kdzoo.teacher'):
             teacher = build_teacher(distill_cfg['teacher'], build_model=self.build_model)
         self.check_pair(items, student, teacher)
+        if student_data is not None and distill_cfg.get('check_teacher_labels', True):
+            self.check_labels(distill_cfg['teacher'], teacher, student_data)
         with isolated_rng('kdzoo.connectors'):
             self.distiller = Distiller(
                 student, teacher, items, distill_cfg.get('connectors'),
@@ -177,6 +186,15 @@ class DistillModel(BaseModel):
     def check_pair(self, items, student, teacher):
         """Build-time checks of the :class:`~kdzoo.distiller.DistillItem` s against the two
         models (raise ``ValueError``)."""
+
+    def data_labels(self, dataset_cfg, source):
+        """The :class:`~kdzoo.adapters.labels.DataLabels` a dataset config of this task declares
+        (``None``: the task checks no teacher labels)."""
+        return None
+
+    def teacher_classes(self, teacher):
+        """The number of classes ``teacher`` predicts (``None``: unknown)."""
+        return None
 
     def student_readout_paths(self, student, items):
         """Module paths of ``student`` whose outputs :meth:`student_step` reads (from
@@ -220,6 +238,22 @@ class DistillModel(BaseModel):
         if hasattr(self.student, 'init_weights') and not getattr(self.student, 'is_init', False):
             self.student.init_weights()
         self._is_init = True
+
+    def check_labels(self, teacher_cfg, teacher, student_data):
+        """The teacher's labels (its class count; the classes and label encoding of the data its
+        config declares) against the student's training data (adapters/labels.py)."""
+        student = self.data_labels(student_data, "the student's train_dataloader.dataset")
+        if student is None:
+            return
+        config = teacher_cfg.get('config') if isinstance(teacher_cfg, dict) else None
+        declared = None
+        if isinstance(config, str):
+            name = config
+            dataset = (read_config(config).get('train_dataloader') or {}).get('dataset')
+            declared = self.data_labels(dataset, "its config's train_dataloader.dataset")
+        else:
+            name = '(a model dict)' if isinstance(config, dict) else f'({type(teacher).__name__})'
+        check_teacher_labels(student, declared, self.teacher_classes(teacher), name)
 
     def teacher_inputs(self, inputs):
         """The batch as the teacher's own data preprocessor would have normalised it."""

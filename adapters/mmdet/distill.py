@@ -39,6 +39,7 @@ from mmengine.registry import DefaultScope
 from kdzoo.registry import MODELS
 
 from ..base import DistillModel, label_using
+from ..labels import data_labels
 
 RESERVED = ('cls_scores',)
 
@@ -88,6 +89,16 @@ def check_levels(items, student, teacher):
                 f'gives {t_levels}; levels are paired one to one (level i with level i), so give '
                 'both the same number of FPN levels (neck.num_outs, and the head\'s strides), e.g. '
                 'with distill_cfg.teacher.cfg_options')
+
+
+def predicted_classes(detector):
+    """The number of object classes a detector predicts: its R-CNN box head's (two-stage: the
+    RPN's one class is objectness), else its ``bbox_head``'s; ``None`` when it says none."""
+    roi_head = getattr(detector, 'roi_head', None)
+    head = getattr(roi_head, 'bbox_head', None) or getattr(detector, 'bbox_head', None)
+    if isinstance(head, torch.nn.ModuleList):  # cascade stages: every stage has the classes
+        head = head[-1]
+    return getattr(head, 'num_classes', None)
 
 
 def teacher_parts(teacher):
@@ -225,10 +236,11 @@ class DistillDetector(DistillModel):
 
     RESERVED = RESERVED
 
-    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None):
+    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None,
+                 student_data=None):
         if isinstance(student, dict) and data_preprocessor is None:
             data_preprocessor = student.get('data_preprocessor')
-        super().__init__(student, distill_cfg, data_preprocessor, init_cfg)
+        super().__init__(student, distill_cfg, data_preprocessor, init_cfg, student_data)
         self.student_head = dense_head_name(self.student)
         self.teacher_head = dense_head_name(self.teacher)
         self.student_names = self.distiller.readout_names['student']  # [] or ['cls_scores']
@@ -247,6 +259,13 @@ class DistillDetector(DistillModel):
         check_class_scores(items, student, teacher)
         check_levels(items, student, teacher)
         check_strides(items, student, teacher)
+
+    def data_labels(self, dataset_cfg, source):
+        from mmdet.registry import DATASETS
+        return data_labels(dataset_cfg, DATASETS, source)
+
+    def teacher_classes(self, teacher):
+        return predicted_classes(teacher)
 
     def student_readout_paths(self, student, items):
         """The dense head when an item reads ``'cls_scores'``: its output is recorded during

@@ -32,6 +32,7 @@ import warnings
 import torch
 from mmengine.registry import DefaultScope
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import DATASETS as SEG_DATASETS
 from mmseg.registry import MODELS as SEG_MODELS
 from mmseg.utils import add_prefix
 
@@ -39,6 +40,7 @@ from kdzoo.registry import MODELS
 from kdzoo.tasks import STAGES
 
 from ..base import DistillModel, check_same_classes, label_using
+from ..labels import data_labels
 
 RESERVED = ('logits',) + STAGES
 
@@ -129,8 +131,9 @@ class DistillSegmentor(DistillModel):
 
     RESERVED = RESERVED
 
-    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None):
-        super().__init__(student, distill_cfg, data_preprocessor, init_cfg)
+    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None,
+                 student_data=None):
+        super().__init__(student, distill_cfg, data_preprocessor, init_cfg, student_data)
         # the pixels the student's own loss skips are the ones the label-using losses skip
         self.ignore_index = self.student.decode_head.ignore_index
         self.student_names = sorted(self.distiller.readout_names['student'])
@@ -147,6 +150,12 @@ class DistillSegmentor(DistillModel):
         check_segmentor(teacher, 'teacher')
         check_num_classes(items, student, teacher)
         check_padding_label(items, student, self.data_preprocessor)
+
+    def data_labels(self, dataset_cfg, source):
+        return data_labels(dataset_cfg, SEG_DATASETS, source, encodes=True)
+
+    def teacher_classes(self, teacher):
+        return teacher.decode_head.num_classes
 
     def teacher_step(self, inputs):
         stages, _, logits = run_segmentor(self.teacher, inputs, self.teacher_decodes)
