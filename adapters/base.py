@@ -117,14 +117,19 @@ def renormalise(inputs, source, target):
     return raw if mean_t is None else (raw - mean_t.to(raw)) / std_t.to(raw)
 
 
+def loss_class(item):
+    """The loss class of an item (its ``loss.type``: a class or a registered name)."""
+    from kdzoo.registry import LOSSES
+    kind = item.loss['type']
+    return kind if isinstance(kind, type) else LOSSES.get(kind)
+
+
 def label_using(items):
     """``[(item index, loss type)]`` of the items whose loss needs ground-truth labels (a loss
     class with ``requires_target = True``: DKD, OFA)."""
-    from kdzoo.registry import LOSSES
     found = []
     for index, item in enumerate(items):
-        kind = item.loss['type']
-        cls = kind if isinstance(kind, type) else LOSSES.get(kind)
+        cls = loss_class(item)
         if getattr(cls, 'requires_target', False):
             found.append((index, cls.__name__))
     return found

@@ -38,7 +38,7 @@ from mmengine.registry import DefaultScope
 
 from kdzoo.registry import MODELS
 
-from ..base import DistillModel, label_using
+from ..base import DistillModel, label_using, loss_class
 from ..labels import data_labels
 
 RESERVED = ('cls_scores',)
@@ -218,8 +218,39 @@ def check_no_labels_needed(items):
         raise ValueError(
             f'distill item {index}: {name} needs a ground-truth class per sample, but detection '
             'has none per location of a feature or score map (labels exist per box, and reach '
-            "anchors only through the head's target assignment); use a label-free loss on "
-            "'cls_scores' or the neck instead (KDLoss, CWDLoss, PKDLoss, MSDCRDLoss, LFCCLoss)")
+            "anchors only through the head's target assignment); use a label-free loss instead: "
+            "on 'cls_scores' (every anchor's class scores) KDLoss(sigmoid=True) for a sigmoid "
+            'head (RetinaNet, FCOS, ATSS, GFL, an RPN), CWDLoss or MSELoss; on the neck PKDLoss, '
+            'CWDLoss, MSDCRDLoss or LFCCLoss (docs/distill_cfg.md)')
+
+
+def check_score_softmax(items, student, teacher):
+    """``KDLoss`` takes one softmax over the channels of its input; on ``'cls_scores'`` of a head
+    that scores several anchors per location, or every class by a sigmoid, that softmax mixes
+    anchors and classes: refused when the model is built, with a loss that treats each anchor's
+    classes as the head does."""
+    from kdzoo.losses.kd import KDLoss
+    for index, item in enumerate(items):
+        if loss_class(item) is not KDLoss or item.loss.get('sigmoid', False):
+            continue
+        for side, detector, taps in (('student', student, item.student),
+                                     ('teacher', teacher, [item.teacher])):
+            if 'cls_scores' not in taps:
+                continue
+            head = getattr(detector, dense_head_name(detector))
+            anchors, classes, _ = score_layout(detector)
+            sigmoid = bool(getattr(head, 'use_sigmoid_cls', False))
+            if not sigmoid and anchors == 1:
+                continue  # one softmax over one anchor's classes: the head's own
+            scoring = 'a sigmoid per class' if sigmoid else 'a softmax per anchor'
+            fix = ('KDLoss(sigmoid=True) (a binary KD of every anchor\'s every class, as the '
+                   'head scores them), CWDLoss or MSELoss' if sigmoid else 'CWDLoss or MSELoss')
+            raise ValueError(
+                f"distill item {index}: KDLoss takes one softmax over the channels of {side} "
+                f"'cls_scores', but {type(detector).__name__}'s dense head gives {anchors} "
+                f'anchors x {classes} classes per location and scores them with {scoring}: the '
+                'softmax would compare one distribution over anchors and classes together, '
+                f'which neither head predicts. Use {fix} (docs/distill_cfg.md)')
 
 
 @MODELS.register_module()
@@ -257,6 +288,7 @@ class DistillDetector(DistillModel):
         check_teacher_taps_run(items, teacher)
         check_cls_scores(items, student, teacher)
         check_class_scores(items, student, teacher)
+        check_score_softmax(items, student, teacher)
         check_levels(items, student, teacher)
         check_strides(items, student, teacher)
 

@@ -3,8 +3,11 @@ other classes or anchors (no connector advice that mixes classes), FPN levels of
 (an error, or resize=True and a warning naming the strides) and a teacher tap in a part the
 teacher step does not run (an R-CNN roi_head) fail before any batch, saying why."""
 import pytest
-from test_mmdet_distill import RETINA_R18, make
+import torch
+from test_mmdet_distill import RETINA_R18, images, make, samples
 
+import kdzoo.losses.dkd  # noqa: F401  (registers DKDLoss)
+import kdzoo.losses.kd  # noqa: F401  (registers KDLoss)
 import kdzoo.losses.mse  # noqa: F401  (registers MSELoss)
 from kdzoo.distiller import parse_items
 
@@ -93,3 +96,27 @@ def test_a_student_tap_in_the_roi_head_is_not_refused():
                   loss=dict(type='MSELoss'))]
     assert make(student=FASTER, teacher=FASTER, losses=items).distiller.items[0].student == (
         'roi_head.bbox_head.fc_cls',)
+
+
+def test_kd_on_sigmoid_class_maps_is_refused_with_a_per_anchor_loss():
+    items = [dict(student='cls_scores', teacher='cls_scores', loss=dict(type='KDLoss'))]
+    with pytest.raises(ValueError) as error:
+        make(teacher=RETINA_R18, losses=items)
+    assert str(error.value) == (
+        "distill item 0: KDLoss takes one softmax over the channels of student 'cls_scores', "
+        "but RetinaNet's dense head gives 9 anchors x 10 classes per location and scores them "
+        'with a sigmoid per class: the softmax would compare one distribution over anchors and '
+        'classes together, which neither head predicts. Use KDLoss(sigmoid=True) (a binary KD '
+        "of every anchor's every class, as the head scores them), CWDLoss or MSELoss "
+        '(docs/distill_cfg.md)')
+    items[0]['loss'] = dict(type='KDLoss', sigmoid=True)
+    model = make(teacher=RETINA_R18, losses=items)
+    losses = model.train()(images(2), samples(1, 1), mode='loss')
+    assert torch.isfinite(losses['distill.loss_kd_0'])
+
+
+def test_dkd_refusal_recommends_a_per_anchor_loss_for_class_maps():
+    items = [dict(student='cls_scores', teacher='cls_scores', loss=dict(type='DKDLoss'))]
+    with pytest.raises(ValueError, match=r"on 'cls_scores' \(every anchor's class scores\) "
+                                         r'KDLoss\(sigmoid=True\) for a sigmoid head'):
+        make(teacher=RETINA_R18, losses=items)
