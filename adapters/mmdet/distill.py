@@ -23,7 +23,11 @@ Training step: the student's own ``loss`` (one forward; the distiller's taps rec
 ``cls_scores`` is read from the dense head's recorded output), then the teacher's
 ``extract_feat`` (and its dense head when a teacher item needs it) under ``torch.no_grad()``,
 then ``distill.loss_<name>`` per item. Teacher taps therefore live in the backbone, the neck or
-the dense head (not in an R-CNN ``roi_head``). Teacher and student may be different detector
+the dense head; one elsewhere (an R-CNN ``roi_head``) is refused at build time. Also checked at
+build time: paired levels (same count, same strides unless the item says ``resize=True``),
+``'cls_scores'`` pairs (same anchors and classes), ``KDLoss`` on a sigmoid or multi-anchor head's
+``'cls_scores'`` (``KDLoss(sigmoid=True)`` instead), and the teacher's classes against the
+student's data (:mod:`kdzoo.adapters.labels`). Teacher and student may be different detector
 types; each keeps its own input normalisation (the student's normalised batch is converted to the
 teacher's mean / std / channel order). ``predict`` / ``tensor`` run the student, or the teacher
 inside ``predicting_with_teacher()``. Losses that need a class label per location (``DKDLoss``,
