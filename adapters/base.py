@@ -7,6 +7,10 @@
   connectors inside :func:`kdzoo.rng.isolated_rng`, so they draw nothing from that stream;
 - the distill items parsed once (:func:`kdzoo.distiller.parse_items`, before the teacher is built,
   so an item's mistake comes first) and handed to ``check_pair`` and the distiller;
+- the teacher's labels against the student's training data (``student_data``, passed by
+  ``kdzoo.adapters.wrap``): its class count, and the class list and label encoding its config
+  declares (:mod:`kdzoo.adapters.labels`; the adapter reads them: ``data_labels``,
+  ``teacher_classes``), unless ``distill_cfg.check_teacher_labels=False``;
 - ``init_weights``: the student's own ``init_weights`` (a ``Pretrained`` backbone, a head's prior),
   exactly as the student alone gets it from MMEngine's runner; the teacher is never re-initialised
   (it is initialised at build time only when no checkpoint replaces its weights);
@@ -167,12 +171,16 @@ class DistillModel(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor or student.data_preprocessor,
                          init_cfg=init_cfg)
         items = parse_items(distill_cfg['losses'])  # before the teacher: item mistakes first
+        check_labels = distill_cfg.get('check_teacher_labels', True)
+        if not isinstance(check_labels, bool):
+            raise ValueError('distill_cfg.check_teacher_labels must be True or False, got '
+                             f'{check_labels!r}')
         if isinstance(distill_cfg['teacher'], torch.nn.Module):
             check_not_shared(student, distill_cfg['teacher'])  # before freezing it
         with isolated_rng('kdzoo.teacher'):
             teacher = build_teacher(distill_cfg['teacher'], build_model=self.build_model)
         self.check_pair(items, student, teacher)
-        if student_data is not None and distill_cfg.get('check_teacher_labels', True):
+        if student_data is not None and check_labels:
             self.check_labels(distill_cfg['teacher'], teacher, student_data)
         with isolated_rng('kdzoo.connectors'):
             self.distiller = Distiller(

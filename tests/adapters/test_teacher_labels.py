@@ -115,3 +115,9 @@ def test_the_wrapped_config_passes_the_students_data(tmp_path):
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', 'distill_cfg.teacher has no checkpoint')
             build_runner(config, cfg_options=options, work_dir=str(tmp_path))
+
+
+def test_the_opt_out_must_be_a_boolean():
+    with pytest.raises(ValueError, match=r"distill_cfg.check_teacher_labels must be True or "
+                                         r"False, got 'no'"):
+        seg(seg_data(True), check_teacher_labels='no')
