@@ -131,6 +131,17 @@ def check_teacher_taps_run(items, teacher):
             "levels, 'cls_scores' for the dense head's class maps)")
 
 
+def is_class_map(detector, tap):
+    """Whether ``tap`` gives the dense head's class maps: ``'cls_scores'`` or the head's own
+    classification conv (``bbox_head.retina_cls``, ``conv_cls``, ``gfl_cls``, ``rpn_cls``)."""
+    if tap == 'cls_scores':
+        return True
+    head, _, child = tap.partition('.')
+    module = getattr(getattr(detector, head, None), child, None) if child else None
+    return (head == dense_head_name(detector) and child.endswith('_cls')
+            and isinstance(module, torch.nn.Conv2d))
+
+
 def score_layout(detector):
     """``(anchors per location, classes, channels per anchor)`` of the dense head's class maps."""
     head = getattr(detector, dense_head_name(detector))
@@ -138,22 +149,25 @@ def score_layout(detector):
 
 
 def check_class_scores(items, student, teacher):
-    """``'cls_scores'`` paired with ``'cls_scores'`` compares channel ``a·K + c`` (anchor ``a``,
+    """Class maps (``'cls_scores'``, the head's classification conv) paired with class maps
+    compare channel ``a·K + c`` (anchor ``a``,
     class ``c``) with the same channel: both heads need the same anchors and classes. No connector
     mends other classes (a Projector would learn a mix of anchors and classes), so it is refused
     when the model is built, saying what a valid pairing is."""
     for index, item in enumerate(items):
-        if item.student != ('cls_scores',) or item.teacher != 'cls_scores':
+        if len(item.student) != 1 or not (is_class_map(student, item.student[0])
+                                          and is_class_map(teacher, item.teacher)):
             continue
         (s_anchors, s_classes, s_out), (t_anchors, t_classes, t_out) = (
             score_layout(student), score_layout(teacher))
         if (s_anchors, s_classes, s_out) == (t_anchors, t_classes, t_out):
             continue
         raise ValueError(
-            f"distill item {index}: student 'cls_scores' of {type(student).__name__} holds "
-            f'{s_anchors} anchors x {s_classes} classes per location ({s_anchors * s_out} '
-            f"channels) but teacher 'cls_scores' of {type(teacher).__name__} holds {t_anchors} "
-            f'x {t_classes} ({t_anchors * t_out} channels); class scores are compared channel by '
+            f'distill item {index}: student {item.student[0]!r} of {type(student).__name__} '
+            f'holds {s_anchors} anchors x {s_classes} classes per location '
+            f'({s_anchors * s_out} channels) but teacher {item.teacher!r} of '
+            f'{type(teacher).__name__} holds {t_anchors} x {t_classes} ({t_anchors * t_out} '
+            'channels); class scores are compared channel by '
             'channel (anchor a, class c with anchor a, class c), and no connector turns one set '
             f'of classes into another (a Projector {s_anchors * s_out} -> {t_anchors * t_out} '
             'would learn a mix of anchors and classes). A valid pairing: a teacher trained on '
@@ -239,7 +253,8 @@ def check_score_softmax(items, student, teacher):
             continue
         for side, detector, taps in (('student', student, item.student),
                                      ('teacher', teacher, [item.teacher])):
-            if 'cls_scores' not in taps:
+            tap = next((t for t in taps if is_class_map(detector, t)), None)
+            if tap is None:
                 continue
             head = getattr(detector, dense_head_name(detector))
             anchors, classes, _ = score_layout(detector)
@@ -250,8 +265,8 @@ def check_score_softmax(items, student, teacher):
             fix = ('KDLoss(sigmoid=True) (a binary KD of every anchor\'s every class, as the '
                    'head scores them), CWDLoss or MSELoss' if sigmoid else 'CWDLoss or MSELoss')
             raise ValueError(
-                f"distill item {index}: KDLoss takes one softmax over the channels of {side} "
-                f"'cls_scores', but {type(detector).__name__}'s dense head gives {anchors} "
+                f'distill item {index}: KDLoss takes one softmax over the channels of {side} '
+                f"{tap!r}, but {type(detector).__name__}'s dense head gives {anchors} "
                 f'anchors x {classes} classes per location and scores them with {scoring}: the '
                 'softmax would compare one distribution over anchors and classes together, '
                 f'which neither head predicts. Use {fix} (docs/distill_cfg.md)')

@@ -120,3 +120,16 @@ def test_dkd_refusal_recommends_a_per_anchor_loss_for_class_maps():
     with pytest.raises(ValueError, match=r"on 'cls_scores' \(every anchor's class scores\) "
                                          r'KDLoss\(sigmoid=True\) for a sigmoid head'):
         make(teacher=RETINA_R18, losses=items)
+
+
+def test_the_heads_classification_conv_is_a_class_map_too():
+    items = [dict(student='bbox_head.retina_cls', teacher='cls_scores',
+                  loss=dict(type='CWDLoss'))]
+    with pytest.raises(ValueError, match=r"student 'bbox_head.retina_cls' of RetinaNet holds 9 "
+                                         r"anchors x 10 classes .* teacher 'cls_scores' of "
+                                         r'RetinaNet holds 9 x 5 \(45 channels\)'):
+        make(teacher=RETINA_R18, teacher_extra={'bbox_head.num_classes': 5}, losses=items)
+    items = [dict(student='cls_scores', teacher='bbox_head.retina_cls', loss=dict(type='KDLoss'))]
+    with pytest.raises(ValueError, match=r"KDLoss takes one softmax over the channels of student "
+                                         r"'cls_scores'"):
+        make(teacher=RETINA_R18, losses=items)
