@@ -15,7 +15,8 @@ from kdzoo.patches import guard_runner_train
 
 guard_runner_train()  # a config with distill_cfg distils or stops (kdzoo/guard.py)
 
-DISTILL_KEYS = {'teacher', 'losses', 'connectors', 'teacher_check', 'monitor'}
+DISTILL_KEYS = {'teacher', 'losses', 'connectors', 'teacher_check', 'monitor',
+                'check_teacher_labels'}
 STUDENT_PREFIX = 'distiller.student.'
 
 
@@ -48,6 +49,7 @@ def wrap(cfg):
     wrapped = dict(type=task.model_type, student=student, distill_cfg=distill_cfg)
     if 'data_preprocessor' in student:
         wrapped['data_preprocessor'] = student['data_preprocessor']
+    wrapped['student_data'] = (cfg.get('train_dataloader') or {}).get('dataset')  # its labels
     cfg.model = ConfigDict(wrapped)
     if distill_cfg.get('teacher_check', True):
         hooks = list(cfg.get('custom_hooks', []))

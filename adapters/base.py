@@ -7,6 +7,10 @@
   connectors inside :func:`kdzoo.rng.isolated_rng`, so they draw nothing from that stream;
 - the distill items parsed once (:func:`kdzoo.distiller.parse_items`, before the teacher is built,
   so an item's mistake comes first) and handed to ``check_pair`` and the distiller;
+- the teacher's labels against the student's training data (``student_data``, passed by
+  ``kdzoo.adapters.wrap``): its class count, and the class list and label encoding its config
+  declares (:mod:`kdzoo.adapters.labels`; the adapter reads them: ``data_labels``,
+  ``teacher_classes``), unless ``distill_cfg.check_teacher_labels=False``;
 - ``init_weights``: the student's own ``init_weights`` (a ``Pretrained`` backbone, a head's prior),
   exactly as the student alone gets it from MMEngine's runner; the teacher is never re-initialised
   (it is initialised at build time only when no checkpoint replaces its weights);
@@ -14,7 +18,8 @@
   and channel order (:func:`teacher_inputs`); the teacher runs without grad, under
   ``torch.autocast`` when ``teacher_autocast`` is a dtype (:meth:`running_teacher`);
 - the ``loss`` / ``predict`` / ``tensor`` dispatch, ``describe_step`` for ``--dry-run``,
-  labels passed to the losses as ``target``, the iteration (the runner's, read once per step from
+  labels passed to the losses as ``target`` (with the student's ``ignore_index`` where the
+  adapter sets one), the iteration (the runner's, read once per step from
   MMEngine's message hub) passed to the distiller, and the monitor's ``distill.ratio_<name>`` /
   ``distill.agree`` values in the loss dict (:mod:`kdzoo.monitor`; ``distill_cfg.monitor=False``
   turns them off).
@@ -41,7 +46,9 @@ from mmengine.model import BaseModel
 from kdzoo.distiller import Distiller, parse_items
 from kdzoo.monitor import monitor_values
 from kdzoo.rng import isolated_rng
-from kdzoo.teacher import build_teacher
+from kdzoo.teacher import build_teacher, read_config
+
+from .labels import check_teacher_labels
 
 MODES = ('loss', 'predict', 'tensor')
 
@@ -114,14 +121,19 @@ def renormalise(inputs, source, target):
     return raw if mean_t is None else (raw - mean_t.to(raw)) / std_t.to(raw)
 
 
+def loss_class(item):
+    """The loss class of an item (its ``loss.type``: a class or a registered name)."""
+    from kdzoo.registry import LOSSES
+    kind = item.loss['type']
+    return kind if isinstance(kind, type) else LOSSES.get(kind)
+
+
 def label_using(items):
     """``[(item index, loss type)]`` of the items whose loss needs ground-truth labels (a loss
     class with ``requires_target = True``: DKD, OFA)."""
-    from kdzoo.registry import LOSSES
     found = []
     for index, item in enumerate(items):
-        kind = item.loss['type']
-        cls = kind if isinstance(kind, type) else LOSSES.get(kind)
+        cls = loss_class(item)
         if getattr(cls, 'requires_target', False):
             found.append((index, cls.__name__))
     return found
@@ -134,9 +146,13 @@ class DistillModel(BaseModel):
         student: the student's model dict (built by :meth:`build_model`) or module.
         distill_cfg: ``dict(teacher=dict(config=..., checkpoint=..., cfg_options=...,
             strict=True), losses=[...], connectors=dict(...), teacher_check=True,
-            monitor=True)`` (docs/distill_cfg.md); ``teacher_check`` is read by
-            ``kdzoo.adapters.wrap``.
+            monitor=True, check_teacher_labels=True)`` (docs/distill_cfg.md);
+            ``teacher_check`` is read by ``kdzoo.adapters.wrap``.
         data_preprocessor: a dict or module; defaults to the student's own.
+        student_data: the student's training dataset config (``train_dataloader.dataset``;
+            ``kdzoo.adapters.wrap`` passes it): a teacher whose labels are not its labels is an
+            error when built (adapters/labels.py), unless ``distill_cfg.check_teacher_labels``
+            is ``False``.
 
     ``teacher_autocast``: ``None`` (default) or a floating dtype (e.g. ``torch.bfloat16``): the
     teacher's steps then run under ``torch.autocast`` of the inputs' device type with that dtype;
@@ -145,19 +161,27 @@ class DistillModel(BaseModel):
 
     RESERVED = ()
     use_teacher = False
+    ignore_index = None  # the student's ignored label, passed to the losses (label_context)
 
-    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None):
+    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None,
+                 student_data=None):
         student = self.build_model(student)  # first: the global stream, as the student alone
         if isinstance(data_preprocessor, dict):
             data_preprocessor = self.build_model(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor or student.data_preprocessor,
                          init_cfg=init_cfg)
         items = parse_items(distill_cfg['losses'])  # before the teacher: item mistakes first
+        check_labels = distill_cfg.get('check_teacher_labels', True)
+        if not isinstance(check_labels, bool):
+            raise ValueError('distill_cfg.check_teacher_labels must be True or False, got '
+                             f'{check_labels!r}')
         if isinstance(distill_cfg['teacher'], torch.nn.Module):
             check_not_shared(student, distill_cfg['teacher'])  # before freezing it
         with isolated_rng('kdzoo.teacher'):
             teacher = build_teacher(distill_cfg['teacher'], build_model=self.build_model)
         self.check_pair(items, student, teacher)
+        if student_data is not None and check_labels:
+            self.check_labels(distill_cfg['teacher'], teacher, student_data)
         with isolated_rng('kdzoo.connectors'):
             self.distiller = Distiller(
                 student, teacher, items, distill_cfg.get('connectors'),
@@ -176,6 +200,15 @@ class DistillModel(BaseModel):
         """Build-time checks of the :class:`~kdzoo.distiller.DistillItem` s against the two
         models (raise ``ValueError``)."""
 
+    def data_labels(self, dataset_cfg, source):
+        """The :class:`~kdzoo.adapters.labels.DataLabels` a dataset config of this task declares
+        (``None``: the task checks no teacher labels)."""
+        return None
+
+    def teacher_classes(self, teacher):
+        """The number of classes ``teacher`` predicts (``None``: unknown)."""
+        return None
+
     def student_readout_paths(self, student, items):
         """Module paths of ``student`` whose outputs :meth:`student_step` reads (from
         ``distiller.student_taps``, recorded with the items' taps)."""
@@ -193,6 +226,15 @@ class DistillModel(BaseModel):
     def targets(self, data_samples):
         return None
 
+    def label_context(self, data_samples):
+        """What every loss gets besides the two tensors: ``target`` (:meth:`targets`) and, when
+        the adapter sets ``ignore_index`` (the student's ignored label: mmseg's decode head's), that
+        label, so label-using losses skip exactly the pixels the student's own loss skips."""
+        context = dict(target=self.targets(data_samples))
+        if self.ignore_index is not None:
+            context['ignore_index'] = self.ignore_index
+        return context
+
     # -- the skeleton ------------------------------------------------------------------------
     @property
     def student(self):
@@ -209,6 +251,22 @@ class DistillModel(BaseModel):
         if hasattr(self.student, 'init_weights') and not getattr(self.student, 'is_init', False):
             self.student.init_weights()
         self._is_init = True
+
+    def check_labels(self, teacher_cfg, teacher, student_data):
+        """The teacher's labels (its class count; the classes and label encoding of the data its
+        config declares) against the student's training data (adapters/labels.py)."""
+        student = self.data_labels(student_data, "the student's train_dataloader.dataset")
+        if student is None:
+            return
+        config = teacher_cfg.get('config') if isinstance(teacher_cfg, dict) else None
+        declared = None
+        if isinstance(config, str):
+            name = config
+            dataset = (read_config(config).get('train_dataloader') or {}).get('dataset')
+            declared = self.data_labels(dataset, "its config's train_dataloader.dataset")
+        else:
+            name = '(a model dict)' if isinstance(config, dict) else f'({type(teacher).__name__})'
+        check_teacher_labels(student, declared, self.teacher_classes(teacher), name)
 
     def teacher_inputs(self, inputs):
         """The batch as the teacher's own data preprocessor would have normalised it."""
@@ -257,7 +315,7 @@ class DistillModel(BaseModel):
             with self.distiller.step():
                 losses, student, teacher = self.recorded_step(inputs, data_samples)
                 distill = self.distiller.distill_losses(student, teacher, iteration=iteration,
-                                                        target=self.targets(data_samples))
+                                                        **self.label_context(data_samples))
             if self.training:
                 self._steps += 1
             if self.monitor:
@@ -278,4 +336,4 @@ class DistillModel(BaseModel):
         with torch.no_grad(), self.distiller.step():
             _, student, teacher = self.recorded_step(inputs, data_samples)
             return self.distiller.describe(student, teacher, iteration=self.iteration(),
-                                           target=self.targets(data_samples))
+                                           **self.label_context(data_samples))

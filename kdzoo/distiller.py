@@ -5,10 +5,12 @@ It knows nothing about tasks: adapters run the models and hand over their reserv
 
     dict(student='layer4' or ['stage1', 'stage2'], teacher='stages.3',
          loss=dict(type='MSDCRDLoss', ...), weight=1.0, name=None,
-         connector=None, warmup_iters=0)
+         connector=None, warmup_iters=0, resize=False)
 
 gives the loss key ``distill.loss_<name>``, ``name`` defaulting to
 ``<loss type without 'Loss', lowercased>_<item index>`` (e.g. ``distill.loss_msdcrd_0``).
+``resize=True`` accepts paired levels of different strides (detection's FPN levels, checked by
+the mmdet adapter when the model is built), each pair then compared on one grid.
 The teacher is frozen, kept in eval mode (BatchNorm statistics frozen even when the wrapper
 trains; its caller runs it under ``torch.no_grad()``) and held outside the module tree, so it
 never enters the state dict, the optimizer or a DDP wrapper. Connectors (learnable, student
@@ -34,13 +36,15 @@ from kdzoo.finite import check_finite
 from kdzoo.registry import build
 from kdzoo.taps import Taps
 
-ITEM_KEYS = {'student', 'teacher', 'loss', 'weight', 'name', 'connector', 'warmup_iters'}
+ITEM_KEYS = {'student', 'teacher', 'loss', 'weight', 'name', 'connector', 'warmup_iters',
+             'resize'}
 
 
 @dataclass(frozen=True)
 class DistillItem:
     """One parsed distill item; ``student`` is a tuple of taps, fused by the connector if > 1;
-    ``loss`` the loss's config dict (built by the :class:`Distiller`)."""
+    ``loss`` the loss's config dict (built by the :class:`Distiller`); ``resize``: paired levels
+    of different strides accepted (docs/distill_cfg.md)."""
     name: str
     student: tuple
     teacher: str
@@ -48,6 +52,7 @@ class DistillItem:
     weight: float
     connector: str
     warmup_iters: int
+    resize: bool = False
 
 
 def loss_type_name(loss_cfg):
@@ -123,6 +128,9 @@ def parse_item(index, cfg):
         raise ValueError(f'distill item {index}: teacher must be one tap name, '
                          f'got {cfg["teacher"]!r}')
     name = cfg.get('name') or f'{loss_type_name(cfg["loss"])}_{index}'
+    resize = cfg.get('resize', False)
+    if not isinstance(resize, bool):
+        raise ValueError(f'distill item {index}: resize must be True or False, got {resize!r}')
     if not isinstance(name, str) or '.' in name or not name:
         raise ValueError(f'distill item {index}: name must be a non-empty string without dots, '
                          f'got {name!r}')
@@ -130,7 +138,8 @@ def parse_item(index, cfg):
         name=name, student=student, teacher=cfg['teacher'], loss=cfg['loss'],
         weight=number(index, 'weight', cfg.get('weight', 1.0), float),
         connector=cfg.get('connector'),
-        warmup_iters=number(index, 'warmup_iters', cfg.get('warmup_iters', 0), int))
+        warmup_iters=number(index, 'warmup_iters', cfg.get('warmup_iters', 0), int),
+        resize=resize)
 
 
 def build_loss(index, item, cfg):

@@ -49,10 +49,11 @@ class DistillClassifier(DistillModel):
 
     RESERVED = RESERVED
 
-    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None):
+    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None,
+                 student_data=None):
         super().__init__(student, distill_cfg,
                          data_preprocessor=data_preprocessor or ClsDataPreprocessor(),
-                         init_cfg=init_cfg)
+                         init_cfg=init_cfg, student_data=student_data)
         # 'logits' comes with every forward (the monitor's agreement reads it at no cost)
         readouts = self.distiller.readout_names
         self.student_names = ['logits'] + [t for t in readouts['student'] if t != 'logits']

@@ -23,7 +23,11 @@ Training step: the student's own ``loss`` (one forward; the distiller's taps rec
 ``cls_scores`` is read from the dense head's recorded output), then the teacher's
 ``extract_feat`` (and its dense head when a teacher item needs it) under ``torch.no_grad()``,
 then ``distill.loss_<name>`` per item. Teacher taps therefore live in the backbone, the neck or
-the dense head (not in an R-CNN ``roi_head``). Teacher and student may be different detector
+the dense head; one elsewhere (an R-CNN ``roi_head``) is refused at build time. Also checked at
+build time: paired levels (same count, same strides unless the item says ``resize=True``),
+``'cls_scores'`` pairs (same anchors and classes), ``KDLoss`` on a sigmoid or multi-anchor head's
+``'cls_scores'`` (``KDLoss(sigmoid=True)`` instead), and the teacher's classes against the
+student's data (:mod:`kdzoo.adapters.labels`). Teacher and student may be different detector
 types; each keeps its own input normalisation (the student's normalised batch is converted to the
 teacher's mean / std / channel order). ``predict`` / ``tensor`` run the student, or the teacher
 inside ``predicting_with_teacher()``. Losses that need a class label per location (``DKDLoss``,
@@ -31,12 +35,15 @@ inside ``predicting_with_teacher()``. Losses that need a class label per locatio
 targets to anchors. Building, initialisation, mode dispatch and ``describe_step`` are the
 skeleton's (:mod:`kdzoo.adapters.base`).
 """
+import warnings
+
 import torch
 from mmengine.registry import DefaultScope
 
 from kdzoo.registry import MODELS
 
-from ..base import DistillModel, label_using
+from ..base import DistillModel, label_using, loss_class
+from ..labels import data_labels
 
 RESERVED = ('cls_scores',)
 
@@ -88,6 +95,128 @@ def check_levels(items, student, teacher):
                 'with distill_cfg.teacher.cfg_options')
 
 
+def predicted_classes(detector):
+    """The number of object classes a detector predicts: its R-CNN box head's (two-stage: the
+    RPN's one class is objectness), else its ``bbox_head``'s; ``None`` when it says none."""
+    roi_head = getattr(detector, 'roi_head', None)
+    head = getattr(roi_head, 'bbox_head', None) or getattr(detector, 'bbox_head', None)
+    if isinstance(head, torch.nn.ModuleList):  # cascade stages: every stage has the classes
+        head = head[-1]
+    return getattr(head, 'num_classes', None)
+
+
+def teacher_parts(teacher):
+    """The top-level parts of a detector kdzoo's teacher step runs: ``extract_feat`` (backbone,
+    neck) and the dense head."""
+    head = dense_head_name(teacher)
+    return ['backbone'] + (['neck'] if getattr(teacher, 'with_neck', False) else []) + (
+        [head] if head else [])
+
+
+def check_teacher_taps_run(items, teacher):
+    """A teacher tap must sit in a part the teacher step runs; one elsewhere (an R-CNN
+    ``roi_head``) would record nothing, so it is refused when the model is built."""
+    runs = teacher_parts(teacher)
+    children = dict(teacher.named_children())
+    for index, item in enumerate(items):
+        part = item.teacher.split('.')[0]
+        if item.teacher == 'cls_scores' or part in runs or part not in children:
+            continue  # a path that is no module at all: the taps' own error lists close ones
+        raise ValueError(
+            f"distill item {index}: teacher tap {item.teacher!r} is inside {part!r}, which "
+            f"kdzoo's detection teacher does not run: the teacher step runs only {runs} of "
+            f'{type(teacher).__name__} (extract_feat and the dense head, without grad); an '
+            "R-CNN roi_head would need the teacher's own proposals and sampling, so it is not "
+            "run (docs/distill_cfg.md). Tap one of those parts instead ('neck' for the FPN "
+            "levels, 'cls_scores' for the dense head's class maps)")
+
+
+def is_class_map(detector, tap):
+    """Whether ``tap`` gives the dense head's class maps: ``'cls_scores'`` or the head's own
+    classification conv (``bbox_head.retina_cls``, ``conv_cls``, ``gfl_cls``, ``rpn_cls``)."""
+    if tap == 'cls_scores':
+        return True
+    head, _, child = tap.partition('.')
+    module = getattr(getattr(detector, head, None), child, None) if child else None
+    return (head == dense_head_name(detector) and child.endswith('_cls')
+            and isinstance(module, torch.nn.Conv2d))
+
+
+def score_layout(detector):
+    """``(anchors per location, classes, channels per anchor)`` of the dense head's class maps."""
+    head = getattr(detector, dense_head_name(detector))
+    return (getattr(head, 'num_base_priors', 1), head.num_classes, head.cls_out_channels)
+
+
+def check_class_scores(items, student, teacher):
+    """Class maps (``'cls_scores'``, the head's classification conv) paired with class maps
+    compare channel ``a·K + c`` (anchor ``a``,
+    class ``c``) with the same channel: both heads need the same anchors and classes. No connector
+    mends other classes (a Projector would learn a mix of anchors and classes), so it is refused
+    when the model is built, saying what a valid pairing is."""
+    for index, item in enumerate(items):
+        if len(item.student) != 1 or not (is_class_map(student, item.student[0])
+                                          and is_class_map(teacher, item.teacher)):
+            continue
+        (s_anchors, s_classes, s_out), (t_anchors, t_classes, t_out) = (
+            score_layout(student), score_layout(teacher))
+        if (s_anchors, s_classes, s_out) == (t_anchors, t_classes, t_out):
+            continue
+        raise ValueError(
+            f'distill item {index}: student {item.student[0]!r} of {type(student).__name__} '
+            f'holds {s_anchors} anchors x {s_classes} classes per location '
+            f'({s_anchors * s_out} channels) but teacher {item.teacher!r} of '
+            f'{type(teacher).__name__} holds {t_anchors} x {t_classes} ({t_anchors * t_out} '
+            'channels); class scores are compared channel by '
+            'channel (anchor a, class c with anchor a, class c), and no connector turns one set '
+            f'of classes into another (a Projector {s_anchors * s_out} -> {t_anchors * t_out} '
+            'would learn a mix of anchors and classes). A valid pairing: a teacher trained on '
+            "the student's classes (the same num_classes and class list) with the same anchors "
+            "per location (its head's anchor_generator); otherwise distil the FPN levels "
+            "(student='neck', teacher='neck')")
+
+
+def level_strides(detector, tap):
+    """The strides of the levels ``tap`` gives (``None`` when unknown): the dense head's prior
+    strides for ``'cls_scores'`` and paths inside the dense head, and for a neck whose number of
+    levels is the head's (the neck feeds the head)."""
+    head_name = dense_head_name(detector)
+    head = getattr(detector, head_name) if head_name else None
+    strides = getattr(getattr(head, 'prior_generator', None), 'strides', None)
+    if not strides:
+        return None
+    strides = [s[0] if isinstance(s, (tuple, list)) and s[0] == s[1] else s for s in strides]
+    if tap == 'cls_scores' or tap.split('.')[0] == head_name:
+        return strides
+    return strides if num_levels(detector, tap) == len(strides) else None
+
+
+def check_strides(items, student, teacher):
+    """Levels are paired one to one: paired levels of other strides are an error, or, with the
+    item's ``resize=True``, a warning naming the strides (each pair is then compared on one
+    grid)."""
+    for index, item in enumerate(items):
+        if len(item.student) != 1:
+            continue
+        s_strides = level_strides(student, item.student[0])
+        t_strides = level_strides(teacher, item.teacher)
+        if s_strides is None or t_strides is None or s_strides == t_strides:
+            continue
+        pairs = f'student {item.student[0]!r} levels at strides {s_strides} ' \
+                f'({type(student).__name__}) with teacher {item.teacher!r} levels at strides ' \
+                f'{t_strides} ({type(teacher).__name__})'
+        if item.resize:
+            warnings.warn(f'distill item {index} ({item.name!r}, resize=True): pairs {pairs}, '
+                          'level by level, each pair resized to one grid', stacklevel=2)
+            continue
+        raise ValueError(
+            f'distill item {index}: would pair {pairs}; levels are paired one to one (level i '
+            'with level i), so maps of other strides would be resized onto each other. Give '
+            "the teacher the student's strides (its neck's start_level / num_outs and its "
+            "head's prior_generator strides, with distill_cfg.teacher.cfg_options), or set "
+            'resize=True on the item to pair them resized (a warning names the strides)')
+
+
 def check_cls_scores(items, student, teacher):
     """``'cls_scores'`` needs a dense head (one-stage ``bbox_head`` or two-stage ``rpn_head``)."""
     for index, item in enumerate(items):
@@ -107,8 +236,40 @@ def check_no_labels_needed(items):
         raise ValueError(
             f'distill item {index}: {name} needs a ground-truth class per sample, but detection '
             'has none per location of a feature or score map (labels exist per box, and reach '
-            "anchors only through the head's target assignment); use a label-free loss on "
-            "'cls_scores' or the neck instead (KDLoss, CWDLoss, PKDLoss, MSDCRDLoss, LFCCLoss)")
+            "anchors only through the head's target assignment); use a label-free loss instead: "
+            "on 'cls_scores' (every anchor's class scores) KDLoss(sigmoid=True) for a sigmoid "
+            'head (RetinaNet, FCOS, ATSS, GFL, an RPN), CWDLoss or MSELoss; on the neck PKDLoss, '
+            'CWDLoss, MSDCRDLoss or LFCCLoss (docs/distill_cfg.md)')
+
+
+def check_score_softmax(items, student, teacher):
+    """``KDLoss`` takes one softmax over the channels of its input; on ``'cls_scores'`` of a head
+    that scores several anchors per location, or every class by a sigmoid, that softmax mixes
+    anchors and classes: refused when the model is built, with a loss that treats each anchor's
+    classes as the head does."""
+    from kdzoo.losses.kd import KDLoss
+    for index, item in enumerate(items):
+        if loss_class(item) is not KDLoss or item.loss.get('sigmoid', False):
+            continue
+        for side, detector, taps in (('student', student, item.student),
+                                     ('teacher', teacher, [item.teacher])):
+            tap = next((t for t in taps if is_class_map(detector, t)), None)
+            if tap is None:
+                continue
+            head = getattr(detector, dense_head_name(detector))
+            anchors, classes, _ = score_layout(detector)
+            sigmoid = bool(getattr(head, 'use_sigmoid_cls', False))
+            if not sigmoid and anchors == 1:
+                continue  # one softmax over one anchor's classes: the head's own
+            scoring = 'a sigmoid per class' if sigmoid else 'a softmax per anchor'
+            fix = ('KDLoss(sigmoid=True) (a binary KD of every anchor\'s every class, as the '
+                   'head scores them), CWDLoss or MSELoss' if sigmoid else 'CWDLoss or MSELoss')
+            raise ValueError(
+                f'distill item {index}: KDLoss takes one softmax over the channels of {side} '
+                f"{tap!r}, but {type(detector).__name__}'s dense head gives {anchors} "
+                f'anchors x {classes} classes per location and scores them with {scoring}: the '
+                'softmax would compare one distribution over anchors and classes together, '
+                f'which neither head predicts. Use {fix} (docs/distill_cfg.md)')
 
 
 @MODELS.register_module()
@@ -125,10 +286,11 @@ class DistillDetector(DistillModel):
 
     RESERVED = RESERVED
 
-    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None):
+    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None,
+                 student_data=None):
         if isinstance(student, dict) and data_preprocessor is None:
             data_preprocessor = student.get('data_preprocessor')
-        super().__init__(student, distill_cfg, data_preprocessor, init_cfg)
+        super().__init__(student, distill_cfg, data_preprocessor, init_cfg, student_data)
         self.student_head = dense_head_name(self.student)
         self.teacher_head = dense_head_name(self.teacher)
         self.student_names = self.distiller.readout_names['student']  # [] or ['cls_scores']
@@ -142,8 +304,19 @@ class DistillDetector(DistillModel):
 
     def check_pair(self, items, student, teacher):
         check_no_labels_needed(items)
+        check_teacher_taps_run(items, teacher)
         check_cls_scores(items, student, teacher)
+        check_class_scores(items, student, teacher)
+        check_score_softmax(items, student, teacher)
         check_levels(items, student, teacher)
+        check_strides(items, student, teacher)
+
+    def data_labels(self, dataset_cfg, source):
+        from mmdet.registry import DATASETS
+        return data_labels(dataset_cfg, DATASETS, source)
+
+    def teacher_classes(self, teacher):
+        return predicted_classes(teacher)
 
     def student_readout_paths(self, student, items):
         """The dense head when an item reads ``'cls_scores'``: its output is recorded during

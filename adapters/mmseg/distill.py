@@ -22,19 +22,25 @@ Training loss: the student's own losses (``decode.loss_ce``, ``aux.loss_ce``) fr
 forward (backbone, neck, decode head once), plus ``distill.loss_<name>`` per item. ``predict`` /
 ``tensor`` run the student, or the teacher inside ``with model.predicting_with_teacher():``
 (the teacher check hook). The teacher gets the batch in its own normalisation; label-using losses
-get the full-resolution label maps ``(B, H, W)`` as ``target`` (255 ignored). Building,
+get the full-resolution label maps ``(B, H, W)`` as ``target`` and the student's own
+``decode_head.ignore_index`` as ``ignore_index`` (the pixels its loss skips, padding labelled
+``seg_pad_val`` included when the two agree; a warning at build time when they do not). Building,
 initialisation, mode dispatch and ``describe_step`` are the skeleton's (:mod:`kdzoo.adapters.base`).
 """
+import warnings
+
 import torch
 from mmengine.registry import DefaultScope
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import DATASETS as SEG_DATASETS
 from mmseg.registry import MODELS as SEG_MODELS
 from mmseg.utils import add_prefix
 
 from kdzoo.registry import MODELS
 from kdzoo.tasks import STAGES
 
-from ..base import DistillModel, check_same_classes
+from ..base import DistillModel, check_same_classes, label_using
+from ..labels import data_labels
 
 RESERVED = ('logits',) + STAGES
 
@@ -67,6 +73,21 @@ def check_num_classes(items, student, teacher):
         'fine-tuned first), or distil features (stage taps) instead.')
 
 
+def check_padding_label(items, student, preprocessor):
+    """Padded pixels are labelled ``seg_pad_val``; a label-using loss skips only the student's
+    ``ignore_index``, so when the two differ padding is trained as a class: warn at build time."""
+    pad = getattr(preprocessor, 'seg_pad_val', None)
+    ignore = student.decode_head.ignore_index
+    using = label_using(items)
+    if using and pad is not None and pad != ignore:
+        warnings.warn(
+            f'distill items {[index for index, _ in using]} ({", ".join(n for _, n in using)}) '
+            f'use labels: they skip the student\'s decode_head.ignore_index={ignore}, but the data '
+            f'preprocessor pads label maps with seg_pad_val={pad}, so padded pixels are trained '
+            f'as class {pad} (by the student\'s own loss too); set seg_pad_val={ignore} in the '
+            'data preprocessor', stacklevel=2)
+
+
 def run_segmentor(model, inputs, decode=True):
     """One forward of an ``EncoderDecoder`` through ``__call__`` (so taps record):
     ``(backbone outputs, neck outputs, decode-head logits or None)``."""
@@ -92,7 +113,8 @@ def readouts(stages, logits, names, side):
 
 
 def label_maps(data_samples):
-    """The batch's ground-truth label maps ``(B, H, W)`` (long; 255 where ignored or padded)."""
+    """The batch's ground-truth label maps ``(B, H, W)`` (long; the dataset's ignored label, and
+    the data preprocessor's ``seg_pad_val`` where padded)."""
     return torch.stack([sample.gt_sem_seg.data[0] for sample in data_samples]).long()
 
 
@@ -109,8 +131,11 @@ class DistillSegmentor(DistillModel):
 
     RESERVED = RESERVED
 
-    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None):
-        super().__init__(student, distill_cfg, data_preprocessor, init_cfg)
+    def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None,
+                 student_data=None):
+        super().__init__(student, distill_cfg, data_preprocessor, init_cfg, student_data)
+        # the pixels the student's own loss skips are the ones the label-using losses skip
+        self.ignore_index = self.student.decode_head.ignore_index
         self.student_names = sorted(self.distiller.readout_names['student'])
         self.teacher_names = sorted(self.distiller.readout_names['teacher'])
         teacher_taps = set(self.distiller.tap_names['teacher'])
@@ -124,6 +149,13 @@ class DistillSegmentor(DistillModel):
         check_segmentor(student, 'student')
         check_segmentor(teacher, 'teacher')
         check_num_classes(items, student, teacher)
+        check_padding_label(items, student, self.data_preprocessor)
+
+    def data_labels(self, dataset_cfg, source):
+        return data_labels(dataset_cfg, SEG_DATASETS, source, encodes=True)
+
+    def teacher_classes(self, teacher):
+        return teacher.decode_head.num_classes
 
     def teacher_step(self, inputs):
         stages, _, logits = run_segmentor(self.teacher, inputs, self.teacher_decodes)

@@ -5,6 +5,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from kdzoo.rng import isolated_rng
 from kdzoo.wrappers import unwrap
 
 
@@ -16,6 +17,12 @@ class TeacherCheckHook(Hook):
     Uses the runner's own val dataloader and evaluator; the distilling model's
     ``predicting_with_teacher()`` context makes its predict mode run the teacher.
     Disable with ``distill_cfg.teacher_check=False``.
+
+    The check draws nothing from the student's random streams (the rule of kdzoo/rng.py): it
+    runs inside :func:`kdzoo.rng.isolated_rng`, so the global torch (CUDA), numpy and Python
+    states that the val dataloader's iterator (its base seed) and any random transform draw
+    from are restored afterwards, and the student trains bit for bit the same with or without
+    the check. The training dataloader, its sampler and generator are not touched.
     """
 
     priority = 'VERY_LOW'
@@ -24,8 +31,9 @@ class TeacherCheckHook(Hook):
         if runner.val_loop is None:
             runner.logger.warning('teacher check skipped: the config has no val_dataloader')
             return
-        metrics = {k: float(v) if isinstance(v, numbers.Real) else v
-                   for k, v in evaluate_teacher(runner).items()}
+        with isolated_rng('kdzoo.teacher_check'):
+            metrics = evaluate_teacher(runner)
+        metrics = {k: float(v) if isinstance(v, numbers.Real) else v for k, v in metrics.items()}
         runner.logger.info('teacher check (teacher on the val set): ' + ', '.join(
             f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items()))
         for key, value in metrics.items():

@@ -17,8 +17,9 @@ over the non-target logits only (they are gathered, not masked), so no ``log 0``
 logits. With 2 classes the non-target distribution has one class and NCKD is exactly 0.
 
 Defaults: ``alpha=1.0, beta=8.0, tau=4.0``. Inputs: logits ``(B, K)`` or dense logit maps
-``(B, K, H, W)``, ``K >= 2``, and ``target`` ``(B,)`` or ``(B, H, W)`` (``ignore_index`` 255
-skipped).
+``(B, K, H, W)``, ``K >= 2``, and ``target`` ``(B,)`` or ``(B, H, W)``; samples labelled
+``ignore_index`` are skipped (the student's own, passed by the segmentation adapter; 255 by
+default).
 """
 import torch
 from torch import nn
@@ -62,9 +63,10 @@ class DKDLoss(nn.Module):
         self.beta = beta
         self.tau = check_temperature(tau, 'DKDLoss', 'the softmax temperature', 4.0)
 
-    def forward(self, student, teacher, target=None, **ctx):
+    def forward(self, student, teacher, target=None, ignore_index=255, **ctx):
         if student.dim() >= 2 and student.shape[1] < 2:
             raise ValueError('DKDLoss: needs at least 2 classes, got student '
                              f'{tuple(student.shape)} and teacher {tuple(teacher.shape)}')
-        student, teacher, target = labelled_pair(student, teacher, target, 'DKDLoss')
+        student, teacher, target = labelled_pair(student, teacher, target, 'DKDLoss',
+                                             ignore_index=ignore_index)
         return dkd_loss(student, teacher, target, self.alpha, self.beta, self.tau)

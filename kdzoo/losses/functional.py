@@ -76,8 +76,9 @@ def logit_pair(student, teacher, loss_name):
 
 
 def label_grid(target, logits):
-    """Label maps ``(B, H, W)`` resized (nearest, so 255 stays 255) to the grid of ``(B, K, h, w)``
-    ``logits``; image labels ``(B,)``, ``None`` and maps already on that grid pass unchanged."""
+    """Label maps ``(B, H, W)`` resized (nearest, so the ignored label, whatever its value, stays
+    itself) to the grid of ``(B, K, h, w)`` ``logits``; image labels ``(B,)``, ``None`` and maps
+    already on that grid pass unchanged."""
     if target is None or target.dim() != 3 or logits.dim() != 4:
         return target
     if tuple(target.shape[-2:]) == tuple(logits.shape[-2:]):
@@ -179,8 +180,10 @@ def labelled_pair(student, teacher, target, loss_name, ignore_index=255):
     location, or label maps ``(B, H, W)`` at any resolution, resized to the compared grid
     (:func:`label_grid`).
 
-    Samples labelled ``ignore_index`` (mmseg's 255) are dropped; any other label outside ``[0, K)``
-    is a ValueError. Returns float32 ``(student (N, K), teacher (N, K), target (N,))``.
+    Samples labelled ``ignore_index`` are dropped; any other label outside ``[0, K)`` is a
+    ValueError. ``ignore_index`` is the student's own (the segmentation adapter passes its decode
+    head's ``ignore_index`` to every loss, docs/distill_cfg.md); 255, mmseg's default, when no
+    adapter says otherwise. Returns float32 ``(student (N, K), teacher (N, K), target (N,))``.
     """
     student, teacher = aligned_logits(student, teacher, loss_name)
     if target is not None:

@@ -17,7 +17,8 @@ probability underflows.
 
 Defaults: ``eps=1.0, tau=1.0``. Inputs: logits ``(B, K)`` or dense logit maps ``(B, K, H, W)``,
 and ``target``: ``(B,)`` labels (repeated per location) or ``(B, H, W)`` label maps; samples
-labelled ``ignore_index`` (255) are skipped.
+labelled ``ignore_index`` are skipped (the student's own, passed by the segmentation adapter; 255
+by default).
 """
 import torch.nn.functional as F
 from torch import nn
@@ -46,6 +47,7 @@ class OFALoss(nn.Module):
         self.eps = eps
         self.tau = check_temperature(tau, 'OFALoss', 'the softmax temperature', 1.0)
 
-    def forward(self, student, teacher, target=None, **ctx):
-        student, teacher, target = labelled_pair(student, teacher, target, 'OFALoss')
+    def forward(self, student, teacher, target=None, ignore_index=255, **ctx):
+        student, teacher, target = labelled_pair(student, teacher, target, 'OFALoss',
+                                             ignore_index=ignore_index)
         return ofa_loss(student, teacher, target, self.eps, self.tau)

@@ -81,6 +81,7 @@ def options_for(config, data, tmp_path):
     options['distill_cfg.teacher.cfg_options'] = shrink_options(teacher)
     options['distill_cfg.teacher.checkpoint'] = None
     options['distill_cfg.teacher_check'] = False  # covered by the quick-start and README runs
+    options['distill_cfg.check_teacher_labels'] = False  # COCO teacher configs, the toy set
     return options
 
 
@@ -169,6 +170,7 @@ distill_cfg = dict(
         dict(student='neck', teacher='neck', loss=dict(type='PKDLoss'), weight=6.0),
         dict(student='cls_scores', teacher='cls_scores', loss=dict(type='CWDLoss'), weight=5.0),
     ],
+    check_teacher_labels=False,  # the teacher's config declares COCO's 80 classes
 )
 '''
 
