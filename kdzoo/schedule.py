@@ -56,11 +56,10 @@ def overridden_max_iters(cfg_options):
 
 def overrides(cfg_options, key):
     """Whether ``cfg_options`` set ``key`` (``'param_scheduler'``, ``'train_cfg.val_interval'``)
-    or a part of it, or a parent dict holding it."""
-    parent, _, leaf = key.rpartition('.')
+    or a part of it, or give its parent as a whole dict (e.g. ``train_cfg=dict(...)``)."""
+    parent = key.rpartition('.')[0]
     return any(k == key or k.startswith(key + '.') for k in cfg_options) or (
-        bool(parent) and isinstance(cfg_options.get(parent), dict)
-        and leaf in cfg_options[parent])
+        bool(parent) and isinstance(cfg_options.get(parent), dict))
 
 
 def with_rescaled_schedule(cfg, cfg_options):

@@ -122,3 +122,15 @@ def test_dry_run_ratio_is_at_the_full_weight(distill_config, capsys):
             'its weight)\n') in out
     assert '(weight 1e+06, warmup_iters 500)' in out
     assert "warning: distill item 'kd'" in out  # the weight 1e6 is still far off
+
+
+def test_an_epoch_based_schedule_is_not_rescaled_silently(shapes_data, tmp_path):
+    cfg = runner_config(shapes_data, tmp_path / 'work', max_iters=500)
+    cfg['param_scheduler'] = [dict(type='MultiStepLR', milestones=[2], by_epoch=True)]
+    config = write_config(tmp_path / 'epoch_schedule.py', cfg)
+    with pytest.raises(ValueError, match='^' + re.escape(
+            "the schedule must be iteration-based to be rescaled to 2 iterations, got {'type': "
+            "'MultiStepLR', 'milestones': [2], 'by_epoch': True}; keep the config's own length "
+            '(no --iters, no train_cfg.max_iters override), give an iteration-based schedule '
+            '(by_epoch=False) or set param_scheduler yourself') + '$'):
+        load_config(config, {'train_cfg.max_iters': 2})
