@@ -134,3 +134,19 @@ def test_an_epoch_based_schedule_is_not_rescaled_silently(shapes_data, tmp_path)
             '(no --iters, no train_cfg.max_iters override), give an iteration-based schedule '
             '(by_epoch=False) or set param_scheduler yourself') + '$'):
         load_config(config, {'train_cfg.max_iters': 2})
+
+
+def test_an_epoch_based_run_s_length_counts_its_iterations(shapes_data, teacher_checkpoint,
+                                                           tmp_path):
+    """1 epoch of 32 training images in batches of 4: 8 iterations, the length of the
+    warm-up."""
+    from tools_helpers import TEACHER
+    distill_cfg = dict(teacher=dict(config=TEACHER, checkpoint=teacher_checkpoint),
+                       **kd_with_warmup(8))
+    cfg = runner_config(shapes_data, tmp_path / 'work', distill_cfg=distill_cfg)
+    cfg['train_cfg'] = dict(type='EpochBasedTrainLoop', max_epochs=1)
+    config = write_config(tmp_path / 'epochs.py', cfg)
+    with pytest.raises(ValueError, match=re.escape(
+            "distill item 0 ('kd'): warmup_iters 8 >= max_iters 8: the item never reaches its "
+            'weight 1 in this run;')):
+        build_runner(config)
