@@ -23,17 +23,17 @@ from kdzoo.schedule import check_warmup, is_iteration_based, with_rescaled_sched
 from kdzoo.wrappers import unwrap
 
 
-def load_config(path, cfg_options=None, work_dir=None):
+def load_config(path, cfg_options=None, work_dir=None, resume=False):
     """Read ``path``, apply ``cfg_options`` and set ``work_dir``; the distill wrapping comes
     later. Options that change an iteration-based config's ``train_cfg.max_iters`` rescale its
-    schedule and validation interval too, with a line saying so
-    (:func:`kdzoo.schedule.with_rescaled_schedule`)."""
+    schedule (not when ``resume``: the checkpoint's is restored) and validation interval too,
+    with a line saying so (:func:`kdzoo.schedule.with_rescaled_schedule`)."""
     from mmengine.config import Config
     if not osp.isfile(path):
         raise FileNotFoundError(f'config not found: {path}')
     cfg = Config.fromfile(path)
     if cfg_options:
-        cfg.merge_from_dict(with_rescaled_schedule(cfg, cfg_options))
+        cfg.merge_from_dict(with_rescaled_schedule(cfg, cfg_options, resume))
     if work_dir:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
@@ -64,7 +64,7 @@ def build_runner(config, *, cfg_options=None, work_dir=None, launcher='none', am
     stream seeded."""
     from mmengine.runner import Runner
     harden_mmengine_loading()
-    cfg = load_config(config, cfg_options, work_dir)
+    cfg = load_config(config, cfg_options, work_dir, resume=bool(resume))
     check_explicit_overrides(cfg, cfg_options)
     if student_only:
         cfg.pop('distill_cfg', None)

@@ -62,11 +62,14 @@ def overrides(cfg_options, key):
         bool(parent) and isinstance(cfg_options.get(parent), dict))
 
 
-def with_rescaled_schedule(cfg, cfg_options):
+def with_rescaled_schedule(cfg, cfg_options, resume=False):
     """``cfg_options`` plus, when they change an iteration-based config's ``train_cfg.max_iters``,
     the config's ``param_scheduler`` and ``train_cfg.val_interval`` rescaled to the new length (as
     ``tools/compare.py --iters`` does), each unless ``cfg_options`` set it themselves; prints one
     line saying what was rescaled, from what to what. ``cfg`` is the config before the options.
+    ``resume``: the run resumes from a checkpoint, whose schedulers' state (their length
+    included) MMEngine restores over the config's: the schedule is then not rescaled, and the
+    line says so.
 
     Without it, ``--cfg-options train_cfg.max_iters=4`` on a 500-iteration OneCycleLR config keeps
     ``total_steps=500`` (the learning rate never leaves its warm-up) and ``val_interval=500`` (no
@@ -77,19 +80,24 @@ def with_rescaled_schedule(cfg, cfg_options):
     if not isinstance(iters, int) or isinstance(iters, bool) or iters < 1:
         raise ValueError(f'train_cfg.max_iters must be a positive integer, got {iters!r}')
     before = cfg.train_cfg.max_iters
-    added, said = {}, []
-    if cfg.get('param_scheduler') and not overrides(cfg_options, 'param_scheduler'):
+    added, rescaled, said = {}, [], []
+    if resume and cfg.get('param_scheduler'):
+        said.append('param_scheduler not rescaled: --resume restores the schedulers\' state, '
+                    'their length included, from the checkpoint')
+    elif cfg.get('param_scheduler') and not overrides(cfg_options, 'param_scheduler'):
         added['param_scheduler'] = rescaled_schedule(cfg, iters)
         spans = [describe_scheduler(old, new)
                  for old, new in zip(cfg.param_scheduler, added['param_scheduler'])]
-        said.append(f'param_scheduler {"; ".join(spans)}')
+        rescaled.append(f'param_scheduler {"; ".join(spans)}')
     if not overrides(cfg_options, 'train_cfg.val_interval'):
         interval = rescaled_val_interval(cfg, iters)
         added['train_cfg.val_interval'] = interval
-        said.append(f'val_interval {cfg.train_cfg.get("val_interval", DEFAULT_VAL_INTERVAL)} '
-                    f'-> {interval}')
+        rescaled.append(f'val_interval {cfg.train_cfg.get("val_interval", DEFAULT_VAL_INTERVAL)} '
+                        f'-> {interval}')
+    if rescaled:
+        said.insert(0, f'rescaled {", ".join(rescaled)}')
     if said:
-        print(f'train_cfg.max_iters {before} -> {iters}: rescaled {", ".join(said)} (give '
+        print(f'train_cfg.max_iters {before} -> {iters}: {"; ".join(said)} (give '
               'param_scheduler / train_cfg.val_interval in --cfg-options to set them yourself)',
               flush=True)
     return dict(cfg_options, **added)

@@ -150,3 +150,15 @@ def test_an_epoch_based_run_s_length_counts_its_iterations(shapes_data, teacher_
             "distill item 0 ('kd'): warmup_iters 8 >= max_iters 8: the item never reaches its "
             'weight 1 in this run;')):
         build_runner(config)
+
+
+def test_a_resumed_run_says_its_schedule_comes_from_the_checkpoint(one_cycle_config, capsys):
+    """MMEngine restores the schedulers' state (total_steps included) from the resume checkpoint
+    over the config's: a rescaled schedule would be replaced, so it is not claimed."""
+    cfg = load_config(one_cycle_config, {'train_cfg.max_iters': 2}, resume=True)
+    assert capsys.readouterr().out == (
+        'train_cfg.max_iters 500 -> 2: rescaled val_interval 500 -> 2; param_scheduler not '
+        "rescaled: --resume restores the schedulers' state, their length included, from the "
+        'checkpoint (give param_scheduler / train_cfg.val_interval in --cfg-options to set them '
+        'yourself)\n')
+    assert cfg.param_scheduler == [ONE_CYCLE] and cfg.train_cfg.val_interval == 2
