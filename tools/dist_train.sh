@@ -22,6 +22,10 @@ fi
 CONFIG=$1
 NPROC=$2
 shift 2
+if [ ! -f "$CONFIG" ]; then
+  echo "config not found: $CONFIG (paths are read from $(pwd))" >&2
+  exit 2
+fi
 TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=${PYTHON:-$( [ -x "$TOOLS/../.venv/bin/python" ] && echo "$TOOLS/../.venv/bin/python" || echo python)}
 exec "$PY" -m torch.distributed.run --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \

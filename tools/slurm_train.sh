@@ -21,6 +21,10 @@ JOB_NAME=$2
 CONFIG=$3
 WORK_DIR=$4
 shift 4
+if [ ! -f "$CONFIG" ]; then
+  echo "config not found: $CONFIG (paths are read from $(pwd))" >&2
+  exit 2
+fi
 GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}

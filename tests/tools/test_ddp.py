@@ -232,6 +232,15 @@ def test_dist_train_reads_relative_paths_from_the_user_s_directory(one_node):
     assert not os.path.exists(os.path.join(REPO, 'work'))
 
 
+@pytest.mark.parametrize('argv', [[DIST_TRAIN, 'missing.py', '2'],
+                                  [SLURM_TRAIN, 'cpu', 'job', 'missing.py', 'work']],
+                         ids=['dist_train', 'slurm_train'])
+def test_a_missing_config_stops_before_the_launch(tmp_path, argv):
+    done = subprocess.run(['bash', *argv], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr == f'config not found: missing.py (paths are read from {tmp_path})\n'
+
+
 def test_two_nodes_of_one_process_train_the_two_process_student(one_node, shapes_data,
                                                                 teacher_checkpoint, tmp_path):
     """NNODES=2 with NODE_RANK 0 and 1 on localhost (two torchrun launches, gloo): the same
