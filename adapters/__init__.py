@@ -38,24 +38,67 @@ def wrap(cfg):
 
     The student model dict is kept as it is (``model.student``); the task adapter is imported so
     its classes are registered. Configs without ``distill_cfg`` are returned unchanged (a plain
-    student run), their adapter still imported.
+    student run), their adapter still imported. A config whose model already is a distilling
+    model (the explicit form, docs/entry_points.md) is not wrapped again: only the teacher check
+    hook is added (:func:`explicit_distill_cfg`).
     """
     task = tasks.of_config(cfg)
-    if 'distill_cfg' not in cfg:
+    if is_distill_model_cfg(cfg):
+        distill_cfg = explicit_distill_cfg(cfg)
+    elif 'distill_cfg' not in cfg:
         return cfg
-    distill_cfg = ConfigDict(cfg.distill_cfg)
-    check_distill_cfg(distill_cfg)
-    student = cfg.model
-    wrapped = dict(type=task.model_type, student=student, distill_cfg=distill_cfg)
-    if 'data_preprocessor' in student:
-        wrapped['data_preprocessor'] = student['data_preprocessor']
-    wrapped['student_data'] = (cfg.get('train_dataloader') or {}).get('dataset')  # its labels
-    cfg.model = ConfigDict(wrapped)
+    else:
+        distill_cfg = ConfigDict(cfg.distill_cfg)
+        check_distill_cfg(distill_cfg)
+        student = cfg.model
+        wrapped = dict(type=task.model_type, student=student, distill_cfg=distill_cfg)
+        if 'data_preprocessor' in student:
+            wrapped['data_preprocessor'] = student['data_preprocessor']
+        cfg.model = ConfigDict(wrapped)
+    # the student's training data: its labels are checked against the teacher's (seg, det)
+    cfg.model.setdefault('student_data', (cfg.get('train_dataloader') or {}).get('dataset'))
     if distill_cfg.get('teacher_check', True):
         hooks = list(cfg.get('custom_hooks', []))
         hooks.append(dict(type='TeacherCheckHook'))
         cfg.custom_hooks = hooks
     return cfg
+
+
+def is_distill_model_cfg(cfg):
+    """Whether the config's ``model`` already builds a registered task's distilling model (the
+    explicit form of docs/entry_points.md: ``type='kdzoo.DistillDetector'``, ...); the config's
+    task adapter is imported first, so its distilling model is registered."""
+    tasks.of_config(cfg)
+    model = cfg.get('model')
+    if not isinstance(model, dict):
+        return False
+    kind = model.get('type')
+    classes = tuple(task.distill_model for task in tasks.REGISTERED.values())
+    if isinstance(kind, type):
+        return issubclass(kind, classes)
+    return isinstance(kind, str) and kind.rpartition('.')[2] in {c.__name__ for c in classes}
+
+
+def explicit_distill_cfg(cfg):
+    """The ``distill_cfg`` of a config written in the explicit form: its model's, which is what
+    the model is built with (it is not wrapped a second time); its keys checked."""
+    distill_cfg = ConfigDict(cfg.model.get('distill_cfg') or {})
+    check_distill_cfg(distill_cfg)
+    return distill_cfg
+
+
+def check_explicit_overrides(cfg, cfg_options):
+    """On a config in the explicit form, ``cfg_options`` that set the top-level ``distill_cfg``
+    would change nothing (the model is built with ``model.distill_cfg``, a copy made when the
+    config was read): a ``ValueError`` naming them and the keys to give instead."""
+    if not is_distill_model_cfg(cfg):
+        return
+    ignored = sorted(k for k in cfg_options or {} if k.split('.')[0] == 'distill_cfg')
+    if ignored:
+        raise ValueError(
+            f'--cfg-options {ignored}: this config is in the explicit form (its model is '
+            f'{cfg.model.type!r}, built with model.distill_cfg), so the top-level distill_cfg is '
+            f'not read; give them as {["model." + k for k in ignored]} (docs/entry_points.md)')
 
 
 def student_state_dict(cfg, state_dict):

@@ -14,23 +14,26 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import kdzoo  # noqa: F401  (fork config scopes, before any config is parsed)
-from kdzoo.adapters import wrap
+from kdzoo.adapters import check_explicit_overrides, is_distill_model_cfg, wrap
 from kdzoo.data_stream import seed_train_stream
 from kdzoo.hooks.split_classes import check_training_classes
 from kdzoo.monitor import ratio_warnings
 from kdzoo.patches import harden_mmengine_loading
+from kdzoo.schedule import check_warmup, is_iteration_based, with_rescaled_schedule
 from kdzoo.wrappers import unwrap
 
 
-def load_config(path, cfg_options=None, work_dir=None):
+def load_config(path, cfg_options=None, work_dir=None, resume=False):
     """Read ``path``, apply ``cfg_options`` and set ``work_dir``; the distill wrapping comes
-    later."""
+    later. Options that change an iteration-based config's ``train_cfg.max_iters`` rescale its
+    schedule (not when ``resume``: the checkpoint's is restored) and validation interval too,
+    with a line saying so (:func:`kdzoo.schedule.with_rescaled_schedule`)."""
     from mmengine.config import Config
     if not osp.isfile(path):
         raise FileNotFoundError(f'config not found: {path}')
     cfg = Config.fromfile(path)
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        cfg.merge_from_dict(with_rescaled_schedule(cfg, cfg_options, resume))
     if work_dir:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
@@ -53,16 +56,20 @@ def build_runner(config, *, cfg_options=None, work_dir=None, launcher='none', am
     """The MMEngine Runner of the config file ``config``: tools/train.py's arguments by name.
 
     ``cfg_options`` (a dict of dotted keys) are applied to the config, ``work_dir`` replaces its
-    own; ``launcher`` is ``'none'`` or ``'pytorch'`` (multi-process, :func:`distributed_setup`);
+    own; ``launcher`` is ``'none'``, ``'pytorch'`` or ``'slurm'`` (multi-process,
+    :func:`distributed_setup`);
     ``amp`` trains with mixed precision (CUDA only); ``resume`` is ``'auto'`` (the work dir's last
     checkpoint) or a checkpoint path; ``student_only=True`` drops ``distill_cfg`` (the same
     config's student, trained alone). The config is wrapped for distillation and its training
     stream seeded."""
     from mmengine.runner import Runner
     harden_mmengine_loading()
-    cfg = load_config(config, cfg_options, work_dir)
+    cfg = load_config(config, cfg_options, work_dir, resume=bool(resume))
+    check_explicit_overrides(cfg, cfg_options)
     if student_only:
         cfg.pop('distill_cfg', None)
+        if is_distill_model_cfg(cfg):  # the explicit form: its student alone
+            cfg.model = cfg.model.student
     cfg = wrap(cfg)
     seed_train_stream(cfg, run_seed(cfg))
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
@@ -80,7 +87,22 @@ def build_runner(config, *, cfg_options=None, work_dir=None, launcher='none', am
     if resume:
         cfg.resume = True
         cfg.load_from = last_checkpoint(cfg.work_dir) if resume == 'auto' else resume
-    return Runner.from_cfg(cfg)
+    runner = Runner.from_cfg(cfg)
+    check_run_length(runner)
+    return runner
+
+
+def check_run_length(runner):
+    """Every distill item's warm-up ends within the run (:func:`kdzoo.schedule.check_warmup`),
+    before anything trains. An epoch-based run's length is known once its training loop is built
+    (its data loader's length), which ``runner.train()`` does first anyway; it is built here only
+    when an item has a warm-up."""
+    model = unwrap(runner.model)
+    items = model.distiller.items if hasattr(model, 'distiller') else []
+    if not any(item.warmup_iters for item in items):
+        return
+    cfg = runner.cfg
+    check_warmup(items, cfg.train_cfg.max_iters if is_iteration_based(cfg) else runner.max_iters)
 
 
 def last_checkpoint(work_dir):
@@ -102,12 +124,15 @@ def last_checkpoint(work_dir):
 
 
 def distributed_setup(cfg):
-    """Multi-process training (``--launcher pytorch``, tools/dist_train.sh) on any machine.
+    """Multi-process training (``--launcher pytorch``: tools/dist_train.sh, one node or several;
+    ``--launcher slurm``: tools/slurm_train.sh) on any machine.
 
     The backend follows the device, whatever ``env_cfg.dist_cfg`` says or omits: ``nccl`` with
     CUDA, ``gloo`` without. Without CUDA the process group is started here, because MMEngine's
-    ``init_dist`` calls ``torch.cuda.set_device`` first, and the DDP wrapper gets no
-    ``device_ids`` (MMEngine passes ``[LOCAL_RANK]``, a CUDA device, to a CPU module).
+    ``init_dist`` calls ``torch.cuda.set_device`` first (for Slurm, the rank and rendezvous come
+    from Slurm's variables first, :func:`slurm_environment`), the DDP wrapper gets no
+    ``device_ids`` (MMEngine passes ``[LOCAL_RANK]``, a CUDA device, to a CPU module), and SyncBN
+    becomes BN (:func:`cpu_batch_norm`).
     """
     import torch
     import torch.distributed as dist
@@ -119,7 +144,10 @@ def distributed_setup(cfg):
     cfg.env_cfg = dict(env_cfg, dist_cfg=dist_cfg)
     if cuda:
         return
+    cpu_batch_norm(cfg)
     if not dist.is_initialized():
+        if cfg.launcher == 'slurm':
+            slurm_environment()
         options = {k: v for k, v in dist_cfg.items() if k != 'backend'}
         if 'timeout' in options:
             options['timeout'] = timedelta(seconds=options['timeout'])
@@ -132,6 +160,62 @@ def distributed_setup(cfg):
     if issubclass(kind, DistributedDataParallel):
         wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+SYNC_BN = ('SyncBN', 'MMSyncBN')  # torch's and mmcv's SyncBatchNorm, as configs name them
+
+
+def cpu_batch_norm(cfg):
+    """SyncBN -> BN in ``cfg.model`` (every ``dict(type='SyncBN')``, e.g. mmseg's base models'
+    ``norm_cfg``) and no ``sync_bn`` conversion, for multi-process training on the CPU, with a
+    line saying so: torch's SyncBatchNorm needs CUDA (DDP refuses a CPU module holding one:
+    ``SyncBatchNorm layers only work with GPU modules``). Each process then normalises with the
+    statistics of its own part of the batch, as a 1-process run on that part would."""
+    paths = []
+
+    def convert(node, path):
+        if isinstance(node, dict):
+            if node.get('type') in SYNC_BN:
+                node['type'] = 'BN'
+                paths.append(path)
+            for key, value in node.items():
+                convert(value, f'{path}.{key}')
+        elif isinstance(node, (list, tuple)):
+            for index, value in enumerate(node):
+                convert(value, f'{path}.{index}')
+
+    convert(cfg.model, 'model')
+    if cfg.pop('sync_bn', None) is not None:
+        paths.append('sync_bn')
+    if paths:
+        print(f'SyncBN -> BN for multi-process training on the CPU ({", ".join(paths)}): '
+              'SyncBatchNorm needs CUDA; each process normalises with its own batch statistics',
+              flush=True)
+
+
+def slurm_environment():
+    """torch.distributed's ``env://`` variables from Slurm's (as MMEngine's ``init_dist('slurm')``
+    sets them, without its ``torch.cuda.set_device``): RANK from ``SLURM_PROCID``, WORLD_SIZE
+    from ``SLURM_NTASKS``, LOCAL_RANK from ``SLURM_LOCALID``; MASTER_ADDR, when not set, is the
+    first host of ``SLURM_NODELIST`` (``scontrol show hostname``), MASTER_PORT 29500 when not
+    set (tools/slurm_train.sh sets it from PORT)."""
+    import os
+    import subprocess
+    needed = ['SLURM_PROCID', 'SLURM_NTASKS'] + ([] if 'MASTER_ADDR' in os.environ else
+                                                 ['SLURM_NODELIST'])
+    missing = [k for k in needed if k not in os.environ]
+    if missing:
+        raise RuntimeError(
+            f'--launcher slurm: {", ".join(missing)} not set: start the processes with srun '
+            '(tools/slurm_train.sh), or use --launcher pytorch with torchrun '
+            '(tools/dist_train.sh)')
+    if 'MASTER_ADDR' not in os.environ:
+        os.environ['MASTER_ADDR'] = subprocess.getoutput(
+            f'scontrol show hostname {os.environ["SLURM_NODELIST"]} | head -n1')
+    os.environ.setdefault('MASTER_PORT', '29500')
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
 
 
 @contextmanager
@@ -165,8 +249,15 @@ def process_group_teardown():
 
 def dry_run(runner):
     """One batch through the model: print every distill item, the loss values and the monitor's
-    ratios (a warning for a ratio outside ``kdzoo.monitor.RATIO_RANGE``), no update."""
+    ratios (a warning for a ratio outside ``kdzoo.monitor.RATIO_RANGE``), no update.
+
+    The step is taken at the items' full weights: an item with ``warmup_iters`` would weigh only
+    ``1 / warmup_iters`` of it at the first iteration, and its ratio (and the weight advised)
+    would be off by that factor. The step is run as the first iteration past every warm-up
+    (MMEngine's message hub ``iter``, which the distilling model reads), and the output says so.
+    """
     import torch
+    from mmengine.logging import MessageHub
 
     model = unwrap(runner.model)
     check_training_classes(runner)
@@ -176,16 +267,42 @@ def dry_run(runner):
     data = model.data_preprocessor(data, True)
     model.train()
     print(f'dry run: {type(model).__name__}, work_dir {runner.work_dir}')
-    if hasattr(model, 'describe_step'):
-        for line in model.describe_step(**data):
-            print('  ' + line)
-    with torch.no_grad():
-        losses = model(**data, mode='loss')
+    items = model.distiller.items if hasattr(model, 'distiller') else []
+    warmup = max([item.warmup_iters for item in items] + [0])
+    if warmup:
+        print(f'  losses and ratios at full weight: the step is taken as iteration '
+              f'{warmup + 1}, after every warm-up (warmup_iters up to {warmup}; at iteration 1 '
+              'an item weighs 1 / warmup_iters of its weight)')
+    with full_weights(MessageHub.get_current_instance(), warmup):
+        if hasattr(model, 'describe_step'):
+            for line in model.describe_step(**data):
+                print('  ' + line)
+        with torch.no_grad():
+            losses = model(**data, mode='loss')
     for key, value in losses.items():
         value = sum(value) if isinstance(value, (list, tuple)) else value
         print(f'  {key} = {float(value):.6g}')
-    if hasattr(model, 'distiller'):
-        weights = {item.name: item.weight for item in model.distiller.items}
+    if items:
+        weights = {item.name: item.weight for item in items}
         for line in ratio_warnings(losses, weights):
             print('  ' + line)
     return losses
+
+
+@contextmanager
+def full_weights(message_hub, warmup):
+    """Inside, the iteration the distilling model reads (``message_hub``'s ``iter``, from 0) is
+    ``warmup``: the first iteration at which every item with ``warmup_iters <= warmup`` weighs its
+    full weight (:func:`kdzoo.distiller.warmup_factor`). Nothing changes for ``warmup=0``."""
+    if not warmup:
+        yield
+        return
+    previous = message_hub.get_info('iter')
+    message_hub.update_info('iter', warmup)
+    try:
+        yield
+    finally:
+        if previous is None:
+            message_hub.pop_info('iter')
+        else:
+            message_hub.update_info('iter', previous)

@@ -4,6 +4,7 @@
 kdzoo/patches.py), also when nothing of kdzoo is imported by the config (the start-up hook
 applies the guard)."""
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -97,6 +98,66 @@ def test_cls_explicit_form_distils_under_a_plain_runner(cls_options, tmp_path):
     assert set(distill_losses(runner)) == {'train/distill.loss_msdcrd_0'}
 
 
+def explicit_file(tmp_path, base, model_type, extra=''):
+    explicit_config(tmp_path, base, model_type, extra)
+    return str(tmp_path / 'explicit.py')
+
+
+def train_with_kdzoo(config, options, work_dir):
+    """What ``tools/train.py CONFIG --cfg-options ...`` does."""
+    from kdzoo.runner import build_runner
+    runner = build_runner(config, cfg_options=options, work_dir=str(work_dir))
+    runner.train()
+    return runner
+
+
+def check_wrapped_once(runner, model_class, student_class):
+    """The distilling model around the config's student, not around a second distilling model,
+    with the teacher check of tools/train.py."""
+    assert type(runner.model) is model_class
+    assert type(runner.model.student).__name__ == student_class
+    assert 'TeacherCheckHook' in [type(hook).__name__ for hook in runner.hooks]
+    check_distilled(runner, model_class)
+
+
+def test_cls_explicit_form_trains_with_tools_train(cls_options, tmp_path):
+    """tools/train.py used to wrap the explicit form a second time (the distilling model as the
+    student, the top-level distill_cfg's teacher), failing on the wrong teacher checkpoint."""
+    from kdzoo.adapters.cls import DistillClassifier
+    options, teacher = cls_options
+    config = explicit_file(tmp_path, config_path('quickstart', 'msdcrd.py'),
+                           'kdzoo.DistillClassifier')
+    runner = train_with_kdzoo(config, {**options, 'model.distill_cfg.teacher.checkpoint': teacher},
+                              tmp_path / 'work')
+    check_wrapped_once(runner, DistillClassifier, 'TimmClassifier')
+
+
+def test_explicit_form_overrides_of_the_top_level_distill_cfg_are_refused(cls_options, tmp_path):
+    from kdzoo.runner import build_runner
+    options, teacher = cls_options
+    config = explicit_file(tmp_path, config_path('quickstart', 'msdcrd.py'),
+                           'kdzoo.DistillClassifier')
+    message = ("--cfg-options ['distill_cfg.teacher.checkpoint']: this config is in the explicit "
+               "form (its model is 'kdzoo.DistillClassifier', built with model.distill_cfg), so "
+               'the top-level distill_cfg is not read; give them as '
+               "['model.distill_cfg.teacher.checkpoint'] (docs/entry_points.md)")
+    with pytest.raises(ValueError, match='^' + re.escape(message) + '$'):
+        build_runner(config, cfg_options={**options, 'distill_cfg.teacher.checkpoint': teacher},
+                     work_dir=str(tmp_path / 'work'))
+
+
+def test_explicit_form_student_alone(cls_options, tmp_path):
+    """compare's student-alone arm on an explicit-form config: the student, not a distilling
+    model without its distill_cfg."""
+    from kdzoo.runner import build_runner
+    options, _ = cls_options
+    config = explicit_file(tmp_path, config_path('quickstart', 'msdcrd.py'),
+                           'kdzoo.DistillClassifier')
+    runner = build_runner(config, cfg_options=options, work_dir=str(tmp_path / 'work'),
+                          student_only=True)
+    assert type(runner.model).__name__ == 'TimmClassifier'
+
+
 def test_cls_distill_cfg_under_a_plain_runner_stops_before_training(cls_options, tmp_path):
     options, _ = cls_options
     cfg = Config.fromfile(config_path('quickstart', 'msdcrd.py'))
@@ -174,6 +235,27 @@ def test_mmdet_explicit_form_distils_under_a_plain_runner(det_data, tmp_path):
     check_distilled(runner, DistillDetector)
     assert set(distill_losses(runner)) == {'train/distill.loss_pkd_fpn',
                                            'train/distill.loss_cwd_cls'}
+
+
+def test_mmdet_explicit_form_trains_with_tools_train(det_data, tmp_path):
+    """For det the double wrapping failed with advice that led to a second error."""
+    from kdzoo.adapters.mmdet import DistillDetector
+    from kdzoo.adapters.mmdet.distill import build_mmdet
+    from kdzoo.teacher import model_config
+    teacher = build_mmdet(model_config(config_path('det', 'quickstart_retinanet_swin_teacher.py')))
+    teacher.init_weights()
+    torch.save(teacher.state_dict(), tmp_path / 'teacher.pth')
+    config = explicit_file(tmp_path, config_path('det', 'quickstart_pkd.py'),
+                           'kdzoo.DistillDetector',
+                           "custom_imports = dict(imports=['kdzoo.adapters.mmdet'], "
+                           'allow_failed_imports=False)\n')
+    options = {**det_options(det_data),
+               'model.distill_cfg.teacher.checkpoint': str(tmp_path / 'teacher.pth'),
+               'model.distill_cfg.teacher_check': False}
+    runner = train_with_kdzoo(config, options, tmp_path / 'work')
+    assert type(runner.model) is DistillDetector
+    assert type(runner.model.student).__name__ == 'RetinaNet'
+    check_distilled(runner, DistillDetector)
 
 
 def test_mmdet_config_importing_nothing_of_kdzoo_stops_before_training(det_data, tmp_path):

@@ -1,7 +1,7 @@
 """Train a model from an MMEngine config; with ``distill_cfg`` in the config, distil it.
 
     python tools/train.py CONFIG [--work-dir D] [--cfg-options k=v ...] [--resume [CKPT]]
-                          [--amp] [--dry-run] [--launcher none|pytorch]
+                          [--amp] [--dry-run] [--launcher none|pytorch|slurm]
 
 One entry point for classification (timm), mmseg and mmdet configs. Adding ``distill_cfg`` to a
 config is the only change a user makes: kdzoo.adapters.wrap turns its model into the task's
@@ -26,7 +26,9 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--dry-run', action='store_true',
                         help='build everything, run one batch, print each distill item, exit')
-    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='pytorch: started by torchrun (tools/dist_train.sh); slurm: by srun '
+                        '(tools/slurm_train.sh)')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -35,7 +37,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    with process_group_teardown():  # --launcher pytorch: every rank exits cleanly (exit code 0)
+    with process_group_teardown():  # multi-process: every rank exits cleanly (exit code 0)
         runner = build_runner(args.config, cfg_options=args.cfg_options, work_dir=args.work_dir,
                               launcher=args.launcher, amp=args.amp, resume=args.resume)
         if args.dry_run:
