@@ -1,0 +1,104 @@
+"""``--resume`` continues the run that wrote the checkpoint, or stops.
+
+MMEngine's resume loads the model's weights with ``strict=False`` and then restores the optimizer,
+the schedulers and the iteration counter: a checkpoint of another config loads none of the model's
+tensors (only a warning in the log) and training goes on from random weights with the counter of
+the other run; after a ``distill_cfg`` change the optimizer's parameter groups differ and the
+resume fails in ``torch.optim`` with a ``ValueError`` that names neither the checkpoint nor the
+change. :class:`ResumeCheckHook` compares the checkpoint with the runner's model and config before
+anything of it is applied, and stops with one line naming the checkpoint and what differs
+(docs/troubleshooting.md, "Loading, testing, resuming, exporting, analysing").
+"""
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from kdzoo.checkpoint import CheckpointError, compare_keys, state_dict_of
+from kdzoo.wrappers import unwrap
+
+
+def flatten(value, prefix=''):
+    """``{dotted path: leaf}`` of nested dicts and lists (list items as ``path[i]``)."""
+    if isinstance(value, dict):
+        items = [(f'{prefix}.{k}' if prefix else str(k), v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [(f'{prefix}[{i}]', v) for i, v in enumerate(value)]
+    else:
+        return {prefix: value}
+    flat = {}
+    for path, item in items:
+        flat.update(flatten(item, path))
+    return flat if flat else {prefix: value}
+
+
+def distill_cfg_of(cfg):
+    """The ``distill_cfg`` of a config, wrapped for distillation (``model.distill_cfg``) or not,
+    as plain dicts; ``None`` for a plain run."""
+    model = cfg.get('model') or {}
+    distill_cfg = model.get('distill_cfg') if isinstance(model, dict) else None
+    distill_cfg = distill_cfg if distill_cfg is not None else cfg.get('distill_cfg')
+    return None if distill_cfg is None else flatten(
+        distill_cfg.to_dict() if hasattr(distill_cfg, 'to_dict') else dict(distill_cfg))
+
+
+def distill_cfg_changes(saved_text, cfg, limit=5):
+    """How the ``distill_cfg`` of the config text saved in a checkpoint (``meta.cfg``) differs
+    from ``cfg``'s: ``['distill_cfg.<path>: <saved> in the checkpoint, <now> now', ...]`` (at
+    most ``limit``, then a count); ``[]`` when equal or when the saved text cannot be read."""
+    from mmengine.config import Config
+    try:
+        saved = distill_cfg_of(Config.fromstring(saved_text, file_format='.py'))
+    except Exception:  # a config text MMEngine cannot parse back: nothing to compare
+        return []
+    now = distill_cfg_of(cfg)
+    if saved is None and now is None:
+        return []
+    if saved is None or now is None:
+        return ['distill_cfg: ' + ('none in the checkpoint\'s run, one now' if saved is None
+                                   else 'in the checkpoint\'s run, none now')]
+    missing = object()
+    changes = [f'distill_cfg.{path}: {saved.get(path, missing)!r} in the checkpoint, '
+               f'{now.get(path, missing)!r} now'.replace(repr(missing), 'absent')
+               for path in sorted(set(saved) | set(now))
+               if saved.get(path, missing) != now.get(path, missing)]
+    more = [f'... and {len(changes) - limit} more'] if len(changes) > limit else []
+    return changes[:limit] + more
+
+
+def resume_mismatch(model, checkpoint, cfg):
+    """What makes ``checkpoint`` (loaded) not a checkpoint of the run of ``cfg`` building
+    ``model``: the model's tensors it does not fill, or the ``distill_cfg`` changes; ``None``
+    when it matches."""
+    own = model.state_dict()
+    report = compare_keys(own, state_dict_of(checkpoint))
+    if any(report.values()):
+        bad = {k.split(' ')[0] for k in report['mismatched']}
+        filled = len([k for k in own if k not in report['missing'] and k not in bad])
+        parts = [f'{name} keys ({len(keys)}): {", ".join(sorted(keys)[:3])}'
+                 + (' ...' if len(keys) > 3 else '') for name, keys in report.items() if keys]
+        return (f'it fills {filled} of the {len(own)} tensors of {type(model).__name__} '
+                f'({"; ".join(parts)})')
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    saved = meta.get('cfg') if isinstance(meta, dict) else None
+    changes = distill_cfg_changes(saved, cfg) if isinstance(saved, str) else []
+    return 'its distill_cfg differs: ' + '; '.join(changes) if changes else None
+
+
+@HOOKS.register_module()
+class ResumeCheckHook(Hook):
+    """On ``--resume`` (``resume=True``), :func:`resume_mismatch` of the checkpoint is an error
+    before MMEngine applies any of it; added to every run by :func:`kdzoo.runner.build_runner`.
+    A ``load_from`` without ``resume`` (weights to start from) is not checked here."""
+
+    priority = 'VERY_HIGH'  # before any other hook reads the checkpoint
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        if not getattr(runner, '_resume', False):
+            return
+        mismatch = resume_mismatch(unwrap(runner.model), checkpoint, runner.cfg)
+        if mismatch:
+            source = runner._load_from or 'of the work dir'
+            raise CheckpointError(
+                f'the resume checkpoint {source} does not match this config '
+                f'({runner.cfg.filename}): {mismatch}. Resume only from a checkpoint of this '
+                'run\'s config (--resume with its work dir); to start from these weights '
+                'instead, train with load_from in a new work dir.')
