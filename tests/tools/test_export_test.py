@@ -64,3 +64,75 @@ def test_a_mismatched_checkpoint_names_the_file(trained, tmp_path):
     with pytest.raises(CheckpointError, match=f'^checkpoint {tmp_path}/other.pth does not match '
                                               'TimmClassifier: missing keys'):
         test_main([config, str(tmp_path / 'other.pth'), '--work-dir', str(tmp_path / 'test')])
+
+
+# --- tools/test.py tests CKPT on the test set, nothing else -----------------------------------
+def test_load_from_in_the_options_is_refused_naming_it(trained, tmp_path):
+    """MMEngine's test loaded ``load_from`` after CKPT: the score printed was load_from's."""
+    from tools.test import main as test_main
+    config, work_dir, _, _, _ = trained('kd', SEED_LOSSES['kd'])
+    checkpoint = str(work_dir / 'iter_2.pth')
+    with pytest.raises(SystemExit) as err:
+        test_main([config, checkpoint, '--work-dir', str(tmp_path / 'test'),
+                   '--cfg-options', f'load_from={tmp_path}/other.pth'])
+    assert str(err.value) == (
+        f'tools/test.py: --cfg-options load_from={tmp_path}/other.pth would load other weights '
+        f'over CKPT ({checkpoint}); tools/test.py tests CKPT: give the checkpoint to test as CKPT '
+        'and drop the option.')
+
+
+def test_load_from_in_the_config_is_ignored_with_a_line(trained, tmp_path, capsys):
+    """A config's own ``load_from`` (here: zeroed weights of the same model, which MMEngine's test
+    loaded over CKPT) is ignored, said on stderr; the score is CKPT's."""
+    from tools.test import main as test_main
+    config, work_dir, runner, _, _ = trained('kd', SEED_LOSSES['kd'])
+    checkpoint = str(work_dir / 'iter_2.pth')
+    expected = test_main([config, checkpoint, '--work-dir', str(tmp_path / 'plain')])
+    zeros = {'model.' + k: torch.zeros_like(v)
+             for k, v in runner.model.student.model.state_dict().items()}
+    torch.save({'state_dict': zeros}, tmp_path / 'zeros.pth')
+    with_load_from = tmp_path / 'with_load_from.py'
+    zeros_path = str(tmp_path / 'zeros.pth')
+    with_load_from.write_text(open(config).read() + f'load_from = {zeros_path!r}\n')
+    capsys.readouterr()
+    time.sleep(1.05)  # MMEngine names a run's log folder by its start second
+    metrics = test_main([str(with_load_from), checkpoint, '--work-dir', str(tmp_path / 'lf')])
+    assert (f'tools/test.py: ignoring load_from={tmp_path}/zeros.pth of the config: '
+            f'tools/test.py tests CKPT ({checkpoint})') in capsys.readouterr().err
+    assert metrics == expected
+
+
+def test_a_val_dataloader_override_is_refused_with_the_test_key(trained, tmp_path):
+    from tools.test import main as test_main
+    config, work_dir, _, _, _ = trained('kd', SEED_LOSSES['kd'])
+    with pytest.raises(SystemExit) as err:
+        test_main([config, str(work_dir / 'iter_2.pth'), '--work-dir', str(tmp_path / 'test'),
+                   '--cfg-options', f'val_dataloader.dataset.root={tmp_path}'])
+    assert str(err.value) == (
+        f'tools/test.py: --cfg-options val_dataloader.dataset.root={tmp_path} does not change the '
+        'test: tools/test.py evaluates on test_dataloader with test_evaluator. Set '
+        f'test_dataloader.dataset.root={tmp_path} instead.')
+
+
+def test_a_test_set_with_other_classes_is_refused_unless_ignored(trained, shapes_data, tmp_path):
+    """One extra class folder ('aaa', sorted first) shifts every label: the score was computed
+    silently against the wrong labels."""
+    import shutil
+
+    from kdzoo.class_names import ClassNamesError
+    from tools.test import main as test_main
+    config, work_dir, _, _, _ = trained('kd', SEED_LOSSES['kd'])
+    checkpoint = str(work_dir / 'iter_2.pth')
+    root = tmp_path / 'val'
+    shutil.copytree(shapes_data['val'], root)
+    first = sorted(p for p in root.iterdir())[0]
+    shutil.copytree(first, root / 'aaa')
+    options = ['--work-dir', str(tmp_path / 'test'), '--cfg-options',
+               f'test_dataloader.dataset.root={root}']
+    with pytest.raises(ClassNamesError) as err:
+        test_main([config, checkpoint, *options])
+    assert str(err.value).startswith(
+        f'student checkpoint {checkpoint} was trained on other classes than the data: 4 classes '
+        "vs 5; only in the checkpoint: [], only in the data: ['aaa'].\n")
+    assert str(err.value).endswith('set --ignore-class-names.')
+    assert 'cls/top1' in test_main([config, checkpoint, *options, '--ignore-class-names'])
