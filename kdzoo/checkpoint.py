@@ -87,7 +87,8 @@ def state_dict_of(checkpoint):
     return checkpoint
 
 
-def _listing(keys, limit=10):
+def listing(keys, limit=10):
+    """The first ``limit`` of ``keys``, sorted and comma-separated, then how many more."""
     keys = sorted(keys)
     more = f' ... and {len(keys) - limit} more' if len(keys) > limit else ''
     return ', '.join(keys[:limit]) + more
@@ -130,7 +131,7 @@ def apply_weights(model, weights, source, strict=True):
     """
     own = model.state_dict()
     report = compare_keys(own, weights)
-    problems = '; '.join(f'{name} keys ({len(keys)}): {_listing(keys)}'
+    problems = '; '.join(f'{name} keys ({len(keys)}): {listing(keys)}'
                          for name, keys in report.items() if keys)
     if strict and problems:
         raise CheckpointError(
@@ -143,7 +144,7 @@ def apply_weights(model, weights, source, strict=True):
     if nonfinite:
         raise CheckpointError(
             f'checkpoint {source} holds non-finite values (NaN or Inf) in {len(nonfinite)} '
-            f'tensors: {_listing(nonfinite)}; the model would compute NaN. Use a checkpoint '
+            f'tensors: {listing(nonfinite)}; the model would compute NaN. Use a checkpoint '
             'saved before the training that wrote it diverged.')
     if problems:
         check_loaded_fraction(model, source, len(loadable), len(own), problems)
