@@ -1,7 +1,7 @@
 """What does the student share with the teacher? Stage-by-stage similarity and suggested items.
 
     python tools/analyze.py CONFIG [--checkpoint CKPT] [--batches N] [--batch-size B]
-                            [--out DIR] [--cfg-options k=v ...]
+                            [--out DIR] [--cfg-options k=v ...] [--ignore-class-names]
 
 For a config with ``distill_cfg`` (classification, mmseg, mmdet), on N validation batches of B
 images (drawn in a fixed shuffled order, whatever the config's val batch size; B >= 4, the unbiased
@@ -15,7 +15,10 @@ HSIC needs 4):
 
 The teacher is the config's (``distill_cfg.teacher``, its checkpoint). The student is at its
 initialisation (the config's seed, as training starts it); with ``--checkpoint`` (a distilling or
-a plain run of the student) also trained, and the PNG shows both side by side.
+a plain run of the student) also trained, and the PNG shows both side by side. That checkpoint
+is checked before anything is measured: the config's student (keys, shapes), finite values, and
+the class names it records equal to the validation data's (``--ignore-class-names`` skips the
+last check).
 
 Writes ``similarity.png`` and ``similarity.csv`` in ``--out`` (default
 ``work_dirs/analyze/<config name>``) and prints the CKA tables and a ``distill_cfg`` snippet: each
@@ -31,11 +34,13 @@ import time
 
 from kdzoo import tasks
 from kdzoo.analysis.cka import MIN_EXAMPLES
-from kdzoo.analysis.measure import load_student, measure, one_image
+from kdzoo.analysis.measure import measure, one_image, student_checkpoint
 from kdzoo.analysis.readouts import taps
 from kdzoo.analysis.report import logit_text, table, write_csv, write_heatmap
 from kdzoo.analysis.suggest import assigns, snippet, suggest
+from kdzoo.class_names import check_class_names, recorded_classes
 from kdzoo.experiments.runs import make_runner
+from kdzoo.hooks.split_classes import dataset_classes
 from kdzoo.patches import unformatted_config_dumps
 from kdzoo.runner import load_config
 from kdzoo.wrappers import unwrap
@@ -54,6 +59,9 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='output folder (default work_dirs/analyze/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. val_dataloader.dataset.root=...')
+    parser.add_argument('--ignore-class-names', action='store_true',
+                        help='analyse even when the class names --checkpoint records are not the '
+                        'validation data\'s (another set or order)')
     args = parser.parse_args(argv)
     if args.batch_size < MIN_EXAMPLES:
         parser.error(f'--batch-size {args.batch_size}: the unbiased HSIC estimator needs at least '
@@ -104,11 +112,16 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as work_dir:  # the runner's log: nothing to keep
         model, runner = build(args.config, args.cfg_options, work_dir)
         loader = runner.build_dataloader(analysis_loader(cfg, args.batch_size))
+        if args.checkpoint:
+            trained, loaded = student_checkpoint(model, args.checkpoint)
+            if not args.ignore_class_names:
+                check_class_names(recorded_classes(loaded), dataset_classes(loader.dataset),
+                                  args.checkpoint, 'student', '--ignore-class-names')
         times = {'build': time.perf_counter() - start}
         sims = [measure(model, task, loader, args.batches, 'init')]
         times['init'] = time.perf_counter() - start - sum(times.values())
         if args.checkpoint:
-            load_student(model, args.checkpoint)
+            model.student.load_state_dict(trained)
             sims.append(measure(model, task, loader, args.batches, 'trained'))
             times['trained'] = time.perf_counter() - start - sum(times.values())
         inputs = model.data_preprocessor(one_image(next(iter(loader)), 0), False)['inputs']
