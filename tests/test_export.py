@@ -234,3 +234,16 @@ def test_det_export_refuses_another_model_and_out_equal_to_ckpt(tmp_path):
                                           'CKPT itself'):
         export_student(config, checkpoint, checkpoint)
     assert (tmp_path / 'iter_2.pth').read_bytes() == before
+
+
+def test_parity_on_non_finite_pytorch_outputs_blames_no_operator(tmp_path):
+    """Finite weights can still compute Inf / NaN; the parity error says so instead of blaming
+    an operator exported differently."""
+    graph = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2)).eval()
+    torch.nn.init.constant_(graph[1].weight, 3e38)
+    with pytest.raises(ParityError) as err:
+        check_parity(graph, str(tmp_path / 'never_read.onnx'), torch.full((2, 3, 2, 2), 255.0))
+    assert str(err.value) == (
+        "PyTorch's own outputs of the student hold NaN or Inf on the parity batch of 2: the "
+        f'weights or the input compute them, not an operator of the graph; do not deploy '
+        f'{tmp_path}/never_read.onnx.')
