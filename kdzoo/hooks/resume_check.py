@@ -40,10 +40,16 @@ def distill_cfg_of(cfg):
         distill_cfg.to_dict() if hasattr(distill_cfg, 'to_dict') else dict(distill_cfg))
 
 
+# distill_cfg keys that change no training step: a resume may switch them (e.g. the teacher check
+# off, as tests/tools/test_train.py does)
+UNTRAINED_KEYS = ('teacher_check', 'monitor')
+
+
 def distill_cfg_changes(saved_text, cfg, limit=5):
     """How the ``distill_cfg`` of the config text saved in a checkpoint (``meta.cfg``) differs
-    from ``cfg``'s: ``['distill_cfg.<path>: <saved> in the checkpoint, <now> now', ...]`` (at
-    most ``limit``, then a count); ``[]`` when equal or when the saved text cannot be read."""
+    from ``cfg``'s, :data:`UNTRAINED_KEYS` aside: ``['distill_cfg.<path>: <saved> in the
+    checkpoint, <now> now', ...]`` (at most ``limit``, then a count); ``[]`` when equal or when
+    the saved text cannot be read."""
     from mmengine.config import Config
     try:
         saved = distill_cfg_of(Config.fromstring(saved_text, file_format='.py'))
@@ -59,7 +65,8 @@ def distill_cfg_changes(saved_text, cfg, limit=5):
     changes = [f'distill_cfg.{path}: {saved.get(path, missing)!r} in the checkpoint, '
                f'{now.get(path, missing)!r} now'.replace(repr(missing), 'absent')
                for path in sorted(set(saved) | set(now))
-               if saved.get(path, missing) != now.get(path, missing)]
+               if saved.get(path, missing) != now.get(path, missing)
+               and path.split('.')[0] not in UNTRAINED_KEYS]
     more = [f'... and {len(changes) - limit} more'] if len(changes) > limit else []
     return changes[:limit] + more
 
