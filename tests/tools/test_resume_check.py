@@ -69,3 +69,21 @@ def test_resume_of_the_same_run_is_accepted(trained, tmp_path):
     main([config, '--resume', str(work_dir / 'iter_2.pth'), '--work-dir', str(tmp_path / 'r'),
           '--cfg-options', 'train_cfg.max_iters=3'])
     assert (tmp_path / 'r' / 'iter_3.pth').is_file()
+
+
+def test_resume_of_a_onecycle_run_loads_with_weights_only(distill_config, tmp_path):
+    """kdzoo's own training checkpoints, OneCycleLR's saved state included (the quick-start
+    schedule, which MMEngine's allow-list lacks), resume through MMEngine's loader with
+    ``weights_only=True``: the hardened loader would refuse them otherwise."""
+    import torch
+
+    from tools.train import main
+    schedule = [dict(type='OneCycleLR', eta_max=0.05, total_steps=4, by_epoch=False)]
+    config, work_dir = distill_config('onecycle', SEED_LOSSES['kd'])
+    with open(config, 'a') as f:
+        f.write(f'param_scheduler = {schedule!r}\n')
+    main([config])
+    saved = torch.load(work_dir / 'iter_2.pth', weights_only=False)['param_schedulers']
+    assert 'OneCycle' in repr(saved[0]['anneal_func'])
+    runner = main([config, '--resume'])  # loaded, then nothing left to train
+    assert runner.iter == 2
