@@ -6,13 +6,14 @@ them in MMEngine's ``HOOKS`` under their class names (configs name them, e.g.
   training; added by :func:`kdzoo.adapters.wrap` to every distillation run.
 - :class:`RandomStateHook` (:mod:`.random_state`): exact resume of the global random streams.
 - :class:`SplitClassesHook` (:mod:`.split_classes`): train and val name the same classes.
-- :class:`ResumeCheckHook` (:mod:`.resume_check`): ``--resume`` only from this config's run.
+- :class:`LoadCheckHook` (:mod:`.load_check`): ``--resume`` only from this config's run, a
+  ``load_from`` that fills the model.
 
 The last three are added to every run by :func:`kdzoo.runner.build_runner`.
 """
+from .load_check import LoadCheckHook
 from .random_state import RandomStateHook
-from .resume_check import ResumeCheckHook
 from .split_classes import SplitClassesHook
 from .teacher_check import TeacherCheckHook
 
-__all__ = ['TeacherCheckHook', 'RandomStateHook', 'SplitClassesHook', 'ResumeCheckHook']
+__all__ = ['TeacherCheckHook', 'RandomStateHook', 'SplitClassesHook', 'LoadCheckHook']

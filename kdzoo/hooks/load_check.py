@@ -1,18 +1,32 @@
-"""``--resume`` continues the run that wrote the checkpoint, or stops.
+"""A checkpoint MMEngine loads into a run (``load_from``, ``--resume``) must be one of that run's
+model, checked before anything of it is applied.
 
-MMEngine's resume loads the model's weights with ``strict=False`` and then restores the optimizer,
-the schedulers and the iteration counter: a checkpoint of another config loads none of the model's
-tensors (only a warning in the log) and training goes on from random weights with the counter of
-the other run; after a ``distill_cfg`` change the optimizer's parameter groups differ and the
-resume fails in ``torch.optim`` with a ``ValueError`` that names neither the checkpoint nor the
-change. :class:`ResumeCheckHook` compares the checkpoint with the runner's model and config before
-anything of it is applied, and stops with one line naming the checkpoint and what differs
-(docs/troubleshooting.md, "Loading, testing, resuming, exporting, analysing").
+MMEngine loads the model's weights with ``strict=False``, a warning in the log for what did not
+load. For ``--resume`` it then restores the optimizer, the schedulers and the iteration counter:
+a checkpoint of another config loads none of the model's tensors and training goes on from
+random weights with the counter of the other run; after a ``distill_cfg`` change the optimizer's
+parameter groups differ and the resume fails in ``torch.optim`` with a ``ValueError`` that names
+neither the checkpoint nor the change. A ``load_from`` of another model (or a plain run's student
+for a distilling config, whose keys are under ``distiller.student.``) loads nothing and trains
+from the initialisation.
+
+:class:`LoadCheckHook` stops on both, with one line naming the checkpoint and what differs
+(docs/troubleshooting.md, "Loading, testing, resuming, exporting, analysing"): a resume
+checkpoint must hold exactly the model's keys and shapes and the same ``distill_cfg``
+(:func:`resume_mismatch`); a ``load_from`` checkpoint must fill at least
+:data:`kdzoo.checkpoint.MIN_LOADED` of the model (:func:`kdzoo.checkpoint.check_loaded_fraction`,
+the rule of every ``strict=False`` load in kdzoo).
 """
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from kdzoo.checkpoint import CheckpointError, compare_keys, state_dict_of
+from kdzoo.checkpoint import (
+    CheckpointError,
+    check_loaded_fraction,
+    compare_keys,
+    listing,
+    state_dict_of,
+)
 from kdzoo.wrappers import unwrap
 
 
@@ -90,20 +104,35 @@ def resume_mismatch(model, checkpoint, cfg):
     return 'its distill_cfg differs: ' + '; '.join(changes) if changes else None
 
 
+def check_load_from(model, checkpoint, source):
+    """A ``load_from`` checkpoint filling under :data:`kdzoo.checkpoint.MIN_LOADED` of
+    ``model`` is refused; above, what does not load is a warning."""
+    own = model.state_dict()
+    report = compare_keys(own, state_dict_of(checkpoint))
+    if any(report.values()):
+        bad = {k.split(' ')[0] for k in report['mismatched']}
+        loaded = len([k for k in own if k not in report['missing'] and k not in bad])
+        problems = '; '.join(f'{name} keys ({len(keys)}): {listing(keys)}'
+                             for name, keys in report.items() if keys)
+        check_loaded_fraction(model, f'{source} (load_from)', loaded, len(own), problems)
+
+
 @HOOKS.register_module()
-class ResumeCheckHook(Hook):
-    """On ``--resume`` (``resume=True``), :func:`resume_mismatch` of the checkpoint is an error
-    before MMEngine applies any of it; added to every run by :func:`kdzoo.runner.build_runner`.
-    A ``load_from`` without ``resume`` (weights to start from) is not checked here."""
+class LoadCheckHook(Hook):
+    """On ``--resume`` (``resume=True``), :func:`resume_mismatch` of the checkpoint is an error;
+    on a ``load_from`` alone, :func:`check_load_from`; both before MMEngine applies any of it.
+    Added to every run by :func:`kdzoo.runner.build_runner`."""
 
     priority = 'VERY_HIGH'  # before any other hook reads the checkpoint
 
     def after_load_checkpoint(self, runner, checkpoint):
+        model = unwrap(runner.model)
+        source = runner._load_from or 'of the work dir'
         if not getattr(runner, '_resume', False):
+            check_load_from(model, checkpoint, source)
             return
-        mismatch = resume_mismatch(unwrap(runner.model), checkpoint, runner.cfg)
+        mismatch = resume_mismatch(model, checkpoint, runner.cfg)
         if mismatch:
-            source = runner._load_from or 'of the work dir'
             raise CheckpointError(
                 f'the resume checkpoint {source} does not match this config '
                 f'({runner.cfg.filename}): {mismatch}. Resume only from a checkpoint of this '

@@ -1,5 +1,5 @@
 """``--resume`` from a checkpoint of another config, or of another ``distill_cfg``, stops before
-MMEngine applies it (kdzoo/hooks/resume_check.py), with one line naming what differs."""
+MMEngine applies it (kdzoo/hooks/load_check.py), with one line naming what differs."""
 import re
 
 import pytest
@@ -86,4 +86,27 @@ def test_resume_of_a_onecycle_run_loads_with_weights_only(distill_config, tmp_pa
     saved = torch.load(work_dir / 'iter_2.pth', weights_only=False)['param_schedulers']
     assert 'OneCycle' in repr(saved[0]['anneal_func'])
     runner = main([config, '--resume'])  # loaded, then nothing left to train
+    assert runner.iter == 2
+
+
+def test_load_from_another_models_checkpoint_is_refused(trained, teacher_checkpoint, tmp_path):
+    """MMEngine's ``load_from`` (strict=False) loaded none of the model's tensors and trained from
+    the initialisation, a warning in the log only."""
+    from tools.train import main
+    config, _, runner, _, _ = trained('kd', SEED_LOSSES['kd'])
+    total = len(runner.model.state_dict())
+    with pytest.raises(CheckpointError) as err:
+        main([config, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+              f'load_from={teacher_checkpoint}'])
+    assert str(err.value).startswith(
+        f'checkpoint {teacher_checkpoint} (load_from) fills 0 of the {total} tensors of '
+        'DistillClassifier (0%), under the 50% that strict=False accepts: it is not a checkpoint '
+        f'of this model (missing keys ({total}): ')
+
+
+def test_load_from_a_run_of_the_config_is_accepted(trained, tmp_path):
+    from tools.train import main
+    config, work_dir, _, _, _ = trained('kd', SEED_LOSSES['kd'])
+    runner = main([config, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+                   f'load_from={work_dir / "iter_2.pth"}'])
     assert runner.iter == 2
