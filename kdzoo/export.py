@@ -68,7 +68,7 @@ class ExportError(ValueError):
 def check_paths(checkpoint, out, onnx=None):
     """Refuse an export that would write over its own input: ``out`` or ``onnx`` the checkpoint
     ``checkpoint`` itself, or ``onnx`` the same file as ``out`` (real paths compared, so a
-    symbolic link or a ``./`` prefix is seen through)."""
+    symbolic link or a ``./`` prefix is seen through); and ``out`` or ``onnx`` naming a folder."""
     real = {name: os.path.realpath(os.path.expanduser(str(path)))
             for name, path in (('CKPT', checkpoint), ('OUT', out), ('--onnx', onnx)) if path}
     for name in ('OUT', '--onnx'):
@@ -76,6 +76,12 @@ def check_paths(checkpoint, out, onnx=None):
             raise ExportError(
                 f'export_student: {name} {real[name]} is the checkpoint CKPT itself: writing it '
                 'would replace the training checkpoint. Give another path for ' + name + '.')
+    for name in ('OUT', '--onnx'):
+        if name in real and os.path.isdir(real[name]):
+            suffix = '.onnx' if name == '--onnx' else '.pth'
+            example = os.path.join(real[name], 'student' + suffix)
+            raise ExportError(f'export_student: {name} {real[name]} is a folder; give the path of '
+                              f'the file to write, e.g. {example}.')
     if '--onnx' in real and real['--onnx'] == real['OUT']:
         raise ExportError(
             f'export_student: --onnx and OUT are the same file ({real["OUT"]}): the graph would '
