@@ -245,3 +245,11 @@ def test_export_with_other_classes_is_refused_unless_ignored(trained, shapes_dat
     assert not (tmp_path / 's.pth').exists()
     export_main(config, checkpoint, tmp_path / 's.pth', *options, '--ignore-class-names')
     assert (tmp_path / 's.pth').is_file()
+
+
+def test_out_naming_a_folder_is_refused(trained, tmp_path):
+    config, work_dir, _, _, _ = trained('kd', SEED_LOSSES['kd'])
+    with pytest.raises(SystemExit) as err:
+        export_main(config, work_dir / 'iter_2.pth', tmp_path)
+    assert str(err.value) == (f'export_student: OUT {tmp_path} is a folder; give the path of the '
+                              f'file to write, e.g. {tmp_path}/student.pth.')
