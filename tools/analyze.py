@@ -29,6 +29,7 @@ it at the end of a copy of the config (docs/analyze.md).
 import argparse
 import os
 import os.path as osp
+import sys
 import tempfile
 import time
 
@@ -81,6 +82,18 @@ def check_config(cfg, config):
     check_inputs(cfg, config, tool='analyze')
 
 
+def check_load_from(cfg, cfg_options):
+    """analyze never loads ``load_from`` (the trained student is ``--checkpoint``): one given in
+    ``--cfg-options`` is an error, the config's own is ignored with a line saying so."""
+    if cfg_options.get('load_from'):
+        raise SystemExit(f'analyze: --cfg-options load_from={cfg_options["load_from"]} is not '
+                         'loaded by analyze; give the trained student as --checkpoint '
+                         f'{cfg_options["load_from"]}.')
+    if cfg.get('load_from'):
+        print(f'analyze: ignoring load_from={cfg.load_from} of the config: the student is at its '
+              'initialisation, and the trained one is --checkpoint', file=sys.stderr)
+
+
 def analysis_loader(cfg, batch_size):
     """The config's validation set re-batched: ``batch_size`` images drawn in one fixed shuffled
     order (seed 0: every run and both student states see the same images, and a batch is a random
@@ -106,6 +119,7 @@ def main(argv=None):
     start = time.perf_counter()
     cfg = load_config(args.config, args.cfg_options)
     check_config(cfg, args.config)
+    check_load_from(cfg, args.cfg_options)
     task = tasks.of_config(cfg).name
     out = args.out or osp.join('work_dirs', 'analyze', osp.splitext(osp.basename(args.config))[0])
     os.makedirs(out, exist_ok=True)

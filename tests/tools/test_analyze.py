@@ -247,3 +247,14 @@ def test_a_checkpoint_of_other_classes_is_refused_unless_ignored(cls_run, shapes
     assert str(err.value).endswith('set --ignore-class-names.')
     sims, _, _ = main(args + ['--ignore-class-names'])
     assert [s.weights for s in sims] == ['init', 'trained']
+
+
+def test_load_from_in_the_options_is_refused_naming_checkpoint(cls_config):
+    """analyze never loaded ``load_from``: the snippet was of the untrained student, silently."""
+    from tools.analyze import main
+    config, root = cls_config
+    with pytest.raises(SystemExit) as err:
+        main([config, '--cfg-options', f'load_from={root}/work/iter_2.pth'])
+    assert str(err.value) == (f'analyze: --cfg-options load_from={root}/work/iter_2.pth is not '
+                              'loaded by analyze; give the trained student as --checkpoint '
+                              f'{root}/work/iter_2.pth.')
