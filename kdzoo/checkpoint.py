@@ -111,6 +111,18 @@ def compare_keys(own, weights):
                        and weights[k].shape != own[k].shape]}
 
 
+def describe_fit(own, weights):
+    """``(filled, problems)``: how many tensors of a model's state dict ``own`` the checkpoint's
+    ``weights`` fill (same key, same shape), and the :func:`compare_keys` differences in words
+    (``''`` when there are none)."""
+    report = compare_keys(own, weights)
+    bad = {k.split(' ')[0] for k in report['mismatched']}
+    filled = sum(1 for k in own if k in weights and k not in bad)
+    problems = '; '.join(f'{name} keys ({len(keys)}): {listing(keys)}'
+                         for name, keys in report.items() if keys)
+    return filled, problems
+
+
 def nonfinite_keys(model, weights):
     """Keys of ``weights`` holding a NaN, or an Inf in a parameter (a buffer may hold a ``-inf``
     attention mask on purpose)."""
@@ -131,8 +143,7 @@ def apply_weights(model, weights, source, strict=True):
     """
     own = model.state_dict()
     report = compare_keys(own, weights)
-    problems = '; '.join(f'{name} keys ({len(keys)}): {listing(keys)}'
-                         for name, keys in report.items() if keys)
+    _, problems = describe_fit(own, weights)
     if strict and problems:
         raise CheckpointError(
             f'checkpoint {source} does not match {type(model).__name__}: {problems}. Check the '

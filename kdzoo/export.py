@@ -42,7 +42,7 @@ from kdzoo import tasks
 from kdzoo.adapters import student_state_dict
 from kdzoo.checkpoint import (
     CheckpointError,
-    compare_keys,
+    describe_fit,
     listing,
     load_file,
     nonfinite_keys,
@@ -105,12 +105,8 @@ def check_student(cfg, weights, source):
     and finite values (NaN or Inf refused, naming the tensors)."""
     model = tasks.of_config(cfg).plain_model(build_student(cfg, None))
     own = model.state_dict()
-    report = compare_keys(own, weights)
-    if any(report.values()):
-        bad = {k.split(' ')[0] for k in report['mismatched']}
-        filled = len([k for k in own if k in weights and k not in bad])
-        problems = '; '.join(f'{name} keys ({len(keys)}): {listing(keys)}'
-                             for name, keys in report.items() if keys)
+    filled, problems = describe_fit(own, weights)
+    if problems:
         raise CheckpointError(
             f'checkpoint {source} does not hold the student of this config '
             f'({type(model).__name__}): {filled} of its {len(own)} tensors match; {problems}. '

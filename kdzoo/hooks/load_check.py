@@ -20,13 +20,7 @@ the rule of every ``strict=False`` load in kdzoo).
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from kdzoo.checkpoint import (
-    CheckpointError,
-    check_loaded_fraction,
-    compare_keys,
-    listing,
-    state_dict_of,
-)
+from kdzoo.checkpoint import CheckpointError, check_loaded_fraction, describe_fit, state_dict_of
 from kdzoo.wrappers import unwrap
 
 
@@ -90,14 +84,9 @@ def resume_mismatch(model, checkpoint, cfg):
     ``model``: the model's tensors it does not fill, or the ``distill_cfg`` changes; ``None``
     when it matches."""
     own = model.state_dict()
-    report = compare_keys(own, state_dict_of(checkpoint))
-    if any(report.values()):
-        bad = {k.split(' ')[0] for k in report['mismatched']}
-        filled = len([k for k in own if k not in report['missing'] and k not in bad])
-        parts = [f'{name} keys ({len(keys)}): {", ".join(sorted(keys)[:3])}'
-                 + (' ...' if len(keys) > 3 else '') for name, keys in report.items() if keys]
-        return (f'it fills {filled} of the {len(own)} tensors of {type(model).__name__} '
-                f'({"; ".join(parts)})')
+    filled, problems = describe_fit(own, state_dict_of(checkpoint))
+    if problems:
+        return f'it fills {filled} of the {len(own)} tensors of {type(model).__name__} ({problems})'
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     saved = meta.get('cfg') if isinstance(meta, dict) else None
     changes = distill_cfg_changes(saved, cfg) if isinstance(saved, str) else []
@@ -108,13 +97,9 @@ def check_load_from(model, checkpoint, source):
     """A ``load_from`` checkpoint filling under :data:`kdzoo.checkpoint.MIN_LOADED` of
     ``model`` is refused; above, what does not load is a warning."""
     own = model.state_dict()
-    report = compare_keys(own, state_dict_of(checkpoint))
-    if any(report.values()):
-        bad = {k.split(' ')[0] for k in report['mismatched']}
-        loaded = len([k for k in own if k not in report['missing'] and k not in bad])
-        problems = '; '.join(f'{name} keys ({len(keys)}): {listing(keys)}'
-                             for name, keys in report.items() if keys)
-        check_loaded_fraction(model, f'{source} (load_from)', loaded, len(own), problems)
+    filled, problems = describe_fit(own, state_dict_of(checkpoint))
+    if problems:
+        check_loaded_fraction(model, f'{source} (load_from)', filled, len(own), problems)
 
 
 @HOOKS.register_module()
