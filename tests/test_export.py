@@ -247,3 +247,29 @@ def test_parity_on_non_finite_pytorch_outputs_blames_no_operator(tmp_path):
         "PyTorch's own outputs of the student hold NaN or Inf on the parity batch of 2: the "
         f'weights or the input compute them, not an operator of the graph; do not deploy '
         f'{tmp_path}/never_read.onnx.')
+
+
+def test_seg_test_with_classes_in_another_order_is_refused(tmp_path):
+    """tools/test.py on a seg student whose checkpoint records the data's classes in another
+    order: label k would be scored as another class; refused with both lists."""
+    pytest.importorskip('mmseg', reason='segmentation needs the full install')
+    from kdzoo.class_names import ClassNamesError
+    from kdzoo.toydata import make_seg_dataset
+    from tools.test import main as test_main
+    root = make_seg_dataset(str(tmp_path / 'data'), num_images=(1, 2))
+    config = config_path('seg', 'quickstart_student.py')
+    options = {f'{split}_dataloader.dataset.data_root': root for split in ('train', 'val', 'test')}
+    model = build_student(load_config(config, options), None)
+    from mmengine.registry import DATASETS, DefaultScope
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        classes = list(DATASETS.build(load_config(config, options).test_dataloader.dataset)
+                       .metainfo['classes'])
+    checkpoint = str(tmp_path / 'iter_2.pth')
+    torch.save({'state_dict': model.state_dict(),
+                'meta': {'dataset_meta': {'classes': classes[::-1]}}}, checkpoint)
+    with pytest.raises(ClassNamesError) as err:
+        test_main([config, checkpoint, '--work-dir', str(tmp_path / 'test'), '--cfg-options',
+                   *[f'{k}={v}' for k, v in options.items()]])
+    assert str(err.value).startswith(
+        f'student checkpoint {checkpoint} was trained on other classes than the data: the same '
+        f'{len(classes)} classes in another order ({len(classes)} at other labels).\n')
