@@ -209,7 +209,11 @@ def read_image(path, cfg):
     import numpy as np
     from PIL import Image
 
-    rgb = np.asarray(Image.open(path).convert('RGB'))
+    try:
+        rgb = np.asarray(Image.open(path).convert('RGB'))
+    except OSError as err:  # missing, unreadable or not an image (PIL's UnidentifiedImageError)
+        raise ExportError(f'--image {path}: cannot be read as an image ({err}); give an image '
+                          'file of the kind the config\'s data holds (PNG, JPEG, ...).') from err
     array = rgb[..., ::-1] if tasks.of_config(cfg).bgr else rgb
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float()
 

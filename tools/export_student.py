@@ -19,6 +19,7 @@ the validation data's (``--ignore-class-names`` skips that check); or when ``--i
 not two positive integers (kdzoo/export.py, docs/deploy.md).
 """
 import argparse
+import os
 import sys
 
 import kdzoo  # noqa: F401
@@ -53,6 +54,8 @@ def parse_args(argv=None):
         check_input_shape(args.input_shape)
     except ExportError as err:
         parser.error(str(err))
+    if args.image and not os.path.isfile(args.image):
+        parser.error(f'--image {args.image}: no such file')
     return args
 
 
@@ -71,6 +74,8 @@ def main(argv=None):
                              args.input_shape, args.image, args.tolerance)
     except ParityError as err:
         sys.exit(f'export_student: {err}')
+    except ExportError as err:
+        sys.exit(str(err))
     print('\n'.join(report.lines()))
     return report
 

@@ -253,3 +253,17 @@ def test_out_naming_a_folder_is_refused(trained, tmp_path):
         export_main(config, work_dir / 'iter_2.pth', tmp_path)
     assert str(err.value) == (f'export_student: OUT {tmp_path} is a folder; give the path of the '
                               f'file to write, e.g. {tmp_path}/student.pth.')
+
+
+def test_image_missing_or_not_an_image_is_named(trained, tmp_path, capsys):
+    config, work_dir, _, _, _ = trained('kd', SEED_LOSSES['kd'])
+    args = [config, work_dir / 'iter_2.pth', tmp_path / 's.pth', '--onnx', tmp_path / 's.onnx']
+    with pytest.raises(SystemExit):
+        export_main(*args, '--image', tmp_path / 'missing.png')
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f'error: --image {tmp_path}/missing.png: no such file')
+    assert not (tmp_path / 's.pth').exists()
+    (tmp_path / 'text.png').write_text('not an image')
+    with pytest.raises(SystemExit) as err:
+        export_main(*args, '--image', tmp_path / 'text.png')
+    assert str(err.value).startswith(f'--image {tmp_path}/text.png: cannot be read as an image (')
