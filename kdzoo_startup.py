@@ -4,14 +4,14 @@ site-packages (the wheel and the editable install of tools/install.sh alike; see
 Why: kdzoo's configs must parse with a plain ``mmengine.Config.fromfile`` (mmseg's and mmdet's
 own tools, users' scripts) without ``import kdzoo`` first, and a config with ``distill_cfg`` must
 never train the student alone through a framework's own entry point. MMEngine has no plug-in
-mechanism for either, so, in a process that imports MMEngine, this hook applies two of
+mechanism for either, so, in a process that imports MMEngine, this hook applies these of
 :mod:`kdzoo.patches` (where each is explained):
 
 - right after ``mmengine.config`` is imported: :func:`kdzoo.patches.register_fork_scopes`
   (``mmseg::`` / ``mmdet::`` bases resolve to the installed OpenMMLab forks);
-- right after ``mmengine.runner`` is imported: :func:`kdzoo.patches.guard_runner_train`
+- right after ``mmengine.runner`` is imported: :func:`kdzoo.patches.patch_mmengine_runner`
   (``Runner.train`` refuses a config with ``distill_cfg`` whose model is not a kdzoo distilling
-  model).
+  model; MMEngine's checkpoint loading never falls back to unrestricted unpickling).
 
 In an interpreter that never imports MMEngine it imports nothing (neither kdzoo nor MMEngine)
 and changes no behaviour: it puts one finder in front of ``sys.meta_path`` that finds no module
@@ -24,7 +24,7 @@ import sys
 # module -> function of kdzoo.patches run once that module is imported
 AFTER_IMPORT = {
     'mmengine.config': 'register_fork_scopes',
-    'mmengine.runner': 'guard_runner_train',
+    'mmengine.runner': 'patch_mmengine_runner',
 }
 
 

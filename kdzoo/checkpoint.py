@@ -87,7 +87,8 @@ def state_dict_of(checkpoint):
     return checkpoint
 
 
-def _listing(keys, limit=10):
+def listing(keys, limit=10):
+    """The first ``limit`` of ``keys``, sorted and comma-separated, then how many more."""
     keys = sorted(keys)
     more = f' ... and {len(keys) - limit} more' if len(keys) > limit else ''
     return ', '.join(keys[:limit]) + more
@@ -110,6 +111,18 @@ def compare_keys(own, weights):
                        and weights[k].shape != own[k].shape]}
 
 
+def describe_fit(own, weights):
+    """``(filled, problems)``: how many tensors of a model's state dict ``own`` the checkpoint's
+    ``weights`` fill (same key, same shape), and the :func:`compare_keys` differences in words
+    (``''`` when there are none)."""
+    report = compare_keys(own, weights)
+    bad = {k.split(' ')[0] for k in report['mismatched']}
+    filled = sum(1 for k in own if k in weights and k not in bad)
+    problems = '; '.join(f'{name} keys ({len(keys)}): {listing(keys)}'
+                         for name, keys in report.items() if keys)
+    return filled, problems
+
+
 def nonfinite_keys(model, weights):
     """Keys of ``weights`` holding a NaN, or an Inf in a parameter (a buffer may hold a ``-inf``
     attention mask on purpose)."""
@@ -130,8 +143,7 @@ def apply_weights(model, weights, source, strict=True):
     """
     own = model.state_dict()
     report = compare_keys(own, weights)
-    problems = '; '.join(f'{name} keys ({len(keys)}): {_listing(keys)}'
-                         for name, keys in report.items() if keys)
+    _, problems = describe_fit(own, weights)
     if strict and problems:
         raise CheckpointError(
             f'checkpoint {source} does not match {type(model).__name__}: {problems}. Check the '
@@ -143,7 +155,7 @@ def apply_weights(model, weights, source, strict=True):
     if nonfinite:
         raise CheckpointError(
             f'checkpoint {source} holds non-finite values (NaN or Inf) in {len(nonfinite)} '
-            f'tensors: {_listing(nonfinite)}; the model would compute NaN. Use a checkpoint '
+            f'tensors: {listing(nonfinite)}; the model would compute NaN. Use a checkpoint '
             'saved before the training that wrote it diverged.')
     if problems:
         check_loaded_fraction(model, source, len(loadable), len(own), problems)

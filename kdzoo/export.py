@@ -11,7 +11,7 @@ The ONNX contract, the same for the three tasks:
   already have the graph's ``H, W``;
 - ``B`` is dynamic; ``H, W`` are fixed at export: by default the size of the first validation
   image (the config's validation pipeline), rounded up to the data preprocessor's
-  ``pad_size_divisor`` for mmdet; ``input_shape`` changes it;
+  ``pad_size_divisor`` for mmdet; ``input_shape`` changes it (the parity ``image`` does not);
 - outputs: classification ``logits`` ``(B, K)`` (the timm student's); segmentation
   ``seg_logits`` ``(B, K, H, W)`` (``EncoderDecoder.encode_decode``: the decode head's logits
   resized to the input, what mmseg's whole-image inference computes); detection the dense head's
@@ -32,6 +32,7 @@ the largest absolute difference over all outputs is printed, and above ``toleran
 """
 import copy
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +40,15 @@ from torch import nn
 
 from kdzoo import tasks
 from kdzoo.adapters import student_state_dict
-from kdzoo.checkpoint import load_file, state_dict_of
+from kdzoo.checkpoint import (
+    CheckpointError,
+    describe_fit,
+    listing,
+    load_file,
+    nonfinite_keys,
+    state_dict_of,
+)
+from kdzoo.class_names import check_class_names, recorded_classes
 from kdzoo.runner import load_config
 
 OPSET = 18
@@ -52,18 +61,105 @@ class ParityError(RuntimeError):
     """onnxruntime's outputs differ from PyTorch's by more than the tolerance."""
 
 
-def export_student(config, checkpoint, out, cfg_options=None):
+class ExportError(ValueError):
+    """An export that would overwrite its input, or an impossible graph input size."""
+
+
+def check_paths(checkpoint, out, onnx=None):
+    """Refuse an export that would write over its own input: ``out`` or ``onnx`` the checkpoint
+    ``checkpoint`` itself, or ``onnx`` the same file as ``out`` (real paths compared, so a
+    symbolic link or a ``./`` prefix is seen through); and ``out`` or ``onnx`` naming a folder."""
+    real = {name: os.path.realpath(os.path.expanduser(str(path)))
+            for name, path in (('CKPT', checkpoint), ('OUT', out), ('--onnx', onnx)) if path}
+    for name in ('OUT', '--onnx'):
+        if name in real and real[name] == real['CKPT']:
+            raise ExportError(
+                f'export_student: {name} {real[name]} is the checkpoint CKPT itself: writing it '
+                'would replace the training checkpoint. Give another path for ' + name + '.')
+    for name in ('OUT', '--onnx'):
+        if name in real and os.path.isdir(real[name]):
+            suffix = '.onnx' if name == '--onnx' else '.pth'
+            example = os.path.join(real[name], 'student' + suffix)
+            raise ExportError(f'export_student: {name} {real[name]} is a folder; give the path of '
+                              f'the file to write, e.g. {example}.')
+    if '--onnx' in real and real['--onnx'] == real['OUT']:
+        raise ExportError(
+            f'export_student: --onnx and OUT are the same file ({real["OUT"]}): the graph would '
+            'overwrite the student checkpoint. Give the graph another path (e.g. student.onnx).')
+
+
+def check_input_shape(input_shape):
+    """``input_shape`` is ``None`` or two positive integers ``(H, W)``."""
+    if input_shape is None:
+        return
+    shape = tuple(input_shape)
+    if len(shape) != 2 or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ExportError(
+            f'--input-shape {" ".join(str(s) for s in shape)}: the graph\'s input height and '
+            'width must be two positive integers (H W), e.g. --input-shape 224 224.')
+
+
+def check_student(cfg, weights, source):
+    """The exported ``weights`` must be exactly the config's student: the plain model's keys and
+    shapes (a checkpoint of another model, e.g. the teacher, is refused naming the differences)
+    and finite values (NaN or Inf refused, naming the tensors)."""
+    model = tasks.of_config(cfg).plain_model(build_student(cfg, None))
+    own = model.state_dict()
+    filled, problems = describe_fit(own, weights)
+    if problems:
+        raise CheckpointError(
+            f'checkpoint {source} does not hold the student of this config '
+            f'({type(model).__name__}): {filled} of its {len(own)} tensors match; {problems}. '
+            'Give a checkpoint of a run of this config (its distillation run or its student '
+            'trained alone); nothing was written.')
+    nonfinite = nonfinite_keys(model, weights)
+    if nonfinite:
+        raise CheckpointError(
+            f'checkpoint {source} holds non-finite values (NaN or Inf) in {len(nonfinite)} '
+            f'tensors of the student: {listing(nonfinite)}; the exported model would compute '
+            'NaN. Export a checkpoint saved before the training diverged; nothing was written.')
+
+
+def data_classes(cfg):
+    """The class names of the config's validation data (its dataset's ``metainfo``), or ``None``
+    with a warning when the data cannot be read here (nothing to compare them with)."""
+    from mmengine.registry import DATASETS, DefaultScope
+
+    from kdzoo.hooks.split_classes import dataset_classes
+    try:
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
+            dataset = DATASETS.build(copy.deepcopy(cfg.val_dataloader.dataset))
+    except (OSError, ValueError, KeyError) as err:
+        warnings.warn(f'export_student: the config\'s validation data could not be read ({err}); '
+                      'the class names of the checkpoint were not compared with it')
+        return None
+    return dataset_classes(dataset)
+
+
+def export_student(config, checkpoint, out, cfg_options=None, onnx=None,
+                   ignore_class_names=False):
     """Write the student of a training ``checkpoint`` (a distillation run's or a plain run's) to
     ``out``, keyed as the plain framework model expects; returns the weights. ``cfg_options``:
-    overrides of the config's keys (a dict, as ``--cfg-options`` gives it).
+    overrides of the config's keys (a dict, as ``--cfg-options`` gives it); ``onnx``: the graph's
+    path, if one is to be written next (refused when it is ``out`` or ``checkpoint``).
+
+    Before anything is written (docs/deploy.md): ``out`` and ``onnx`` are not ``checkpoint``
+    (:func:`check_paths`), the weights are the config's student with finite values
+    (:func:`check_student`), and the class names the checkpoint records are the validation
+    data's (:func:`kdzoo.class_names.check_class_names`; ``ignore_class_names`` skips that).
 
     Classification: a plain state dict that loads with ``timm.create_model(name,
     num_classes=K).load_state_dict(torch.load(out))``; mmdet / mmseg: ``{'state_dict': ...,
     'meta': ...}`` for ``mmdet.apis.init_detector`` / ``mmseg.apis.init_model``.
     """
+    check_paths(checkpoint, out, onnx)
     cfg = load_config(config, cfg_options)
     loaded = load_file(checkpoint)
     weights = student_state_dict(cfg, state_dict_of(loaded))
+    check_student(cfg, weights, checkpoint)
+    if not ignore_class_names:
+        check_class_names(recorded_classes(loaded), data_classes(cfg), checkpoint, 'student',
+                          '--ignore-class-names')
     meta = {'exported_by': 'kdzoo'}
     if isinstance(loaded.get('meta'), dict) and 'dataset_meta' in loaded['meta']:
         meta['dataset_meta'] = loaded['meta']['dataset_meta']  # class names for init_model
@@ -113,7 +209,11 @@ def read_image(path, cfg):
     import numpy as np
     from PIL import Image
 
-    rgb = np.asarray(Image.open(path).convert('RGB'))
+    try:
+        rgb = np.asarray(Image.open(path).convert('RGB'))
+    except OSError as err:  # missing, unreadable or not an image (PIL's UnidentifiedImageError)
+        raise ExportError(f'--image {path}: cannot be read as an image ({err}); give an image '
+                          'file of the kind the config\'s data holds (PNG, JPEG, ...).') from err
     array = rgb[..., ::-1] if tasks.of_config(cfg).bgr else rgb
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float()
 
@@ -148,12 +248,15 @@ class OnnxReport:
     max_abs_diff: float
     tolerance: float
     opset: int = OPSET
+    size_from: str = ''
 
     def lines(self):
         shapes = ', '.join(f'{n} {tuple(s)}' for n, s in zip(self.output_names, self.output_shapes))
         return [f'wrote {self.path} (opset {self.opset}): input inputs float32 '
                 f'(B, 3, {self.input_shape[0]}, {self.input_shape[1]}), B dynamic, 0-255, '
-                f'normalisation inside the graph; outputs {shapes}',
+                f'normalisation inside the graph; outputs {shapes}'] + (
+                    [f'input size {self.input_shape[0]} x {self.input_shape[1]} from '
+                     f'{self.size_from}'] if self.size_from else []) + [
                 f'parity (onnxruntime vs PyTorch, batch of {self.output_shapes[0][0]}): max abs '
                 f'difference {self.max_abs_diff:.3g} (tolerance {self.tolerance:g})']
 
@@ -187,6 +290,10 @@ def check_parity(graph, path, inputs, tolerance=TOLERANCE):
     with torch.no_grad():
         expected = graph(inputs)
     expected = [expected] if torch.is_tensor(expected) else list(expected)
+    if not all(bool(torch.isfinite(e).all()) for e in expected):
+        raise ParityError(f'PyTorch\'s own outputs of the student hold NaN or Inf on the parity '
+                          f'batch of {len(inputs)}: the weights or the input compute them, not '
+                          f'an operator of the graph; do not deploy {path}.')
     got = run_onnx(path, inputs)
     shapes = [tuple(g.shape) for g in got]
     if shapes != [tuple(e.shape) for e in expected]:
@@ -205,15 +312,22 @@ def export_onnx(cfg, weights, path, input_shape=None, image=None, tolerance=TOLE
     to ONNX at ``path`` and check it against PyTorch (:func:`check_parity`); returns an
     :class:`OnnxReport`.
 
-    ``input_shape``: the graph's ``(H, W)`` (default: see the module docstring); ``image``: a
-    path of an image file for the parity check instead of the first validation batch.
+    ``input_shape``: the graph's ``(H, W)``, two positive integers (default: the first validation
+    image's size, see the module docstring); ``image``: a path of an image file for the parity
+    check instead of the first validation batch, resized to ``(H, W)``: it does not set the
+    graph's size (docs/deploy.md).
     """
+    check_input_shape(input_shape)
     model = build_student(cfg, weights)
+    if input_shape:
+        size, size_from = tuple(input_shape), '--input-shape'
+    else:
+        size = default_size(cfg, model, first_val_images(cfg, limit=1)[0])
+        size_from = 'the first validation image (--input-shape H W to change)'
     images = [read_image(image, cfg)] if image else first_val_images(cfg)
-    size = tuple(input_shape) if input_shape else default_size(cfg, model, images[0])
     graph, names = graph_of(cfg, model, size)
     graph.eval()
     inputs = batch_of(images, size)
     write_onnx(graph, inputs[:1].expand(2, -1, -1, -1).contiguous(), path, names)
     diff, shapes = check_parity(graph, path, inputs, tolerance)
-    return OnnxReport(path, size, names, shapes, diff, tolerance)
+    return OnnxReport(path, size, names, shapes, diff, tolerance, size_from=size_from)

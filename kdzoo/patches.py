@@ -11,8 +11,12 @@ version it was written against, where it is applied, and the test that fails wit
   by ``import kdzoo.adapters`` and by the start-up hook once ``mmengine.runner`` is imported.
   Tests: tests/test_patches.py, tests/test_entry_points.py.
 - :func:`harden_mmengine_loading`: ``mmengine.runner.checkpoint._safe_torch_load``
-  (onedl-mmengine 0.10.12 with torch >= 2.6). Applied by :func:`kdzoo.runner.build_runner`.
-  Tests: tests/test_patches.py, tests/test_checkpoint.py.
+  (onedl-mmengine 0.10.12 with torch >= 2.6). Applied by the start-up hook once
+  ``mmengine.runner`` is imported (:func:`patch_mmengine_runner`), so in every process before any
+  checkpoint can be read: every tool (train, test, export, analyze, compare, plug-and-play, the
+  quick start) and every MMEngine load (``load_from``, ``--resume``, hooks).
+  :func:`kdzoo.runner.build_runner` applies it too, for a process without the hook.
+  Tests: tests/test_patches.py, tests/test_checkpoint.py, tests/tools/test_pickle_bomb.py.
 - :func:`unformatted_config_dumps`: ``yapf.yapflib.yapf_api.FormatCode`` as MMEngine's
   ``Config.pretty_text`` calls it (onedl-mmengine 0.10.12, yapf 0.43). Applied in a ``with``
   block around the experiments' runs. Test: tests/test_patches.py.
@@ -21,14 +25,15 @@ tests/test_patches.py also checks that each upstream behaviour is still the one 
 upstream release fixes it, that test fails and says the patch can go.
 
 Nothing happens on importing this module: each patch is a function, applied where the list says.
-The start-up hook (``kdzoo_startup.py``, docs/deploy.md) applies the first three in a process
+The start-up hook (``kdzoo_startup.py``, docs/deploy.md) applies the first four in a process
 that imports MMEngine without kdzoo, so a plain ``Config.fromfile`` reads kdzoo's ``mmseg::``
-configs and a stock config with ``distill_cfg`` cannot train the student alone
-(docs/entry_points.md). This module imports only the standard library at its top: the hook
-imports it as soon as ``mmengine.config`` is, and ``import kdzoo`` imports it. The hook itself is
-the one piece of import machinery outside this module: it wraps the loader of the two watched
-MMEngine modules (standard-library machinery, no third-party object is changed) and has to be a
-top-level module that imports nothing of kdzoo, since ``import kdzoo`` imports MMEngine.
+configs, a stock config with ``distill_cfg`` cannot train the student alone
+(docs/entry_points.md) and no checkpoint MMEngine loads is unpickled. This module imports only
+the standard library at its top: the hook imports it as soon as ``mmengine.config`` is, and
+``import kdzoo`` imports it. The hook itself is the one piece of import machinery outside this
+module: it wraps the loader of the two watched MMEngine modules (standard-library machinery, no
+third-party object is changed) and has to be a top-level module that imports nothing of kdzoo,
+since ``import kdzoo`` imports MMEngine.
 """
 import functools
 import sys
@@ -132,6 +137,13 @@ def harden_mmengine_loading():
 
     from kdzoo.checkpoint import weights_only_torch_load
     mm_checkpoint._safe_torch_load = weights_only_torch_load
+
+
+def patch_mmengine_runner():
+    """What the start-up hook applies once ``mmengine.runner`` is imported:
+    :func:`guard_runner_train` and :func:`harden_mmengine_loading`. Idempotent."""
+    guard_runner_train()
+    harden_mmengine_loading()
 
 
 # -------------------------------------------------------------------------------- config dumps

@@ -74,6 +74,7 @@ def build_runner(config, *, cfg_options=None, work_dir=None, launcher='none', am
     seed_train_stream(cfg, run_seed(cfg))
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
         dict(type='RandomStateHook'), dict(type='SplitClassesHook')]
+    cfg.custom_hooks.append(dict(type='LoadCheckHook'))  # load_from / --resume fit the model
     cfg.launcher = launcher
     if launcher != 'none':
         distributed_setup(cfg)

@@ -176,3 +176,100 @@ def test_det_quickstart_student_outputs_decode_as_mmdet_predicts(tmp_path):
     for ours, mmdet in zip(decode(got[:5], got[5:]), decode(list(cls_scores), list(bbox_preds))):
         assert len(ours.bboxes) == len(mmdet.bboxes) == 20
         assert torch.allclose(ours.bboxes, mmdet.bboxes, atol=1e-2)
+
+
+def test_image_is_resized_to_the_graph_size_and_does_not_set_it(tmp_path):
+    """``--image`` of another size than the validation images: the graph keeps the first
+    validation image's size (docs/deploy.md), said in the report; it set the size silently."""
+    from PIL import Image
+
+    from kdzoo.toydata import make_shapes_dataset
+    data = make_shapes_dataset(str(tmp_path / 'data'), num_classes=10, per_class=(1, 1))
+    cfg = load_config(config_path('quickstart', 'student.py'),
+                      {'model.depth': 1, 'val_dataloader.dataset.root': data['val']})
+    weights = build_student(cfg, None).model.state_dict()
+    Image.new('RGB', (40, 48), (200, 10, 10)).save(tmp_path / 'other.png')
+    report = export_onnx(cfg, weights, str(tmp_path / 's.onnx'), image=str(tmp_path / 'other.png'))
+    assert report.input_shape == (32, 32) and report.output_shapes == [(1, 10)]
+    assert ('input size 32 x 32 from the first validation image (--input-shape H W to change)'
+            in report.lines())
+
+
+def test_two_stage_onnx_is_refused_before_any_forward(monkeypatch):
+    """A Faster R-CNN student: the documented refusal, not a TypeError from its ``_forward``."""
+    pytest.importorskip('mmdet', reason='detection needs the full install')
+    cfg = load_config(config_path('det', 'cwd_mask-rcnn_swin-t-to-faster-rcnn_r50_fpn_coco.py'))
+    model = build_student(cfg, None)
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError('the detector ran a forward before the refusal')
+    monkeypatch.setattr(model, '_forward', no_forward)
+    monkeypatch.setattr(model, 'forward', no_forward)
+    with pytest.raises(ValueError) as err:
+        graph_of(cfg, model, (64, 64))
+    assert str(err.value) == (
+        'FasterRCNN: ONNX export covers detectors whose _forward returns the dense head\'s '
+        'per-level outputs (one-stage detectors: RetinaNet, FCOS, ATSS, GFL, ...); this one is '
+        'a two-stage detector (rpn_head, then roi_head on its proposals), refused')
+
+
+def test_det_export_refuses_another_model_and_out_equal_to_ckpt(tmp_path):
+    """Detection: a checkpoint of another detector (another class count) is refused naming the
+    mismatched tensors, and OUT == CKPT is refused; nothing is written, CKPT is kept."""
+    pytest.importorskip('mmdet', reason='detection needs the full install')
+    from kdzoo.checkpoint import CheckpointError
+    from kdzoo.export import ExportError
+    config = config_path('det', 'quickstart_retinanet_r18.py')
+    other = build_student(load_config(config, {'model.bbox_head.num_classes': 3}), None)
+    checkpoint = plain_run_checkpoint(other, tmp_path / 'iter_2.pth')
+    with pytest.raises(CheckpointError) as err:
+        export_student(config, checkpoint, str(tmp_path / 's.pth'))
+    assert str(err.value).startswith(
+        f'checkpoint {checkpoint} does not hold the student of this config (RetinaNet): 146 of its '
+        '148 tensors match; mismatched keys (2): bbox_head.retina_cls.bias (27,) vs model (90,), '
+        'bbox_head.retina_cls.weight (27, 64, 3, 3) vs model (90, 64, 3, 3). Give a checkpoint')
+    assert not (tmp_path / 's.pth').exists()
+    before = (tmp_path / 'iter_2.pth').read_bytes()
+    with pytest.raises(ExportError, match=f'^export_student: OUT {checkpoint} is the checkpoint '
+                                          'CKPT itself'):
+        export_student(config, checkpoint, checkpoint)
+    assert (tmp_path / 'iter_2.pth').read_bytes() == before
+
+
+def test_parity_on_non_finite_pytorch_outputs_blames_no_operator(tmp_path):
+    """Finite weights can still compute Inf / NaN; the parity error says so instead of blaming
+    an operator exported differently."""
+    graph = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2)).eval()
+    torch.nn.init.constant_(graph[1].weight, 3e38)
+    with pytest.raises(ParityError) as err:
+        check_parity(graph, str(tmp_path / 'never_read.onnx'), torch.full((2, 3, 2, 2), 255.0))
+    assert str(err.value) == (
+        "PyTorch's own outputs of the student hold NaN or Inf on the parity batch of 2: the "
+        f'weights or the input compute them, not an operator of the graph; do not deploy '
+        f'{tmp_path}/never_read.onnx.')
+
+
+def test_seg_test_with_classes_in_another_order_is_refused(tmp_path):
+    """tools/test.py on a seg student whose checkpoint records the data's classes in another
+    order: label k would be scored as another class; refused with both lists."""
+    pytest.importorskip('mmseg', reason='segmentation needs the full install')
+    from kdzoo.class_names import ClassNamesError
+    from kdzoo.toydata import make_seg_dataset
+    from tools.test import main as test_main
+    root = make_seg_dataset(str(tmp_path / 'data'), num_images=(1, 2))
+    config = config_path('seg', 'quickstart_student.py')
+    options = {f'{split}_dataloader.dataset.data_root': root for split in ('train', 'val', 'test')}
+    model = build_student(load_config(config, options), None)
+    from mmengine.registry import DATASETS, DefaultScope
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        classes = list(DATASETS.build(load_config(config, options).test_dataloader.dataset)
+                       .metainfo['classes'])
+    checkpoint = str(tmp_path / 'iter_2.pth')
+    torch.save({'state_dict': model.state_dict(),
+                'meta': {'dataset_meta': {'classes': classes[::-1]}}}, checkpoint)
+    with pytest.raises(ClassNamesError) as err:
+        test_main([config, checkpoint, '--work-dir', str(tmp_path / 'test'), '--cfg-options',
+                   *[f'{k}={v}' for k, v in options.items()]])
+    assert str(err.value).startswith(
+        f'student checkpoint {checkpoint} was trained on other classes than the data: the same '
+        f'{len(classes)} classes in another order ({len(classes)} at other labels).\n')

@@ -109,7 +109,9 @@ class Unsafe:
 
 def test_upstream_mmengine_loading_falls_back_to_unpickling(tmp_path):
     torch.save({'state_dict': {}, 'x': Unsafe()}, tmp_path / 'unsafe.pth')
-    code = ("import mmengine.runner.checkpoint as c; "
+    # without kdzoo's start-up hook, which hardens the loader as mmengine.runner is imported
+    code = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if "
+            "type(f).__name__ != 'AfterImportFinder']; import mmengine.runner.checkpoint as c; "
             f"print(c._safe_torch_load({str(tmp_path / 'unsafe.pth')!r}, map_location='cpu'))")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd='/')
     assert out.returncode == 0, out.stderr[-3000:]
@@ -126,6 +128,28 @@ def test_hardened_mmengine_loading_refuses_what_weights_only_refuses(tmp_path, m
     torch.save({'state_dict': {'w': torch.ones(2)}}, tmp_path / 'plain.pth')
     loaded = mm_checkpoint._load_checkpoint(str(tmp_path / 'plain.pth'), map_location='cpu')
     assert torch.equal(loaded['state_dict']['w'], torch.ones(2))
+
+
+def test_a_process_importing_mmengine_runner_is_hardened(tmp_path):
+    """The start-up hook hardens MMEngine's loader as ``mmengine.runner`` is imported: a plain
+    MMEngine process (no ``import kdzoo``) refuses the pickle instead of running it."""
+    marker = tmp_path / 'ran'
+    torch.save({'state_dict': {}, 'x': Bomb(str(marker))}, tmp_path / 'bomb.pth')
+    code = ("import mmengine.runner.checkpoint as c; "
+            f"c._load_checkpoint({str(tmp_path / 'bomb.pth')!r}, map_location='cpu')")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd='/')
+    assert out.returncode == 1 and not marker.exists()
+    assert 'refused by torch.load(weights_only=True)' in out.stderr.splitlines()[-1]
+
+
+class Bomb:
+    """Unpickles by creating the file ``marker``: proof that pickled code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (self.marker, 'w')
 
 
 # --- unformatted_config_dumps -------------------------------------------------------------------

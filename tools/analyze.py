@@ -1,7 +1,7 @@
 """What does the student share with the teacher? Stage-by-stage similarity and suggested items.
 
     python tools/analyze.py CONFIG [--checkpoint CKPT] [--batches N] [--batch-size B]
-                            [--out DIR] [--cfg-options k=v ...]
+                            [--out DIR] [--cfg-options k=v ...] [--ignore-class-names]
 
 For a config with ``distill_cfg`` (classification, mmseg, mmdet), on N validation batches of B
 images (drawn in a fixed shuffled order, whatever the config's val batch size; B >= 4, the unbiased
@@ -15,7 +15,10 @@ HSIC needs 4):
 
 The teacher is the config's (``distill_cfg.teacher``, its checkpoint). The student is at its
 initialisation (the config's seed, as training starts it); with ``--checkpoint`` (a distilling or
-a plain run of the student) also trained, and the PNG shows both side by side.
+a plain run of the student) also trained, and the PNG shows both side by side. That checkpoint
+is checked before anything is measured: the config's student (keys, shapes), finite values, and
+the class names it records equal to the validation data's (``--ignore-class-names`` skips the
+last check).
 
 Writes ``similarity.png`` and ``similarity.csv`` in ``--out`` (default
 ``work_dirs/analyze/<config name>``) and prints the CKA tables and a ``distill_cfg`` snippet: each
@@ -26,16 +29,19 @@ it at the end of a copy of the config (docs/analyze.md).
 import argparse
 import os
 import os.path as osp
+import sys
 import tempfile
 import time
 
 from kdzoo import tasks
 from kdzoo.analysis.cka import MIN_EXAMPLES
-from kdzoo.analysis.measure import load_student, measure, one_image
+from kdzoo.analysis.measure import measure, one_image, student_checkpoint
 from kdzoo.analysis.readouts import taps
 from kdzoo.analysis.report import logit_text, table, write_csv, write_heatmap
 from kdzoo.analysis.suggest import assigns, snippet, suggest
+from kdzoo.class_names import check_class_names, recorded_classes
 from kdzoo.experiments.runs import make_runner
+from kdzoo.hooks.split_classes import dataset_classes
 from kdzoo.patches import unformatted_config_dumps
 from kdzoo.runner import load_config
 from kdzoo.wrappers import unwrap
@@ -54,6 +60,9 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='output folder (default work_dirs/analyze/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. val_dataloader.dataset.root=...')
+    parser.add_argument('--ignore-class-names', action='store_true',
+                        help='analyse even when the class names --checkpoint records are not the '
+                        'validation data\'s (another set or order)')
     args = parser.parse_args(argv)
     if args.batch_size < MIN_EXAMPLES:
         parser.error(f'--batch-size {args.batch_size}: the unbiased HSIC estimator needs at least '
@@ -71,6 +80,18 @@ def check_config(cfg, config):
         raise SystemExit(f'analyze: {config} has no distill_cfg; analyze compares a student with '
                          'the teacher of its distill_cfg (docs/distill_cfg.md)')
     check_inputs(cfg, config, tool='analyze')
+
+
+def check_load_from(cfg, cfg_options):
+    """analyze never loads ``load_from`` (the trained student is ``--checkpoint``): one given in
+    ``--cfg-options`` is an error, the config's own is ignored with a line saying so."""
+    if cfg_options.get('load_from'):
+        raise SystemExit(f'analyze: --cfg-options load_from={cfg_options["load_from"]} is not '
+                         'loaded by analyze; give the trained student as --checkpoint '
+                         f'{cfg_options["load_from"]}.')
+    if cfg.get('load_from'):
+        print(f'analyze: ignoring load_from={cfg.load_from} of the config: the student is at its '
+              'initialisation, and the trained one is --checkpoint', file=sys.stderr)
 
 
 def analysis_loader(cfg, batch_size):
@@ -98,17 +119,23 @@ def main(argv=None):
     start = time.perf_counter()
     cfg = load_config(args.config, args.cfg_options)
     check_config(cfg, args.config)
+    check_load_from(cfg, args.cfg_options)
     task = tasks.of_config(cfg).name
     out = args.out or osp.join('work_dirs', 'analyze', osp.splitext(osp.basename(args.config))[0])
     os.makedirs(out, exist_ok=True)
     with tempfile.TemporaryDirectory() as work_dir:  # the runner's log: nothing to keep
         model, runner = build(args.config, args.cfg_options, work_dir)
         loader = runner.build_dataloader(analysis_loader(cfg, args.batch_size))
+        if args.checkpoint:
+            trained, loaded = student_checkpoint(model, args.checkpoint)
+            if not args.ignore_class_names:
+                check_class_names(recorded_classes(loaded), dataset_classes(loader.dataset),
+                                  args.checkpoint, 'student', '--ignore-class-names')
         times = {'build': time.perf_counter() - start}
         sims = [measure(model, task, loader, args.batches, 'init')]
         times['init'] = time.perf_counter() - start - sum(times.values())
         if args.checkpoint:
-            load_student(model, args.checkpoint)
+            model.student.load_state_dict(trained)
             sims.append(measure(model, task, loader, args.batches, 'trained'))
             times['trained'] = time.perf_counter() - start - sum(times.values())
         inputs = model.data_preprocessor(one_image(next(iter(loader)), 0), False)['inputs']

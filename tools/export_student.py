@@ -3,6 +3,7 @@ checked against PyTorch (the logic: kdzoo/export.py; the contract: docs/deploy.m
 
     python tools/export_student.py CONFIG CKPT OUT [--onnx OUT.onnx] [--input-shape H W]
                                    [--image PATH] [--tolerance T] [--cfg-options k=v ...]
+                                   [--ignore-class-names]
 
 Classification: OUT is a plain state dict that loads with
 ``timm.create_model(name, num_classes=K).load_state_dict(torch.load(OUT))``.
@@ -11,12 +12,18 @@ mmdet / mmseg: OUT is ``{'state_dict': ..., 'meta': ...}`` for the config's plai
 ``--onnx``: the student as an ONNX graph (opset 18, dynamic batch, float32 0-255 NCHW input with the
 normalisation inside), then onnxruntime's outputs on the first validation batch (or ``--image``)
 against PyTorch's: the max abs difference is printed, and above ``--tolerance`` the command fails.
+
+Nothing is written when OUT or ``--onnx`` is CKPT itself, or ``--onnx`` is OUT; when CKPT is not
+the config's student (keys, shapes) or holds NaN / Inf; when the class names CKPT records are not
+the validation data's (``--ignore-class-names`` skips that check); or when ``--input-shape`` is
+not two positive integers (kdzoo/export.py, docs/deploy.md).
 """
 import argparse
+import os
 import sys
 
 import kdzoo  # noqa: F401
-from kdzoo.export import TOLERANCE, ParityError, export_onnx
+from kdzoo.export import TOLERANCE, ExportError, ParityError, check_input_shape, export_onnx
 from kdzoo.export import export_student as export
 from kdzoo.runner import load_config
 
@@ -33,17 +40,32 @@ def parse_args(argv=None):
                         help='the graph\'s input height and width (default: the first '
                         'validation image\'s size)')
     parser.add_argument('--image', help='an image file for the parity check (default: the first '
-                        'validation batch)')
+                        'validation batch), resized to the graph\'s input size: it does not set '
+                        'that size')
     parser.add_argument('--tolerance', type=float, default=TOLERANCE,
                         help=f'largest allowed max abs difference (default {TOLERANCE:g})')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. the validation data\'s root')
-    return parser.parse_args(argv)
+    parser.add_argument('--ignore-class-names', action='store_true',
+                        help='export even when the class names CKPT records are not the '
+                        'validation data\'s (another set or order)')
+    args = parser.parse_args(argv)
+    try:
+        check_input_shape(args.input_shape)
+    except ExportError as err:
+        parser.error(str(err))
+    if args.image and not os.path.isfile(args.image):
+        parser.error(f'--image {args.image}: no such file')
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    weights = export(args.config, args.checkpoint, args.out, args.cfg_options)
+    try:
+        weights = export(args.config, args.checkpoint, args.out, args.cfg_options, args.onnx,
+                         args.ignore_class_names)
+    except ExportError as err:
+        sys.exit(str(err))
     print(f'wrote {args.out}: {len(weights)} tensors of the student')
     if not args.onnx:
         return None
@@ -52,6 +74,8 @@ def main(argv=None):
                              args.input_shape, args.image, args.tolerance)
     except ParityError as err:
         sys.exit(f'export_student: {err}')
+    except ExportError as err:
+        sys.exit(str(err))
     print('\n'.join(report.lines()))
     return report
 

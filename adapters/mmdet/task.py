@@ -39,21 +39,29 @@ class DetGraph(nn.Module):
         return tuple(level for kind in outputs for level in kind)
 
 
+def not_exportable(model, why):
+    """The documented refusal (docs/deploy.md) of a detector ONNX export does not cover."""
+    return ValueError(
+        f'{type(model).__name__}: ONNX export covers detectors whose _forward returns the '
+        'dense head\'s per-level outputs (one-stage detectors: RetinaNet, FCOS, ATSS, GFL, '
+        f'...); {why}')
+
+
 def output_names(model, outputs):
     """``<kind>_<level>`` names of the flattened head outputs; the kinds are the first arguments
     of the head's ``predict_by_feat`` (``cls_scores``, ``bbox_preds``, ``score_factors``)."""
     head = getattr(model, 'bbox_head', None) or getattr(model, 'rpn_head', None)
     params = list(inspect.signature(head.predict_by_feat).parameters) if head else []
     if not all(isinstance(kind, (list, tuple)) for kind in outputs) or len(params) < len(outputs):
-        raise ValueError(
-            f'{type(model).__name__}: ONNX export covers detectors whose _forward returns the '
-            'dense head\'s per-level outputs (one-stage detectors: RetinaNet, FCOS, ATSS, GFL, '
-            f'...); this one returns {type(outputs).__name__} of '
-            f'{[type(kind).__name__ for kind in outputs]}')
+        raise not_exportable(model, f'this one returns {type(outputs).__name__} of '
+                                    f'{[type(kind).__name__ for kind in outputs]}')
     return [f'{params[k]}_{i}' for k, kind in enumerate(outputs) for i in range(len(kind))]
 
 
 def onnx_graph(model, size):
+    if hasattr(model, 'roi_head'):  # refused before any forward (two-stage: needs proposals)
+        raise not_exportable(model, 'this one is a two-stage detector (rpn_head, then roi_head '
+                                    'on its proposals), refused')
     graph = DetGraph(model)
     with torch.no_grad():
         outputs = model._forward(graph.normalise(torch.zeros(1, 3, *size)))

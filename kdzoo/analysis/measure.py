@@ -127,11 +127,21 @@ def measure(model, task, loader, batches, weights):
                       shapes, agreement, kl)
 
 
-def load_student(model, path):
-    """Load the student's weights from a training checkpoint at ``path``: a distilling run's
-    (keys under ``distiller.student.``; the connectors are ignored) or the student's own run's."""
-    from kdzoo.checkpoint import CheckpointError, load_file, state_dict_of, strip_prefix
-    weights = state_dict_of(load_file(path))
+def student_checkpoint(model, path):
+    """``(weights, loaded checkpoint)``: the student's weights of the training checkpoint at
+    ``path`` (a distilling run's, keys under ``distiller.student.``, the connectors ignored; or
+    the student's own run's), refused unless they are exactly ``model.student``'s keys and shapes
+    with finite values (a NaN student's CKA and snippet would be NaN)."""
+    from kdzoo.checkpoint import (
+        CheckpointError,
+        listing,
+        load_file,
+        nonfinite_keys,
+        state_dict_of,
+        strip_prefix,
+    )
+    loaded = load_file(path)
+    weights = state_dict_of(loaded)
     if any(key.startswith(STUDENT_PREFIX) for key in weights):
         weights = strip_prefix(weights, STUDENT_PREFIX)
     own = model.student.state_dict()
@@ -144,4 +154,10 @@ def load_student(model, path):
             f'({type(model.student).__name__}): missing keys {missing[:5]}, unexpected keys '
             f'{unexpected[:5]}, mismatched shapes {mismatched[:5]} (first 5 of each). Give a '
             'checkpoint of a run of this config, or of its student alone.')
-    model.student.load_state_dict(weights)
+    nonfinite = nonfinite_keys(model.student, weights)
+    if nonfinite:
+        raise CheckpointError(
+            f'--checkpoint {path} holds non-finite values (NaN or Inf) in {len(nonfinite)} '
+            f'tensors of the student: {listing(nonfinite)}; its similarities would be NaN. Give '
+            'a checkpoint saved before the training diverged.')
+    return weights, loaded

@@ -7,11 +7,14 @@ them in MMEngine's ``HOOKS`` under their class names (configs name them, e.g.
 - :class:`RandomStateHook` (:mod:`.random_state`): exact resume of the global random streams.
 - :class:`SplitClassesHook` (:mod:`.split_classes`): train and val name the same classes, and the
   teacher's and the student's (``load_from`` / ``--resume``) checkpoints the data's classes.
+- :class:`LoadCheckHook` (:mod:`.load_check`): ``--resume`` only from this config's run, a
+  ``load_from`` that fills the model.
 
-The last two are added to every run by :func:`kdzoo.runner.build_runner`.
+The last three are added to every run by :func:`kdzoo.runner.build_runner`.
 """
+from .load_check import LoadCheckHook
 from .random_state import RandomStateHook
 from .split_classes import SplitClassesHook
 from .teacher_check import TeacherCheckHook
 
-__all__ = ['TeacherCheckHook', 'RandomStateHook', 'SplitClassesHook']
+__all__ = ['TeacherCheckHook', 'RandomStateHook', 'SplitClassesHook', 'LoadCheckHook']

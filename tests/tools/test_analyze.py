@@ -205,3 +205,56 @@ def test_det(tmp_path, capsys):
     assert [e for e, _ in items] == [dict(student='neck', teacher='neck',
                                           loss=dict(type='PKDLoss'), name='pkd_fpn')]
     assert 'not suggested: teacher stage1, stage2, stage3' in capsys.readouterr().out
+
+
+def test_a_nan_checkpoint_is_refused_naming_the_tensors(cls_run, tmp_path):
+    """A NaN student gave a heatmap and a snippet computed from NaN CKA values."""
+    from kdzoo.checkpoint import CheckpointError
+    from tools.analyze import main
+    config, root = cls_run[0], cls_run[1]
+    loaded = torch.load(root / 'work' / 'iter_2.pth', weights_only=False)
+    key = 'distiller.student.model.fc.weight'
+    loaded['state_dict'][key] = torch.full_like(loaded['state_dict'][key], float('nan'))
+    torch.save(loaded, tmp_path / 'nan.pth')
+    with pytest.raises(CheckpointError) as err:
+        main([config, '--checkpoint', str(tmp_path / 'nan.pth'), '--batches', '1', '--out',
+              str(tmp_path / 'out')])
+    assert str(err.value) == (
+        f'--checkpoint {tmp_path}/nan.pth holds non-finite values (NaN or Inf) in 1 tensors of '
+        'the student: model.fc.weight; its similarities would be NaN. Give a checkpoint saved '
+        'before the training diverged.')
+    assert not (tmp_path / 'out' / 'similarity.png').exists()
+
+
+def test_a_checkpoint_of_other_classes_is_refused_unless_ignored(cls_run, shapes_data, tmp_path):
+    import shutil
+
+    from kdzoo.class_names import ClassNamesError
+    from tools.analyze import main
+    config, root = cls_run[0], cls_run[1]
+    checkpoint = str(root / 'work' / 'iter_2.pth')
+    val = tmp_path / 'val'
+    shutil.copytree(shapes_data['val'], val)
+    first = sorted(p.name for p in val.iterdir())[0]
+    (val / first).rename(val / 'zzz')
+    args = [config, '--checkpoint', checkpoint, '--batches', '1', '--out', str(tmp_path / 'out'),
+            '--cfg-options', f'val_dataloader.dataset.root={val}']
+    with pytest.raises(ClassNamesError) as err:
+        main(args)
+    assert str(err.value).startswith(
+        f'student checkpoint {checkpoint} was trained on other classes than the data: 4 classes '
+        f"vs 4; only in the checkpoint: ['{first}'], only in the data: ['zzz'].\n")
+    assert str(err.value).endswith('set --ignore-class-names.')
+    sims, _, _ = main(args + ['--ignore-class-names'])
+    assert [s.weights for s in sims] == ['init', 'trained']
+
+
+def test_load_from_in_the_options_is_refused_naming_checkpoint(cls_config):
+    """analyze never loaded ``load_from``: the snippet was of the untrained student, silently."""
+    from tools.analyze import main
+    config, root = cls_config
+    with pytest.raises(SystemExit) as err:
+        main([config, '--cfg-options', f'load_from={root}/work/iter_2.pth'])
+    assert str(err.value) == (f'analyze: --cfg-options load_from={root}/work/iter_2.pth is not '
+                              'loaded by analyze; give the trained student as --checkpoint '
+                              f'{root}/work/iter_2.pth.')

@@ -1,0 +1,125 @@
+"""A checkpoint MMEngine loads into a run (``load_from``, ``--resume``) must be one of that run's
+model, checked before anything of it is applied.
+
+MMEngine loads the model's weights with ``strict=False``, a warning in the log for what did not
+load. For ``--resume`` it then restores the optimizer, the schedulers and the iteration counter:
+a checkpoint of another config loads none of the model's tensors and training goes on from
+random weights with the counter of the other run; after a ``distill_cfg`` change the optimizer's
+parameter groups differ and the resume fails in ``torch.optim`` with a ``ValueError`` that names
+neither the checkpoint nor the change. A ``load_from`` of another model (or a plain run's student
+for a distilling config, whose keys are under ``distiller.student.``) loads nothing and trains
+from the initialisation.
+
+:class:`LoadCheckHook` stops on both, with one line naming the checkpoint and what differs
+(docs/troubleshooting.md, "Loading, testing, resuming, exporting, analysing"): a resume
+checkpoint must hold exactly the model's keys and shapes and the same ``distill_cfg``
+(:func:`resume_mismatch`); a ``load_from`` checkpoint must fill at least
+:data:`kdzoo.checkpoint.MIN_LOADED` of the model (:func:`kdzoo.checkpoint.check_loaded_fraction`,
+the rule of every ``strict=False`` load in kdzoo).
+"""
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from kdzoo.checkpoint import CheckpointError, check_loaded_fraction, describe_fit, state_dict_of
+from kdzoo.wrappers import unwrap
+
+
+def flatten(value, prefix=''):
+    """``{dotted path: leaf}`` of nested dicts and lists (list items as ``path[i]``)."""
+    if isinstance(value, dict):
+        items = [(f'{prefix}.{k}' if prefix else str(k), v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [(f'{prefix}[{i}]', v) for i, v in enumerate(value)]
+    else:
+        return {prefix: value}
+    flat = {}
+    for path, item in items:
+        flat.update(flatten(item, path))
+    return flat if flat else {prefix: value}
+
+
+def distill_cfg_of(cfg):
+    """The ``distill_cfg`` of a config, wrapped for distillation (``model.distill_cfg``) or not,
+    as plain dicts; ``None`` for a plain run."""
+    model = cfg.get('model') or {}
+    distill_cfg = model.get('distill_cfg') if isinstance(model, dict) else None
+    distill_cfg = distill_cfg if distill_cfg is not None else cfg.get('distill_cfg')
+    return None if distill_cfg is None else flatten(
+        distill_cfg.to_dict() if hasattr(distill_cfg, 'to_dict') else dict(distill_cfg))
+
+
+# distill_cfg keys that change no training step: a resume may switch them (e.g. the teacher check
+# off, as tests/tools/test_train.py does)
+UNTRAINED_KEYS = ('teacher_check', 'monitor')
+
+
+def distill_cfg_changes(saved_text, cfg, limit=5):
+    """How the ``distill_cfg`` of the config text saved in a checkpoint (``meta.cfg``) differs
+    from ``cfg``'s, :data:`UNTRAINED_KEYS` aside: ``['distill_cfg.<path>: <saved> in the
+    checkpoint, <now> now', ...]`` (at most ``limit``, then a count); ``[]`` when equal or when
+    the saved text cannot be read."""
+    from mmengine.config import Config
+    try:
+        saved = distill_cfg_of(Config.fromstring(saved_text, file_format='.py'))
+    except Exception:  # a config text MMEngine cannot parse back: nothing to compare
+        return []
+    now = distill_cfg_of(cfg)
+    if saved is None and now is None:
+        return []
+    if saved is None or now is None:
+        return ['distill_cfg: ' + ('none in the checkpoint\'s run, one now' if saved is None
+                                   else 'in the checkpoint\'s run, none now')]
+    missing = object()
+    changes = [f'distill_cfg.{path}: {saved.get(path, missing)!r} in the checkpoint, '
+               f'{now.get(path, missing)!r} now'.replace(repr(missing), 'absent')
+               for path in sorted(set(saved) | set(now))
+               if saved.get(path, missing) != now.get(path, missing)
+               and path.split('.')[0] not in UNTRAINED_KEYS]
+    more = [f'... and {len(changes) - limit} more'] if len(changes) > limit else []
+    return changes[:limit] + more
+
+
+def resume_mismatch(model, checkpoint, cfg):
+    """What makes ``checkpoint`` (loaded) not a checkpoint of the run of ``cfg`` building
+    ``model``: the model's tensors it does not fill, or the ``distill_cfg`` changes; ``None``
+    when it matches."""
+    own = model.state_dict()
+    filled, problems = describe_fit(own, state_dict_of(checkpoint))
+    if problems:
+        return f'it fills {filled} of the {len(own)} tensors of {type(model).__name__} ({problems})'
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    saved = meta.get('cfg') if isinstance(meta, dict) else None
+    changes = distill_cfg_changes(saved, cfg) if isinstance(saved, str) else []
+    return 'its distill_cfg differs: ' + '; '.join(changes) if changes else None
+
+
+def check_load_from(model, checkpoint, source):
+    """A ``load_from`` checkpoint filling under :data:`kdzoo.checkpoint.MIN_LOADED` of
+    ``model`` is refused; above, what does not load is a warning."""
+    own = model.state_dict()
+    filled, problems = describe_fit(own, state_dict_of(checkpoint))
+    if problems:
+        check_loaded_fraction(model, f'{source} (load_from)', filled, len(own), problems)
+
+
+@HOOKS.register_module()
+class LoadCheckHook(Hook):
+    """On ``--resume`` (``resume=True``), :func:`resume_mismatch` of the checkpoint is an error;
+    on a ``load_from`` alone, :func:`check_load_from`; both before MMEngine applies any of it.
+    Added to every run by :func:`kdzoo.runner.build_runner`."""
+
+    priority = 'VERY_HIGH'  # before any other hook reads the checkpoint
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        model = unwrap(runner.model)
+        source = runner._load_from or 'of the work dir'
+        if not getattr(runner, '_resume', False):
+            check_load_from(model, checkpoint, source)
+            return
+        mismatch = resume_mismatch(model, checkpoint, runner.cfg)
+        if mismatch:
+            raise CheckpointError(
+                f'the resume checkpoint {source} does not match this config '
+                f'({runner.cfg.filename}): {mismatch}. Resume only from a checkpoint of this '
+                'run\'s config (--resume with its work dir); to start from these weights '
+                'instead, train with load_from in a new work dir.')
