@@ -100,9 +100,10 @@ def keys_differing(old, new, limit=6):
 WHAT = dict(teacher='teacher checkpoint bytes differ', data='generated data differ')
 
 
-def differences(folder, row, new):
+def differences(records, row, new):
     """What differs between the setup that wrote ``row`` (its ``fingerprint_parts`` and, when
-    its record is in ``folder``, its config) and ``new``, as phrases (the row's first)."""
+    its record is in the folder ``records``, its config) and ``new``, as phrases (the row's
+    first)."""
     old = parse_parts(row.get('fingerprint_parts'))
     said = []
     for part in dict.fromkeys(list(old) + list(new.parts)):
@@ -110,7 +111,7 @@ def differences(folder, row, new):
         if before == now:
             continue
         if part == 'config':
-            record = load_record(folder, row['fingerprint']) or {}
+            record = load_record(records, row['fingerprint']) or {}
             options = keys_differing(record.get('options', {}), new.options)
             rest = {k for k in set(record.get('resolved', {})) | set(new.resolved)
                     if record.get('resolved', {}).get(k) != new.resolved.get(k)
@@ -130,14 +131,15 @@ def differences(folder, row, new):
     return said or ['its fingerprint differs']
 
 
-def refusal(tool, folder, csv_path, rows, new, fix):
-    """The error when ``rows`` (of ``csv_path`` in ``folder``) were made by another setup than
-    ``new``: where, what differs (for the first such row), and the fix."""
+def refusal(tool, folder, csv_path, rows, new, fix, records=None):
+    """The error when ``rows`` (of ``csv_path`` in ``folder``; fingerprint records in
+    ``records``, default ``folder``) were made by another setup than ``new`` (the first row's
+    fingerprint now): where, what differs (for the first such row), and the fix."""
     row = rows[0]
     which = ', '.join(f'{k} {row[k]}' for k in ('task', 'pair', 'arm', 'loss', 'seed')
                       if row.get(k))
     return (f'{tool}: {folder} holds results of another setup: {len(rows)} row(s) of '
             f'{csv_path} (e.g. {which}) were made with fingerprint {row["fingerprint"]}, this run '
             f'has {new.value}. What differs (the CSV\'s vs this run\'s): '
-            f'{"; ".join(differences(folder, row, new))}. Those results are kept and never reused '
-            f'for another setup: give this run a new {fix}.')
+            f'{"; ".join(differences(records or folder, row, new))}. Those results are kept '
+            f'and never reused for another setup: give this run a new {fix}.')

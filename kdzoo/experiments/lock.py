@@ -10,11 +10,11 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def folder_lock(folder, name, tool):
-    """Hold ``folder/name`` locked for the ``with`` body; if another process holds it, stop
-    (``SystemExit``) with a message naming ``tool``, the folder and the running command."""
-    os.makedirs(folder, exist_ok=True)
-    path = osp.join(folder, name)
+def folder_lock(folder, path, tool):
+    """Hold the lock file ``path`` (in or under the results folder ``folder``) for the ``with``
+    body; if another process holds it, stop (``SystemExit``) with a message naming ``tool``, the
+    folder and the running command."""
+    os.makedirs(osp.dirname(path), exist_ok=True)
     f = open(path, 'a+')
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -145,7 +145,8 @@ def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare
     metric, scale = (metric, 1.0) if metric else (task.metric, task.metric_scale)
     budget = budget_name(cfg, iters, evals)
     csv_path = osp.join(work_dir, CSV_NAME)
-    with folder_lock(work_dir, LOCK_NAME, 'compare'), unformatted_config_dumps():
+    lock = folder_lock(work_dir, osp.join(work_dir, LOCK_NAME), 'compare')
+    with lock, unformatted_config_dumps():
         fingerprint = fingerprint_of(config, cfg, cfg_options, iters, evals, metric, scale)
         repair_rows(csv_path)
         rows = read_rows(csv_path)
