@@ -159,10 +159,10 @@ class RunHook(Hook):
                 student.load_state_dict(torch.load(self.init_file, weights_only=True))
             else:
                 os.makedirs(osp.dirname(self.init_file), exist_ok=True)
+                with open(init_record(self.init_file), 'w') as f:  # first: no file without it
+                    json.dump(dict(fingerprint=self.init_fingerprint), f)
                 torch.save(student.state_dict(), self.init_file + '.tmp')
                 os.replace(self.init_file + '.tmp', self.init_file)
-                with open(init_record(self.init_file), 'w') as f:
-                    json.dump(dict(fingerprint=self.init_fingerprint), f)
         self.init_sha = state_sha(student.state_dict())
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
