@@ -236,7 +236,7 @@ def test_another_setup_in_the_work_dir_stops_before_training_naming_what_differs
 def test_another_config_in_the_work_dir_is_named(reuse_setup, cls_config):
     args, work_dir, _ = reuse_setup
     cfg = Config.fromfile(args[0])
-    cfg.distill_cfg.losses[0]['loss'] = dict(type='KLDivergence', tau=4.0)  # MLDR-KD for MSDCRD
+    cfg.distill_cfg.losses[0]['loss'] = dict(type='KDLoss')  # another loss, as MLDR-KD for MSDCRD
     other = write_config(osp.join(osp.dirname(work_dir), 'other.py'), cfg.to_dict())
     message = refused([other] + args[1:])
     assert 'config differs (the config file or its _base_): distill_cfg.losses' in message
