@@ -28,7 +28,6 @@ data, 2 iterations, losses ``none`` and ``MSDCRD``, one seed, on the CPU, classi
 seg / det where their adapters import (the test suite runs it).
 """
 import argparse
-import os
 import os.path as osp
 import time
 
@@ -98,7 +97,6 @@ def main(argv=None):
         matrix.relabel(out, args.profile)
         return write_report(out)
     opts = resolve(args)
-    os.makedirs(opts.out, exist_ok=True)
     print(f'plug-and-play ({opts.profile} profile): tasks {opts.tasks}, losses {opts.losses}, '
           f'seeds {opts.seeds}, {opts.device_name}, out {opts.out}', flush=True)
     start = time.perf_counter()

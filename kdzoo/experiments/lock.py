@@ -14,6 +14,8 @@ def folder_lock(folder, path, tool):
     """Hold the lock file ``path`` (in or under the results folder ``folder``) for the ``with``
     body; if another process holds it, stop (``SystemExit``) with a message naming ``tool``, the
     folder and the running command."""
+    if osp.exists(folder) and not osp.isdir(folder):
+        raise SystemExit(f'{tool}: {folder} is a file, not a folder: give a folder for the results')
     os.makedirs(osp.dirname(path), exist_ok=True)
     f = open(path, 'a+')
     try:

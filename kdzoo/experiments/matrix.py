@@ -61,6 +61,7 @@ from kdzoo.experiments.matrix_report import (
 from kdzoo.experiments.recipes import recipe
 from kdzoo.experiments.rows import (
     append_row,
+    check_csv,
     fmt,
     number,
     read_header,
@@ -512,6 +513,7 @@ def reusable_rows(opts, csv_path, planned, fingerprint):
 def run_matrix(opts):
     """Run every missing row; returns ``dict(done=[keys], skipped=[keys])``."""
     csv_path = osp.join(opts.out, CSV_NAME)
+    check_csv(csv_path, COLUMNS, 'plug-and-play', '--out')
     repair_rows(csv_path)
     planned = planned_rows(opts)
     fingerprints = {}

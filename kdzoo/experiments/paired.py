@@ -25,7 +25,7 @@ import time
 from kdzoo import tasks
 from kdzoo.experiments.fingerprint import Fingerprint, file_sha, flat, refusal
 from kdzoo.experiments.lock import folder_lock
-from kdzoo.experiments.rows import ROW_SHA, append_row, read_rows, repair_rows
+from kdzoo.experiments.rows import ROW_SHA, append_row, check_csv, read_rows, repair_rows
 from kdzoo.experiments.runs import (
     budget_options,
     check_init_file,
@@ -148,6 +148,7 @@ def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare
     lock = folder_lock(work_dir, osp.join(work_dir, LOCK_NAME), 'compare')
     with lock, unformatted_config_dumps():
         fingerprint = fingerprint_of(config, cfg, cfg_options, iters, evals, metric, scale)
+        check_csv(csv_path, COLUMNS, 'compare', '--work-dir')
         repair_rows(csv_path)
         rows = read_rows(csv_path)
         other = [r for r in rows if r.get('fingerprint') not in ('', None, fingerprint.value)]

@@ -135,6 +135,17 @@ def rewrite_rows(path, columns, rows):
     replace_file(path, csv_text(list(columns), lines))
 
 
+def check_csv(path, columns, tool, flag):
+    """Before a tool runs anything: ``path`` is not a folder, and a CSV there holds no column
+    ``columns`` lacks (a newer version's file); else stop naming the file and ``flag``'s fix."""
+    if osp.isdir(path):
+        raise SystemExit(f'{tool}: {path} is a folder, not a CSV: give another {flag}')
+    extra = [c for c in read_header(path) if c not in columns] if osp.isfile(path) else []
+    if extra:
+        raise SystemExit(f'{tool}: {path} has columns {extra} this code does not write (another '
+                         f'version wrote it): use that version, or give another {flag}')
+
+
 def append_row(path, columns, row):
     """Add ``row`` (missing columns empty) to the CSV at ``path``, header first if new, the file
     replaced whole. A CSV written before ``columns`` gained a column gets the new header (the

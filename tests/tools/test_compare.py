@@ -371,3 +371,22 @@ def test_zero_and_negative_budgets_are_refused_before_anything_runs(tmp_path, ca
         main(['no_such_config.py', '--work-dir', str(work_dir)] + bad)
     assert err.value.code == 2 and says in capsys.readouterr().err
     assert not work_dir.exists()
+
+
+def test_a_csv_of_a_newer_version_or_a_file_as_work_dir_stops_before_anything_runs(tmp_path):
+    from kdzoo.experiments.paired import COLUMNS
+    from tools.compare import main
+    config = str(tmp_path / 'cmp.py')
+    write_config(config, runner_config({'train': str(tmp_path), 'val': str(tmp_path)},
+                                       tmp_path / 'w', distill_cfg=dict(
+                                           teacher=dict(config=TEACHER), losses=[])))
+    work_dir = tmp_path / 'cmp'
+    work_dir.mkdir()
+    (work_dir / 'compare.csv').write_text(','.join(COLUMNS + ['newer']) + '\n')
+    with pytest.raises(SystemExit, match=r"compare: .*compare.csv has columns \['newer'\] this "
+                       r'code does not write \(another version wrote it\): use that version, or '
+                       'give another --work-dir'):
+        main([config, '--work-dir', str(work_dir), '--iters', '2'])
+    (tmp_path / 'file').write_text('')
+    with pytest.raises(SystemExit, match='compare: .*file is a file, not a folder'):
+        main([config, '--work-dir', str(tmp_path / 'file'), '--iters', '2'])
