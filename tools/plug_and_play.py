@@ -94,8 +94,9 @@ def main(argv=None):
     if args.report_only:
         out = osp.abspath(args.out or osp.join(
             matrix.REPO, matrix.load_profile(args.profile)['out']))
-        matrix.relabel(out, args.profile)
-        return write_report(out)
+        with folder_lock(out, osp.join(out, 'tmp', matrix.LOCK_NAME), 'plug-and-play'):
+            matrix.relabel(out, args.profile)  # rewrites the CSV: not while a run writes it
+            return write_report(out)
     opts = resolve(args)
     print(f'plug-and-play ({opts.profile} profile): tasks {opts.tasks}, losses {opts.losses}, '
           f'seeds {opts.seeds}, {opts.device_name}, out {opts.out}', flush=True)
