@@ -3,6 +3,7 @@ written from ``compare.csv`` only (:mod:`kdzoo.experiments.paired`), never edite
 import math
 import os.path as osp
 
+from kdzoo.experiments.fingerprint import LEGACY_NOTE, legacy
 from kdzoo.experiments.paired import ARMS, MD_NAME, PNG_NAME, parse_curve, seed_pairs
 from kdzoo.experiments.rows import number
 from kdzoo.experiments.stats import RULE, paired_summary
@@ -27,11 +28,6 @@ def pairing_note(pairs):
             f'({"equal" if batches else "different"}); the gains below are not paired.**')
 
 
-def legacy(row):
-    """Whether ``row`` was written before rows carried their fingerprint."""
-    return not row.get('fingerprint')
-
-
 def reported(rows):
     """``(the rows a report is made of, the legacy rows)``: the rows with a fingerprint, else
     the legacy ones."""
@@ -47,8 +43,7 @@ def summary_lines(rows, seeds=None):
     note = ([f'Legacy: {len(old)} row(s) of compare.csv were written before rows carried their '
              'fingerprint (what produced them); they are not in this table and never reused.']
             if old and rows is not old else
-            ['**Legacy rows: written before rows carried their fingerprint (what produced them); '
-             'shown as they are, never reused by a new run.**'] if old else [])
+            [LEGACY_NOTE] if old else [])
     return summary_of(rows, seeds) + ([''] + note if note else [])
 
 

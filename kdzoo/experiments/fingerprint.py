@@ -25,6 +25,13 @@ from dataclasses import dataclass, field
 from kdzoo.experiments.rows import replace_file
 
 RECORDS = 'fingerprints'
+LEGACY_NOTE = ('**Legacy rows: written before rows carried their fingerprint (what produced '
+               'them); shown as they were, never reused by a new run.**')
+
+
+def legacy(row):
+    """Whether ``row`` (of a results CSV) was written before rows carried their fingerprint."""
+    return not row.get('fingerprint')
 
 
 def text_sha(text):

@@ -48,7 +48,14 @@ import torch
 from mmengine.config import Config
 
 from kdzoo import tasks as task_registry
-from kdzoo.experiments.fingerprint import Fingerprint, file_sha, flat, refusal, text_sha
+from kdzoo.experiments.fingerprint import (
+    Fingerprint,
+    file_sha,
+    flat,
+    legacy,
+    refusal,
+    text_sha,
+)
 from kdzoo.experiments.labels import config_label
 from kdzoo.experiments.matrix_report import (
     COLUMNS,
@@ -497,7 +504,7 @@ def reusable_rows(opts, csv_path, planned, fingerprint):
     done, other = {}, []
     for row in read_rows(csv_path):
         key = key_of(row)
-        if not row.get('fingerprint') or key not in keys:
+        if legacy(row) or key not in keys:
             continue
         now = fingerprint(key)
         if row['fingerprint'] == now.value:

@@ -7,6 +7,7 @@ import math
 import os.path as osp
 import statistics
 
+from kdzoo.experiments.fingerprint import LEGACY_NOTE, legacy
 from kdzoo.experiments.rows import ROW_SHA, number, read_rows
 from kdzoo.experiments.stats import RULE, paired_summary
 
@@ -150,11 +151,6 @@ def step_cost_lines(rows):
     return lines
 
 
-def legacy(row):
-    """Whether ``row`` was written before rows carried their fingerprint (what produced them)."""
-    return not row.get('fingerprint')
-
-
 def reported(rows):
     """``(the rows the report is made of, {(task, pair, budget): legacy rows left out})``: per
     (task, pair, budget), the rows with a fingerprint, else the legacy ones."""
@@ -165,10 +161,6 @@ def reported(rows):
         if current and len(current) < len(group):
             left[key] = len(group) - len(current)
     return [r for r in rows if id(r) in kept], left
-
-
-LEGACY_NOTE = ('**Legacy rows: written before rows carried their fingerprint (what produced '
-               'them); shown as they were, never reused by a new run.**')
 
 
 def write_report(out):

@@ -23,7 +23,7 @@ import os.path as osp
 import time
 
 from kdzoo import tasks
-from kdzoo.experiments.fingerprint import Fingerprint, file_sha, flat, refusal
+from kdzoo.experiments.fingerprint import Fingerprint, file_sha, flat, legacy, refusal
 from kdzoo.experiments.lock import folder_lock
 from kdzoo.experiments.rows import ROW_SHA, append_row, check_csv, read_rows, repair_rows
 from kdzoo.experiments.runs import (
@@ -151,7 +151,7 @@ def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare
         check_csv(csv_path, COLUMNS, 'compare', '--work-dir')
         repair_rows(csv_path)
         rows = read_rows(csv_path)
-        other = [r for r in rows if r.get('fingerprint') not in ('', None, fingerprint.value)]
+        other = [r for r in rows if not legacy(r) and r['fingerprint'] != fingerprint.value]
         if other:
             raise SystemExit(refusal('compare', work_dir, csv_path, other, fingerprint,
                                      '--work-dir'))
@@ -169,7 +169,7 @@ def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare
                               task=task.name, config=config, budget=budget, metric_name=metric,
                               fingerprint=fingerprint.value,
                               fingerprint_parts=fingerprint.parts_text), rows)
-    rows = [r for r in read_rows(csv_path) if r.get('fingerprint') in ('', None, fingerprint.value)]
+    rows = [r for r in read_rows(csv_path) if legacy(r) or r['fingerprint'] == fingerprint.value]
     return rows, ran
 
 
