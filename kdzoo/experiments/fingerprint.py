@@ -10,6 +10,7 @@ A fingerprint is a short hash of its parts, each a short hash or a name:
   fingerprint of what trained it (the matrix's own teachers); ``none`` without a teacher;
 - ``metric``: the metric key and its scale to the table's units, as ``KEY*SCALE``;
 - ``budget``: the budget's label (e.g. ``500it/3ev``);
+- ``precision`` (compare): ``amp`` with ``--amp`` (mixed precision), else ``fp32``;
 - ``data`` (the matrix): the generated data's sizes.
 
 The tools write the fingerprint and its parts into every row and, per fingerprint, a record

@@ -10,7 +10,8 @@ resumes with the missing runs only.
 
 Reuse is keyed by what produced a result (:mod:`kdzoo.experiments.fingerprint`): every row, and
 each seed's saved initial student, carries the fingerprint of the resolved config (cfg-options
-and budget included), the teacher checkpoint's bytes, the metric and the budget. A work dir holds
+and budget included), the teacher checkpoint's bytes, the metric, the budget and the precision
+(``--amp``). A work dir holds
 the results of one fingerprint: a run with another stops before training, naming what differs
 (old results are never replaced nor mixed into a verdict). Rows written before fingerprints
 existed (no ``fingerprint``) are legacy: kept and reported as such, never reused. A lock file
@@ -21,6 +22,8 @@ import json
 import os
 import os.path as osp
 import time
+
+import torch
 
 from kdzoo import tasks
 from kdzoo.experiments.fingerprint import Fingerprint, file_sha, flat, legacy, refusal
@@ -112,7 +115,7 @@ def budget_name(cfg, iters, evals):
     return f'{total}{unit}/{evals}ev'
 
 
-def fingerprint_of(config, cfg, cfg_options, iters, evals, metric, scale):
+def fingerprint_of(config, cfg, cfg_options, iters, evals, metric, scale, amp=False):
     """The comparison's :class:`~kdzoo.experiments.fingerprint.Fingerprint`: every run of it
     (teacher, both arms, every seed) has it; the seed and the arm are the row's key."""
     options = dict(cfg_options or {}, **budget_options(cfg, iters, evals))
@@ -122,7 +125,8 @@ def fingerprint_of(config, cfg, cfg_options, iters, evals, metric, scale):
     checkpoint = teacher.pop('checkpoint', None)  # its bytes are the teacher part, not its path
     parts = dict(config=config_sha(resolved, None),
                  teacher=file_sha(checkpoint) if checkpoint else 'none',
-                 metric=f'{metric}*{scale:g}', budget=budget_name(cfg, iters, evals))
+                 metric=f'{metric}*{scale:g}', budget=budget_name(cfg, iters, evals),
+                 precision='amp' if amp else 'fp32')
     options.pop('distill_cfg.teacher.checkpoint', None)
     return Fingerprint(parts, flat(resolved_config_options(options)), flat(resolved))
 
@@ -141,13 +145,17 @@ def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare
     ``cfg`` is ``config`` loaded with ``cfg_options`` (which every run also gets).
     """
     check_inputs(cfg, config)
+    if amp and not torch.cuda.is_available():  # before the teacher's row, not at the first arm
+        raise SystemExit('compare: --amp needs a CUDA GPU (MMEngine\'s AmpOptimWrapper); none is '
+                         'visible here. Compare without --amp on the CPU.')
     task = tasks.of_config(cfg)
     metric, scale = (metric, 1.0) if metric else (task.metric, task.metric_scale)
     budget = budget_name(cfg, iters, evals)
     csv_path = osp.join(work_dir, CSV_NAME)
     lock = folder_lock(work_dir, osp.join(work_dir, LOCK_NAME), 'compare')
     with lock, unformatted_config_dumps():
-        fingerprint = fingerprint_of(config, cfg, cfg_options, iters, evals, metric, scale)
+        fingerprint = fingerprint_of(config, cfg, cfg_options, iters, evals, metric, scale,
+                                     amp)
         check_csv(csv_path, COLUMNS, 'compare', '--work-dir')
         repair_rows(csv_path)
         rows = read_rows(csv_path)

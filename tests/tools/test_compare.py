@@ -200,8 +200,9 @@ def test_every_row_carries_the_fingerprint_and_its_parts(reuse_setup):
     assert [r['arm'] for r in rows] == ['teacher', 'alone', 'distilled']
     assert len({r['fingerprint'] for r in rows}) == 1 and len(rows[0]['fingerprint']) == 16
     parts = dict(p.split('=', 1) for p in rows[0]['fingerprint_parts'].split())
-    assert sorted(parts) == ['budget', 'config', 'metric', 'teacher']
+    assert sorted(parts) == ['budget', 'config', 'metric', 'precision', 'teacher']
     assert parts['metric'] == 'cls/top1*1' and parts['budget'] == '2it/1ev'
+    assert parts['precision'] == 'fp32'
     assert osp.isfile(osp.join(work_dir, 'fingerprints', rows[0]['fingerprint'] + '.json'))
     record = json.load(open(osp.join(work_dir, 'seed0', 'student_init.json')))
     assert record == {'fingerprint': rows[0]['fingerprint']}
@@ -390,3 +391,11 @@ def test_a_csv_of_a_newer_version_or_a_file_as_work_dir_stops_before_anything_ru
     (tmp_path / 'file').write_text('')
     with pytest.raises(SystemExit, match='compare: .*file is a file, not a folder'):
         main([config, '--work-dir', str(tmp_path / 'file'), '--iters', '2'])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='--amp works where CUDA is')
+def test_amp_without_cuda_stops_before_the_teachers_row(cls_config, tmp_path):
+    from tools.compare import main
+    with pytest.raises(SystemExit, match=r'compare: --amp needs a CUDA GPU'):
+        main([cls_config[0], '--amp', '--iters', '2', '--work-dir', str(tmp_path / 'cmp')])
+    assert not (tmp_path / 'cmp').exists()
