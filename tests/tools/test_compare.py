@@ -399,3 +399,18 @@ def test_amp_without_cuda_stops_before_the_teachers_row(cls_config, tmp_path):
     with pytest.raises(SystemExit, match=r'compare: --amp needs a CUDA GPU'):
         main([cls_config[0], '--amp', '--iters', '2', '--work-dir', str(tmp_path / 'cmp')])
     assert not (tmp_path / 'cmp').exists()
+
+
+def test_a_row_appended_onto_a_cut_one_is_removed_with_it(tmp_path, capsys):
+    # the old code appended the next row onto a cut line: one line, two runs, neither whole
+    from kdzoo.experiments.paired import COLUMNS
+    from kdzoo.experiments.rows import append_row, read_rows, repair_rows
+    path = str(tmp_path / 'compare.csv')
+    for seed in (0, 1):
+        append_row(path, COLUMNS, dict(arm='alone', seed=seed, last=11.8,
+                                       finished='2026-12-02 10:00:00'))
+    header, first, second = open(path).read().splitlines(keepends=True)
+    open(path, 'w').write(header + first[:40] + second)
+    assert repair_rows(path) == 1 and read_rows(path) == []
+    assert f'{path}, line 2: not a whole row (' in capsys.readouterr().out
+    assert open(path).read().splitlines() == [header.strip()]
