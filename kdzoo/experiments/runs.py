@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from itertools import count
 
 import torch
-from mmengine.config import Config
 from mmengine.hooks import Hook
 
-from kdzoo.runner import build_runner
+from kdzoo.runner import build_runner, load_config
 from kdzoo.schedule import is_iteration_based, rescaled_schedule
 from kdzoo.wrappers import unwrap
 
@@ -87,9 +86,8 @@ def resolved_config(config, options, root=None):
     trained are left out (a key with a part in :data:`NOT_TRAINING`: the loaders' workers — the
     seeded data stream makes the batches independent of them — and logging); paths under
     ``root`` count relative to it."""
-    cfg = Config.fromfile(config)
-    cfg.merge_from_dict({key: value for key, value in options.items()
-                         if not NOT_TRAINING & set(key.split('.'))})
+    cfg = load_config(config, {key: value for key, value in options.items()
+                               if not NOT_TRAINING & set(key.split('.'))})  # as a run loads it
     text = json.dumps(cfg.to_dict(), sort_keys=True, default=qualified_name)
     if root:
         text = text.replace(osp.abspath(root), '<root>')
