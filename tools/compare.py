@@ -10,14 +10,23 @@ validation set. Then, per seed, the gain ``d = distilled - alone`` (last evaluat
 seeds its mean, sample std and 95 % interval (t distribution) with the verdict: helped (interval
 above 0), hurt (below), no clear effect, or one seed: cannot tell.
 
-Writes ``compare.csv`` (one row per run, written as it finishes: a rerun after a kill runs only
-what is missing), ``compare.md`` and ``compare.png`` in the work dir (default
+Writes ``compare.csv`` (one row per run, written whole as it finishes: a rerun after a kill runs
+only what is missing, and a row cut off by an older version or an edit is named, removed and run
+again), ``compare.md`` and ``compare.png`` in the work dir (default
 ``work_dirs/compare/<config name>``), and prints the table. ``--smoke``: 2 iterations, one
 evaluation, seeds 0 and 1 unless given (the test suite runs it).
+
+A work dir holds one setup: each row records the fingerprint of the resolved config (with
+``--cfg-options``, ``--iters``, ``--evals``), the teacher checkpoint's bytes and the metric. A rerun
+reuses the rows of the same fingerprint (adding seeds reuses the others); with anything else
+changed it stops before training, naming what differs: give a new ``--work-dir`` (old results
+are never replaced). ``--cfg-options train_cfg.max_iters=N`` is ``--iters N``: the schedule is
+rescaled either way. One compare at a time per work dir (``.compare.lock``).
 """
 import argparse
 import os.path as osp
 
+from kdzoo.experiments.arguments import non_negative_int, positive_int, seed_list
 from kdzoo.experiments.compare_report import summary_lines, write_chart, write_markdown
 from kdzoo.experiments.paired import compare
 from kdzoo.runner import load_config
@@ -27,28 +36,38 @@ def parse_args(argv=None):
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config', help='a config with distill_cfg')
-    parser.add_argument('--seeds', help='comma-separated seeds (default 0,1,2; --smoke 0,1)')
-    parser.add_argument('--iters', type=int,
+    parser.add_argument('--seeds', type=seed_list,
+                        help='comma-separated seeds (default 0,1,2; --smoke 0,1)')
+    parser.add_argument('--iters', type=positive_int,
                         help='training iterations of every run (default: the config\'s own; its '
                         'iteration-based schedule is stretched to them)')
-    parser.add_argument('--evals', type=int, help='evaluations per run, evenly spaced (default 3; '
-                        '--smoke 1)')
+    parser.add_argument('--evals', type=positive_int,
+                        help='evaluations per run, evenly spaced (default 3; --smoke 1)')
     parser.add_argument('--work-dir', help='default: work_dirs/compare/<config name>')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys of every run (both arms and the teacher)')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision (CUDA)')
     parser.add_argument('--metric', help='validation metric key (default: cls/top1, mIoU or '
                         'coco/bbox_mAP by task)')
-    parser.add_argument('--workers', type=int, help='data loader workers of every run')
+    parser.add_argument('--workers', type=non_negative_int,
+                        help='data loader workers of every run')
     parser.add_argument('--verbose', action='store_true', help='MMEngine\'s INFO log of each run')
     parser.add_argument('--smoke', action='store_true', help='2 iterations, 1 evaluation')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    iters = args.cfg_options.pop('train_cfg.max_iters', None)
+    if iters is not None:  # the same run as --iters: the schedule is rescaled to it
+        if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
+            parser.error(f'--cfg-options train_cfg.max_iters={iters}: give a positive integer')
+        if args.iters is not None and args.iters != iters:
+            parser.error(f'--iters {args.iters} and --cfg-options train_cfg.max_iters={iters} '
+                         'disagree: give one of them')
+        args.iters = iters
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    seeds = [int(s) for s in (args.seeds or ('0,1' if args.smoke else '0,1,2')).split(',')
-             if s.strip()]
+    seeds = args.seeds or ([0, 1] if args.smoke else [0, 1, 2])
     iters = args.iters or (2 if args.smoke else None)
     evals = args.evals or (1 if args.smoke else 3)
     name = osp.splitext(osp.basename(args.config))[0]

@@ -9,13 +9,17 @@
 The command line of the experiment engine's matrix (:mod:`kdzoo.experiments.matrix`: it writes
 each task's generated set, trains and caches each pair's teacher, trains the student alone and
 distilled with each loss, paired within a seed, measures the step costs, and appends one row per
-finished run to ``<out>/plug_and_play.csv``; a rerun skips the rows already there). The profile
+finished run to ``<out>/plug_and_play.csv``, written whole; a rerun skips the rows already there
+made by the same setup, stops before training when a row of the same key was made otherwise (a
+changed config, recipe, data size, metric or budget: give a new ``--out``), and runs again rows
+written before fingerprints existed, which stay in the report marked legacy). The profile
 (``configs/plug_and_play/profiles/``) says what a run trains; the options below replace its
 settings. After every row ``<out>/plug_and_play.md`` (tables: metric and gain over the student
 alone, mean +- sample std over seeds, the paired verdict; step costs; teachers) and
 ``<out>/plug_and_play.png`` are rewritten from the whole CSV; ``--report-only`` only rewrites
-them. Both first relabel a CSV written before the model labels named each model's type and key
-options (``matrix.relabel``; idempotent).
+them. One run at a time per ``--out`` (a lock file in ``<out>/tmp``). Both first relabel a CSV
+written before the model labels named each model's type and key options (``matrix.relabel``;
+idempotent).
 
 ``--teacher-bf16``: the teacher runs under ``torch.autocast(bfloat16)`` in the distillation
 steps (the losses compute in float32 as always); rows record ``teacher_dtype=bf16`` and the
@@ -24,11 +28,12 @@ data, 2 iterations, losses ``none`` and ``MSDCRD``, one seed, on the CPU, classi
 seg / det where their adapters import (the test suite runs it).
 """
 import argparse
-import os
 import os.path as osp
 import time
 
 from kdzoo.experiments import matrix
+from kdzoo.experiments.arguments import non_negative_float, non_negative_int, positive_int
+from kdzoo.experiments.lock import folder_lock
 from kdzoo.experiments.matrix_report import CSV_NAME, write_report
 from kdzoo.patches import unformatted_config_dumps
 
@@ -46,12 +51,12 @@ def parse_args(argv=None):
     parser.add_argument('--losses', help='comma-separated loss names of the profile; "none" '
                         '(the student alone, needed for the gains) is always run (default: the '
                         'profile\'s)')
-    parser.add_argument('--seeds', type=int, help='seeds 0..N-1 (default: the profile\'s)')
-    parser.add_argument('--iters', type=int, help='student iterations (default: the profile\'s, '
-                        'per task or per pair)')
-    parser.add_argument('--teacher-iters', type=int, help='teacher iterations (default: the '
-                        'profile\'s, per task or per pair)')
-    parser.add_argument('--budget-s', type=float, default=0.0,
+    parser.add_argument('--seeds', type=positive_int, help='seeds 0..N-1 (default: the profile\'s)')
+    parser.add_argument('--iters', type=positive_int,
+                        help='student iterations (default: the profile\'s, per task or per pair)')
+    parser.add_argument('--teacher-iters', type=positive_int,
+                        help='teacher iterations (default: the profile\'s, per task or per pair)')
+    parser.add_argument('--budget-s', type=non_negative_float, default=0.0,
                         help='also stop each student run after S seconds, then validate')
     parser.add_argument('--out', help='CSV, markdown and PNG here; data, teachers, runs under '
                         'OUT/tmp (default: the profile\'s, e.g. results/ or results/cpu/)')
@@ -59,13 +64,13 @@ def parse_args(argv=None):
                         help='default: the profile\'s, else cuda when available')
     parser.add_argument('--teacher-bf16', action='store_true',
                         help='teacher forward under bf16 autocast (and its bf16 metric measured)')
-    parser.add_argument('--batch', type=int, help='training batch (default: the profile\'s, '
-                        'else the config\'s)')
-    parser.add_argument('--workers', type=int,
+    parser.add_argument('--batch', type=positive_int,
+                        help='training batch (default: the profile\'s, else the config\'s)')
+    parser.add_argument('--workers', type=non_negative_int,
                         help='data loader workers (default: 8 on cuda, 0 on cpu)')
-    parser.add_argument('--timing-repeats', type=int,
+    parser.add_argument('--timing-repeats', type=positive_int,
                         help='step-cost repetitions (default: the profile\'s, 20; --smoke 2)')
-    parser.add_argument('--max-wall-s', type=float, default=0.0,
+    parser.add_argument('--max-wall-s', type=non_negative_float, default=0.0,
                         help='start no run that might end after S seconds (rerun to continue)')
     parser.add_argument('--verbose', action='store_true',
                         help='MMEngine\'s INFO log of every run (progress, ETA); default WARNING')
@@ -89,18 +94,19 @@ def main(argv=None):
     if args.report_only:
         out = osp.abspath(args.out or osp.join(
             matrix.REPO, matrix.load_profile(args.profile)['out']))
-        matrix.relabel(out, args.profile)
-        return write_report(out)
+        with folder_lock(out, osp.join(out, 'tmp', matrix.LOCK_NAME), 'plug-and-play'):
+            matrix.relabel(out, args.profile)  # rewrites the CSV: not while a run writes it
+            return write_report(out)
     opts = resolve(args)
-    os.makedirs(opts.out, exist_ok=True)
     print(f'plug-and-play ({opts.profile} profile): tasks {opts.tasks}, losses {opts.losses}, '
           f'seeds {opts.seeds}, {opts.device_name}, out {opts.out}', flush=True)
-    matrix.relabel(opts.out, args.profile)
-    matrix.write_plan(opts)
     start = time.perf_counter()
-    with unformatted_config_dumps():
-        summary = matrix.run_matrix(opts)
-    md, png = write_report(opts.out)
+    with folder_lock(opts.out, osp.join(opts.out, 'tmp', matrix.LOCK_NAME), 'plug-and-play'):
+        matrix.relabel(opts.out, args.profile)
+        matrix.write_plan(opts)
+        with unformatted_config_dumps():
+            summary = matrix.run_matrix(opts)
+        md, png = write_report(opts.out)
     print(f'{len(summary["done"])} run(s) done, {len(summary["skipped"])} skipped, in '
           f'{time.perf_counter() - start:.0f} s; {osp.join(opts.out, CSV_NAME)}, {md}, {png}')
     return summary

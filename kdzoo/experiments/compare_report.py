@@ -3,6 +3,7 @@ written from ``compare.csv`` only (:mod:`kdzoo.experiments.paired`), never edite
 import math
 import os.path as osp
 
+from kdzoo.experiments.fingerprint import LEGACY_NOTE, legacy
 from kdzoo.experiments.paired import ARMS, MD_NAME, PNG_NAME, parse_curve, seed_pairs
 from kdzoo.experiments.rows import number
 from kdzoo.experiments.stats import RULE, paired_summary
@@ -27,8 +28,26 @@ def pairing_note(pairs):
             f'({"equal" if batches else "different"}); the gains below are not paired.**')
 
 
+def reported(rows):
+    """``(the rows a report is made of, the legacy rows)``: the rows with a fingerprint, else
+    the legacy ones."""
+    old = [r for r in rows if legacy(r)]
+    return [r for r in rows if not legacy(r)] or old, old
+
+
 def summary_lines(rows, seeds=None):
-    """The markdown table, the summary and the verdict, as lines."""
+    """The markdown table, the summary and the verdict, as lines: of the rows with a
+    fingerprint (one, :mod:`kdzoo.experiments.paired`), legacy rows counted and left out; of
+    the legacy rows, marked so, when there are no others."""
+    rows, old = reported(rows)
+    note = ([f'Legacy: {len(old)} row(s) of compare.csv were written before rows carried their '
+             'fingerprint (what produced them); they are not in this table and never reused.']
+            if old and rows is not old else
+            [LEGACY_NOTE] if old else [])
+    return summary_of(rows, seeds) + ([''] + note if note else [])
+
+
+def summary_of(rows, seeds=None):
     teacher = [r for r in rows if r['arm'] == 'teacher']
     pairs = seed_pairs(rows, seeds)
     first = (pairs[0][1] if pairs else rows[0]) if rows else {}
@@ -50,7 +69,9 @@ def summary_lines(rows, seeds=None):
     if not gains:
         return lines + ['No seed has both arms finished yet.']
     summary = paired_summary(gains)
-    if summary.n == 1:
+    if not math.isfinite(summary.mean):
+        lines.append(f'Gains over {summary.n} seed(s): **{summary.verdict}**.')
+    elif summary.n == 1:
         lines.append(f'Gain: {fmt(summary.mean, sign=True)} points over 1 seed → '
                      f'**{summary.verdict}**.')
     else:
@@ -87,7 +108,7 @@ def write_chart(rows, work_dir, seeds=None):
     except ImportError:
         print('matplotlib is not installed: no compare.png')
         return None
-    pairs = seed_pairs(rows, seeds)
+    pairs = seed_pairs(reported(rows)[0], seeds)
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4), gridspec_kw=dict(width_ratios=[3, 2]))
     metric = pairs[0][1]['metric_name'] if pairs else 'metric'
     for seed, alone, distilled in pairs:

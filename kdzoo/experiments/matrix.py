@@ -8,9 +8,10 @@ profile's numbers are what they are: docs/results.md) says what a run trains. Fo
    no download);
 2. trains each pair's teacher once on it (teacher iterations, seed 0), cached in
    ``<out>/tmp/teachers/<task>/<pair>_<iters>it/`` with its validation metric (and, with
-   ``teacher_bf16``, its metric under bf16 autocast) and the fingerprint of its resolved config
-   and options (a change that alters training trains it again; workers and logging do not), so
-   the table is self-contained;
+   ``teacher_bf16``, its metric under bf16 autocast), the fingerprint of its resolved config
+   and options and the sha256 of its checkpoint's bytes (a change that alters training, a
+   checkpoint changed on disk, or a cache written before these were recorded trains it again;
+   workers and logging do not), so the table is self-contained;
 3. trains the student alone (loss ``none``) and distilled with each loss, same iterations
    (the profile's per task or per pair, or stopped at ``budget_s`` seconds, then validated),
    paired within a seed: the same initial student weights and the same augmented batches in the
@@ -19,12 +20,19 @@ profile's numbers are what they are: docs/results.md) says what a run trains. Fo
 4. measures the step cost in the same process, right after training, on one training batch
    (:mod:`.timing`).
 
-Every finished run appends one row to ``<out>/plug_and_play.csv`` at once (columns:
-:data:`.matrix_report.COLUMNS`); a rerun skips the rows already there (same task, pair, loss,
-seed, budget, teacher iterations and teacher precision), so the matrix can be finished over
-several sessions. After every row the report (:mod:`.matrix_report`) is rewritten from the whole
-CSV. :func:`relabel` rewrites the model labels of an existing CSV from the pairs' configs
-(:mod:`.labels`).
+Every finished run adds one row to ``<out>/plug_and_play.csv`` at once, the file replaced whole
+and each row checksummed (:mod:`.rows`; a row cut off or edited is named, removed and run
+again; columns: :data:`.matrix_report.COLUMNS`). Each row carries the fingerprint of what
+produced it (:func:`row_fingerprint`: the student run's resolved config and options, what
+trained the teacher, the generated data's sizes, the metric and the budget). A rerun skips the
+rows already there with the same key (task, pair, loss, seed, budget, teacher iterations and
+precision) and the same fingerprint, so the matrix can be finished over several sessions; a row
+of the same key made otherwise stops the run before training, naming what differs (give a new
+``--out``); rows written before fingerprints existed are legacy: reported as such, never reused
+(their runs are done again beside them). A lock file (``<out>/tmp/.plug_and_play.lock``) keeps a
+second run off the same ``out``. After every row the report (:mod:`.matrix_report`) is
+rewritten from the whole CSV. :func:`relabel` rewrites the model labels of an existing CSV from
+the pairs' configs (:mod:`.labels`).
 """
 import dataclasses
 import json
@@ -40,6 +48,14 @@ import torch
 from mmengine.config import Config
 
 from kdzoo import tasks as task_registry
+from kdzoo.experiments.fingerprint import (
+    Fingerprint,
+    file_sha,
+    flat,
+    legacy,
+    refusal,
+    text_sha,
+)
 from kdzoo.experiments.labels import config_label
 from kdzoo.experiments.matrix_report import (
     COLUMNS,
@@ -52,17 +68,22 @@ from kdzoo.experiments.matrix_report import (
 from kdzoo.experiments.recipes import recipe
 from kdzoo.experiments.rows import (
     append_row,
+    check_csv,
     fmt,
     number,
     read_header,
     read_rows,
+    repair_rows,
     rewrite_rows,
 )
 from kdzoo.experiments.runs import (
     budget_options,
+    check_init_file,
     config_sha,
     make_runner,
     metric_value,
+    qualified_name,
+    resolved_config,
     train_run,
     unwrap,
 )
@@ -71,6 +92,7 @@ from kdzoo.toydata import make_cls_data, make_det_data, make_seg_data
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PROFILES_DIR = osp.join(REPO, 'configs', 'plug_and_play', 'profiles')
+LOCK_NAME = '.plug_and_play.lock'  # in <out>/tmp (scratch, git-ignored)
 PROFILE_KEYS = ('out', 'device', 'timing_repeats', 'smoke', 'skip_unavailable', 'tasks')
 
 
@@ -302,6 +324,15 @@ def prepare_data(opts, task):
     return options
 
 
+def teacher_options(opts, task, pair, configs):
+    """cfg-options of the pair's teacher run, the data's left out (its last checkpoint kept)."""
+    iters = iters_of(opts, task, pair, 'teacher')
+    options = run_options(opts, task, configs[0], iters, 0)
+    options.update({'default_hooks.checkpoint.interval': iters,
+                    'default_hooks.checkpoint.save_last': True})
+    return options
+
+
 def teacher_run(opts, task, pair, configs, data_options):
     """Train (or read from the cache) the pair's teacher; returns its record: checkpoint, metric,
     and with ``teacher_bf16`` its metric under bf16 autocast."""
@@ -309,29 +340,36 @@ def teacher_run(opts, task, pair, configs, data_options):
     config = osp.join(REPO, configs[0])
     folder = osp.join(opts.out, 'tmp', 'teachers', task, f'{pair}_{iters}it')
     record_path = osp.join(folder, 'teacher.json')
-    options = dict(data_options, **run_options(opts, task, configs[0], iters, 0))
-    options.update({'default_hooks.checkpoint.interval': iters,
-                    'default_hooks.checkpoint.save_last': True})
+    options = dict(data_options, **teacher_options(opts, task, pair, configs))
     trained_with = config_sha(config, options, root=opts.out)
     record = None
     if osp.isfile(record_path):
         with open(record_path) as f:
             record = json.load(f)
+        checkpoint = record['checkpoint']
         if 'config_sha' not in record:
             print(f'[{task}/{pair}] the cached teacher in {folder} was written before its config '
-                  f'was recorded: kept, and taken as trained with {configs[0]} as it is now '
-                  '(delete the folder to train it again)', flush=True)
-            record['config_sha'] = trained_with
+                  'was recorded: not reused, training it again', flush=True)
+            record = None
         elif record['config_sha'] != trained_with:
             print(f'[{task}/{pair}] the cached teacher in {folder} was trained with another '
                   f'config or options than {configs[0]} has now: training it again', flush=True)
             record = None
+        elif osp.isfile(checkpoint):
+            now = file_sha(checkpoint)
+            if record.get('checkpoint_sha') is None:  # cached before its bytes were recorded
+                record['checkpoint_sha'] = now
+            elif record['checkpoint_sha'] != now:
+                print(f'[{task}/{pair}] the cached teacher checkpoint {checkpoint} has other '
+                      'bytes than when it was trained: training it again', flush=True)
+                record = None
     if record is None or not osp.isfile(record['checkpoint']):
         print(f'[{task}/{pair}] teacher {configs[0]}: {iters} iterations', flush=True)
         runner, result = train_run(config, folder, options, entry.metric, entry.scale)
-        record = dict(checkpoint=osp.join(folder, f'iter_{runner.iter}.pth'), metric=result.last,
-                      seconds=result.seconds, iters=runner.iter, metric_bf16=None,
-                      config_sha=trained_with)
+        checkpoint = osp.join(folder, f'iter_{runner.iter}.pth')
+        record = dict(checkpoint=checkpoint, metric=result.last, seconds=result.seconds,
+                      iters=runner.iter, metric_bf16=None, config_sha=trained_with,
+                      checkpoint_sha=file_sha(checkpoint) if osp.isfile(checkpoint) else None)
     if opts.teacher_bf16 and record['metric_bf16'] is None:
         runner = make_runner(config, folder, dict(
             data_options, **run_options(opts, task, configs[0], 1, 0),
@@ -348,25 +386,65 @@ def teacher_run(opts, task, pair, configs, data_options):
     return record
 
 
+def student_options(opts, task, pair, configs, loss, seed):
+    """cfg-options of a student run (alone for ``loss='none'``), the data's and the teacher
+    checkpoint's left out: those the run adds (:func:`student_run`); the fingerprint hashes the
+    rest."""
+    entry = opts.task[task]
+    iters = iters_of(opts, task, pair, 'student')
+    options = run_options(opts, task, configs[1], iters, seed)
+    if loss != 'none':
+        items = recipe_of(entry, loss, probe_pair(task, tuple(configs), iters))
+        options['distill_cfg'] = dict(teacher=dict(config=osp.join(REPO, configs[0])),
+                                      teacher_check=False, **items)
+    return options
+
+
+def row_fingerprint(opts, task, pair, configs, loss, seed):
+    """The :class:`~kdzoo.experiments.fingerprint.Fingerprint` of a row: ``config``, the student
+    run's resolved config and options; ``teacher``, the fingerprint of the teacher's resolved
+    config and options (what trains it; ``none`` for the student alone); ``data``, the task's
+    generated data sizes; ``metric`` and ``budget``."""
+    entry = opts.task[task]
+    options = student_options(opts, task, pair, configs, loss, seed)
+    resolved = resolved_config(osp.join(REPO, configs[1]), options, root=REPO)
+    teacher = 'none' if loss == 'none' else config_sha(
+        osp.join(REPO, configs[0]), teacher_options(opts, task, pair, configs), root=REPO)
+    parts = dict(config=config_sha(resolved, None), teacher=teacher,
+                 data=text_sha(json.dumps([task, entry.data], sort_keys=True)),
+                 metric=f'{entry.metric}*{entry.scale:g}', budget=budget_of(opts, task, pair))
+    options = json.loads(json.dumps(options, sort_keys=True, default=qualified_name))
+    return Fingerprint(parts, flat(options), flat(resolved))
+
+
+def init_fingerprint(configs, seed):
+    """What the pair's initial student of ``seed`` depends on: the student config and the seed
+    (every loss and budget of the pair shares it)."""
+    return config_sha(osp.join(REPO, configs[1]), {'randomness.seed': seed}, root=REPO)
+
+
 def student_run(opts, task, pair, configs, loss, seed, data_options, teacher):
     """Train the student alone (``loss='none'``) or distilled; returns the row's measured fields.
     Every run of a (pair, seed) starts from the same student (one initial-weights file) and sees
     the same batches (the seeded data stream), whatever its loss."""
     entry = opts.task[task]
-    iters = iters_of(opts, task, pair, 'student')
-    options = dict(data_options, **run_options(opts, task, configs[1], iters, seed))
+    options = dict(data_options, **student_options(opts, task, pair, configs, loss, seed))
     distilled = loss != 'none'
     if distilled:
-        items = recipe_of(entry, loss, probe_pair(task, tuple(configs), iters))
-        options['distill_cfg'] = dict(
-            teacher=dict(config=osp.join(REPO, configs[0]), checkpoint=teacher['checkpoint']),
-            teacher_check=False, **items)
+        options['distill_cfg']['teacher']['checkpoint'] = teacher['checkpoint']
     runs = osp.join(opts.out, 'tmp', 'runs', task, pair)  # one initial student per seed
+    init_file = osp.join(runs, f'seed{seed}_student_init.pth')
+    saved_for = check_init_file(init_file, init_fingerprint(configs, seed))
+    if saved_for:
+        raise SystemExit(f'plug-and-play: {init_file} was saved for another student config '
+                         f'(fingerprint {saved_for}); it is never reused for another: give this '
+                         'run a new --out')
     work_dir = osp.join(runs, budget_of(opts, task, pair).replace('/', '_'), f'{loss}_seed{seed}')
     runner, result = train_run(
         osp.join(REPO, configs[1]), work_dir, options, entry.metric, entry.scale,
-        init_file=osp.join(runs, f'seed{seed}_student_init.pth'), seconds=opts.budget_s,
-        runner_hook=teacher_in_bf16 if opts.teacher_bf16 and distilled else None)
+        init_file=init_file, seconds=opts.budget_s,
+        runner_hook=teacher_in_bf16 if opts.teacher_bf16 and distilled else None,
+        init_fingerprint=init_fingerprint(configs, seed))
     fields = dict(iters=result.iters, metric=result.last, train_s=result.seconds,
                   iter_s=result.iter_s, init_sha=result.init_sha, batches_sha=result.batches_sha)
     fields.update(step_costs(runner, opts.timing_repeats, opts.device,
@@ -401,18 +479,11 @@ def write_plan(opts):
                        rows=list(planned.values())), f, indent=1)
 
 
-def run_matrix(opts):
-    """Run every missing row; returns ``dict(done=[keys], skipped=[keys])``."""
-    csv_path = osp.join(opts.out, CSV_NAME)
-    done = {key_of(r): r for r in read_rows(csv_path)}
-    summary = dict(done=[], skipped=[])
-    start = time.perf_counter()
-    longest = 0.0
+def planned_rows(opts):
+    """Every row this run covers, in running order: ``[(key, row fields, configs)]``."""
+    planned = []
     for task in opts.tasks:
-        entry = opts.task[task]
-        data_options = None
         for pair, configs in chosen_pairs(opts, task).items():
-            teacher = None
             for seed in range(opts.seeds[task]):
                 for loss in opts.losses[task]:
                     row = dict(task=task, pair=pair, loss=loss, seed=seed,
@@ -421,44 +492,94 @@ def run_matrix(opts):
                                else iters_of(opts, task, pair, 'teacher'),
                                teacher_dtype='-' if loss == 'none' else
                                ('bf16' if opts.teacher_bf16 else 'fp32'))
-                    key = key_of(row)
-                    if key in done:
-                        print(f'skipped (already in the CSV): {" ".join(key)}', flush=True)
-                        summary['skipped'].append(key)
-                        continue
-                    elapsed = time.perf_counter() - start
-                    if opts.max_wall_s and elapsed + longest > opts.max_wall_s:
-                        print(f'stopping: {elapsed:.0f} s used, the next run may pass '
-                              f'--max-wall-s {opts.max_wall_s:g}; rerun to continue', flush=True)
-                        return summary
-                    run_start = time.perf_counter()
-                    if data_options is None:
-                        data_options = prepare_data(opts, task)
-                    if teacher is None:
-                        teacher = teacher_run(opts, task, pair, configs, data_options)
-                    print(f'[{task}/{pair}] {loss}, seed {seed}, {row["budget"]}', flush=True)
-                    row.update(student_run(opts, task, pair, configs, loss, seed, data_options,
-                                           teacher))
-                    alone = done.get(key_of(dict(row, loss='none', teacher_iters='-',
-                                                 teacher_dtype='-')))
-                    alone_metric = row['metric'] if loss == 'none' else number(
-                        alone['metric'] if alone else None)
-                    row.update(teacher=config_label(configs[0], REPO),
-                               student=config_label(configs[1], REPO),
-                               metric_name=entry.metric, teacher_metric=teacher['metric'],
-                               teacher_metric_bf16=('' if teacher['metric_bf16'] is None
-                                                    else teacher['metric_bf16']),
-                               student_alone_metric=alone_metric,
-                               gain=round(row['metric'] - alone_metric, 6), device=opts.device_name,
-                               finished=time.strftime('%Y-%m-%d %H:%M:%S'))
-                    append_row(csv_path, COLUMNS, row)
-                    done[key] = {k: fmt(v) for k, v in row.items()}
-                    summary['done'].append(key)
-                    write_report(opts.out)
-                    longest = max(longest, time.perf_counter() - run_start)
-                    print(f'  {entry.metric} = {row["metric"]:.2f} (gain {row["gain"]:+.2f}), '
-                          f'step ratio {row.get("step_ratio", float("nan")):.3f}, loss share '
-                          f'{row.get("loss_share", float("nan")):.2%}', flush=True)
+                    planned.append((key_of(row), row, configs))
+    return planned
+
+
+def reusable_rows(opts, csv_path, planned, fingerprint):
+    """The CSV's rows this run reuses, by key: those of a planned key with the fingerprint it
+    would have now (``fingerprint(key)``); legacy rows (no fingerprint) are not reused. Stops
+    (``SystemExit``, before anything is trained) when a planned key's row was made otherwise."""
+    keys = {key for key, _, _ in planned}
+    done, other = {}, []
+    for row in read_rows(csv_path):
+        key = key_of(row)
+        if legacy(row) or key not in keys:
+            continue
+        now = fingerprint(key)
+        if row['fingerprint'] == now.value:
+            done[key] = row
+        else:
+            other.append((row, now))
+    if other:
+        raise SystemExit(refusal('plug-and-play', opts.out, csv_path, [r for r, _ in other],
+                                 other[0][1], '--out', records=osp.join(opts.out, 'tmp')))
+    return done
+
+
+def run_matrix(opts):
+    """Run every missing row; returns ``dict(done=[keys], skipped=[keys])``."""
+    csv_path = osp.join(opts.out, CSV_NAME)
+    check_csv(csv_path, COLUMNS, 'plug-and-play', '--out')
+    repair_rows(csv_path)
+    planned = planned_rows(opts)
+    fingerprints = {}
+
+    def fingerprint(key):
+        if key not in fingerprints:
+            _, row, configs = next(p for p in planned if p[0] == key)
+            fingerprints[key] = row_fingerprint(opts, row['task'], row['pair'], configs,
+                                                row['loss'], row['seed'])
+        return fingerprints[key]
+
+    done = reusable_rows(opts, csv_path, planned, fingerprint)
+    summary = dict(done=[], skipped=[])
+    start = time.perf_counter()
+    longest = 0.0
+    data_options, teachers = {}, {}
+    for key, row, configs in planned:
+        task, pair, loss, seed = row['task'], row['pair'], row['loss'], row['seed']
+        entry = opts.task[task]
+        if key in done:
+            print(f'skipped (already in the CSV): {" ".join(key)}', flush=True)
+            summary['skipped'].append(key)
+            continue
+        elapsed = time.perf_counter() - start
+        if opts.max_wall_s and elapsed + longest > opts.max_wall_s:
+            print(f'stopping: {elapsed:.0f} s used, the next run may pass '
+                  f'--max-wall-s {opts.max_wall_s:g}; rerun to continue', flush=True)
+            return summary
+        run_start = time.perf_counter()
+        if task not in data_options:
+            data_options[task] = prepare_data(opts, task)
+        if (task, pair) not in teachers:
+            teachers[task, pair] = teacher_run(opts, task, pair, configs, data_options[task])
+        teacher = teachers[task, pair]
+        print(f'[{task}/{pair}] {loss}, seed {seed}, {row["budget"]}', flush=True)
+        row = dict(row, **student_run(opts, task, pair, configs, loss, seed, data_options[task],
+                                      teacher))
+        alone = done.get(key_of(dict(row, loss='none', teacher_iters='-', teacher_dtype='-')))
+        alone_metric = row['metric'] if loss == 'none' else number(
+            alone['metric'] if alone else None)
+        made_by = fingerprint(key)
+        row.update(teacher=config_label(configs[0], REPO),
+                   student=config_label(configs[1], REPO),
+                   metric_name=entry.metric, teacher_metric=teacher['metric'],
+                   teacher_metric_bf16=('' if teacher['metric_bf16'] is None
+                                        else teacher['metric_bf16']),
+                   student_alone_metric=alone_metric,
+                   gain=round(row['metric'] - alone_metric, 6), device=opts.device_name,
+                   finished=time.strftime('%Y-%m-%d %H:%M:%S'), fingerprint=made_by.value,
+                   fingerprint_parts=made_by.parts_text)
+        made_by.save(osp.join(opts.out, 'tmp'))
+        append_row(csv_path, COLUMNS, row)
+        done[key] = {k: fmt(v) for k, v in row.items()}
+        summary['done'].append(key)
+        write_report(opts.out)
+        longest = max(longest, time.perf_counter() - run_start)
+        print(f'  {entry.metric} = {row["metric"]:.2f} (gain {row["gain"]:+.2f}), '
+              f'step ratio {row.get("step_ratio", float("nan")):.3f}, loss share '
+              f'{row.get("loss_share", float("nan")):.2%}', flush=True)
     return summary
 
 

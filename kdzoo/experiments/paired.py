@@ -4,23 +4,48 @@ For each seed: the student alone (the config without ``distill_cfg``) and the di
 same iterations and schedule, same initial student weights (saved once per seed, loaded into both
 arms), same batches in the same order with the same augmentations (the seeded data stream of
 :mod:`kdzoo.data_stream`); plus, once, the teacher's metric on the validation set. Every finished
-run is one row of ``compare.csv`` at once; a rerun skips the rows already there, so a killed
-comparison resumes with the missing runs only. ``compare.md`` and ``compare.png``
-(:mod:`kdzoo.experiments.compare_report`) are written from the CSV.
+run is one row of ``compare.csv`` at once (the file replaced whole, each row checksummed:
+:mod:`kdzoo.experiments.rows`); a rerun skips the rows already there, so a killed comparison
+resumes with the missing runs only.
+
+Reuse is keyed by what produced a result (:mod:`kdzoo.experiments.fingerprint`): every row, and
+each seed's saved initial student, carries the fingerprint of the resolved config (cfg-options
+and budget included), the teacher checkpoint's bytes, the metric, the budget and the precision
+(``--amp``). A work dir holds
+the results of one fingerprint: a run with another stops before training, naming what differs
+(old results are never replaced nor mixed into a verdict). Rows written before fingerprints
+existed (no ``fingerprint``) are legacy: kept and reported as such, never reused. A lock file
+(``.compare.lock``) keeps a second compare off the same work dir. ``compare.md`` and
+``compare.png`` (:mod:`kdzoo.experiments.compare_report`) are written from the CSV.
 """
+import json
 import os
 import os.path as osp
 import time
 
+import torch
+
 from kdzoo import tasks
-from kdzoo.experiments.rows import append_row, read_rows
-from kdzoo.experiments.runs import budget_options, teacher_metric, train_run
+from kdzoo.experiments.fingerprint import Fingerprint, file_sha, flat, legacy, refusal
+from kdzoo.experiments.lock import folder_lock
+from kdzoo.experiments.rows import ROW_SHA, append_row, check_csv, read_rows, repair_rows
+from kdzoo.experiments.runs import (
+    budget_options,
+    check_init_file,
+    config_sha,
+    qualified_name,
+    resolved_config,
+    teacher_metric,
+    train_run,
+)
 from kdzoo.patches import unformatted_config_dumps
 from kdzoo.schedule import is_iteration_based
 
 CSV_NAME, MD_NAME, PNG_NAME = 'compare.csv', 'compare.md', 'compare.png'
+LOCK_NAME = '.compare.lock'
 COLUMNS = ['task', 'config', 'arm', 'seed', 'budget', 'metric_name', 'last', 'best', 'curve',
-           'iters', 'seconds', 'iter_s', 'init_sha', 'batches_sha', 'finished']
+           'iters', 'seconds', 'iter_s', 'init_sha', 'batches_sha', 'finished', 'fingerprint',
+           'fingerprint_parts', ROW_SHA]
 ARMS = ('alone', 'distilled')
 
 
@@ -90,59 +115,119 @@ def budget_name(cfg, iters, evals):
     return f'{total}{unit}/{evals}ev'
 
 
+def fingerprint_of(config, cfg, cfg_options, iters, evals, metric, scale, amp=False):
+    """The comparison's :class:`~kdzoo.experiments.fingerprint.Fingerprint`: every run of it
+    (teacher, both arms, every seed) has it; the seed and the arm are the row's key."""
+    options = dict(cfg_options or {}, **budget_options(cfg, iters, evals))
+    del options['randomness.seed']  # per row (its key)
+    resolved = resolved_config(config, options)
+    teacher = (resolved.get('distill_cfg') or {}).get('teacher') or {}
+    checkpoint = teacher.pop('checkpoint', None)  # its bytes are the teacher part, not its path
+    parts = dict(config=config_sha(resolved, None),
+                 teacher=file_sha(checkpoint) if checkpoint else 'none',
+                 metric=f'{metric}*{scale:g}', budget=budget_name(cfg, iters, evals),
+                 precision='amp' if amp else 'fp32')
+    options.pop('distill_cfg.teacher.checkpoint', None)
+    return Fingerprint(parts, flat(resolved_config_options(options)), flat(resolved))
+
+
+def resolved_config_options(options):
+    """The cfg-options as JSON values (as the resolved config holds them)."""
+    return json.loads(json.dumps(options, sort_keys=True, default=qualified_name))
+
+
 def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare', amp=False,
             metric=None, workers=None, verbose=False, cfg_options=None):
-    """Run every missing row of the comparison; returns ``(rows of this budget, ran anything)``.
+    """Run every missing row of the comparison; returns ``(rows of this fingerprint and legacy
+    rows, ran anything)``. Stops (``SystemExit``) before training when the work dir is in use by
+    another compare or holds rows of another fingerprint.
 
     ``cfg`` is ``config`` loaded with ``cfg_options`` (which every run also gets).
     """
     check_inputs(cfg, config)
+    if amp and not torch.cuda.is_available():  # before the teacher's row, not at the first arm
+        raise SystemExit('compare: --amp needs a CUDA GPU (MMEngine\'s AmpOptimWrapper); none is '
+                         'visible here. Compare without --amp on the CPU.')
     task = tasks.of_config(cfg)
     metric, scale = (metric, 1.0) if metric else (task.metric, task.metric_scale)
     budget = budget_name(cfg, iters, evals)
-    os.makedirs(work_dir, exist_ok=True)
     csv_path = osp.join(work_dir, CSV_NAME)
-    done = {key_of(r) for r in read_rows(csv_path)}
-    ran = False
-    base = dict(task=task.name, config=config, budget=budget, metric_name=metric)
-    with unformatted_config_dumps():
-        if not any(arm == 'teacher' for arm, _, _ in done):
-            options = dict(cfg_options or {}, **budget_options(cfg, iters, evals, 0, workers,
-                                                               verbose))
-            start = time.perf_counter()
-            value = teacher_metric(config, osp.join(work_dir, 'teacher_check'), options, metric,
-                                   scale)
-            print(f'[compare] teacher {metric} = {value:.2f}', flush=True)
-            append_row(csv_path, COLUMNS, dict(base, arm='teacher', seed='-', last=value,
-                                               best=value, seconds=time.perf_counter() - start,
-                                               finished=time.strftime('%Y-%m-%d %H:%M:%S')))
-            ran = True
+    lock = folder_lock(work_dir, osp.join(work_dir, LOCK_NAME), 'compare')
+    with lock, unformatted_config_dumps():
+        fingerprint = fingerprint_of(config, cfg, cfg_options, iters, evals, metric, scale,
+                                     amp)
+        check_csv(csv_path, COLUMNS, 'compare', '--work-dir')
+        repair_rows(csv_path)
+        rows = read_rows(csv_path)
+        other = [r for r in rows if not legacy(r) and r['fingerprint'] != fingerprint.value]
+        if other:
+            raise SystemExit(refusal('compare', work_dir, csv_path, other, fingerprint,
+                                     '--work-dir'))
         for seed in seeds:
-            init_file = osp.join(work_dir, f'seed{seed}', 'student_init.pth')
-            for arm in ARMS:
-                if (arm, str(seed), budget) in done:
-                    print(f'[compare] seed {seed}, {arm}: done already (in {CSV_NAME}), skipped',
-                          flush=True)
-                    continue
-                options = dict(cfg_options or {}, **budget_options(cfg, iters, evals, seed,
-                                                                   workers, verbose))
-                if arm == 'distilled':
-                    options['distill_cfg.teacher_check'] = False  # measured once, above
-                print(f'[compare] seed {seed}, {arm}: {budget}', flush=True)
-                _, result = train_run(config, osp.join(work_dir, f'seed{seed}_{arm}'), options,
-                                      metric, scale, student_only=arm == 'alone',
-                                      init_file=init_file, amp=amp)
-                append_row(csv_path, COLUMNS, dict(
-                    base, arm=arm, seed=seed, last=result.last, best=result.best,
-                    curve=curve_text(result.curve), iters=result.iters, seconds=result.seconds,
-                    iter_s=result.iter_s, init_sha=result.init_sha,
-                    batches_sha=result.batches_sha, finished=time.strftime('%Y-%m-%d %H:%M:%S')))
-                print(f'[compare] seed {seed}, {arm}: {metric} {result.last:.2f} (best of '
-                      f'{len(result.curve)}: {result.best:.2f}) in {result.seconds:.0f} s',
-                      flush=True)
-                ran = True
-    rows = [r for r in read_rows(csv_path) if r['arm'] == 'teacher' or r['budget'] == budget]
+            saved_for = check_init_file(init_file_of(work_dir, seed), fingerprint.value)
+            if saved_for:
+                raise SystemExit(
+                    f'compare: {init_file_of(work_dir, seed)} was saved by a compare of another '
+                    f'setup (fingerprint {saved_for}, this run {fingerprint.value}; its rows are '
+                    f'no longer in {csv_path}); it is never reused for another setup: give '
+                    'this run a new --work-dir.')
+        fingerprint.save(work_dir)
+        ran = run_missing(config, cfg, seeds, iters, evals, work_dir, amp, metric, scale, workers,
+                          verbose, cfg_options, dict(
+                              task=task.name, config=config, budget=budget, metric_name=metric,
+                              fingerprint=fingerprint.value,
+                              fingerprint_parts=fingerprint.parts_text), rows)
+    rows = [r for r in read_rows(csv_path) if legacy(r) or r['fingerprint'] == fingerprint.value]
     return rows, ran
+
+
+def init_file_of(work_dir, seed):
+    return osp.join(work_dir, f'seed{seed}', 'student_init.pth')
+
+
+def run_missing(config, cfg, seeds, iters, evals, work_dir, amp, metric, scale, workers, verbose,
+                cfg_options, base, rows):
+    """Train the runs of this fingerprint that ``rows`` lack, each appended as it finishes;
+    returns whether any ran."""
+    csv_path = osp.join(work_dir, CSV_NAME)
+    done = {key_of(r) for r in rows if r.get('fingerprint') == base['fingerprint']}
+    ran = False
+    if not any(arm == 'teacher' for arm, _, _ in done):
+        options = dict(cfg_options or {}, **budget_options(cfg, iters, evals, 0, workers,
+                                                           verbose))
+        start = time.perf_counter()
+        value = teacher_metric(config, osp.join(work_dir, 'teacher_check'), options, metric,
+                               scale)
+        print(f'[compare] teacher {metric} = {value:.2f}', flush=True)
+        append_row(csv_path, COLUMNS, dict(base, arm='teacher', seed='-', last=value,
+                                           best=value, seconds=time.perf_counter() - start,
+                                           finished=time.strftime('%Y-%m-%d %H:%M:%S')))
+        ran = True
+    for seed in seeds:
+        for arm in ARMS:
+            if (arm, str(seed), base['budget']) in done:
+                print(f'[compare] seed {seed}, {arm}: done already (in {CSV_NAME}), skipped',
+                      flush=True)
+                continue
+            options = dict(cfg_options or {}, **budget_options(cfg, iters, evals, seed,
+                                                               workers, verbose))
+            if arm == 'distilled':
+                options['distill_cfg.teacher_check'] = False  # measured once, above
+            print(f'[compare] seed {seed}, {arm}: {base["budget"]}', flush=True)
+            _, result = train_run(config, osp.join(work_dir, f'seed{seed}_{arm}'), options,
+                                  metric, scale, student_only=arm == 'alone',
+                                  init_file=init_file_of(work_dir, seed), amp=amp,
+                                  init_fingerprint=base['fingerprint'])
+            append_row(csv_path, COLUMNS, dict(
+                base, arm=arm, seed=seed, last=result.last, best=result.best,
+                curve=curve_text(result.curve), iters=result.iters, seconds=result.seconds,
+                iter_s=result.iter_s, init_sha=result.init_sha,
+                batches_sha=result.batches_sha, finished=time.strftime('%Y-%m-%d %H:%M:%S')))
+            print(f'[compare] seed {seed}, {arm}: {metric} {result.last:.2f} (best of '
+                  f'{len(result.curve)}: {result.best:.2f}) in {result.seconds:.0f} s',
+                  flush=True)
+            ran = True
+    return ran
 
 
 def seed_pairs(rows, seeds=None):

@@ -7,7 +7,8 @@ schedule stretched to them, ``evals`` validations spread over the run), and a :c
 that
 
 - loads (or, the first time, saves) the student's initial weights from a file, so the arms of a
-  paired comparison start from the same student, and fingerprints them (``init_sha``);
+  paired comparison start from the same student, and fingerprints them (``init_sha``); the file
+  is reused only by runs of the fingerprint it was saved for (:func:`check_init_file`);
 - fingerprints the first training batches (``batches_sha``): equal fingerprints in two runs mean
   the same images, augmentations and labels in the same order;
 - records the validation metric after every evaluation (the curve), and stops at a wall-time
@@ -24,10 +25,9 @@ from dataclasses import dataclass, field
 from itertools import count
 
 import torch
-from mmengine.config import Config
 from mmengine.hooks import Hook
 
-from kdzoo.runner import build_runner
+from kdzoo.runner import build_runner, load_config
 from kdzoo.schedule import is_iteration_based, rescaled_schedule
 from kdzoo.wrappers import unwrap
 
@@ -80,19 +80,24 @@ def state_sha(state_dict):
 NOT_TRAINING = {'num_workers', 'persistent_workers', 'log_level', 'logger'}
 
 
-def config_sha(config, options, root=None):
-    """A short fingerprint of ``config`` as resolved (its ``_base_`` files included) with the
-    cfg-options ``options`` merged: what a cached run was trained with. Options that do not
-    change what is trained are left out (a key with a part in :data:`NOT_TRAINING`: the loaders'
-    workers — the seeded data stream makes the batches independent of them — and logging);
-    paths under ``root`` count relative to it."""
-    cfg = Config.fromfile(config)
-    cfg.merge_from_dict({key: value for key, value in options.items()
-                         if not NOT_TRAINING & set(key.split('.'))})
+def resolved_config(config, options, root=None):
+    """``config`` as resolved (its ``_base_`` files included) with the cfg-options ``options``
+    merged, as a JSON-like dict: what a run is trained with. Options that do not change what is
+    trained are left out (a key with a part in :data:`NOT_TRAINING`: the loaders' workers — the
+    seeded data stream makes the batches independent of them — and logging); paths under
+    ``root`` count relative to it."""
+    cfg = load_config(config, {key: value for key, value in options.items()
+                               if not NOT_TRAINING & set(key.split('.'))})  # as a run loads it
     text = json.dumps(cfg.to_dict(), sort_keys=True, default=qualified_name)
     if root:
         text = text.replace(osp.abspath(root), '<root>')
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return json.loads(text)
+
+
+def config_sha(config, options, root=None):
+    """A short fingerprint of :func:`resolved_config` (or of such a dict given as ``config``)."""
+    resolved = config if isinstance(config, dict) else resolved_config(config, options, root)
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def qualified_name(value):
@@ -133,9 +138,11 @@ class RunHook(Hook):
 
     priority = 'HIGH'  # before the teacher check and the loggers
 
-    def __init__(self, metric, scale=1.0, init_file=None, fingerprint_batches=2, seconds=0.0):
+    def __init__(self, metric, scale=1.0, init_file=None, fingerprint_batches=2, seconds=0.0,
+                 init_fingerprint=''):
         self.metric, self.scale, self.init_file = metric, scale, init_file
         self.fingerprint_batches, self.seconds = fingerprint_batches, seconds
+        self.init_fingerprint = init_fingerprint
         self.curve, self.batches, self.init_sha, self.metrics, self.start = [], [], '', {}, None
 
     def before_train(self, runner):
@@ -143,9 +150,15 @@ class RunHook(Hook):
         student = student_of(runner.model)
         if self.init_file and runner.iter == 0:
             if osp.isfile(self.init_file):
+                saved = init_fingerprint(self.init_file)
+                if saved != self.init_fingerprint:  # callers check first (check_init_file)
+                    raise RuntimeError(f'{self.init_file} was saved for fingerprint {saved!r}, '
+                                       f'this run has {self.init_fingerprint!r}')
                 student.load_state_dict(torch.load(self.init_file, weights_only=True))
             else:
                 os.makedirs(osp.dirname(self.init_file), exist_ok=True)
+                with open(init_record(self.init_file), 'w') as f:  # first: no file without it
+                    json.dump(dict(fingerprint=self.init_fingerprint), f)
                 torch.save(student.state_dict(), self.init_file + '.tmp')
                 os.replace(self.init_file + '.tmp', self.init_file)
         self.init_sha = state_sha(student.state_dict())
@@ -161,6 +174,42 @@ class RunHook(Hook):
     def after_val_epoch(self, runner, metrics=None):
         self.metrics = dict(metrics or {})
         self.curve.append((runner.iter, metric_value(self.metrics, self.metric, self.scale)))
+
+
+def init_record(init_file):
+    """The file beside a saved initial student that records the fingerprint it was saved for."""
+    return osp.splitext(init_file)[0] + '.json'
+
+
+def init_fingerprint(init_file):
+    """The fingerprint an initial student was saved for; ``None`` for one saved before
+    fingerprints existed (no record beside it)."""
+    record = init_record(init_file)
+    if not osp.isfile(record):
+        return None
+    with open(record) as f:
+        return json.load(f).get('fingerprint')
+
+
+def check_init_file(init_file, fingerprint):
+    """Before a run that shares the initial student ``init_file``: ``None`` when it can be
+    reused (saved for ``fingerprint``) or does not exist yet; one saved before fingerprints
+    existed is moved aside (``*.legacy.pth``, said) and never reused; otherwise the fingerprint
+    it was saved for (the caller stops: it is another setup's)."""
+    if not osp.isfile(init_file):
+        return None
+    saved = init_fingerprint(init_file)
+    if saved is None:
+        stem, number = osp.splitext(init_file)[0], 0
+        legacy = f'{stem}.legacy.pth'
+        while osp.exists(legacy):
+            number += 1
+            legacy = f'{stem}.legacy{number}.pth'
+        os.replace(init_file, legacy)
+        print(f'{init_file} was saved before fingerprints existed: moved to {legacy}, not '
+              'reused; this run saves a new one', flush=True)
+        return None
+    return None if saved == fingerprint else saved
 
 
 def metric_value(metrics, key, scale=1.0):
@@ -222,16 +271,17 @@ def make_runner(config, work_dir, options, student_only=False, amp=False):
 
 
 def train_run(config, work_dir, options, metric, scale=1.0, student_only=False, init_file=None,
-              seconds=0.0, amp=False, runner_hook=None):
+              seconds=0.0, amp=False, runner_hook=None, init_fingerprint=''):
     """Train ``config`` with ``options``; returns ``(runner, RunResult)``.
 
     ``student_only``: the config without its ``distill_cfg`` (the student alone).
-    ``init_file``: the student's initial weights, loaded when the file exists, else saved there.
+    ``init_file``: the student's initial weights, loaded when the file exists, else saved there
+    with ``init_fingerprint`` recorded beside it (:func:`check_init_file`).
     ``seconds``: also stop after this wall time, then validate. ``runner_hook(runner)``: called
     after the runner is built (e.g. to wrap the teacher's forward).
     """
     runner = make_runner(config, work_dir, options, student_only, amp)
-    hook = RunHook(metric, scale, init_file, seconds=seconds)
+    hook = RunHook(metric, scale, init_file, seconds=seconds, init_fingerprint=init_fingerprint)
     runner.register_hook(hook)
     if runner_hook:
         runner_hook(runner)

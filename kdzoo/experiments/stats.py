@@ -8,7 +8,9 @@ For seeds ``i = 1..n`` with paired runs (same initial student, same batches) the
 - **helped** when the whole interval is above 0,
 - **hurt** when it is below 0,
 - **no clear effect** when it contains 0,
-- **one seed: cannot tell** for ``n = 1`` (no spread, no interval).
+- **one seed: cannot tell** for ``n = 1`` (no spread, no interval);
+- **cannot tell: a gain is not a number** when some ``d_i`` is NaN or infinite (a run that
+  gave no finite metric): no statistic is computed from it.
 
 The t quantile is computed here (bisection on the t distribution's CDF through the regularised
 incomplete beta function, continued fraction as in Numerical Recipes §6.4): no SciPy needed.
@@ -90,7 +92,12 @@ def paired_summary(gains):
     gains = [float(g) for g in gains]
     if not gains:
         raise ValueError('paired_summary: no gains (no seed has both arms finished)')
-    n, mean = len(gains), statistics.mean(gains)
+    n = len(gains)
+    if not all(math.isfinite(g) for g in gains):
+        bad = sum(not math.isfinite(g) for g in gains)
+        return PairedSummary(n, math.nan, math.nan, math.nan, math.nan,
+                             f'cannot tell: {bad} of {n} gains not a number')
+    mean = statistics.mean(gains)
     if n == 1:
         return PairedSummary(1, mean, math.nan, math.nan, math.nan, 'one seed: cannot tell')
     std = statistics.stdev(gains)

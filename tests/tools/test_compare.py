@@ -3,6 +3,7 @@ the same augmented batches (even when the distilled arm draws random numbers of 
 rerun runs only what is missing and leaves finished files unchanged, missing inputs are named
 with the command that makes them, and the smoke run works for cls, seg and det."""
 import csv
+import json
 import os
 import os.path as osp
 
@@ -161,3 +162,255 @@ def test_det_smoke(tmp_path):
                  'configs/det/quickstart_retinanet_swin_teacher.py', build_mmdet, options)
     assert {r['task'] for r in rows} == {'det'} and len(rows) == 3
     assert all(r['metric_name'] == 'coco/bbox_mAP' for r in rows)
+
+
+# --- reuse keyed by the fingerprint, crash-safe CSV, lock (issue 23 points 1-2) -----------------
+@pytest.fixture(scope='module')
+def reuse_setup(cls_config, tmp_path_factory):
+    """A finished one-seed comparison (2 iterations, 1 evaluation) whose teacher checkpoint is a
+    copy this module may change."""
+    import shutil
+
+    from tools.compare import main
+    config, _ = cls_config
+    root = tmp_path_factory.mktemp('reuse')
+    teacher = str(root / 'teacher.pth')
+    shutil.copy(Config.fromfile(config).distill_cfg.teacher.checkpoint, teacher)
+    work_dir = str(root / 'cmp')
+    args = command(config, work_dir, teacher)
+    main(args)
+    return args, work_dir, teacher
+
+
+def refused(args, capsys=None):
+    """``main(args)``'s SystemExit message (the test fails if it trains or returns)."""
+    from tools.compare import main
+    with pytest.raises(SystemExit) as err:
+        main(args)
+    return str(err.value)
+
+
+def unchanged(work_dir):
+    return open(osp.join(work_dir, 'compare.csv'), 'rb').read()
+
+
+def test_every_row_carries_the_fingerprint_and_its_parts(reuse_setup):
+    args, work_dir, _ = reuse_setup
+    rows = rows_of(work_dir)
+    assert [r['arm'] for r in rows] == ['teacher', 'alone', 'distilled']
+    assert len({r['fingerprint'] for r in rows}) == 1 and len(rows[0]['fingerprint']) == 16
+    parts = dict(p.split('=', 1) for p in rows[0]['fingerprint_parts'].split())
+    assert sorted(parts) == ['budget', 'config', 'metric', 'precision', 'teacher']
+    assert parts['metric'] == 'cls/top1*1' and parts['budget'] == '2it/1ev'
+    assert parts['precision'] == 'fp32'
+    assert osp.isfile(osp.join(work_dir, 'fingerprints', rows[0]['fingerprint'] + '.json'))
+    record = json.load(open(osp.join(work_dir, 'seed0', 'student_init.json')))
+    assert record == {'fingerprint': rows[0]['fingerprint']}
+
+
+def command(config, work_dir, teacher, *extra, options=(), seeds='0', iters=('--iters', '2')):
+    """The fixture's command line with ``extra`` arguments and cfg-options added."""
+    return [config, '--seeds', seeds, *iters, '--evals', '1', '--work-dir', work_dir, *extra,
+            '--cfg-options', f'distill_cfg.teacher.checkpoint={teacher}', *options]
+
+
+@pytest.mark.parametrize('extra, options, iters, differs', [
+    ((), ['optim_wrapper.optimizer.lr=0.01'], ('--iters', '2'),
+     'config options differ: optim_wrapper.optimizer.lr'),
+    ((), (), ('--iters', '3'), 'config options differ: train_cfg.max_iters, '
+     'train_cfg.val_interval; budget 2it/1ev vs 3it/1ev'),
+    ((), ['train_cfg.max_iters=3'], (), 'config options differ: train_cfg.max_iters, '
+     'train_cfg.val_interval; budget 2it/1ev vs 3it/1ev'),
+    (('--metric', 'cls/top5'), (), ('--iters', '2'), 'metric cls/top1*1 vs cls/top5*1'),
+])
+def test_another_setup_in_the_work_dir_stops_before_training_naming_what_differs(
+        reuse_setup, extra, options, iters, differs):
+    args, work_dir, teacher = reuse_setup
+    before = unchanged(work_dir)
+    message = refused(command(args[0], work_dir, teacher, *extra, options=options, iters=iters))
+    assert message.startswith(f'compare: {work_dir} holds results of another setup: 3 row(s)')
+    assert f"What differs (the CSV's vs this run's): {differs}." in message
+    assert message.endswith('give this run a new --work-dir.')
+    assert unchanged(work_dir) == before
+
+
+def test_another_config_in_the_work_dir_is_named(reuse_setup, cls_config):
+    args, work_dir, _ = reuse_setup
+    cfg = Config.fromfile(args[0])
+    cfg.distill_cfg.losses[0]['loss'] = dict(type='KDLoss')  # another loss, as MLDR-KD for MSDCRD
+    other = write_config(osp.join(osp.dirname(work_dir), 'other.py'), cfg.to_dict())
+    message = refused([other] + args[1:])
+    assert 'config differs (the config file or its _base_): distill_cfg.losses' in message
+
+
+def test_a_teacher_checkpoint_with_other_bytes_is_refused(reuse_setup):
+    args, work_dir, teacher = reuse_setup
+    original = open(teacher, 'rb').read()
+    state = torch.load(teacher, weights_only=False)
+    next(iter(state['state_dict'].values())).add_(1.0)
+    torch.save(state, teacher)
+    try:
+        message = refused(args)
+    finally:
+        open(teacher, 'wb').write(original)
+    assert 'What differs (the CSV\'s vs this run\'s): teacher checkpoint bytes differ.' in message
+
+
+def test_budget_option_and_iters_train_the_same_and_share_the_fingerprint(reuse_setup, capsys):
+    from tools.compare import main, parse_args
+    args, work_dir, teacher = reuse_setup
+    assert parse_args(['c.py', '--cfg-options', 'train_cfg.max_iters=2']).iters == 2
+    main(command(args[0], work_dir, teacher, options=['train_cfg.max_iters=2'], iters=()))
+    # the same runs as --iters 2 (the schedule rescaled the same way): all reused
+    assert capsys.readouterr().out.count('done already') == 2
+    with pytest.raises(SystemExit):
+        parse_args(['c.py', '--iters', '3', '--cfg-options', 'train_cfg.max_iters=2'])
+    assert 'disagree: give one of them' in capsys.readouterr().err
+
+
+def test_a_seed_added_with_the_same_fingerprint_reuses_the_others(reuse_setup, capsys):
+    from tools.compare import main
+    args, work_dir, teacher = reuse_setup
+    main(command(args[0], work_dir, teacher, seeds='0,1'))
+    out = capsys.readouterr().out
+    assert 'teacher' not in out.split('seed 0')[0]  # the teacher's row is reused
+    assert out.count('done already') == 2 and 'seed 1, alone: 2it/1ev' in out
+    rows = rows_of(work_dir)
+    assert [(r['arm'], r['seed']) for r in rows][-2:] == [('alone', '1'), ('distilled', '1')]
+    assert len({r['fingerprint'] for r in rows}) == 1
+
+
+def test_a_cut_last_row_is_named_removed_and_run_again(reuse_setup, capsys):
+    from tools.compare import main
+    args, work_dir, teacher = reuse_setup
+    path = osp.join(work_dir, 'compare.csv')
+    text = open(path).read()
+    lines = text.splitlines(keepends=True)
+    last = rows_of(work_dir)[-1]
+    open(path, 'w').write(''.join(lines[:-1]) + lines[-1][:60])  # killed mid-write (old code)
+    main(command(args[0], work_dir, teacher, seeds=','.join(sorted({'0', last['seed']}))))
+    out = capsys.readouterr().out
+    assert f'{path}, line {len(lines)}: not a whole row (' in out
+    assert 'removed from the file, its run is done again' in out
+    assert f'seed {last["seed"]}, {last["arm"]}: 2it/1ev' in out  # run again
+    rows = rows_of(work_dir)
+    from kdzoo.experiments.rows import scan
+    assert not scan(path)[2] and len(rows) == len(lines) - 1
+    assert rows[-1]['last'] == next(csv.DictReader(lines[:1] + lines[-1:]))['last']
+
+
+def test_an_edited_row_is_never_reported(tmp_path, capsys):
+    from kdzoo.experiments.paired import COLUMNS
+    from kdzoo.experiments.rows import append_row, read_rows
+    path = str(tmp_path / 'compare.csv')
+    append_row(path, COLUMNS, dict(arm='alone', seed=0, last=11.8, finished='2026-12-02 10:00:00'))
+    text = open(path).read()
+    open(path, 'w').write(text.replace('11.8', '-9.0'))
+    assert read_rows(path) == []
+    assert 'line 2: not a whole row (its checksum (row_sha) does not match' in \
+        capsys.readouterr().out
+
+
+def test_a_nan_gain_gives_no_verdict_and_no_crash():
+    assert paired_summary([1.0, float('nan')]).verdict == 'cannot tell: 1 of 2 gains not a number'
+
+
+def test_a_second_compare_on_the_work_dir_stops_naming_the_running_one(reuse_setup):
+    import fcntl
+    args, work_dir, _ = reuse_setup
+    with open(osp.join(work_dir, '.compare.lock'), 'a+') as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.seek(0)
+        held.truncate()
+        held.write('pid 4242: tools/compare.py cmp.py --seeds 0\n')
+        held.flush()
+        message = refused(args)
+    assert message == (f'compare: another run is using {work_dir} (pid 4242: tools/compare.py '
+                       f'cmp.py --seeds 0; lock file {work_dir}/.compare.lock). Wait for it to '
+                       'finish, or give this run another folder')
+
+
+def test_legacy_rows_are_kept_marked_and_never_reused(reuse_setup, tmp_path, capsys):
+    import shutil
+
+    from tools.compare import main
+    args, work_dir, teacher = reuse_setup
+    old = str(tmp_path / 'old')
+    os.makedirs(osp.join(old, 'seed0'))
+    legacy_columns = ['task', 'config', 'arm', 'seed', 'budget', 'metric_name', 'last', 'best',
+                      'curve', 'iters', 'seconds', 'iter_s', 'init_sha', 'batches_sha', 'finished']
+    with open(osp.join(old, 'compare.csv'), 'w', newline='') as f:  # as the old code wrote it
+        writer = csv.DictWriter(f, legacy_columns, extrasaction='ignore')
+        writer.writeheader()
+        writer.writerows(dict(r, last='-9.0') for r in rows_of(work_dir)[:3])
+    shutil.copy(osp.join(work_dir, 'seed0', 'student_init.pth'), osp.join(old, 'seed0'))
+    rows = main(command(args[0], old, teacher))
+    out = capsys.readouterr().out
+    assert 'teacher cls/top1 =' in out and 'done already' not in out  # nothing reused
+    assert 'saved before fingerprints existed: moved to' in out
+    assert osp.isfile(osp.join(old, 'seed0', 'student_init.legacy.pth'))
+    every = rows_of(old)
+    assert [bool(r['fingerprint']) for r in every] == [False] * 3 + [True] * 3
+    assert all(r['last'] != '-9.0' for r in rows if r['fingerprint'])
+    md = open(osp.join(old, 'compare.md')).read()
+    assert 'Legacy: 3 row(s) of compare.csv were written before rows carried their fingerprint' \
+        in md and '-9.00' not in md
+
+
+@pytest.mark.parametrize('bad, says', [
+    (['--iters', '0'], "argument --iters: 0: give a number >= 1"),
+    (['--iters', '-3'], "argument --iters: -3: give a number >= 1"),
+    (['--evals', '0'], "argument --evals: 0: give a number >= 1"),
+    (['--seeds', '0,-1'], "argument --seeds: '0,-1': give distinct seeds >= 0"),
+    (['--cfg-options', 'train_cfg.max_iters=-2'],
+     'train_cfg.max_iters=-2: give a positive integer'),
+])
+def test_zero_and_negative_budgets_are_refused_before_anything_runs(tmp_path, capsys, bad, says):
+    from tools.compare import main
+    work_dir = tmp_path / 'cmp'
+    with pytest.raises(SystemExit) as err:
+        main(['no_such_config.py', '--work-dir', str(work_dir)] + bad)
+    assert err.value.code == 2 and says in capsys.readouterr().err
+    assert not work_dir.exists()
+
+
+def test_a_csv_of_a_newer_version_or_a_file_as_work_dir_stops_before_anything_runs(tmp_path):
+    from kdzoo.experiments.paired import COLUMNS
+    from tools.compare import main
+    config = str(tmp_path / 'cmp.py')
+    write_config(config, runner_config({'train': str(tmp_path), 'val': str(tmp_path)},
+                                       tmp_path / 'w', distill_cfg=dict(
+                                           teacher=dict(config=TEACHER), losses=[])))
+    work_dir = tmp_path / 'cmp'
+    work_dir.mkdir()
+    (work_dir / 'compare.csv').write_text(','.join(COLUMNS + ['newer']) + '\n')
+    with pytest.raises(SystemExit, match=r"compare: .*compare.csv has columns \['newer'\] this "
+                       r'code does not write \(another version wrote it\): use that version, or '
+                       'give another --work-dir'):
+        main([config, '--work-dir', str(work_dir), '--iters', '2'])
+    (tmp_path / 'file').write_text('')
+    with pytest.raises(SystemExit, match='compare: .*file is a file, not a folder'):
+        main([config, '--work-dir', str(tmp_path / 'file'), '--iters', '2'])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='--amp works where CUDA is')
+def test_amp_without_cuda_stops_before_the_teachers_row(cls_config, tmp_path):
+    from tools.compare import main
+    with pytest.raises(SystemExit, match=r'compare: --amp needs a CUDA GPU'):
+        main([cls_config[0], '--amp', '--iters', '2', '--work-dir', str(tmp_path / 'cmp')])
+    assert not (tmp_path / 'cmp').exists()
+
+
+def test_a_row_appended_onto_a_cut_one_is_removed_with_it(tmp_path, capsys):
+    # the old code appended the next row onto a cut line: one line, two runs, neither whole
+    from kdzoo.experiments.paired import COLUMNS
+    from kdzoo.experiments.rows import append_row, read_rows, repair_rows
+    path = str(tmp_path / 'compare.csv')
+    for seed in (0, 1):
+        append_row(path, COLUMNS, dict(arm='alone', seed=seed, last=11.8,
+                                       finished='2026-12-02 10:00:00'))
+    header, first, second = open(path).read().splitlines(keepends=True)
+    open(path, 'w').write(header + first[:40] + second)
+    assert repair_rows(path) == 1 and read_rows(path) == []
+    assert f'{path}, line 2: not a whole row (' in capsys.readouterr().out
+    assert open(path).read().splitlines() == [header.strip()]

@@ -256,18 +256,55 @@ def test_a_cached_teacher_is_trained_again_when_its_config_changed(monkeypatch, 
     assert 'trained with another config or options' in capsys.readouterr().out
 
 
-def test_a_teacher_cached_before_configs_were_recorded_is_kept_and_said(tmp_path, capsys):
+def fake_teacher_training(monkeypatch, trained, metric=50.0):
+    """``matrix.train_run`` replaced by one that writes a teacher checkpoint (bytes of its call
+    count) and records the call."""
+    def fake_train_run(config, folder, options, metric_key, scale):
+        trained.append(config)
+        os.makedirs(folder, exist_ok=True)
+        with open(osp.join(folder, 'iter_2.pth'), 'w') as f:
+            f.write(str(len(trained)))
+        return SimpleNamespace(iter=2), SimpleNamespace(last=metric, seconds=1.0)
+    monkeypatch.setattr(matrix, 'train_run', fake_train_run)
+
+
+def test_a_teacher_cached_before_fingerprints_is_trained_again_and_said(tmp_path, capsys,
+                                                                       monkeypatch):
+    # issue 23: a cache written before its config was recorded is never reused (it was kept,
+    # taken as trained with the config as it is now)
     folder = tmp_path / 'tmp' / 'teachers' / 'cls' / 'p_2it'
     folder.mkdir(parents=True)
     (folder / 'iter_2.pth').write_bytes(b'')
     (folder / 'teacher.json').write_text(json.dumps(dict(
         checkpoint=str(folder / 'iter_2.pth'), metric=40.0, seconds=1.0, iters=2,
         metric_bf16=None)))
+    trained = []
+    fake_teacher_training(monkeypatch, trained)
     opts = pnp.resolve(pnp.parse_args(['--smoke', '--tasks', 'cls', '--out', str(tmp_path)]))
     config = osp.join(matrix.REPO, 'configs', 'quickstart', 'teacher.py')
-    assert matrix.teacher_run(opts, 'cls', 'p', (config, 'unused'), {})['metric'] == 40.0
-    assert 'written before its config was recorded: kept' in capsys.readouterr().out
-    assert json.loads((folder / 'teacher.json').read_text())['config_sha']
+    assert matrix.teacher_run(opts, 'cls', 'p', (config, 'unused'), {})['metric'] == 50.0
+    assert len(trained) == 1
+    assert 'written before its config was recorded: not reused, training it again' in \
+        capsys.readouterr().out
+    record = json.loads((folder / 'teacher.json').read_text())
+    assert record['config_sha'] and record['checkpoint_sha']
+
+
+def test_a_cached_teacher_whose_checkpoint_bytes_changed_is_trained_again(tmp_path, capsys,
+                                                                          monkeypatch):
+    trained = []
+    fake_teacher_training(monkeypatch, trained)
+    opts = pnp.resolve(pnp.parse_args(['--smoke', '--tasks', 'cls', '--out', str(tmp_path)]))
+    config = osp.join(matrix.REPO, 'configs', 'quickstart', 'teacher.py')
+    record = matrix.teacher_run(opts, 'cls', 'p', (config, 'unused'), {})
+    matrix.teacher_run(opts, 'cls', 'p', (config, 'unused'), {})
+    assert len(trained) == 1  # cached
+    with open(record['checkpoint'], 'w') as f:
+        f.write('another teacher')
+    matrix.teacher_run(opts, 'cls', 'p', (config, 'unused'), {})
+    assert len(trained) == 2
+    assert 'has other bytes than when it was trained: training it again' in \
+        capsys.readouterr().out
 
 
 # ------------------------------------------------------- one lookup: the profile's resolved entry
@@ -368,3 +405,150 @@ def test_teacher_bf16_sets_the_models_teacher_autocast():
     assert model.teacher_autocast is torch.bfloat16
     with pytest.raises(TypeError, match='no teacher_autocast attribute'):
         matrix.teacher_in_bf16(SimpleNamespace(model=torch.nn.Linear(1, 1)))
+
+
+# ------------------------------------ reuse keyed by the fingerprint, crash-safe CSV (issue 23)
+def fake_runs(monkeypatch):
+    """Every training run replaced by a record of its folder (the teacher's writes a checkpoint);
+    returns that list."""
+    calls = []
+
+    def fake_train_run(config, folder, options, metric, scale=1.0, **kwargs):
+        calls.append(folder)
+        os.makedirs(folder, exist_ok=True)
+        with open(osp.join(folder, 'iter_2.pth'), 'w') as f:
+            f.write('teacher')
+        return SimpleNamespace(iter=2), SimpleNamespace(
+            last=float(len(calls)), seconds=1.0, iters=2, iter_s=0.1, init_sha='',
+            batches_sha='')
+
+    monkeypatch.setattr(matrix, 'train_run', fake_train_run)
+    monkeypatch.setattr(matrix, 'step_costs', lambda *args: {})
+    return calls
+
+
+def profile_with(tmp_path, text):
+    path = tmp_path / 'changed.py'
+    path.write_text(f"_base_ = {osp.join(matrix.PROFILES_DIR, 'smoke.py')!r}\n{text}\n")
+    return str(path)
+
+
+def test_matrix_rows_carry_their_fingerprint_and_a_rerun_reuses_them(tmp_path, monkeypatch):
+    calls = fake_runs(monkeypatch)
+    args = ['--smoke', '--tasks', 'cls', '--pairs', 'tiny-vit_to_tiny-resnet', '--out',
+            str(tmp_path)]
+    first = pnp.main(args)
+    rows = rows_of(tmp_path)
+    assert len(first['done']) == len(rows) == 2 and len(calls) == 3  # teacher, none, MSDCRD
+    parts = [dict(p.split('=', 1) for p in r['fingerprint_parts'].split()) for r in rows]
+    assert [sorted(p) for p in parts] == [['budget', 'config', 'data', 'metric', 'teacher']] * 2
+    assert parts[0]['teacher'] == 'none' and parts[1]['teacher'] != 'none'
+    assert all(r['fingerprint'] and r['row_sha'] for r in rows)
+    again = pnp.main(args)
+    assert again['done'] == [] and len(again['skipped']) == 2 and len(calls) == 3
+
+
+@pytest.mark.parametrize('task, change, differs', [
+    ('cls', "tasks = dict(cls=dict(metric='cls/top5'))", 'metric cls/top1*1 vs cls/top5*1'),
+    ('seg', 'tasks = dict(seg=dict(data=dict(images=(6, 2))))', 'generated data differ'),
+])
+def test_a_matrix_row_of_another_setup_stops_before_training(tmp_path, monkeypatch, task,
+                                                              change, differs):
+    if task == 'seg':
+        pytest.importorskip('mmseg')
+    calls = fake_runs(monkeypatch)
+    args = ['--tasks', task, '--losses', 'none', '--out', str(tmp_path)]
+    pnp.main(['--smoke'] + args)
+    before, trained = (tmp_path / pnp.CSV_NAME).read_bytes(), len(calls)
+    with pytest.raises(SystemExit) as err:
+        pnp.main(['--profile', profile_with(tmp_path, change)] + args)
+    message = str(err.value)
+    assert message.startswith(f'plug-and-play: {tmp_path} holds results of another setup: ')
+    assert f"What differs (the CSV's vs this run's): {differs}." in message
+    assert message.endswith('give this run a new --out.')
+    assert len(calls) == trained and (tmp_path / pnp.CSV_NAME).read_bytes() == before
+
+
+def test_legacy_matrix_rows_are_run_again_and_reported_as_legacy(tmp_path, monkeypatch, capsys):
+    from kdzoo.experiments.matrix_report import COLUMNS
+    calls = fake_runs(monkeypatch)
+    path = str(tmp_path / pnp.CSV_NAME)
+    legacy_columns = COLUMNS[:COLUMNS.index('finished') + 1]
+    common = dict(task='cls', pair='tiny-vit_to_tiny-resnet', seed=0, budget='2it',
+                  metric_name='cls/top1', metric=-9.0, device='cpu',
+                  finished='2026-12-01 10:00:00')
+    append_row(path, legacy_columns, dict(common, loss='none', teacher_iters='-',
+                                          teacher_dtype='-'))
+    append_row(path, legacy_columns, dict(common, loss='MSDCRD', teacher_iters=2,
+                                          teacher_dtype='fp32'))
+    summary = pnp.main(['--smoke', '--tasks', 'cls', '--pairs', 'tiny-vit_to_tiny-resnet',
+                        '--out', str(tmp_path)])
+    assert len(summary['done']) == 2 and not summary['skipped'] and len(calls) == 3
+    rows = read_rows(path)
+    assert [bool(r['fingerprint']) for r in rows] == [False, False, True, True]
+    assert float(rows[3]['student_alone_metric']) != -9.0  # the legacy row is not used
+    md = (tmp_path / matrix_report.MD_NAME).read_text()
+    assert '(4 runs, 2 of them legacy)' in md
+    assert '2 legacy row(s) of this setting (written before rows carried their fingerprint)' in md
+
+
+def test_a_legacy_only_setting_is_shown_marked_legacy(tmp_path):
+    from kdzoo.experiments.matrix_report import COLUMNS, LEGACY_NOTE, write_report
+    legacy_columns = COLUMNS[:COLUMNS.index('finished') + 1]
+    path = str(tmp_path / pnp.CSV_NAME)
+    for loss, metric in (('none', 20.0), ('KD', 22.0)):
+        append_row(path, legacy_columns, dict(task='cls', pair='p', loss=loss, seed=0,
+                                              budget='500it', metric=metric,
+                                              metric_name='cls/top1', teacher_metric=60,
+                                              teacher_iters=600, teacher_dtype='fp32',
+                                              finished='2026-12-01 10:00:00'))
+    text = open(write_report(str(tmp_path))[0]).read()
+    assert LEGACY_NOTE in text and '| KD | 1/1 | 22.00 ± 0.00 | 2.00 ± 0.00 |' in text
+
+
+def test_a_cut_matrix_row_is_named_removed_and_run_again(tmp_path, monkeypatch, capsys):
+    calls = fake_runs(monkeypatch)
+    args = ['--smoke', '--tasks', 'cls', '--pairs', 'tiny-vit_to_tiny-resnet', '--out',
+            str(tmp_path)]
+    pnp.main(args)
+    path = tmp_path / pnp.CSV_NAME
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(''.join(lines[:-1]) + lines[-1][:80])
+    capsys.readouterr()
+    summary = pnp.main(args)
+    out = capsys.readouterr().out
+    assert f'{path}, line 3: not a whole row (' in out and 'its run is done again' in out
+    assert len(summary['done']) == 1 and len(summary['skipped']) == 1 and len(calls) == 4
+    from kdzoo.experiments.rows import scan
+    assert not scan(str(path))[2] and len(read_rows(str(path))) == 2
+
+
+def test_a_second_matrix_run_on_the_same_out_stops_naming_the_running_one(tmp_path):
+    import fcntl
+    lock = tmp_path / 'tmp' / matrix.LOCK_NAME
+    lock.parent.mkdir(parents=True)
+    with open(lock, 'a+') as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write('pid 4242: tools/plug_and_play.py --profile cpu\n')
+        held.flush()
+        with pytest.raises(SystemExit) as err:
+            pnp.main(['--smoke', '--tasks', 'cls', '--out', str(tmp_path)])
+    assert str(err.value) == (
+        f'plug-and-play: another run is using {tmp_path} (pid 4242: tools/plug_and_play.py '
+        f'--profile cpu; lock file {lock}). Wait for it to finish, or give this run another '
+        'folder')
+    assert not (tmp_path / pnp.CSV_NAME).exists()
+
+
+@pytest.mark.parametrize('bad, says', [
+    (['--iters', '0'], 'argument --iters: 0: give a number >= 1'),
+    (['--teacher-iters', '-5'], 'argument --teacher-iters: -5: give a number >= 1'),
+    (['--seeds', '0'], 'argument --seeds: 0: give a number >= 1'),
+    (['--budget-s', '-1'], 'argument --budget-s: -1: give a number >= 0.0'),
+])
+def test_zero_and_negative_matrix_budgets_are_refused_before_anything_runs(tmp_path, capsys,
+                                                                          bad, says):
+    with pytest.raises(SystemExit) as err:
+        pnp.main(['--smoke', '--out', str(tmp_path / 'out')] + bad)
+    assert err.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
