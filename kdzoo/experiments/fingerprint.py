@@ -11,7 +11,8 @@ A fingerprint is a short hash of its parts, each a short hash or a name:
 - ``metric``: the metric key and its scale to the table's units, as ``KEY*SCALE``;
 - ``budget``: the budget's label (e.g. ``500it/3ev``);
 - ``precision`` (compare): ``amp`` with ``--amp`` (mixed precision), else ``fp32``;
-- ``data`` (the matrix): the generated data's sizes.
+- ``data``: for compare, :func:`data_sha` of the folders and annotation files the train and val
+  loaders read; for the matrix, the generated data's sizes.
 
 The tools write the fingerprint and its parts into every row and, per fingerprint, a record
 (``fingerprints/<fingerprint>.json`` in the results folder: the parts, the options and the
@@ -48,6 +49,28 @@ def file_sha(path):
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(1 << 20), b''):
             digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def data_sha(paths):
+    """A fingerprint of the data at ``paths`` (``[(config key, path, kind)]``, kind ``'folder'``
+    or ``'file'``): a file's bytes; a folder's every file by relative path and size (reading
+    every image would cost a pass over the data set; data written again with other contents
+    changes sizes). A path that does not exist is hashed as missing."""
+    digest = hashlib.sha256()
+    for key, path, kind in sorted(paths):
+        digest.update(f'{key}={path}\n'.encode())
+        if kind == 'file' and osp.isfile(path):
+            digest.update(file_sha(path).encode())
+        elif kind == 'folder' and osp.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    full = osp.join(root, name)
+                    size = os.stat(full).st_size if osp.isfile(full) else -1
+                    digest.update(f'{osp.relpath(full, path)}:{size}\n'.encode())
+        else:
+            digest.update(b'missing\n')
     return digest.hexdigest()[:16]
 
 
@@ -105,7 +128,8 @@ def keys_differing(old, new, limit=6):
                                       else '')
 
 
-WHAT = dict(teacher='teacher checkpoint bytes differ', data='generated data differ')
+WHAT = dict(teacher='teacher checkpoint bytes differ',
+            data='the data differ (files or their sizes)')
 
 
 def differences(records, row, new):

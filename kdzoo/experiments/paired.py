@@ -26,7 +26,7 @@ import time
 import torch
 
 from kdzoo import tasks
-from kdzoo.experiments.fingerprint import Fingerprint, file_sha, flat, legacy, refusal
+from kdzoo.experiments.fingerprint import Fingerprint, data_sha, file_sha, flat, legacy, refusal
 from kdzoo.experiments.lock import folder_lock
 from kdzoo.experiments.rows import ROW_SHA, append_row, check_csv, read_rows, repair_rows
 from kdzoo.experiments.runs import (
@@ -126,7 +126,7 @@ def fingerprint_of(config, cfg, cfg_options, iters, evals, metric, scale, amp=Fa
     parts = dict(config=config_sha(resolved, None),
                  teacher=file_sha(checkpoint) if checkpoint else 'none',
                  metric=f'{metric}*{scale:g}', budget=budget_name(cfg, iters, evals),
-                 precision='amp' if amp else 'fp32')
+                 precision='amp' if amp else 'fp32', data=data_sha(data_paths(resolved)))
     options.pop('distill_cfg.teacher.checkpoint', None)
     return Fingerprint(parts, flat(resolved_config_options(options)), flat(resolved))
 

@@ -256,6 +256,19 @@ def test_a_teacher_checkpoint_with_other_bytes_is_refused(reuse_setup):
     assert 'What differs (the CSV\'s vs this run\'s): teacher checkpoint bytes differ.' in message
 
 
+def test_data_with_another_file_is_refused(reuse_setup):
+    args, work_dir, _ = reuse_setup
+    root = Config.fromfile(args[0]).train_dataloader.dataset.root
+    added = osp.join(root, os.listdir(root)[0], 'added_later.png')
+    open(added, 'wb').write(b'not the data the rows were trained on')
+    try:
+        message = refused(args)
+    finally:
+        os.remove(added)
+    assert "What differs (the CSV's vs this run's): the data differ (files or their sizes)." \
+        in message
+
+
 def test_budget_option_and_iters_train_the_same_and_share_the_fingerprint(reuse_setup, capsys):
     from tools.compare import main, parse_args
     args, work_dir, teacher = reuse_setup

@@ -450,7 +450,8 @@ def test_matrix_rows_carry_their_fingerprint_and_a_rerun_reuses_them(tmp_path, m
 
 @pytest.mark.parametrize('task, change, differs', [
     ('cls', "tasks = dict(cls=dict(metric='cls/top5'))", 'metric cls/top1*1 vs cls/top5*1'),
-    ('seg', 'tasks = dict(seg=dict(data=dict(images=(6, 2))))', 'generated data differ'),
+    ('seg', 'tasks = dict(seg=dict(data=dict(images=(6, 2))))',
+     'the data differ (files or their sizes)'),
 ])
 def test_a_matrix_row_of_another_setup_stops_before_training(tmp_path, monkeypatch, task,
                                                               change, differs):
