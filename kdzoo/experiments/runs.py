@@ -27,6 +27,7 @@ from itertools import count
 import torch
 from mmengine.hooks import Hook
 
+from kdzoo.hooks.split_classes import check_checkpoint_classes
 from kdzoo.runner import build_runner, load_config
 from kdzoo.schedule import is_iteration_based, rescaled_schedule
 from kdzoo.wrappers import unwrap
@@ -299,6 +300,7 @@ def teacher_metric(config, work_dir, options, metric, scale=1.0):
     """The teacher's validation metric: the distilling config's val loop run on the teacher
     (as :class:`kdzoo.hooks.TeacherCheckHook` does before training)."""
     runner = make_runner(config, work_dir, options)
+    check_checkpoint_classes(runner)  # a teacher of other classes stops before its row is written
     model = unwrap(runner.model)
     with model.predicting_with_teacher():
         metrics = runner.val()

@@ -118,3 +118,14 @@ def test_checkpoints_of_the_data_classes_train_without_a_warning(
         runner.train()
     assert not [w for w in caught if 'class names' in str(w.message)]
     assert runner.iter == 2
+
+
+def test_compare_with_a_teacher_of_other_classes_stops_before_the_teachers_row(
+        shapes_data, teacher_checkpoint, classes, tmp_path):
+    from tools.compare import main
+    teacher = with_classes(teacher_checkpoint, classes[::-1], tmp_path / 'reordered.pth')
+    work_dir = tmp_path / 'cmp'
+    with pytest.raises(ClassNamesError, match='the same 4 classes in another order'):
+        main([distill(shapes_data, tmp_path, teacher), '--seeds', '0', '--iters', '2',
+              '--evals', '1', '--work-dir', str(work_dir)])
+    assert not (work_dir / 'compare.csv').exists()
