@@ -17,7 +17,8 @@ again), ``compare.md`` and ``compare.png`` in the work dir (default
 evaluation, seeds 0 and 1 unless given (the test suite runs it).
 
 A work dir holds one setup: each row records the fingerprint of the resolved config (with
-``--cfg-options``, ``--iters``, ``--evals``), the teacher checkpoint's bytes and the metric. A rerun
+``--cfg-options``, ``--iters``, ``--evals``), the teacher checkpoint's bytes, the metric and the
+data (files and sizes). A rerun
 reuses the rows of the same fingerprint (adding seeds reuses the others); with anything else
 changed it stops before training, naming what differs: give a new ``--work-dir`` (old results
 are never replaced). ``--cfg-options train_cfg.max_iters=N`` is ``--iters N``: the schedule is

@@ -217,6 +217,31 @@ def check_strides(items, student, teacher):
             'resize=True on the item to pair them resized (a warning names the strides)')
 
 
+def check_level_grids(distiller, student_readouts, teacher_readouts):
+    """Paired levels must lie on the same grid: student and teacher see the same images, so a
+    level of another height or width is at another stride, whatever the heads' prior generators
+    declare (:func:`check_strides` reads those at build; a teacher whose neck is fed from other
+    backbone stages than its head assumes is only seen here, on the first batch). An error unless
+    the item says ``resize=True``."""
+    with torch.no_grad():
+        for index, item in enumerate(distiller.items):
+            if item.resize or len(item.student) != 1:
+                continue
+            pairs = distiller.item_values(item, student_readouts, teacher_readouts)
+            grids = [(tuple(s.shape[-2:]), tuple(t.shape[-2:])) for s, t in pairs]
+            if len(pairs) < 2 or all(s == t for s, t in grids):
+                continue
+            raise ValueError(
+                f'distill item {index}: student {item.student[0]!r} levels have grids '
+                f'{[list(s) for s, _ in grids]} but teacher {item.teacher!r} levels '
+                f'{[list(t) for _, t in grids]} on the same images: the paired levels are at '
+                'other strides (e.g. a teacher neck fed from other backbone stages than its '
+                "head's prior_generator strides say), and would be resized onto each other. Give "
+                "the teacher the student's strides (its backbone's out_indices and neck's "
+                'in_channels / start_level, with distill_cfg.teacher.cfg_options), or set '
+                'resize=True on the item to pair them resized')
+
+
 def check_cls_scores(items, student, teacher):
     """``'cls_scores'`` needs a dense head (one-stage ``bbox_head`` or two-stage ``rpn_head``)."""
     for index, item in enumerate(items):
@@ -298,6 +323,7 @@ class DistillDetector(DistillModel):
         self.teacher_runs_head = self.teacher_head is not None and any(
             t == 'cls_scores' or t.startswith(self.teacher_head + '.') or t == self.teacher_head
             for t in teacher_taps)
+        self.grids_checked = False
 
     def build_model(self, cfg):
         return build_mmdet(cfg)
@@ -330,6 +356,15 @@ class DistillDetector(DistillModel):
         if not self.teacher_runs_head:
             return {}
         return {'cls_scores': getattr(self.teacher, self.teacher_head)(feats)[0]}
+
+    def recorded_step(self, inputs, data_samples):
+        """The skeleton's step; on the first one, the paired levels' grids are checked
+        (:func:`check_level_grids`)."""
+        losses, student, teacher = super().recorded_step(inputs, data_samples)
+        if not self.grids_checked:
+            check_level_grids(self.distiller, student, teacher)
+            self.grids_checked = True
+        return losses, student, teacher
 
     def student_step(self, inputs, data_samples):
         """The student's own ``loss`` (one forward), its dense head's output recorded on the way

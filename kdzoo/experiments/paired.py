@@ -10,8 +10,8 @@ resumes with the missing runs only.
 
 Reuse is keyed by what produced a result (:mod:`kdzoo.experiments.fingerprint`): every row, and
 each seed's saved initial student, carries the fingerprint of the resolved config (cfg-options
-and budget included), the teacher checkpoint's bytes, the metric, the budget and the precision
-(``--amp``). A work dir holds
+and budget included), the teacher checkpoint's bytes, the metric, the budget, the precision
+(``--amp``) and the data (the loaders' folders' files and sizes). A work dir holds
 the results of one fingerprint: a run with another stops before training, naming what differs
 (old results are never replaced nor mixed into a verdict). Rows written before fingerprints
 existed (no ``fingerprint``) are legacy: kept and reported as such, never reused. A lock file

@@ -133,3 +133,21 @@ def test_the_heads_classification_conv_is_a_class_map_too():
     with pytest.raises(ValueError, match=r"KDLoss takes one softmax over the channels of student "
                                          r"'cls_scores'"):
         make(teacher=RETINA_R18, losses=items)
+
+
+def test_levels_on_other_grids_fail_on_the_first_batch_though_the_heads_declare_one_stride():
+    # The teacher's FPN starts at C2 (strides 4..64) while its head still declares 8..128: the
+    # build-time stride check cannot see it; the first batch's grids do.
+    extra = {'neck.start_level': 0, 'neck.in_channels': [64, 128, 256, 512]}
+    model = make(teacher=RETINA_R18, teacher_extra=extra, losses=PKD_NECK)
+    model.train()
+    with pytest.raises(ValueError) as error:
+        model(images(2), samples(1, 1), mode='loss')
+    assert str(error.value).startswith(
+        "distill item 0: student 'neck' levels have grids [[8, 8], [4, 4], [2, 2], [1, 1], "
+        "[1, 1]] but teacher 'neck' levels [[16, 16], [8, 8], [4, 4], [2, 2], [1, 1]] on the "
+        'same images: the paired levels are at other strides')
+    resized = make(teacher=RETINA_R18, teacher_extra=extra,
+                   losses=[dict(PKD_NECK[0], resize=True)])
+    resized.train()
+    assert torch.isfinite(resized(images(2), samples(1, 1), mode='loss')['distill.loss_pkd_0'])

@@ -200,7 +200,7 @@ def test_every_row_carries_the_fingerprint_and_its_parts(reuse_setup):
     assert [r['arm'] for r in rows] == ['teacher', 'alone', 'distilled']
     assert len({r['fingerprint'] for r in rows}) == 1 and len(rows[0]['fingerprint']) == 16
     parts = dict(p.split('=', 1) for p in rows[0]['fingerprint_parts'].split())
-    assert sorted(parts) == ['budget', 'config', 'metric', 'precision', 'teacher']
+    assert sorted(parts) == ['budget', 'config', 'data', 'metric', 'precision', 'teacher']
     assert parts['metric'] == 'cls/top1*1' and parts['budget'] == '2it/1ev'
     assert parts['precision'] == 'fp32'
     assert osp.isfile(osp.join(work_dir, 'fingerprints', rows[0]['fingerprint'] + '.json'))
@@ -256,15 +256,24 @@ def test_a_teacher_checkpoint_with_other_bytes_is_refused(reuse_setup):
     assert 'What differs (the CSV\'s vs this run\'s): teacher checkpoint bytes differ.' in message
 
 
-def test_data_with_another_file_is_refused(reuse_setup):
-    args, work_dir, _ = reuse_setup
-    root = Config.fromfile(args[0]).train_dataloader.dataset.root
-    added = osp.join(root, os.listdir(root)[0], 'added_later.png')
-    open(added, 'wb').write(b'not the data the rows were trained on')
-    try:
-        message = refused(args)
-    finally:
-        os.remove(added)
+def test_data_with_another_file_is_refused(cls_config, tmp_path):
+    import shutil
+
+    from tools.compare import main
+    config, _ = cls_config
+    cfg = Config.fromfile(config)
+    data = {split: str(tmp_path / split) for split in ('train', 'val')}
+    for split, folder in data.items():  # a copy: the shared data set is not changed
+        shutil.copytree(cfg[f'{split}_dataloader'].dataset.root, folder)
+        cfg[f'{split}_dataloader'].dataset.root = folder
+    cfg.test_dataloader.dataset.root = data['val']
+    args = command(write_config(tmp_path / 'own_data.py', cfg.to_dict()), str(tmp_path / 'cmp'),
+                   cfg.distill_cfg.teacher.checkpoint)
+    main(args)
+    class_folder = osp.join(data['train'], sorted(os.listdir(data['train']))[0])
+    shutil.copy(osp.join(class_folder, sorted(os.listdir(class_folder))[0]),
+                osp.join(class_folder, 'added_later.png'))
+    message = refused(args)
     assert "What differs (the CSV's vs this run's): the data differ (files or their sizes)." \
         in message
 
