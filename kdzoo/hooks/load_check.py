@@ -17,6 +17,8 @@ checkpoint must hold exactly the model's keys and shapes and the same ``distill_
 :data:`kdzoo.checkpoint.MIN_LOADED` of the model (:func:`kdzoo.checkpoint.check_loaded_fraction`,
 the rule of every ``strict=False`` load in kdzoo).
 """
+import warnings
+
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
@@ -48,9 +50,15 @@ def distill_cfg_of(cfg):
         distill_cfg.to_dict() if hasattr(distill_cfg, 'to_dict') else dict(distill_cfg))
 
 
-# distill_cfg keys that change no training step: a resume may switch them (e.g. the teacher check
-# off, as tests/tools/test_train.py does)
-UNTRAINED_KEYS = ('teacher_check', 'monitor')
+# distill_cfg keys (dotted paths) that change no training step: a resume may switch them (e.g. the
+# teacher check off, as tests/tools/test_train.py does, or a check's opt-out that a run started
+# before that check existed needs)
+UNTRAINED_KEYS = ('teacher_check', 'monitor', 'check_teacher_labels', 'teacher.check_classes',
+                  'teacher.strict', 'teacher.unsafe_load')
+
+
+def untrained(path):
+    return any(path == key or path.startswith(key + '.') for key in UNTRAINED_KEYS)
 
 
 def distill_cfg_changes(saved_text, cfg, limit=5):
@@ -61,7 +69,9 @@ def distill_cfg_changes(saved_text, cfg, limit=5):
     from mmengine.config import Config
     try:
         saved = distill_cfg_of(Config.fromstring(saved_text, file_format='.py'))
-    except Exception:  # a config text MMEngine cannot parse back: nothing to compare
+    except Exception as err:  # a config text MMEngine cannot parse back: nothing to compare
+        warnings.warn(f'the config saved in the resume checkpoint cannot be read back ({err}); '
+                      'its distill_cfg is not compared with this run\'s (its tensors are)')
         return []
     now = distill_cfg_of(cfg)
     if saved is None and now is None:
@@ -74,7 +84,7 @@ def distill_cfg_changes(saved_text, cfg, limit=5):
                f'{now.get(path, missing)!r} now'.replace(repr(missing), 'absent')
                for path in sorted(set(saved) | set(now))
                if saved.get(path, missing) != now.get(path, missing)
-               and path.split('.')[0] not in UNTRAINED_KEYS]
+               and not untrained(path)]
     more = [f'... and {len(changes) - limit} more'] if len(changes) > limit else []
     return changes[:limit] + more
 

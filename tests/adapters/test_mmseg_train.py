@@ -149,7 +149,8 @@ def test_readme_command_real_size_and_export_round_trip(seg_data, tmp_path, caps
     config = os.path.join(CONFIGS, 'msdcrd_swin_to_r18.py')
     options = {**data_options(seg_data, 128), 'model.pretrained': None,
                'distill_cfg.teacher.checkpoint': teacher, 'default_hooks.logger.interval': 1,
-               'distill_cfg.check_teacher_labels': False}  # an ADE20K teacher on the shapes set
+               'distill_cfg.check_teacher_labels': False,  # an ADE20K teacher on the shapes set
+               'distill_cfg.teacher.check_classes': False}
     runner = main([config, '--work-dir', str(tmp_path / 'work'), '--cfg-options',
                    *options_text(options)])
     assert runner.iter == 2

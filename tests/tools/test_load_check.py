@@ -110,3 +110,20 @@ def test_load_from_a_run_of_the_config_is_accepted(trained, tmp_path):
     runner = main([config, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
                    f'load_from={work_dir / "iter_2.pth"}'])
     assert runner.iter == 2
+
+
+def test_a_checks_opt_out_switched_on_resume_is_not_a_distill_cfg_change():
+    """A run started before a check existed resumes with that check's opt-out set; the opt-outs
+    change no training step, a loss weight does."""
+    from mmengine.config import Config
+
+    from kdzoo.hooks.load_check import distill_cfg_changes
+    saved = ("distill_cfg = dict(teacher=dict(config='t.py', checkpoint='t.pth'), "
+             "losses=[dict(student='logits', teacher='logits', loss=dict(type='KDLoss'))])")
+    now = Config.fromstring(saved, file_format='.py')
+    now.distill_cfg.check_teacher_labels = False
+    now.distill_cfg.teacher.check_classes = False
+    assert distill_cfg_changes(saved, now) == []
+    now.distill_cfg.losses[0]['weight'] = 2.0
+    assert distill_cfg_changes(saved, now) == [
+        'distill_cfg.losses[0].weight: absent in the checkpoint, 2.0 now']
