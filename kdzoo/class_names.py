@@ -20,6 +20,14 @@ class ClassNamesError(ValueError):
     """A checkpoint's recorded classes are not the data's (another set, or another order)."""
 
 
+def check_switch(value, key):
+    """A check's on/off setting ``key`` must be a boolean: a typo such as ``'no'`` would be taken
+    as on without a word; ``ValueError`` naming the key otherwise. Returns ``value``."""
+    if not isinstance(value, bool):
+        raise ValueError(f'{key} must be True or False, got {value!r}')
+    return value
+
+
 def recorded_classes(checkpoint):
     """The class names a loaded checkpoint records, as a tuple, or ``None`` when it records none
     (a bare state dict, or a checkpoint without ``meta``): ``meta.dataset_meta.classes``

@@ -211,8 +211,15 @@ def slurm_environment():
             '(tools/slurm_train.sh), or use --launcher pytorch with torchrun '
             '(tools/dist_train.sh)')
     if 'MASTER_ADDR' not in os.environ:
-        os.environ['MASTER_ADDR'] = subprocess.getoutput(
-            f'scontrol show hostname {os.environ["SLURM_NODELIST"]} | head -n1')
+        try:
+            hosts = subprocess.run(['scontrol', 'show', 'hostname', os.environ['SLURM_NODELIST']],
+                                   capture_output=True, text=True, check=True).stdout.split()
+        except (OSError, subprocess.CalledProcessError) as err:
+            raise RuntimeError(
+                f'--launcher slurm: cannot name the first node of SLURM_NODELIST='
+                f'{os.environ["SLURM_NODELIST"]} with scontrol ({err}); set MASTER_ADDR to its '
+                'address') from err
+        os.environ['MASTER_ADDR'] = hosts[0]
     os.environ.setdefault('MASTER_PORT', '29500')
     os.environ['RANK'] = os.environ['SLURM_PROCID']
     os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']

@@ -23,7 +23,7 @@ from mmengine.config import Config, ConfigDict
 from torch import nn
 
 from kdzoo.checkpoint import apply_weights, load_file, state_dict_of
-from kdzoo.class_names import CheckpointClasses, recorded_classes
+from kdzoo.class_names import CheckpointClasses, check_switch, recorded_classes
 
 TEACHER_KEYS = {'config', 'checkpoint', 'cfg_options', 'strict', 'unsafe_load', 'check_classes'}
 CLASSES_OPT_OUT = 'distill_cfg.teacher.check_classes=False'  # named by the class-names check
@@ -77,9 +77,13 @@ def build_teacher(teacher_cfg, build_model):
     else:
         teacher_cfg = dict(teacher_cfg)
         unknown = set(teacher_cfg) - TEACHER_KEYS
-        if unknown or 'config' not in teacher_cfg:
+        if unknown:
+            raise ValueError(f'distill_cfg.teacher: unknown keys {sorted(unknown)}; allowed keys '
+                             f'{sorted(TEACHER_KEYS)}')
+        if 'config' not in teacher_cfg:
             raise ValueError('distill_cfg.teacher: needs `config`; allowed keys '
                              f'{sorted(TEACHER_KEYS)}, got {sorted(teacher_cfg)}')
+        check_switch(teacher_cfg.get('check_classes', True), 'distill_cfg.teacher.check_classes')
         teacher = build_model(model_config(teacher_cfg['config'], teacher_cfg.get('cfg_options')))
         if teacher_cfg.get('checkpoint'):  # its weights replace any initialisation: none is run
             source = teacher_cfg['checkpoint']

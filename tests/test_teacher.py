@@ -93,3 +93,12 @@ def test_the_checkpoint_classes_are_kept_on_the_teacher_unless_opted_out(tmp_pat
     assert build_teacher(cfg, build).checkpoint_classes == CheckpointClasses(
         ('a', 'b', 'c', 'd', 'e'), path, 'teacher', 'distill_cfg.teacher.check_classes=False')
     assert not hasattr(build_teacher(dict(cfg, check_classes=False), build), 'checkpoint_classes')
+
+
+def test_an_unknown_teacher_key_is_named_and_a_non_boolean_opt_out_refused():
+    with pytest.raises(ValueError) as err:
+        build_teacher(dict(config=dict(type='TinyCNN'), check_class=False), build)
+    assert str(err.value).startswith("distill_cfg.teacher: unknown keys ['check_class']; allowed")
+    with pytest.raises(ValueError) as err:
+        build_teacher(dict(config=dict(type='TinyCNN'), check_classes='no'), build)
+    assert str(err.value) == "distill_cfg.teacher.check_classes must be True or False, got 'no'"

@@ -52,6 +52,22 @@ def file_sha(path):
     return digest.hexdigest()[:16]
 
 
+def folder_files(folder):
+    """``[(relative path, size)]`` of every regular file under ``folder``, sorted (one
+    ``os.scandir`` pass; a link is followed, an entry that is not a regular file has size -1)."""
+    files, pending = [], ['']
+    while pending:
+        relative = pending.pop()
+        with os.scandir(osp.join(folder, relative)) as entries:
+            for entry in entries:
+                name = osp.join(relative, entry.name)
+                if entry.is_dir():
+                    pending.append(name)
+                else:
+                    files.append((name, entry.stat().st_size if entry.is_file() else -1))
+    return sorted(files)
+
+
 def data_sha(paths):
     """A fingerprint of the data at ``paths`` (``[(config key, path, kind)]``, kind ``'folder'``
     or ``'file'``): a file's bytes; a folder's every file by relative path and size (reading
@@ -63,12 +79,8 @@ def data_sha(paths):
         if kind == 'file' and osp.isfile(path):
             digest.update(file_sha(path).encode())
         elif kind == 'folder' and osp.isdir(path):
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    full = osp.join(root, name)
-                    size = os.stat(full).st_size if osp.isfile(full) else -1
-                    digest.update(f'{osp.relpath(full, path)}:{size}\n'.encode())
+            for name, size in folder_files(path):
+                digest.update(f'{name}:{size}\n'.encode())
         else:
             digest.update(b'missing\n')
     return digest.hexdigest()[:16]

@@ -1,8 +1,9 @@
-"""The classes of a training run, checked before training and in ``--dry-run``: the train and val
-datasets name the same classes (:func:`check_split_classes`), and the checkpoints the run starts
-from record the training data's classes, in its order (:func:`check_checkpoint_classes`): the
-teacher's (``distill_cfg.teacher.checkpoint``, kept by :func:`kdzoo.teacher.build_teacher`) and
-the student's ``load_from`` / ``--resume`` checkpoint. Labels are class indices: a checkpoint
+"""The classes of a training run, checked before training: the train and val datasets name the
+same classes (:func:`check_split_classes`), and the checkpoints the run starts from record the
+training data's classes, in its order (:func:`check_checkpoint_classes`): the teacher's
+(``distill_cfg.teacher.checkpoint``, kept by :func:`kdzoo.teacher.build_teacher`) and the
+student's ``load_from`` / ``--resume`` checkpoint. ``--dry-run`` checks the splits and the teacher
+(it loads no student checkpoint). Labels are class indices: a checkpoint
 trained on the same classes in another order distils or fine-tunes every class into another one
 without an error. A checkpoint that records no class names (a bare state dict) gets a warning.
 Opt-outs, for checkpoints whose class names differ from the data's but mean the same classes:
@@ -12,7 +13,7 @@ Opt-outs, for checkpoints whose class names differ from the data's but mean the 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from kdzoo.class_names import CheckpointClasses, recorded_classes
+from kdzoo.class_names import CheckpointClasses, check_switch, recorded_classes
 from kdzoo.wrappers import unwrap
 
 STUDENT_OPT_OUT = 'check_classes=False in the config (--cfg-options check_classes=False)'
@@ -55,7 +56,7 @@ def teacher_checkpoint_classes(model):
 def loaded_checkpoint_classes(runner, checkpoint):
     """The :class:`~kdzoo.class_names.CheckpointClasses` of the checkpoint the runner loads for
     the student (``load_from``, or ``--resume``'s), or ``None`` with ``check_classes=False``."""
-    if not runner.cfg.get('check_classes', True):
+    if not check_switch(runner.cfg.get('check_classes', True), 'check_classes (in the config)'):
         return None
     resume = bool(runner.cfg.get('resume'))
     source = runner.cfg.get('load_from')
