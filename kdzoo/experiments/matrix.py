@@ -355,21 +355,25 @@ def teacher_run(opts, task, pair, configs, data_options):
             print(f'[{task}/{pair}] the cached teacher in {folder} was trained with another '
                   f'config or options than {configs[0]} has now: training it again', flush=True)
             record = None
-        elif osp.isfile(checkpoint):
-            now = file_sha(checkpoint)
-            if record.get('checkpoint_sha') is None:  # cached before its bytes were recorded
-                record['checkpoint_sha'] = now
-            elif record['checkpoint_sha'] != now:
-                print(f'[{task}/{pair}] the cached teacher checkpoint {checkpoint} has other '
-                      'bytes than when it was trained: training it again', flush=True)
-                record = None
+        elif not record.get('checkpoint_sha'):
+            print(f'[{task}/{pair}] the cached teacher in {folder} was written before its '
+                  'checkpoint\'s bytes were recorded: not reused, training it again', flush=True)
+            record = None
+        elif osp.isfile(checkpoint) and record['checkpoint_sha'] != file_sha(checkpoint):
+            print(f'[{task}/{pair}] the cached teacher checkpoint {checkpoint} has other '
+                  'bytes than when it was trained: training it again', flush=True)
+            record = None
     if record is None or not osp.isfile(record['checkpoint']):
         print(f'[{task}/{pair}] teacher {configs[0]}: {iters} iterations', flush=True)
         runner, result = train_run(config, folder, options, entry.metric, entry.scale)
         checkpoint = osp.join(folder, f'iter_{runner.iter}.pth')
+        if not osp.isfile(checkpoint):
+            raise RuntimeError(f'[{task}/{pair}] the teacher trained in {folder} left no '
+                               f'checkpoint {checkpoint} (its config must keep '
+                               'default_hooks.checkpoint saving the last iteration)')
         record = dict(checkpoint=checkpoint, metric=result.last, seconds=result.seconds,
                       iters=runner.iter, metric_bf16=None, config_sha=trained_with,
-                      checkpoint_sha=file_sha(checkpoint) if osp.isfile(checkpoint) else None)
+                      checkpoint_sha=file_sha(checkpoint))
     if opts.teacher_bf16 and record['metric_bf16'] is None:
         runner = make_runner(config, folder, dict(
             data_options, **run_options(opts, task, configs[0], 1, 0),

@@ -323,6 +323,7 @@ def test_every_task_setting_comes_from_the_profiles_resolved_entry(tmp_path, mon
     def fake_train_run(config, folder, options, metric, scale=1.0, **kwargs):
         calls.append(dict(options=options, metric=metric))
         os.makedirs(folder, exist_ok=True)
+        open(osp.join(folder, 'iter_2.pth'), 'w').close()  # the teacher's checkpoint
         return SimpleNamespace(iter=2), SimpleNamespace(
             last=1.0, seconds=1.0, iters=2, iter_s=0.1, init_sha='', batches_sha='')
 
