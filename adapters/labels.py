@@ -17,7 +17,7 @@ else the dataset's (its config's, else its class's default). A wrapper (``Repeat
 import inspect
 from dataclasses import dataclass
 
-from kdzoo.class_names import class_mismatch
+from kdzoo.class_names import class_mismatch, shown
 
 OPT_OUT = 'distill_cfg.check_teacher_labels=False'
 
@@ -77,11 +77,6 @@ def data_labels(dataset_cfg, registry, source, encodes=False):
                       f'{source} ({name})')
 
 
-def shown(names, limit=8):
-    names = list(names)
-    return str(names[:limit])[:-1] + (f' ... ({len(names)} in all)]' if len(names) > limit else ']')
-
-
 def check_teacher_labels(student, teacher, teacher_classes, teacher_name):
     """Stop when the teacher's labels are not the student data's.
 
@@ -99,10 +94,10 @@ def check_teacher_labels(student, teacher, teacher_classes, teacher_name):
         problems.append(f'the teacher predicts {teacher_classes} classes, the student\'s data '
                         f'has {len(student.classes)}')
     if teacher is not None and teacher.classes is not None and student.classes is not None:
-        difference = class_mismatch(teacher.classes, student.classes)
+        difference = class_mismatch(teacher.classes, student.classes, ('teacher', 'student'))
         if difference is not None:
             problems.append(
-                f'its classes are not the student\'s ({difference.replace("checkpoint", "teacher")}'
+                f'its classes are not the student\'s ({difference}'
                 f'): teacher {shown(teacher.classes)}, student {shown(student.classes)}')
     if teacher is not None and None not in (teacher.reduce_zero_label, student.reduce_zero_label) \
             and teacher.reduce_zero_label != student.reduce_zero_label:

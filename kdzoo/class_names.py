@@ -61,14 +61,16 @@ class CheckpointClasses(NamedTuple):
         check_class_names(self.classes, data_classes, self.source, self.role, self.opt_out)
 
 
-def _shown(names, limit=12):
+def shown(names, limit=12):
+    """``names`` as a list for a message, cut after ``limit`` with the count."""
     names = list(names)
     more = f' ... ({len(names)} in all)' if len(names) > limit else ''
     return str(names[:limit])[:-1] + (more + ']' if more else ']')
 
 
-def class_mismatch(recorded, data_classes):
-    """How ``recorded`` differs from ``data_classes``, in words, or ``None`` when they are equal."""
+def class_mismatch(recorded, data_classes, sides=('checkpoint', 'data')):
+    """How ``recorded`` differs from ``data_classes``, in words (``sides`` names the two lists),
+    or ``None`` when they are equal."""
     recorded, data_classes = tuple(recorded), tuple(str(n) for n in data_classes)
     if recorded == data_classes:
         return None
@@ -77,8 +79,8 @@ def class_mismatch(recorded, data_classes):
         return f'the same {len(recorded)} classes in another order ({len(moved)} at other labels)'
     only_ckpt = [n for n in recorded if n not in set(data_classes)]
     only_data = [n for n in data_classes if n not in set(recorded)]
-    return (f'{len(recorded)} classes vs {len(data_classes)}; only in the checkpoint: '
-            f'{_shown(only_ckpt)}, only in the data: {_shown(only_data)}')
+    return (f'{len(recorded)} classes vs {len(data_classes)}; only in the {sides[0]}: '
+            f'{shown(only_ckpt)}, only in the {sides[1]}: {shown(only_data)}')
 
 
 def check_class_names(recorded, data_classes, source, role, opt_out):
@@ -106,6 +108,6 @@ def check_class_names(recorded, data_classes, source, role, opt_out):
         return
     raise ClassNamesError(
         f'{role} checkpoint {source} was trained on other classes than the data: {difference}.\n'
-        f'  checkpoint: {_shown(recorded)}\n  data:       {_shown(data_classes)}\n'
+        f'  checkpoint: {shown(recorded)}\n  data:       {shown(data_classes)}\n'
         f'Label k would mean another class on each side. Use data with the checkpoint\'s classes '
         f'(in its order), or, if the two lists name the same classes, set {opt_out}.')
