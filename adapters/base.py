@@ -48,7 +48,7 @@ from kdzoo.monitor import monitor_values
 from kdzoo.rng import isolated_rng
 from kdzoo.teacher import build_teacher, read_config
 
-from .labels import check_teacher_labels
+from .labels import DataLabels, check_teacher_labels
 
 MODES = ('loss', 'predict', 'tensor')
 
@@ -266,6 +266,11 @@ class DistillModel(BaseModel):
             declared = self.data_labels(dataset, "its config's train_dataloader.dataset")
         else:
             name = '(a model dict)' if isinstance(config, dict) else f'({type(teacher).__name__})'
+        recorded = getattr(teacher, 'checkpoint_dataset_meta', None) or {}
+        if recorded.get('reduce_zero_label') is not None:  # its checkpoint says how it was trained
+            declared = DataLabels(declared.classes if declared else None,
+                                  bool(recorded['reduce_zero_label']),
+                                  "its checkpoint's meta.dataset_meta")
         check_teacher_labels(student, declared, self.teacher_classes(teacher), name)
 
     def teacher_inputs(self, inputs):

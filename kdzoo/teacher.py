@@ -90,6 +90,10 @@ def build_teacher(teacher_cfg, build_model):
             checkpoint = load_file(source, unsafe_load=teacher_cfg.get('unsafe_load', False))
             apply_weights(teacher, state_dict_of(checkpoint), source,
                           strict=teacher_cfg.get('strict', True))
+            meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+            # what its training data declared (label encoding): checked by the adapters' labels
+            teacher.checkpoint_dataset_meta = (meta or {}).get('dataset_meta') \
+                if isinstance(meta, dict) else None
             if teacher_cfg.get('check_classes', True):
                 teacher.checkpoint_classes = CheckpointClasses(
                     recorded_classes(checkpoint), str(source), 'teacher', CLASSES_OPT_OUT)

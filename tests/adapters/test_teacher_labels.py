@@ -121,3 +121,23 @@ def test_the_opt_out_must_be_a_boolean():
     with pytest.raises(ValueError, match=r"distill_cfg.check_teacher_labels must be True or "
                                          r"False, got 'no'"):
         seg(seg_data(True), check_teacher_labels='no')
+
+
+def test_the_label_encoding_recorded_in_the_teachers_checkpoint_counts(tmp_path):
+    # The teacher given as a model dict (its config declares no data): the encoding its
+    # checkpoint records (mmseg's dataset_meta) was not compared, and the run trained silently.
+    state = seg(seg_data(False)).teacher.state_dict()
+    checkpoint = str(tmp_path / 'teacher.pth')
+    torch.save(dict(state_dict=state, meta=dict(dataset_meta=dict(reduce_zero_label=False))),
+               checkpoint)
+    teacher = dict(config=Config.fromfile(SEG_TEACHER).model.to_dict(), checkpoint=checkpoint,
+                   check_classes=False)
+    with pytest.raises(ValueError) as error:
+        distill('DistillSegmentor', SEG_STUDENT.model, teacher, FEATURES, seg_data(True))
+    assert str(error.value).startswith(
+        "teacher (a model dict) (its data: its checkpoint's meta.dataset_meta) is not trained on "
+        "the labels of the student's data")
+    assert 'its data uses reduce_zero_label=False and the student\'s reduce_zero_label=True' in \
+        str(error.value)
+    assert distill('DistillSegmentor', SEG_STUDENT.model, teacher, FEATURES,
+                   seg_data(False)).teacher is not None
