@@ -118,10 +118,14 @@ def unreadable(path, err):
 
 def read_rgb(path):
     """The image file ``path`` decoded as RGB (a PIL image, fully read); an image PIL cannot
-    decode is an ``OSError`` naming the file."""
+    decode is an ``OSError`` naming the file. 16-bit greyscale (PIL modes ``I;16*`` / ``I``) is
+    scaled to 8 bits (PIL's own conversion clips every value above 255 to white)."""
     from PIL import Image
     try:
         with Image.open(path) as image:
+            if image.mode.startswith('I'):
+                values = np.asarray(image, dtype=np.float64) / 257.0  # 65535 -> 255
+                image = Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8), 'L')
             return image.convert('RGB')
     except UNREADABLE as err:
         raise unreadable(path, err) from err

@@ -302,3 +302,13 @@ def test_an_image_of_another_size_without_size_is_named(tmp_path):
     assert ImageFolderCls(str(tmp_path), size=8)[2]['inputs'].shape == (3, 8, 8)
     crop = ImageFolderCls(str(tmp_path), transform=lambda image: image[:, :4, :4])
     assert crop[2]['inputs'].shape == (3, 4, 4)
+
+
+def test_a_16_bit_greyscale_image_is_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    from kdzoo.adapters.cls.data import read_rgb
+    path = str(tmp_path / 'grey16.png')
+    Image.fromarray(np.full((4, 4), 32896, dtype=np.uint16)).save(path)  # 128 * 257
+    assert Image.open(path).mode.startswith('I')
+    assert np.asarray(read_rgb(path)).tolist() == [[[128] * 3] * 4] * 4
