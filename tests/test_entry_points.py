@@ -44,6 +44,7 @@ def train_plain(cfg, options, work_dir):
     """What any MMEngine entry point does: ``Runner.from_cfg(cfg).train()``."""
     cfg.merge_from_dict(options)
     cfg.work_dir = str(work_dir)
+    cfg.experiment_name = str(work_dir)  # its own MessageHub (the default name is per second)
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
@@ -106,7 +107,9 @@ def explicit_file(tmp_path, base, model_type, extra=''):
 def train_with_kdzoo(config, options, work_dir):
     """What ``tools/train.py CONFIG --cfg-options ...`` does."""
     from kdzoo.runner import build_runner
-    runner = build_runner(config, cfg_options=options, work_dir=str(work_dir))
+    # its own MessageHub: the default experiment name is the config's and the second
+    runner = build_runner(config, cfg_options={**options, 'experiment_name': str(work_dir)},
+                          work_dir=str(work_dir))
     runner.train()
     return runner
 

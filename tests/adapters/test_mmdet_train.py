@@ -188,12 +188,14 @@ def test_distill_cfg_on_a_stock_config_trains_and_exports(det_data, tmp_path):
     teacher = random_teacher(model_config(swin, teacher_options), tmp_path / 'teacher.pth')
     config = tmp_path / 'retinanet_r18_distilled.py'
     config.write_text(README_CONFIG.format(root=det_data['root'], classes=det_data['classes'],
-                                           teacher=teacher, teacher_options=teacher_options))
+                                           teacher=teacher, teacher_options=teacher_options)
+                      # a smaller head, in the file: export and init_detector build it too
+                      + 'model = dict(backbone=dict(init_cfg=None), '
+                        'bbox_head=dict(num_classes=10, stacked_convs=1))\n')
     small = '(128, 128)'  # the stock pipelines resize to (1333, 800): keep the 128 px images
     runner = main([str(config), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
                    f'train_dataloader.dataset.pipeline.2.scale={small}',
-                   f'val_dataloader.dataset.pipeline.1.scale={small}', 'train_cfg.val_interval=9',
-                   'model.bbox_head.stacked_convs=1'])
+                   f'val_dataloader.dataset.pipeline.1.scale={small}', 'train_cfg.val_interval=9'])
     assert runner.iter == 2 and len(distill_keys(runner)) == 2
     # the random teacher finds nothing: the check logs no metric and training goes on
     log = open(glob.glob(str(tmp_path / 'work' / '*' / '*.log'))[0]).read()

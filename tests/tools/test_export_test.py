@@ -162,15 +162,15 @@ def test_another_models_checkpoint_is_refused_naming_the_mismatch(trained, teach
 
 
 @pytest.mark.parametrize('target', ['out', 'onnx'])
-def test_out_or_onnx_equal_to_ckpt_is_refused_and_ckpt_kept(trained, tmp_path, target):
+def test_out_or_onnx_equal_to_ckpt_is_refused_and_ckpt_kept(trained, tmp_path, target,
+                                                            monkeypatch):
     """OUT == CKPT replaced the training checkpoint with the student (9.95 MB -> 3.30 MB)."""
-    import os
     import shutil
     config, work_dir, _, _, _ = trained('kd', SEED_LOSSES['kd'])
     checkpoint = tmp_path / 'iter_2.pth'
     shutil.copy(work_dir / 'iter_2.pth', checkpoint)
     before = checkpoint.read_bytes()
-    os.chdir(tmp_path)  # the same file through another spelling: ./iter_2.pth
+    monkeypatch.chdir(tmp_path)  # the same file through another spelling: ./iter_2.pth
     args = ([config, checkpoint, './iter_2.pth'] if target == 'out' else
             [config, checkpoint, tmp_path / 's.pth', '--onnx', './iter_2.pth'])
     name = 'OUT' if target == 'out' else '--onnx'
