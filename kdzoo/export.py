@@ -65,14 +65,21 @@ class ExportError(ValueError):
     """An export that would overwrite its input, or an impossible graph input size."""
 
 
+def same_file(a, b):
+    """Whether real paths ``a`` and ``b`` name one file: the same path, or two hard links to
+    it (the same device and inode)."""
+    return a == b or (os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b))
+
+
 def check_paths(checkpoint, out, onnx=None):
     """Refuse an export that would write over its own input: ``out`` or ``onnx`` the checkpoint
-    ``checkpoint`` itself, or ``onnx`` the same file as ``out`` (real paths compared, so a
-    symbolic link or a ``./`` prefix is seen through); and ``out`` or ``onnx`` naming a folder."""
+    ``checkpoint`` itself, or ``onnx`` the same file as ``out`` (real paths and inodes compared,
+    so a symbolic or hard link or a ``./`` prefix is seen through); and ``out`` or ``onnx``
+    naming a folder."""
     real = {name: os.path.realpath(os.path.expanduser(str(path)))
             for name, path in (('CKPT', checkpoint), ('OUT', out), ('--onnx', onnx)) if path}
     for name in ('OUT', '--onnx'):
-        if name in real and real[name] == real['CKPT']:
+        if name in real and same_file(real[name], real['CKPT']):
             raise ExportError(
                 f'export_student: {name} {real[name]} is the checkpoint CKPT itself: writing it '
                 'would replace the training checkpoint. Give another path for ' + name + '.')
@@ -82,7 +89,7 @@ def check_paths(checkpoint, out, onnx=None):
             example = os.path.join(real[name], 'student' + suffix)
             raise ExportError(f'export_student: {name} {real[name]} is a folder; give the path of '
                               f'the file to write, e.g. {example}.')
-    if '--onnx' in real and real['--onnx'] == real['OUT']:
+    if '--onnx' in real and same_file(real['--onnx'], real['OUT']):
         raise ExportError(
             f'export_student: --onnx and OUT are the same file ({real["OUT"]}): the graph would '
             'overwrite the student checkpoint. Give the graph another path (e.g. student.onnx).')

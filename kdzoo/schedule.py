@@ -31,8 +31,21 @@ def rescaled_schedule(cfg, iters):
         for key in ('T_max', 'total_steps'):
             if key in scheduler:
                 scheduler[key] = max(1, round(scheduler[key] * ratio))
+        if 'OneCycle' in str(scheduler.get('type', '')) and 'total_steps' in scheduler:
+            scheduler['pct_start'] = runnable_pct_start(scheduler.get('pct_start', 0.3),
+                                                        scheduler['total_steps'])
         schedule.append(scheduler)
     return schedule
+
+
+def runnable_pct_start(pct_start, total_steps):
+    """A OneCycle ``pct_start`` MMEngine (and torch) can run for ``total_steps``: they divide by
+    the warm-up phase's length ``pct_start * total_steps - 1``, zero (``ZeroDivisionError`` at
+    the first step) when the warm-up is exactly one step (e.g. the quick start's 0.1 over 10
+    steps); that warm-up is lengthened by a thousandth of a step."""
+    if abs(pct_start * total_steps - 1) < 1e-9:
+        return 1.001 / total_steps
+    return pct_start
 
 
 def rescaled_val_interval(cfg, iters):

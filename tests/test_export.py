@@ -273,3 +273,15 @@ def test_seg_test_with_classes_in_another_order_is_refused(tmp_path):
     assert str(err.value).startswith(
         f'student checkpoint {checkpoint} was trained on other classes than the data: the same '
         f'{len(classes)} classes in another order ({len(classes)} at other labels).\n')
+
+
+def test_out_as_a_hard_link_to_the_checkpoint_is_refused(tmp_path):
+    import os
+
+    from kdzoo.export import ExportError, check_paths
+    checkpoint = tmp_path / 'iter_2.pth'
+    checkpoint.write_bytes(b'the training checkpoint')
+    os.link(checkpoint, tmp_path / 'hard.pth')
+    with pytest.raises(ExportError, match='is the checkpoint CKPT itself'):
+        check_paths(str(checkpoint), str(tmp_path / 'hard.pth'))
+    check_paths(str(checkpoint), str(tmp_path / 'student.pth'))  # a new file is fine

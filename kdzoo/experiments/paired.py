@@ -19,6 +19,7 @@ existed (no ``fingerprint``) are legacy: kept and reported as such, never reused
 ``compare.png`` (:mod:`kdzoo.experiments.compare_report`) are written from the CSV.
 """
 import json
+import math
 import os
 import os.path as osp
 import time
@@ -110,9 +111,12 @@ def parse_curve(text):
 
 # ----------------------------------------------------------------------------------- running
 def budget_name(cfg, iters, evals):
+    """``<length><it|ep>/<evaluations>ev``: the evaluations the run makes, which are fewer than
+    ``evals`` when they do not divide the length (every ``ceil(length / evals)`` iterations or
+    epochs, and at the end; :func:`kdzoo.experiments.runs.budget_options`)."""
     unit = 'it' if is_iteration_based(cfg) else 'ep'
     total = iters or (cfg.train_cfg.max_iters if unit == 'it' else cfg.train_cfg.max_epochs)
-    return f'{total}{unit}/{evals}ev'
+    return f'{total}{unit}/{math.ceil(total / math.ceil(total / evals))}ev'
 
 
 def fingerprint_of(config, cfg, cfg_options, iters, evals, metric, scale, amp=False):
@@ -151,6 +155,10 @@ def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare
     task = tasks.of_config(cfg)
     metric, scale = (metric, 1.0) if metric else (task.metric, task.metric_scale)
     budget = budget_name(cfg, iters, evals)
+    if not budget.endswith(f'/{evals}ev'):
+        print(f'compare: --evals {evals} does not divide the run: {budget} (an evaluation every '
+              f'{budget_options(cfg, iters, evals)["train_cfg.val_interval"]} and at the end)',
+              flush=True)
     csv_path = osp.join(work_dir, CSV_NAME)
     lock = folder_lock(work_dir, osp.join(work_dir, LOCK_NAME), 'compare')
     with lock, unformatted_config_dumps():

@@ -436,3 +436,12 @@ def test_a_row_appended_onto_a_cut_one_is_removed_with_it(tmp_path, capsys):
     assert repair_rows(path) == 1 and read_rows(path) == []
     assert f'{path}, line 2: not a whole row (' in capsys.readouterr().out
     assert open(path).read().splitlines() == [header.strip()]
+
+
+def test_the_budget_names_the_evaluations_made():
+    """--iters 4 --evals 3 validates at 2 and 4: the label said 3ev (a probe's case)."""
+    from kdzoo.experiments.paired import budget_name
+    cfg = Config(dict(train_cfg=dict(max_iters=500)))
+    assert [budget_name(cfg, iters, evals) for iters, evals in
+            [(4, 3), (2, 5), (6, 3), (7, 3), (None, 3)]] == [
+        '4it/2ev', '2it/2ev', '6it/3ev', '7it/3ev', '500it/3ev']

@@ -162,3 +162,23 @@ def test_a_resumed_run_says_its_schedule_comes_from_the_checkpoint(one_cycle_con
         'checkpoint (give param_scheduler / train_cfg.val_interval in --cfg-options to set them '
         'yourself)\n')
     assert cfg.param_scheduler == [ONE_CYCLE] and cfg.train_cfg.val_interval == 2
+
+
+def test_a_onecycle_schedule_rescaled_to_a_one_step_warm_up_runs():
+    """The quick start's OneCycleLR (pct_start 0.1) over 10 iterations: a warm-up of exactly one
+    step, on which MMEngine's scheduler divided by zero at the first step."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.optim.scheduler import OneCycleLR
+
+    from kdzoo.schedule import rescaled_schedule
+    cfg = Config(dict(train_cfg=dict(max_iters=500), param_scheduler=[dict(
+        type='OneCycleLR', eta_max=0.1, total_steps=500, pct_start=0.1, by_epoch=False)]))
+    (scheduler,) = rescaled_schedule(cfg, 10)
+    assert scheduler['total_steps'] == 10 and scheduler['pct_start'] == 1.001 / 10
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    options = {k: v for k, v in scheduler.items() if k != 'type'}
+    onecycle = OneCycleLR(optimizer, **options)
+    for _ in range(10):
+        optimizer.step()
+        onecycle.step()
