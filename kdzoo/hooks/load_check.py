@@ -61,19 +61,44 @@ def untrained(path):
     return any(path == key or path.startswith(key + '.') for key in UNTRAINED_KEYS)
 
 
+def saved_config(saved_text):
+    """The config text a checkpoint saved (``meta.cfg``) as a ``Config``; ``None``, with a
+    warning, when MMEngine cannot parse it back (nothing of it can be compared)."""
+    from mmengine.config import Config
+    try:
+        return Config.fromstring(saved_text, file_format='.py')
+    except Exception as err:
+        warnings.warn(f'the config saved in the resume checkpoint cannot be read back ({err}); '
+                      'its distill_cfg and optimizer are not compared with this run\'s (its '
+                      'tensors are)')
+        return None
+
+
+def optimizer_type(cfg):
+    optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
+    return optimizer.get('type') if isinstance(optimizer, dict) else None
+
+
+def optimizer_change(saved_text, cfg):
+    """``'<saved> in the checkpoint, <now> now'`` when the optimizer type differs (its saved
+    state cannot be restored into another optimizer: torch fails with a ``KeyError``), else
+    ``None``."""
+    saved_cfg = saved_config(saved_text)
+    saved, now = (optimizer_type(saved_cfg), optimizer_type(cfg)) if saved_cfg else (None, None)
+    if saved and now and str(saved) != str(now):
+        return f'{saved} in the checkpoint, {now} now'
+    return None
+
+
 def distill_cfg_changes(saved_text, cfg, limit=5):
     """How the ``distill_cfg`` of the config text saved in a checkpoint (``meta.cfg``) differs
     from ``cfg``'s, :data:`UNTRAINED_KEYS` aside: ``['distill_cfg.<path>: <saved> in the
     checkpoint, <now> now', ...]`` (at most ``limit``, then a count); ``[]`` when equal or when
     the saved text cannot be read."""
-    from mmengine.config import Config
-    try:
-        saved = distill_cfg_of(Config.fromstring(saved_text, file_format='.py'))
-    except Exception as err:  # a config text MMEngine cannot parse back: nothing to compare
-        warnings.warn(f'the config saved in the resume checkpoint cannot be read back ({err}); '
-                      'its distill_cfg is not compared with this run\'s (its tensors are)')
+    saved_cfg = saved_config(saved_text)
+    if saved_cfg is None:
         return []
-    now = distill_cfg_of(cfg)
+    saved, now = distill_cfg_of(saved_cfg), distill_cfg_of(cfg)
     if saved is None and now is None:
         return []
     if saved is None or now is None:
@@ -99,7 +124,12 @@ def resume_mismatch(model, checkpoint, cfg):
         return f'it fills {filled} of the {len(own)} tensors of {type(model).__name__} ({problems})'
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     saved = meta.get('cfg') if isinstance(meta, dict) else None
-    changes = distill_cfg_changes(saved, cfg) if isinstance(saved, str) else []
+    if not isinstance(saved, str):
+        return None
+    optimizer = optimizer_change(saved, cfg)
+    if optimizer:
+        return f'its optimizer differs: {optimizer}'
+    changes = distill_cfg_changes(saved, cfg)
     return 'its distill_cfg differs: ' + '; '.join(changes) if changes else None
 
 

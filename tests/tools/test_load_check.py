@@ -127,3 +127,15 @@ def test_a_checks_opt_out_switched_on_resume_is_not_a_distill_cfg_change():
     now.distill_cfg.losses[0]['weight'] = 2.0
     assert distill_cfg_changes(saved, now) == [
         'distill_cfg.losses[0].weight: absent in the checkpoint, 2.0 now']
+
+
+def test_resume_with_another_optimizer_type_names_it():
+    """An SGD run resumed with AdamW failed in torch with a raw KeyError: 'step'."""
+    from mmengine.config import Config
+
+    from kdzoo.hooks.load_check import optimizer_change
+    saved = "optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1))"
+    now = Config.fromstring(saved, file_format='.py')
+    assert optimizer_change(saved, now) is None
+    now.optim_wrapper.optimizer.type = 'AdamW'
+    assert optimizer_change(saved, now) == 'SGD in the checkpoint, AdamW now'
