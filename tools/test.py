@@ -76,7 +76,8 @@ def student_weights(weights, own_keys):
     prefixes = {k.split('.', 1)[0] + '.' for k in own_keys}
     if len(prefixes) == 1 and not any(k in own_keys for k in weights):
         prefix = prefixes.pop()
-        return {prefix + k: v for k, v in weights.items()}
+        if not all(k.startswith(prefix) for k in weights):  # keys of another model stay as named
+            return {prefix + k: v for k, v in weights.items()}
     return weights
 
 

@@ -54,6 +54,9 @@ def test_student_weights_keys_match_the_config_model():
     assert student_weights({'conv.weight': w, 'fc.bias': w}, own).keys() == own
     plain = {'backbone.conv.weight': w, 'decode_head.conv_seg.bias': w}
     assert student_weights(plain, set(plain)) == plain
+    # another classifier's checkpoint keeps its own keys (the error named model.model.head...)
+    other = {'model.head.fc.bias': w}
+    assert student_weights(other, own) == other
 
 
 def test_a_mismatched_checkpoint_names_the_file(trained, tmp_path):
