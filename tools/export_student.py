@@ -56,6 +56,11 @@ def parse_args(argv=None):
         parser.error(str(err))
     if args.image and not os.path.isfile(args.image):
         parser.error(f'--image {args.image}: no such file')
+    if args.image and not args.onnx:
+        parser.error('--image is the ONNX parity check\'s image: give --onnx OUT.onnx too')
+    if not args.tolerance >= 0:  # NaN too
+        parser.error(f'--tolerance {args.tolerance}: give a difference >= 0 (default '
+                     f'{TOLERANCE:g})')
     return args
 
 

@@ -270,3 +270,19 @@ def test_image_missing_or_not_an_image_is_named(trained, tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         export_main(*args, '--image', tmp_path / 'text.png')
     assert str(err.value).startswith(f'--image {tmp_path}/text.png: cannot be read as an image (')
+
+
+@pytest.mark.parametrize('extra, said', [
+    (['--image', '{image}'], "--image is the ONNX parity check's image: give --onnx OUT.onnx too"),
+    (['--onnx', 's.onnx', '--tolerance', '-1'], '--tolerance -1.0: give a difference >= 0'),
+    (['--onnx', 's.onnx', '--tolerance', 'nan'], '--tolerance nan: give a difference >= 0'),
+])
+def test_parity_options_are_checked_when_parsed(tmp_path, capsys, extra, said):
+    """--image without --onnx was ignored without a word; a negative or NaN tolerance failed the
+    export, blamed on an operator."""
+    from tools.export_student import parse_args
+    image = tmp_path / 'x.png'
+    image.write_bytes(b'')
+    with pytest.raises(SystemExit):
+        parse_args(['c.py', 'ck.pth', 'out.pth'] + [a.format(image=image) for a in extra])
+    assert said in capsys.readouterr().err
