@@ -13,6 +13,7 @@ warns with what did not load and refuses a checkpoint filling under half of the 
 """
 import os
 import pickle
+import re
 import urllib.error
 import warnings
 
@@ -34,12 +35,15 @@ def safe_globals():
 
 
 def _refused(source, err):
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    text = str(err).strip()
+    found = re.search(r'Unsupported global: GLOBAL (\S+)', text)
+    what = (f'{found.group(1)}' if found else
+            text.splitlines()[0] if text else type(err).__name__)
     return CheckpointError(
         f'checkpoint {source} was refused by torch.load(weights_only=True): it pickles objects '
-        f'other than tensors and plain containers ({first}). If you trust this file, pass '
-        "unsafe_load=True (e.g. teacher=dict(..., unsafe_load=True)); better, re-save its "
-        'state_dict with torch.save(model.state_dict(), path).')
+        f'other than tensors and plain containers ({what}). If you trust this file, a teacher '
+        "takes unsafe_load=True (teacher=dict(..., unsafe_load=True)); for any use, better, "
+        're-save its state_dict where it loads: torch.save(model.state_dict(), path).')
 
 
 def load_file(source, map_location='cpu', unsafe_load=False):

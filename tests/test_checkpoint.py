@@ -50,9 +50,11 @@ def test_truncated_file_is_a_clear_error(tmp_path):
 def test_pickle_refused_by_weights_only_and_unsafe_opt_in(tmp_path):
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': TinyCNN().state_dict(), 'extra': Evil()}, path)
-    with pytest.raises(CheckpointError,
-                       match='refused by torch.load\\(weights_only=True\\).*unsafe_load=True'):
+    refused = 'refused by torch.load\\(weights_only=True\\).*unsafe_load=True'
+    with pytest.raises(CheckpointError, match=refused) as err:
         load_file(str(path))
+    # the global it would run is named (torch's first line only said to re-run unsafely)
+    assert f'plain containers ({Evil.__module__}.Evil)' in str(err.value)
     assert isinstance(load_file(str(path), unsafe_load=True)['extra'], Evil)
 
 
