@@ -90,6 +90,17 @@ def optimizer_change(saved_text, cfg):
     return None
 
 
+def kept_optimizer_settings(saved_text, cfg):
+    """The optimizer settings (``lr``, ``weight_decay``, ...) of ``cfg`` that differ from the
+    saved config's: a resume restores the checkpoint's optimizer state, so they are not used;
+    ``['lr 0.01 in the checkpoint, 0.5 now', ...]``."""
+    saved_cfg = saved_config(saved_text)
+    saved = ((saved_cfg.get('optim_wrapper') or {}).get('optimizer') or {}) if saved_cfg else {}
+    now = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
+    return [f'{key} {saved[key]!r} in the checkpoint, {now[key]!r} now' for key in sorted(now)
+            if key != 'type' and key in saved and saved[key] != now[key]]
+
+
 def distill_cfg_changes(saved_text, cfg, limit=5):
     """How the ``distill_cfg`` of the config text saved in a checkpoint (``meta.cfg``) differs
     from ``cfg``'s, :data:`UNTRAINED_KEYS` aside: ``['distill_cfg.<path>: <saved> in the
@@ -157,6 +168,13 @@ class LoadCheckHook(Hook):
             check_load_from(model, checkpoint, source)
             return
         mismatch = resume_mismatch(model, checkpoint, runner.cfg)
+        saved = (checkpoint.get('meta') or {}).get('cfg') if isinstance(checkpoint, dict) else None
+        kept = kept_optimizer_settings(saved, runner.cfg) if isinstance(saved, str) else []
+        if kept and not mismatch:
+            runner.logger.warning(
+                'resume: the optimizer state of the checkpoint is restored, so this config\'s '
+                f'optimizer settings are not used: {"; ".join(kept)} (MMEngine restores the '
+                'checkpoint\'s; train with load_from in a new work dir to use yours)')
         if mismatch:
             raise CheckpointError(
                 f'the resume checkpoint {source} does not match this config '

@@ -139,3 +139,16 @@ def test_resume_with_another_optimizer_type_names_it():
     assert optimizer_change(saved, now) is None
     now.optim_wrapper.optimizer.type = 'AdamW'
     assert optimizer_change(saved, now) == 'SGD in the checkpoint, AdamW now'
+
+
+def test_optimizer_settings_a_resume_does_not_use_are_named():
+    """A resume with another lr trained at the checkpoint's without a word (MMEngine restores the
+    optimizer's state)."""
+    from mmengine.config import Config
+
+    from kdzoo.hooks.load_check import kept_optimizer_settings
+    saved = "optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9))"
+    now = Config.fromstring(saved, file_format='.py')
+    assert kept_optimizer_settings(saved, now) == []
+    now.optim_wrapper.optimizer.lr = 0.5
+    assert kept_optimizer_settings(saved, now) == ['lr 0.05 in the checkpoint, 0.5 now']
