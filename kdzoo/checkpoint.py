@@ -127,13 +127,18 @@ def describe_fit(own, weights):
     return filled, problems
 
 
+# buffers that are statistics (batch norm's), where an Inf is as wrong as in a parameter
+STATISTICS = ('running_mean', 'running_var')
+
+
 def nonfinite_keys(model, weights):
-    """Keys of ``weights`` holding a NaN, or an Inf in a parameter (a buffer may hold a ``-inf``
-    attention mask on purpose)."""
+    """Keys of ``weights`` holding a NaN, or an Inf in a parameter or a normalisation statistic
+    (another buffer may hold a ``-inf`` attention mask on purpose)."""
     params = {name for name, _ in model.named_parameters()}
     return [k for k, v in weights.items()
             if torch.is_tensor(v) and v.is_floating_point()
-            and (bool(torch.isnan(v).any()) or (k in params and bool(torch.isinf(v).any())))]
+            and (bool(torch.isnan(v).any())
+                 or ((k in params or k.endswith(STATISTICS)) and bool(torch.isinf(v).any())))]
 
 
 def apply_weights(model, weights, source, strict=True):

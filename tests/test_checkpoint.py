@@ -160,3 +160,14 @@ def test_nan_weights_are_refused_naming_the_file(tmp_path, strict):
             f'checkpoint {path} holds non-finite values (NaN or Inf) in 1 tensors: fc.bias; the '
             'model would compute NaN.')):
         load_weights(TinyCNN(), str(path), strict=strict)
+
+
+def test_an_inf_batch_norm_statistic_is_refused_and_an_inf_mask_buffer_kept():
+    from kdzoo.checkpoint import nonfinite_keys
+    model = TinyCNN()
+    weights = model.state_dict()
+    weights['layer1.1.running_var'][0] = float('inf')  # passed export, test and analyze
+    assert nonfinite_keys(model, weights) == ['layer1.1.running_var']
+    model.register_buffer('mask', torch.tensor([0.0, float('-inf')]))  # an attention mask
+    assert nonfinite_keys(model, dict(model.state_dict(), **{
+        'layer1.1.running_var': torch.ones(1)})) == []
