@@ -34,8 +34,10 @@ class TeacherCheckHook(Hook):
         with isolated_rng('kdzoo.teacher_check'):
             metrics = evaluate_teacher(runner)
         metrics = {k: float(v) if isinstance(v, numbers.Real) else v for k, v in metrics.items()}
-        runner.logger.info('teacher check (teacher on the val set): ' + ', '.join(
-            f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items()))
+        runner.logger.info('teacher check (teacher on the val set): ' + (', '.join(
+            f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items())
+            or 'no metric (the evaluator returned none, e.g. mmdet\'s COCO metric when the '
+               'teacher detects nothing)'))
         for key, value in metrics.items():
             if isinstance(value, float):
                 runner.message_hub.update_info(f'teacher_check/{key}', value)
