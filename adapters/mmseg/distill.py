@@ -80,12 +80,15 @@ def check_padding_label(items, student, preprocessor):
     ignore = student.decode_head.ignore_index
     using = label_using(items)
     if using and pad is not None and pad != ignore:
+        classes = student.decode_head.num_classes
+        effect = (f'are trained as class {pad} (by the student\'s own loss too)' if pad < classes
+                  else f'carry a label outside the student\'s {classes} classes (its own loss '
+                  'and the items fail on them at the first padded batch)')
         warnings.warn(
             f'distill items {[index for index, _ in using]} ({", ".join(n for _, n in using)}) '
             f'use labels: they skip the student\'s decode_head.ignore_index={ignore}, but the data '
-            f'preprocessor pads label maps with seg_pad_val={pad}, so padded pixels are trained '
-            f'as class {pad} (by the student\'s own loss too); set seg_pad_val={ignore} in the '
-            'data preprocessor', stacklevel=2)
+            f'preprocessor pads label maps with seg_pad_val={pad}, so padded pixels {effect}; '
+            f'set seg_pad_val={ignore} in the data preprocessor', stacklevel=2)
 
 
 def run_segmentor(model, inputs, decode=True):

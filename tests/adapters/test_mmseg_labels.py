@@ -76,3 +76,11 @@ def test_a_padding_label_the_student_does_not_ignore_is_said_at_build():
                                          r"student's own loss too\); set seg_pad_val=255 in the "
                                          r'data preprocessor'):
         make(student_ignoring(255, pad=0))
+
+
+def test_a_padding_label_outside_the_classes_is_said_to_fail_not_to_train():
+    with pytest.warns(UserWarning, match=r'seg_pad_val=255, so padded pixels carry a label outside '
+                                         r"the student's \d+ classes \(its own loss and the items "
+                                         r'fail on them at the first padded batch\); set '
+                                         r'seg_pad_val=0'):
+        make(student_ignoring(0, pad=255))
