@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from mmengine.registry import DATASETS
 
-from .data import ClsDataset
+from .data import ClsDataset, read_rgb
 
 LAYOUT = ('expected the unpacked tiny-imagenet-200.zip: wnids.txt, train/<wnid>/images/*.JPEG, '
           'val/images/*.JPEG and val/val_annotations.txt')
@@ -90,10 +90,9 @@ class TinyImageNetCls(ClsDataset):
         return len(self.samples)
 
     def load(self, index):
-        """The decoded ``(3, H, W)`` uint8 image ``index`` (grey images as RGB)."""
-        from PIL import Image
-        with Image.open(self.samples[index][0]) as image:
-            array = np.asarray(image.convert('RGB'), dtype=np.uint8)
+        """The decoded ``(3, H, W)`` uint8 image ``index`` (grey images as RGB; an unreadable
+        file is an ``OSError`` naming it, :func:`~kdzoo.adapters.cls.data.read_rgb`)."""
+        array = np.asarray(read_rgb(self.samples[index][0]), dtype=np.uint8)
         return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
     def __getitem__(self, index):
