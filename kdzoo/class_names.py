@@ -28,6 +28,12 @@ def check_switch(value, key):
     return value
 
 
+def dataset_classes(dataset):
+    """The class names a dataset declares (``metainfo['classes']``), or ``None``."""
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+    return None if classes is None else [str(c) for c in classes]
+
+
 def recorded_classes(checkpoint):
     """The class names a loaded checkpoint records, as a tuple, or ``None`` when it records none
     (a bare state dict, or a checkpoint without ``meta``): ``meta.dataset_meta.classes``

@@ -48,7 +48,7 @@ from kdzoo.checkpoint import (
     nonfinite_keys,
     state_dict_of,
 )
-from kdzoo.class_names import check_class_names, recorded_classes
+from kdzoo.class_names import check_class_names, dataset_classes, recorded_classes
 from kdzoo.runner import load_config
 
 OPSET = 18
@@ -132,7 +132,6 @@ def data_classes(cfg):
     with a warning when the data cannot be read here (nothing to compare them with)."""
     from mmengine.registry import DATASETS, DefaultScope
 
-    from kdzoo.hooks.split_classes import dataset_classes
     try:
         with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
             dataset = DATASETS.build(copy.deepcopy(cfg.val_dataloader.dataset))

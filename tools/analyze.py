@@ -39,9 +39,8 @@ from kdzoo.analysis.measure import measure, one_image, student_checkpoint
 from kdzoo.analysis.readouts import taps
 from kdzoo.analysis.report import logit_text, table, write_csv, write_heatmap
 from kdzoo.analysis.suggest import assigns, snippet, suggest
-from kdzoo.class_names import check_class_names, recorded_classes
+from kdzoo.class_names import check_class_names, dataset_classes, recorded_classes
 from kdzoo.experiments.runs import make_runner
-from kdzoo.hooks.split_classes import dataset_classes
 from kdzoo.patches import unformatted_config_dumps
 from kdzoo.runner import load_config
 from kdzoo.wrappers import unwrap

@@ -20,8 +20,7 @@ import sys
 import kdzoo  # noqa: F401
 from kdzoo.adapters import STUDENT_PREFIX, wrap
 from kdzoo.checkpoint import apply_weights, load_file, state_dict_of, strip_prefix
-from kdzoo.class_names import check_class_names, recorded_classes
-from kdzoo.hooks.split_classes import dataset_classes
+from kdzoo.class_names import check_class_names, dataset_classes, recorded_classes
 from kdzoo.runner import load_config
 
 

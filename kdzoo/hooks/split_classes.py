@@ -13,16 +13,15 @@ Opt-outs, for checkpoints whose class names differ from the data's but mean the 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from kdzoo.class_names import CheckpointClasses, check_switch, recorded_classes
+from kdzoo.class_names import (
+    CheckpointClasses,
+    check_switch,
+    dataset_classes,
+    recorded_classes,
+)
 from kdzoo.wrappers import unwrap
 
 STUDENT_OPT_OUT = 'check_classes=False in the config (--cfg-options check_classes=False)'
-
-
-def dataset_classes(dataset):
-    """The class names a dataset declares (``metainfo['classes']``), or ``None``."""
-    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
-    return None if classes is None else [str(c) for c in classes]
 
 
 def check_split_classes(runner):
