@@ -56,15 +56,21 @@ def data_paths(cfg):
     ``data_root`` folders, ``ann_file`` files (relative to ``data_root``)."""
     paths = []
     for loader in ('train_dataloader', 'val_dataloader'):
-        dataset = (cfg.get(loader) or {}).get('dataset') or {}
-        while 'dataset' in dataset:  # dataset wrappers (RepeatDataset, ...)
-            dataset = dataset['dataset']
-        for key in ('root', 'data_root'):
-            if dataset.get(key):
-                paths.append((f'{loader}.dataset.{key}', dataset[key], 'folder'))
-        if dataset.get('ann_file'):
-            path = osp.join(dataset.get('data_root') or '', dataset['ann_file'])
-            paths.append((f'{loader}.dataset.ann_file', path, 'file'))
+        pending = [(f'{loader}.dataset', (cfg.get(loader) or {}).get('dataset') or {})]
+        while pending:
+            key, dataset = pending.pop(0)
+            if isinstance(dataset.get('dataset'), dict):  # wrappers (RepeatDataset, ...)
+                pending.append((f'{key}.dataset', dataset['dataset']))
+                continue
+            if dataset.get('datasets'):  # ConcatDataset: every one
+                pending += [(f'{key}.datasets.{i}', d) for i, d in enumerate(dataset['datasets'])]
+                continue
+            for name in ('root', 'data_root'):
+                if dataset.get(name):
+                    paths.append((f'{key}.{name}', dataset[name], 'folder'))
+            if dataset.get('ann_file'):
+                path = osp.join(dataset.get('data_root') or '', dataset['ann_file'])
+                paths.append((f'{key}.ann_file', path, 'file'))
     return paths
 
 

@@ -445,3 +445,15 @@ def test_the_budget_names_the_evaluations_made():
     assert [budget_name(cfg, iters, evals) for iters, evals in
             [(4, 3), (2, 5), (6, 3), (7, 3), (None, 3)]] == [
         '4it/2ev', '2it/2ev', '6it/3ev', '7it/3ev', '500it/3ev']
+
+
+def test_data_paths_reach_every_dataset_of_a_wrapper():
+    """A ConcatDataset's datasets were left out of the data the fingerprint covers."""
+    from kdzoo.experiments.paired import data_paths
+    cfg = Config(dict(train_dataloader=dict(dataset=dict(type='ConcatDataset', datasets=[
+        dict(type='A', root='a'), dict(type='RepeatDataset', dataset=dict(
+            type='B', data_root='b', ann_file='ann.json'))]))))
+    assert data_paths(cfg) == [
+        ('train_dataloader.dataset.datasets.0.root', 'a', 'folder'),
+        ('train_dataloader.dataset.datasets.1.dataset.data_root', 'b', 'folder'),
+        ('train_dataloader.dataset.datasets.1.dataset.ann_file', 'b/ann.json', 'file')]
