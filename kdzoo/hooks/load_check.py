@@ -61,12 +61,17 @@ def untrained(path):
     return any(path == key or path.startswith(key + '.') for key in UNTRAINED_KEYS)
 
 
-def saved_config(saved_text):
-    """The config text a checkpoint saved (``meta.cfg``) as a ``Config``; ``None``, with a
-    warning, when MMEngine cannot parse it back (nothing of it can be compared)."""
+def saved_config(checkpoint):
+    """The config a checkpoint saved (``meta.cfg``, its text) as a ``Config``, read once per
+    load; ``None`` when it saved none, or, with a warning, when MMEngine cannot parse it back
+    (nothing of it can be compared)."""
     from mmengine.config import Config
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    text = meta.get('cfg') if isinstance(meta, dict) else None
+    if not isinstance(text, str):
+        return None
     try:
-        return Config.fromstring(saved_text, file_format='.py')
+        return Config.fromstring(text, file_format='.py')
     except Exception as err:
         warnings.warn(f'the config saved in the resume checkpoint cannot be read back ({err}); '
                       'its distill_cfg and optimizer are not compared with this run\'s (its '
@@ -74,41 +79,34 @@ def saved_config(saved_text):
         return None
 
 
-def optimizer_type(cfg):
+def optimizer_cfg(cfg):
     optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
-    return optimizer.get('type') if isinstance(optimizer, dict) else None
+    return optimizer if isinstance(optimizer, dict) else {}
 
 
-def optimizer_change(saved_text, cfg):
-    """``'<saved> in the checkpoint, <now> now'`` when the optimizer type differs (its saved
-    state cannot be restored into another optimizer: torch fails with a ``KeyError``), else
-    ``None``."""
-    saved_cfg = saved_config(saved_text)
-    saved, now = (optimizer_type(saved_cfg), optimizer_type(cfg)) if saved_cfg else (None, None)
+def optimizer_change(saved_cfg, cfg):
+    """``'<saved> in the checkpoint, <now> now'`` when the optimizer type of the checkpoint's
+    config ``saved_cfg`` differs from ``cfg``'s (its saved state cannot be restored into another
+    optimizer: torch fails with a ``KeyError``), else ``None``."""
+    saved, now = optimizer_cfg(saved_cfg).get('type'), optimizer_cfg(cfg).get('type')
     if saved and now and str(saved) != str(now):
         return f'{saved} in the checkpoint, {now} now'
     return None
 
 
-def kept_optimizer_settings(saved_text, cfg):
+def kept_optimizer_settings(saved_cfg, cfg):
     """The optimizer settings (``lr``, ``weight_decay``, ...) of ``cfg`` that differ from the
-    saved config's: a resume restores the checkpoint's optimizer state, so they are not used;
-    ``['lr 0.01 in the checkpoint, 0.5 now', ...]``."""
-    saved_cfg = saved_config(saved_text)
-    saved = ((saved_cfg.get('optim_wrapper') or {}).get('optimizer') or {}) if saved_cfg else {}
-    now = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
+    checkpoint's config ``saved_cfg``: a resume restores the checkpoint's optimizer state, so
+    they are not used; ``['lr 0.01 in the checkpoint, 0.5 now', ...]``."""
+    saved, now = optimizer_cfg(saved_cfg), optimizer_cfg(cfg)
     return [f'{key} {saved[key]!r} in the checkpoint, {now[key]!r} now' for key in sorted(now)
             if key != 'type' and key in saved and saved[key] != now[key]]
 
 
-def distill_cfg_changes(saved_text, cfg, limit=5):
-    """How the ``distill_cfg`` of the config text saved in a checkpoint (``meta.cfg``) differs
-    from ``cfg``'s, :data:`UNTRAINED_KEYS` aside: ``['distill_cfg.<path>: <saved> in the
-    checkpoint, <now> now', ...]`` (at most ``limit``, then a count); ``[]`` when equal or when
-    the saved text cannot be read."""
-    saved_cfg = saved_config(saved_text)
-    if saved_cfg is None:
-        return []
+def distill_cfg_changes(saved_cfg, cfg, limit=5):
+    """How the ``distill_cfg`` of the checkpoint's config ``saved_cfg`` differs from ``cfg``'s,
+    :data:`UNTRAINED_KEYS` aside: ``['distill_cfg.<path>: <saved> in the checkpoint, <now>
+    now', ...]`` (at most ``limit``, then a count); ``[]`` when equal."""
     saved, now = distill_cfg_of(saved_cfg), distill_cfg_of(cfg)
     if saved is None and now is None:
         return []
@@ -125,22 +123,20 @@ def distill_cfg_changes(saved_text, cfg, limit=5):
     return changes[:limit] + more
 
 
-def resume_mismatch(model, checkpoint, cfg):
-    """What makes ``checkpoint`` (loaded) not a checkpoint of the run of ``cfg`` building
-    ``model``: the model's tensors it does not fill, or the ``distill_cfg`` changes; ``None``
-    when it matches."""
+def resume_mismatch(model, checkpoint, cfg, saved_cfg):
+    """What makes ``checkpoint`` (loaded; ``saved_cfg`` its :func:`saved_config`) not a
+    checkpoint of the run of ``cfg`` building ``model``: the model's tensors it does not fill,
+    another optimizer type, or the ``distill_cfg`` changes; ``None`` when it matches."""
     own = model.state_dict()
     filled, problems = describe_fit(own, state_dict_of(checkpoint))
     if problems:
         return f'it fills {filled} of the {len(own)} tensors of {type(model).__name__} ({problems})'
-    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-    saved = meta.get('cfg') if isinstance(meta, dict) else None
-    if not isinstance(saved, str):
+    if saved_cfg is None:
         return None
-    optimizer = optimizer_change(saved, cfg)
+    optimizer = optimizer_change(saved_cfg, cfg)
     if optimizer:
         return f'its optimizer differs: {optimizer}'
-    changes = distill_cfg_changes(saved, cfg)
+    changes = distill_cfg_changes(saved_cfg, cfg)
     return 'its distill_cfg differs: ' + '; '.join(changes) if changes else None
 
 
@@ -167,9 +163,9 @@ class LoadCheckHook(Hook):
         if not getattr(runner, '_resume', False):
             check_load_from(model, checkpoint, source)
             return
-        mismatch = resume_mismatch(model, checkpoint, runner.cfg)
-        saved = (checkpoint.get('meta') or {}).get('cfg') if isinstance(checkpoint, dict) else None
-        kept = kept_optimizer_settings(saved, runner.cfg) if isinstance(saved, str) else []
+        saved_cfg = saved_config(checkpoint)
+        mismatch = resume_mismatch(model, checkpoint, runner.cfg, saved_cfg)
+        kept = kept_optimizer_settings(saved_cfg, runner.cfg) if saved_cfg is not None else []
         if kept and not mismatch:
             runner.logger.warning(
                 'resume: the optimizer state of the checkpoint is restored, so this config\'s '

@@ -123,6 +123,7 @@ def test_a_checks_opt_out_switched_on_resume_is_not_a_distill_cfg_change():
     now = Config.fromstring(saved, file_format='.py')
     now.distill_cfg.check_teacher_labels = False
     now.distill_cfg.teacher.check_classes = False
+    saved = Config.fromstring(saved, file_format='.py')
     assert distill_cfg_changes(saved, now) == []
     now.distill_cfg.losses[0]['weight'] = 2.0
     assert distill_cfg_changes(saved, now) == [
@@ -136,6 +137,7 @@ def test_resume_with_another_optimizer_type_names_it():
     from kdzoo.hooks.load_check import optimizer_change
     saved = "optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1))"
     now = Config.fromstring(saved, file_format='.py')
+    saved = Config.fromstring(saved, file_format='.py')
     assert optimizer_change(saved, now) is None
     now.optim_wrapper.optimizer.type = 'AdamW'
     assert optimizer_change(saved, now) == 'SGD in the checkpoint, AdamW now'
@@ -149,6 +151,7 @@ def test_optimizer_settings_a_resume_does_not_use_are_named():
     from kdzoo.hooks.load_check import kept_optimizer_settings
     saved = "optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9))"
     now = Config.fromstring(saved, file_format='.py')
+    saved = Config.fromstring(saved, file_format='.py')
     assert kept_optimizer_settings(saved, now) == []
     now.optim_wrapper.optimizer.lr = 0.5
     assert kept_optimizer_settings(saved, now) == ['lr 0.05 in the checkpoint, 0.5 now']
