@@ -37,6 +37,7 @@ An adapter subclass says only what its framework makes specific::
 and sets ``RESERVED`` (the readout names it provides). The tap names the items read are the
 distiller's (``distiller.tap_names`` / ``distiller.readout_names``).
 """
+from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 
 import torch
@@ -187,7 +188,11 @@ class DistillModel(BaseModel):
                 student, teacher, items, distill_cfg.get('connectors'),
                 student_reserved=self.RESERVED, teacher_reserved=self.RESERVED,
                 student_readout_paths=self.student_readout_paths(student, items))
-        self.teacher_norm = normalisation(getattr(teacher, 'data_preprocessor', None))
+        # whether the teacher's inputs need converting: decided once (the comparison reads the
+        # normalisation constants to the host, which a step must not do)
+        self.renormalise = not same_normalisation(
+            normalisation(self.data_preprocessor),
+            normalisation(getattr(teacher, 'data_preprocessor', None)))
         self.monitor = bool(distill_cfg.get('monitor', True))
         self.teacher_autocast = None
         self._steps = 0  # training steps taken: the iteration outside a runner
@@ -275,10 +280,10 @@ class DistillModel(BaseModel):
 
     def teacher_inputs(self, inputs):
         """The batch as the teacher's own data preprocessor would have normalised it."""
-        source = normalisation(self.data_preprocessor)
-        if same_normalisation(source, self.teacher_norm):
+        if not self.renormalise:
             return inputs
-        return renormalise(inputs, source, self.teacher_norm)
+        return renormalise(inputs, normalisation(self.data_preprocessor),
+                           normalisation(getattr(self.teacher, 'data_preprocessor', None)))
 
     @contextmanager
     def running_teacher(self, inputs):
@@ -316,11 +321,13 @@ class DistillModel(BaseModel):
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         if mode == 'loss':
+            self.distiller.finite_checks.verify()  # a previous step's, if parse_losses never ran
             iteration = self.iteration()
             with self.distiller.step():
                 losses, student, teacher = self.recorded_step(inputs, data_samples)
-                distill = self.distiller.distill_losses(student, teacher, iteration=iteration,
-                                                        **self.label_context(data_samples))
+                distill = self.distiller.distill_losses(
+                    student, teacher, iteration=iteration, defer_checks=True,
+                    **self.label_context(data_samples))
             if self.training:
                 self._steps += 1
             if self.monitor:
@@ -335,6 +342,24 @@ class DistillModel(BaseModel):
             with self.running_teacher(inputs):
                 return self.run_model(self.teacher, teacher_inputs, data_samples, mode)
         return self.run_model(self.student, inputs, data_samples, mode)
+
+    def parse_losses(self, losses):
+        """MMEngine's ``parse_losses`` (the loss to back-propagate and the values to log), with
+        the step's one host read: every logged value and every distill item's non-finite flag
+        (:class:`kdzoo.finite.PendingChecks`) in one transfer. A tripped flag raises
+        :class:`kdzoo.finite.NonFiniteError` here, before the backward pass; the logged values are
+        returned as Python floats, so MMEngine's hooks read nothing more from the device.
+
+        MMEngine calls it right after the ``loss`` forward in ``train_step`` (and its
+        distributed wrapper's); losses of a ``loss`` forward never parsed are checked at the
+        next ``loss`` forward.
+        """
+        loss, log_vars = super().parse_losses(losses)
+        flags = self.distiller.finite_checks.flags()
+        values = [v.detach().float().reshape(()).to(loss.device) for v in log_vars.values()]
+        read = torch.stack(values + [f.to(loss.device).float() for f in flags]).tolist()
+        self.distiller.finite_checks.report(read[len(values):])
+        return loss, OrderedDict(zip(log_vars, read[:len(values)]))
 
     def describe_step(self, inputs, data_samples=None):
         """One line per distill item (taps, shapes, connector, loss value) for ``--dry-run``."""

@@ -21,8 +21,11 @@ and ``warmup_iters``), into :class:`DistillItem` s handed to the :class:`Distill
 arguments are checked by the loss when the distiller builds it). Every step, a NaN or Inf in an
 item's teacher readout, student value or loss stops training with
 :class:`kdzoo.finite.NonFiniteError` naming the item, its taps, the side and the iteration (as
-logged, from 1). The iteration is the caller's (the adapter skeleton reads the runner's): the
-distiller reads no global state.
+logged, from 1), without a host synchronisation per item: the items' checks are
+:class:`kdzoo.finite.PendingChecks` read once, at the end of :meth:`Distiller.distill_losses`,
+or, with ``defer_checks=True``, by the caller with its other values (the adapter skeleton reads
+them with the step's logged values). The iteration is the caller's (the adapter skeleton reads
+the runner's): the distiller reads no global state.
 """
 import math
 import numbers
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from kdzoo.finite import check_finite
+from kdzoo.finite import PendingChecks
 from kdzoo.registry import build
 from kdzoo.taps import Taps
 
@@ -234,6 +237,7 @@ class Distiller(nn.Module):
         self.student_taps = Taps(student, paths['student'] + list(student_readout_paths),
                                  'student', reserved['student'])
         self.teacher_taps = Taps(teacher, paths['teacher'], 'teacher', reserved['teacher'])
+        self.finite_checks = PendingChecks()  # the items' non-finite checks not read yet
 
     def connector(self, name):
         """The connector called ``name`` (a dotted path reaches into a connector's submodules)."""
@@ -286,31 +290,41 @@ class Distiller(nn.Module):
         return pairs
 
     def item_loss(self, item, pairs, ctx, iteration):
-        """Unweighted loss of one item: the mean over its pairs; a NaN or Inf in its teacher
-        readout, student value or loss is a :class:`~kdzoo.finite.NonFiniteError` naming them."""
+        """Unweighted loss of one item: the mean over its pairs; its non-finite check (teacher
+        readout, student value, loss) is added to :attr:`finite_checks`, not read."""
         loss_fn = self.losses[item.name]
         loss = sum(loss_fn(s, t, **ctx) for s, t in pairs) / len(pairs)
-        check_finite(
+        self.finite_checks.add(
             {'teacher': [t for _, t in pairs], 'student': [s for s, _ in pairs], 'loss': loss},
             f'distill item {item.name!r} (student taps {list(item.student)}, teacher tap '
             f'{item.teacher!r}) at iteration {iteration + 1}')
         return loss
 
-    def distill_losses(self, student_readouts=None, teacher_readouts=None, *, iteration, **ctx):
+    def distill_losses(self, student_readouts=None, teacher_readouts=None, *, iteration,
+                       defer_checks=False, **ctx):
         """Weighted losses ``{'distill.loss_<name>': tensor}`` of the step being recorded.
 
         ``student_readouts`` / ``teacher_readouts``: ``{reserved name: tensor}`` the adapter read
         in this step. ``iteration``: the training iteration, from 0 (the warm-up's ramp; the
         messages name it from 1, as logged). ``ctx`` (e.g. ``target=labels``) is passed to every
-        loss.
+        loss. A NaN or Inf in an item raises :class:`~kdzoo.finite.NonFiniteError` here, after
+        one read of every item's flag; with ``defer_checks=True`` the checks stay in
+        :attr:`finite_checks` for the caller to read (``flags()`` / ``report()``, or
+        ``verify()``).
         """
         student_readouts, teacher_readouts = student_readouts or {}, teacher_readouts or {}
         losses = {}
-        for item in self.items:
-            pairs = self.item_values(item, student_readouts, teacher_readouts)
-            scale = item.weight * warmup_factor(iteration, item.warmup_iters)
-            losses[f'distill.loss_{item.name}'] = scale * self.item_loss(
-                item, pairs, ctx, iteration)
+        try:
+            for item in self.items:
+                pairs = self.item_values(item, student_readouts, teacher_readouts)
+                scale = item.weight * warmup_factor(iteration, item.warmup_iters)
+                losses[f'distill.loss_{item.name}'] = scale * self.item_loss(
+                    item, pairs, ctx, iteration)
+        except BaseException:
+            self.finite_checks.clear()  # a step that failed leaves no checks behind
+            raise
+        if not defer_checks:
+            self.finite_checks.verify()
         return losses
 
     def describe(self, student_readouts=None, teacher_readouts=None, *, iteration, **ctx):
@@ -324,6 +338,7 @@ class Distiller(nn.Module):
             pairs = self.item_values(item, student_readouts, teacher_readouts)
             with torch.no_grad():
                 value = self.item_loss(item, pairs, ctx, iteration)
+            self.finite_checks.verify()
             lines.append(
                 f'{item.name}: student {list(item.student)} {shape_of(raw_s)} -> '
                 f'connector {item.connector or "none"} -> {shape_of([p[0] for p in pairs])} | '

@@ -2,9 +2,16 @@
 
 A NaN teacher (a broken checkpoint, an overflowing layer), a loss argument that divides by zero
 or a diverged student would otherwise train to the end with ``loss: nan``. The distiller checks
-every item's teacher readout, student value and loss each step with :func:`check_finite`; any
-other code that reads tensors of a run (the diagnostics) calls the same function, so every
-non-finite value gets the same error.
+every item's teacher readout, student value and loss each step; any other code that reads
+tensors of a run (the diagnostics) calls :func:`check_finite`, so every non-finite value gets
+the same error.
+
+Without host synchronisation: reading a device tensor's value (``bool()``, ``.item()``) waits
+for the device, so one read per item per step would stall a GPU that many times. A step's checks
+are :class:`PendingChecks`: each item adds a flag computed on the device (:func:`finite_flag`, no
+read); the flags are read once per step together with the step's logged values
+(``DistillModel.parse_losses``, adapters/base.py), and only a tripped flag runs the exact,
+per-side diagnosis (:func:`check_finite`, the error text).
 
 Only values are checked, never gradients: under AMP (MMEngine's ``AmpOptimWrapper``) the loss
 scaler skips a step whose scaled gradients overflow, which is its normal working, not an error
@@ -44,6 +51,23 @@ def all_finite(value):
     return bool(torch.stack([torch.isfinite(t.detach()).all() for t in found]).all())
 
 
+def finite_flag(value):
+    """A 0-dim bool tensor on the values' device, ``False`` when a tensor in ``value`` holds a NaN
+    or Inf; computed without reading anything to the host (``None`` when ``value`` holds no
+    floating-point tensor).
+
+    One reduction per tensor: the sum (in float32 at least) of a tensor holding a NaN is NaN, and
+    of one holding an Inf is Inf or NaN. A sum of finite values can still overflow float32 (values
+    near 1e38), so ``False`` only says "look closer": :func:`check_finite` decides.
+    """
+    found = tensors(value)
+    if not found:
+        return None
+    sums = [t.detach().sum(dtype=torch.float32 if t.dtype in (torch.float16, torch.bfloat16)
+                           else None) for t in found]
+    return torch.isfinite(torch.stack(sums)).all()
+
+
 def check_finite(sides, where):
     """Raise :class:`NonFiniteError` when a tensor in ``sides`` holds a NaN or Inf.
 
@@ -63,3 +87,44 @@ def check_finite(sides, where):
         f'non-finite values (NaN or Inf) in {where}: the {side} side has {count} of {total} '
         f'values non-finite; {HINTS.get(side, "check what computed it")}. Training stopped here '
         'instead of continuing with a NaN loss.')
+
+
+class PendingChecks:
+    """The non-finite checks of one step, read later in one host transfer.
+
+    ``add(sides, where)`` records a check (the arguments of :func:`check_finite`) and its
+    :func:`finite_flag` on the device; ``flags()`` lists the flags to read with the step's other
+    values; ``report(read)`` takes the values read (truthy = finite) and raises
+    :class:`NonFiniteError` for the first check whose flag tripped and whose exact check confirms
+    it; ``verify()`` reads the flags itself (one synchronisation) and reports. Both forget the
+    checks, so a check is reported once.
+    """
+
+    def __init__(self):
+        self.checks = []
+
+    def __len__(self):
+        return len(self.checks)
+
+    def add(self, sides, where):
+        self.checks.append((finite_flag(list(sides.values())), sides, where))
+
+    def flags(self):
+        """The flags of the checks, in order (0-dim bool tensors; a check without a float
+        tensor has a ``True`` CPU tensor)."""
+        return [torch.tensor(True) if flag is None else flag for flag, _, _ in self.checks]
+
+    def clear(self):
+        self.checks = []
+
+    def report(self, read):
+        checks, self.checks = self.checks, []
+        for (_, sides, where), finite in zip(checks, read, strict=True):
+            if not finite:
+                check_finite(sides, where)
+
+    def verify(self):
+        if self.checks:
+            flags = self.flags()
+            device = next((f.device for f in flags if f.device.type != 'cpu'), flags[0].device)
+            self.report(torch.stack([f.to(device) for f in flags]).tolist())

@@ -23,14 +23,11 @@ RATIO_RANGE = (0.01, 100.0)
 
 def task_loss(losses):
     """The student's own loss: the sum of its ``loss*`` keys (tensors or lists of tensors), as
-    MMEngine's ``parse_losses`` sums them; detached."""
-    total = torch.zeros(())
-    for key, value in losses.items():
-        if 'loss' not in key:
-            continue
-        values = value if isinstance(value, (list, tuple)) else [value]
-        total = total + sum(v.detach().float().mean().cpu() for v in values)
-    return total
+    MMEngine's ``parse_losses`` sums them; detached, on their device (nothing is read to the
+    host: the skeleton reads the monitor's values with the step's other logged values)."""
+    terms = [v.detach().float().mean() for key, value in losses.items() if 'loss' in key
+             for v in (value if isinstance(value, (list, tuple)) else [value])]
+    return torch.stack(terms).sum() if terms else torch.zeros(())
 
 
 def agreement(student, teacher):

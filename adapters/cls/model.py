@@ -23,6 +23,9 @@ Reserved readouts (:data:`RESERVED`), all from one ``forward_intermediates`` pas
   (:func:`kdzoo.adapters.cls.dense_head.fused_head_dense_logits`). A head that cannot be applied
   per location (not one linear classifier, or a layer that needs pooled features) is a
   ``ValueError`` naming the model.
+- ``'pre_logits'`` ``(B, C)``: the pooled final features the classifier reads
+  (``forward_head(..., pre_logits=True)``: after the head's pooling, norm and pre-logits layers,
+  before the classifier): the features timm's ``FeatureDistillationTask`` distils.
 - ``'stage1'`` .. ``'stage4'`` ``(B, C, h, w)``: for hierarchical models (feature reductions that
   differ) the last four ``feature_info`` stages (fewer when the model has fewer: EfficientViM has
   ``stage1`` .. ``stage3`` at reductions 16 / 32 / 64); for plain ViT / Mixer (one reduction) the
@@ -48,8 +51,8 @@ from kdzoo.tasks import STAGES
 from .dense_head import dense_head_problem, dense_logits, fused_head_dense_logits, is_fused_head
 from .pretrained import IMAGENET_MEAN, IMAGENET_STD, pretrained_kwargs, published_mean_std
 
-RESERVED = ('logits', 'dense_logits') + STAGES
 LOGIT_READOUTS = ('logits', 'dense_logits')
+RESERVED = LOGIT_READOUTS + ('pre_logits',) + STAGES
 
 
 def create_timm_model(model_name, num_classes, img_size=None, **timm_kwargs):
@@ -188,7 +191,7 @@ class TimmClassifier(BaseModel):
 
     def check_readouts(self, names):
         """Raise ``ValueError`` for names that are not readouts this model provides."""
-        available = RESERVED[:2 + len(self.stage_indices)]
+        available = RESERVED[:len(RESERVED) - len(STAGES) + len(self.stage_indices)]
         for name in names:
             if name not in available:
                 close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
@@ -242,6 +245,8 @@ class TimmClassifier(BaseModel):
             out['dense_logits'] = fused_head_dense_logits(self.model, features, x)
         elif 'dense_logits' in names:
             out['dense_logits'] = dense_logits(self.model, self.feature_map(features, x))
+        if 'pre_logits' in names:
+            out['pre_logits'] = self.model.forward_head(features, pre_logits=True)
         logits = self.model.forward_head(features)
         if 'logits' in names:
             out['logits'] = logits

@@ -7,10 +7,12 @@ bring a student map ``(B, Cs, H, W)`` to the teacher width ``Ct``:
     y = BN(W x)       W: (Ct, Cs) applied at every location; no conv bias when ``norm=True``
 
 Inputs: a dense map ``(B, Cs, H, W)``, or a vector ``(B, Cs)`` (pooled features, logits), which
-gets the same weights as a linear map (it is treated as a 1x1 map). With ``norm=True`` a vector
-input in training mode needs a batch of at least 2 (BatchNorm statistics).
+gets the same weights as a linear map (computed as one: ``F.linear``, the cost of timm's
+``nn.Linear`` projection). With ``norm=True`` a vector input in training mode needs a batch of at
+least 2 (BatchNorm statistics).
 """
 import torch.nn as nn
+import torch.nn.functional as F
 
 from kdzoo.registry import MODELS
 
@@ -37,6 +39,9 @@ class Projector(nn.Module):
             raise ValueError(
                 f'Projector: expected a (B, {self.in_channels}, H, W) map or a '
                 f'(B, {self.in_channels}) vector, got shape {tuple(x.shape)}')
-        vector = x.dim() == 2
-        y = self.norm(self.conv(x[:, :, None, None] if vector else x))
-        return y.flatten(1) if vector else y
+        if x.dim() == 4:
+            return self.norm(self.conv(x))
+        y = F.linear(x, self.conv.weight.flatten(1), self.conv.bias)
+        if isinstance(self.norm, nn.Identity):
+            return y
+        return self.norm(y[:, :, None, None]).flatten(1)

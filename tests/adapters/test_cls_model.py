@@ -6,6 +6,7 @@ import timm
 import torch
 
 from kdzoo.adapters.cls import RESERVED, TimmClassifier, export_state_dict
+from kdzoo.adapters.cls.dense_head import is_fused_head
 from kdzoo.layout import to_map
 from kdzoo.registry import build
 
@@ -52,12 +53,20 @@ def test_every_reserved_readout_in_one_pass(family):
     name, model = family
     x = images()
     stages, grid = EXPECTED[name]
-    out = model.readouts(x, RESERVED[:2 + len(stages)])
+    out = model.readouts(x, RESERVED[:3 + len(stages)])
     assert [tuple(out[f'stage{i + 1}'].shape) for i in range(len(stages))] == [
         (2, *s) for s in stages]
     assert tuple(out['dense_logits'].shape) == (2, 5, *grid)
     assert torch.allclose(out['logits'], model(x), atol=1e-5)
     assert torch.allclose(out['logits'], model.model(model.preprocess(x)), atol=1e-5)
+    # the pooled features before the classifier: what timm's FeatureDistillationTask distils
+    features = model.model.forward_features(model.preprocess(x))
+    assert torch.equal(out['pre_logits'], model.model.forward_head(features, pre_logits=True))
+    width = getattr(model.model, 'head_hidden_size', None) or model.model.num_features
+    assert out['pre_logits'].shape == (2, width)
+    if not is_fused_head(model.model):  # one classifier on the pooled features
+        assert torch.allclose(model.model.get_classifier()(out['pre_logits']), out['logits'],
+                              atol=1e-5)
     # avg-pool + linear heads: the dense logits pool back to the logits
     pools_back = torch.allclose(out['dense_logits'].mean((2, 3)), out['logits'], atol=1e-5)
     assert pools_back == (name not in NOT_POOLING_BACK)
@@ -66,7 +75,8 @@ def test_every_reserved_readout_in_one_pass(family):
 def test_missing_stage_names_the_model_and_its_stage_count():
     model = TimmClassifier(**TINY['efficientvim'])
     with pytest.raises(ValueError, match=r"'stage4' is not a readout of efficientvim_m1; "
-                                         r"available: \['logits', 'dense_logits', 'stage1', "
+                                         r"available: \['logits', 'dense_logits', 'pre_logits', "
+                                         r"'stage1', "
                                          r"'stage2', 'stage3'\].*has 3 stages"):
         model.readouts(images(), ['stage4'])
 

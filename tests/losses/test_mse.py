@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 from loss_checks import (
@@ -39,3 +41,24 @@ def test_builds_from_registry():
 
 def test_bad_inputs():
     check_dense_errors(MSELoss(), 'MSELoss')
+
+
+def test_feature_vectors_match_the_formula_and_timms_feature_loss():
+    """Pooled features (B, C), the classifier's 'pre_logits' readout: the mean over b, c, as timm's
+    FeatureDistillationTask computes it (F.mse_loss of the two vectors); the teacher gets no
+    gradient."""
+    s, t = randn(4, 6, seed=1).requires_grad_(), randn(4, 6, seed=2).requires_grad_()
+    value = MSELoss()(s, t)
+    expected = sum((a - b) ** 2 for a, b in zip(s.flatten().tolist(), t.flatten().tolist())) / 24
+    torch.testing.assert_close(value.item(), expected, rtol=1e-5, atol=1e-6)
+    value.backward()
+    torch.testing.assert_close(s.grad, 2 * (s - t).detach() / 24)
+    assert t.grad is None
+
+
+def test_feature_vectors_of_unequal_width_suggest_a_projector():
+    with pytest.raises(ValueError, match=re.escape(
+            'MSELoss: feature vectors differ in shape: student (2, 3) vs teacher (2, 5); unequal '
+            "widths need a connector, e.g. connectors=dict(proj=dict(type='Projector', "
+            "in_channels=3, out_channels=5, norm=False)) and connector='proj'")):
+        MSELoss()(randn(2, 3), randn(2, 5))
