@@ -291,9 +291,11 @@ class Distiller(nn.Module):
 
     def item_loss(self, item, pairs, ctx, iteration):
         """Unweighted loss of one item: the mean over its pairs; its non-finite check (teacher
-        readout, student value, loss) is added to :attr:`finite_checks`, not read."""
+        readout, student value, loss) is added to :attr:`finite_checks`, not read. The losses get
+        ``checks=`` that object too: a check of their own (a label-using loss's label range)
+        is read with the step's flags."""
         loss_fn = self.losses[item.name]
-        loss = sum(loss_fn(s, t, **ctx) for s, t in pairs) / len(pairs)
+        loss = sum(loss_fn(s, t, checks=self.finite_checks, **ctx) for s, t in pairs) / len(pairs)
         self.finite_checks.add(
             {'teacher': [t for _, t in pairs], 'student': [s for s, _ in pairs], 'loss': loss},
             f'distill item {item.name!r} (student taps {list(item.student)}, teacher tap '

@@ -90,14 +90,17 @@ def check_finite(sides, where):
 
 
 class PendingChecks:
-    """The non-finite checks of one step, read later in one host transfer.
+    """The checks of one step, read later in one host transfer.
 
-    ``add(sides, where)`` records a check (the arguments of :func:`check_finite`) and its
-    :func:`finite_flag` on the device; ``flags()`` lists the flags to read with the step's other
-    values; ``report(read)`` takes the values read (truthy = finite) and raises
-    :class:`NonFiniteError` for the first check whose flag tripped and whose exact check confirms
-    it; ``verify()`` reads the flags itself (one synchronisation) and reports. Both forget the
-    checks, so a check is reported once.
+    ``add(sides, where)`` records a non-finite check (the arguments of :func:`check_finite`)
+    with its :func:`finite_flag`; ``add_flag(flag, report)`` any other check: a 0-dim bool
+    tensor on the device (``True``: fine) and the function that raises its error (e.g. a
+    label outside a loss's classes, :func:`kdzoo.losses.functional.labelled_pair`).
+    ``flags()`` lists the flags to read with the step's other values; ``report(read)`` takes
+    the values read (truthy = fine) and, for the first check whose flag tripped, runs its
+    report (the exact :func:`check_finite` for a non-finite check: it raises
+    :class:`NonFiniteError` when it confirms the flag); ``verify()`` reads the flags itself
+    (one synchronisation) and reports. Both forget the checks, so a check is reported once.
     """
 
     def __init__(self):
@@ -107,21 +110,24 @@ class PendingChecks:
         return len(self.checks)
 
     def add(self, sides, where):
-        self.checks.append((finite_flag(list(sides.values())), sides, where))
+        self.add_flag(finite_flag(list(sides.values())), lambda: check_finite(sides, where))
 
-    def flags(self):
-        """The flags of the checks, in order (0-dim bool tensors; a check without a float
-        tensor has a ``True`` CPU tensor)."""
-        return [torch.tensor(True) if flag is None else flag for flag, _, _ in self.checks]
+    def add_flag(self, flag, report):
+        self.checks.append((flag, report))
 
     def clear(self):
         self.checks = []
 
+    def flags(self):
+        """The flags of the checks, in order (0-dim bool tensors; a check without a float
+        tensor has a ``True`` CPU tensor)."""
+        return [torch.tensor(True) if flag is None else flag for flag, _ in self.checks]
+
     def report(self, read):
         checks, self.checks = self.checks, []
-        for (_, sides, where), finite in zip(checks, read, strict=True):
-            if not finite:
-                check_finite(sides, where)
+        for (_, report), fine in zip(checks, read, strict=True):
+            if not fine:
+                report()
 
     def verify(self):
         if self.checks:

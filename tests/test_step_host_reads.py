@@ -50,8 +50,10 @@ STUDENT = dict(type='TimmClassifier', model_name='resnet10t', num_classes=5)
 TEACHER = dict(type='TimmClassifier', model_name='vit_tiny_patch16_224', num_classes=5,
                img_size=32, patch_size=8, depth=2, embed_dim=32, num_heads=2)
 PROJECTOR = dict(type='Projector', in_channels=256, out_channels=32)
-ITEMS = {  # one item of every label-free loss on the readouts it is made for
+ITEMS = {  # one item of every loss on the readouts it is made for
     'KD': dict(student='logits', teacher='logits', loss=dict(type='KDLoss')),
+    'DKD': dict(student='logits', teacher='logits', loss=dict(type='DKDLoss')),
+    'OFA': dict(student='logits', teacher='logits', loss=dict(type='OFALoss')),
     'DIST': dict(student='logits', teacher='logits', loss=dict(type='DISTLoss')),
     'DFRA': dict(student='logits', teacher='logits', loss=dict(type='DFRALoss')),
     'MSDCRD': dict(student='dense_logits', teacher='dense_logits', loss=dict(type='MSDCRDLoss')),
@@ -159,3 +161,16 @@ def test_a_loss_forward_never_parsed_is_checked_at_the_next_one():
     with pytest.raises(NonFiniteError, match=re.escape(NAN_TEACHER.replace('iteration 2',
                                                                            'iteration 1'))):
         model(**data, mode='loss')
+
+
+def test_a_label_outside_the_classes_is_reported_with_the_steps_read():
+    """DKD / OFA check their labels without a read of their own: the flag is read with the
+    step's values, and the error is the one the loss raises when called alone."""
+    model = distill_model([ITEMS['DKD'], dict(ITEMS['OFA'], name='ofa')])
+    optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    # -100: PyTorch's cross-entropy ignores it, so the student's own loss lets it through
+    bad = dict(batch(), data_samples=torch.tensor([0, 1, -100, 3]))
+    with HostReads() as reads, pytest.raises(ValueError, match=re.escape(
+            'DKDLoss: label -100 is outside [0, 5) for logits (4, 5) (ignore_index=255)')):
+        model.train_step(bad, optim)
+    assert [name for name, _ in reads.calls][0] == 'tolist'  # the step's read came first

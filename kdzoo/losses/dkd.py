@@ -24,30 +24,34 @@ default).
 import torch
 from torch import nn
 
-from kdzoo.losses.functional import check_temperature, labelled_pair, soft_kl
+from kdzoo.losses.functional import check_temperature, labelled_pair, soft_kl, weighted_mean
 from kdzoo.registry import MODELS
 
 
 def decouple(logits, target):
     """Split ``(N, K)`` logits at ``target``.
 
-    Returns ``log [p_y, 1 − p_y]`` ``(N, 2)`` and the non-target logits ``(N, K − 1)``.
+    Returns ``log [p_y, 1 − p_y]`` ``(N, 2)`` and the non-target logits ``(N, K − 1)`` (in class
+    order; gathered by index, so nothing is read on the host).
     """
     n, k = logits.shape
-    is_target = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, target[:, None], True)
-    other = logits[~is_target].view(n, k - 1)
+    rest = torch.arange(k - 1, device=logits.device).expand(n, k - 1)
+    other = logits.gather(1, rest + (rest >= target[:, None]))
     log_norm = logits.logsumexp(1)
-    log_binary = torch.stack([logits[is_target] - log_norm, other.logsumexp(1) - log_norm], dim=1)
+    own = logits.gather(1, target[:, None])[:, 0]
+    log_binary = torch.stack([own - log_norm, other.logsumexp(1) - log_norm], dim=1)
     return log_binary, other
 
 
-def dkd_loss(student, teacher, target, alpha=1.0, beta=8.0, tau=4.0):
-    """``tau² · mean_n (alpha · TCKD + beta · NCKD)`` of ``(N, K)`` logits and ``(N,)`` labels."""
+def dkd_loss(student, teacher, target, alpha=1.0, beta=8.0, tau=4.0, weight=None):
+    """``tau² · mean_n (alpha · TCKD + beta · NCKD)`` of ``(N, K)`` logits and ``(N,)`` labels; with
+    ``weight`` ``(N,)`` (0 for ignored samples) the mean over the samples of weight 1."""
     binary_s, other_s = decouple(student / tau, target)
     binary_t, other_t = decouple(teacher / tau, target)
     tckd = soft_kl(binary_s, binary_t, 1.0)  # log-probabilities are their own logits
     nckd = soft_kl(other_s, other_t, 1.0)
-    return tau ** 2 * (alpha * tckd + beta * nckd).sum() / max(student.shape[0], 1)
+    weight = torch.ones_like(tckd) if weight is None else weight
+    return tau ** 2 * weighted_mean(alpha * tckd + beta * nckd, weight)
 
 
 @MODELS.register_module()
@@ -63,10 +67,10 @@ class DKDLoss(nn.Module):
         self.beta = beta
         self.tau = check_temperature(tau, 'DKDLoss', 'the softmax temperature', 4.0)
 
-    def forward(self, student, teacher, target=None, ignore_index=255, **ctx):
+    def forward(self, student, teacher, target=None, ignore_index=255, checks=None, **ctx):
         if student.dim() >= 2 and student.shape[1] < 2:
             raise ValueError('DKDLoss: needs at least 2 classes, got student '
                              f'{tuple(student.shape)} and teacher {tuple(teacher.shape)}')
-        student, teacher, target = labelled_pair(student, teacher, target, 'DKDLoss',
-                                             ignore_index=ignore_index)
-        return dkd_loss(student, teacher, target, self.alpha, self.beta, self.tau)
+        student, teacher, target, weight = labelled_pair(
+            student, teacher, target, 'DKDLoss', ignore_index=ignore_index, checks=checks)
+        return dkd_loss(student, teacher, target, self.alpha, self.beta, self.tau, weight)

@@ -175,15 +175,20 @@ def soft_kl(student, teacher, tau):
     return (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)
 
 
-def labelled_pair(student, teacher, target, loss_name, ignore_index=255):
+def labelled_pair(student, teacher, target, loss_name, ignore_index=255, checks=None):
     """:func:`logit_pair` plus one class label per sample: image labels ``(B,)`` repeated per
     location, or label maps ``(B, H, W)`` at any resolution, resized to the compared grid
     (:func:`label_grid`).
 
-    Samples labelled ``ignore_index`` are dropped; any other label outside ``[0, K)`` is a
-    ValueError. ``ignore_index`` is the student's own (the segmentation adapter passes its decode
-    head's ``ignore_index`` to every loss, docs/distill_cfg.md); 255, mmseg's default, when no
-    adapter says otherwise. Returns float32 ``(student (N, K), teacher (N, K), target (N,))``.
+    Samples labelled ``ignore_index`` get the weight 0 (and the label 0, so the losses index
+    nothing outside the classes); the losses weight each sample's term and divide by the weights'
+    sum, so ignored samples count as if dropped, without reading the mask on the host.
+    ``ignore_index`` is the student's own (the segmentation adapter passes its decode head's
+    ``ignore_index`` to every loss, docs/distill_cfg.md); 255, mmseg's default, when no adapter
+    says otherwise. Any other label outside ``[0, K)`` is a ValueError naming it: raised here, or,
+    with ``checks`` (the distiller's :class:`kdzoo.finite.PendingChecks`, which it passes to every
+    loss), when the step's flags are read (that sample weighs 0 until then). Returns float32
+    ``(student (N, K), teacher (N, K), target (N,), weight (N,))``.
     """
     student, teacher = aligned_logits(student, teacher, loss_name)
     if target is not None:
@@ -191,14 +196,25 @@ def labelled_pair(student, teacher, target, loss_name, ignore_index=255):
     student, teacher = layout.as_samples(student), layout.as_samples(teacher)
     target = sample_targets(target, student.shape[0], loss_name).to(student.device)
     keep = target != ignore_index
-    bad = keep & ((target < 0) | (target >= student.shape[1]))
-    if bad.any():
+    inside = (target >= 0) & (target < student.shape[1])
+    bad = keep & ~inside
+
+    def report():
         raise ValueError(f'{loss_name}: label {int(target[bad][0])} is outside '
                          f'[0, {student.shape[1]}) for logits {tuple(student.shape)} '
                          f'(ignore_index={ignore_index})')
-    if not keep.all():
-        student, teacher, target = student[keep], teacher[keep], target[keep]
-    return student, teacher, target
+    if checks is None:
+        if bad.any():
+            report()
+    else:
+        checks.add_flag(~bad.any(), report)
+    used = keep & inside
+    return student, teacher, torch.where(used, target, 0), used.to(student.dtype)
+
+
+def weighted_mean(values, weight):
+    """``Σ_n w_n v_n / max(Σ_n w_n, 1)``: the mean over the samples of weight 1 (0 when none)."""
+    return (weight * values).sum() / weight.sum().clamp(min=1)
 
 
 def check_grids(grids, loss_name):

@@ -20,20 +20,23 @@ and ``target``: ``(B,)`` labels (repeated per location) or ``(B, H, W)`` label m
 labelled ``ignore_index`` are skipped (the student's own, passed by the segmentation adapter; 255
 by default).
 """
+import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdzoo.losses.functional import check_temperature, labelled_pair
+from kdzoo.losses.functional import check_temperature, labelled_pair, weighted_mean
 from kdzoo.registry import MODELS
 
 
-def ofa_loss(student, teacher, target, eps=1.0, tau=1.0):
-    """OFA loss of ``(N, K)`` logits and ``(N,)`` labels, mean over samples (0 when ``N = 0``)."""
+def ofa_loss(student, teacher, target, eps=1.0, tau=1.0, weight=None):
+    """OFA loss of ``(N, K)`` logits and ``(N,)`` labels, mean over samples (0 when ``N = 0``); with
+    ``weight`` ``(N,)`` (0 for ignored samples) the mean over the samples of weight 1."""
     onehot = F.one_hot(target, student.shape[1]).to(student)
     p_t = F.softmax(teacher / tau, dim=1)
-    weight = (p_t + onehot) ** eps - onehot
-    loss = -(weight * F.log_softmax(student / tau, dim=1)).sum()
-    return loss / max(student.shape[0], 1)
+    coefficient = (p_t + onehot) ** eps - onehot
+    per_sample = -(coefficient * F.log_softmax(student / tau, dim=1)).sum(1)
+    weight = torch.ones_like(per_sample) if weight is None else weight
+    return weighted_mean(per_sample, weight)
 
 
 @MODELS.register_module()
@@ -47,7 +50,7 @@ class OFALoss(nn.Module):
         self.eps = eps
         self.tau = check_temperature(tau, 'OFALoss', 'the softmax temperature', 1.0)
 
-    def forward(self, student, teacher, target=None, ignore_index=255, **ctx):
-        student, teacher, target = labelled_pair(student, teacher, target, 'OFALoss',
-                                             ignore_index=ignore_index)
-        return ofa_loss(student, teacher, target, self.eps, self.tau)
+    def forward(self, student, teacher, target=None, ignore_index=255, checks=None, **ctx):
+        student, teacher, target, weight = labelled_pair(
+            student, teacher, target, 'OFALoss', ignore_index=ignore_index, checks=checks)
+        return ofa_loss(student, teacher, target, self.eps, self.tau, weight)
