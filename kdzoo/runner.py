@@ -287,6 +287,8 @@ def dry_run(runner):
                 print('  ' + line)
         with torch.no_grad():
             losses = model(**data, mode='loss')
+        if hasattr(model, 'distiller'):
+            model.distiller.finite_checks.verify()  # the step's checks, as parse_losses reads them
     for key, value in losses.items():
         value = sum(value) if isinstance(value, (list, tuple)) else value
         print(f'  {key} = {float(value):.6g}')
