@@ -15,6 +15,13 @@ With ``s_b = φ_g(student_b)``, ``t_b = φ_g(teacher_b)`` L2-normalised:
 ``L_g = -1/B Σ_b log softmax_j(s_b · t_j / tau)_b`` (InfoNCE, diagonal positives); with
 ``symmetric=True`` the teacher→student direction is added. ``LFCC = mean_g L_g``.
 
+Computed without recomputation (equal to the formula above to float rounding, tested): one
+matrix product pools every grid (and the pooling to the common grid) per map, one FFT serves
+every grid, a grid that only repeats the map's positions (``'avg'``: a multiple of the map's
+side; ``'fft'``: more frequencies than the map has) is the same term as the grid of the map's own
+size and is computed once, and the similarities of all grids come from one batched product
+(:func:`~kdzoo.losses.functional.grouped_info_nce`).
+
 Defaults ``tau=0.1, grids=(1, 2, 4), filter='avg', symmetric=False, channel_pool=False``.
 Unequal widths need a connector, or ``channel_pool=True`` (average channels down to the smaller
 width, parameter-free). ``gather_distributed=True`` takes the negatives from every rank, with
@@ -76,7 +83,7 @@ def cell_grids(height, width, grids, filter):
     return tuple(counts), tuple(counts.values())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=128)
 def pooling_matrix(height, width, cells, device, grid=None):
     """``(J, height·width)``: row ``j`` averages the positions of cell ``j`` of the adaptive
     average pooling to every ``(rows, cols)`` of ``cells``, grid after grid, row-major
@@ -97,7 +104,7 @@ def pooling_matrix(height, width, cells, device, grid=None):
         return torch.stack(rows).to(device)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=128)
 def frequency_indices(height, width, cells, device):
     """Flat indices into ``height·width`` of the lowest ``rows × cols`` FFT coefficients of every
     ``(rows, cols)`` of ``cells``, grid after grid, row-major; built once per size and device."""

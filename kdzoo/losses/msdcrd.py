@@ -20,9 +20,14 @@ With ``s``/``t`` the L2-normalised student/teacher window vectors and
 
 - sample-wise, per window ``r`` across images (batched ``(L, B, B)``):
   ``L_sample = Σ_{r,b} w_{b,r} ℓ(s_{b,r}, t_{:,r}, b) / Σ w``  (batch of 1: 0)
-- feature-wise, per image across the windows of one scale (batched ``(B, L_g, L_g)``, scales
-  with one window skipped): ``L_feature = Σ_{b,r} w_{b,r} ℓ(s_{b,r}, t_{b,scale(r)}, r) / Σ w``
+- feature-wise, per image across the windows of one scale (scales with one window skipped):
+  ``L_feature = Σ_{b,r} w_{b,r} ℓ(s_{b,r}, t_{b,scale(r)}, r) / Σ w``; computed as one
+  ``(B, L, L)`` product with the pairs of windows of different scales masked out (``-inf``: the
+  same softmax as each scale's own ``(B, L_g, L_g)``)
 - ``MSDCRD = w_sample · L_sample + w_feature · L_feature``.
+
+The windows of all scales come from one matrix product per map and are normalised once for both
+terms.
 
 Defaults ``tau=0.1, grids=(1, 2, 4), w_sample=1, w_feature=1, w_comp=2``. With
 ``gather_distributed=True`` the sample-wise keys come from every rank and the weighted means use
@@ -69,7 +74,7 @@ def window_weights(teacher_windows, prediction, w_comp):
     return torch.where(consistent, 1.0, float(w_comp)).to(teacher_windows)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=128)
 def block_masks(sizes, device):
     """For windows of scales with ``sizes`` windows each: ``(L, L)`` True off the diagonal blocks
     (pairs of windows of different scales), and ``(L,)`` 1.0 for windows of a scale with more than
