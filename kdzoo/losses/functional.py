@@ -157,13 +157,13 @@ def grouped_info_nce(query, key, sizes, tau, offset=0, counts=None):
     tau)_{offset + n}``: row ``n``'s positive is key ``offset + n`` (``M >= N``: extra keys are
     negatives only, e.g. gathered from other ranks, where ``offset`` is this rank's first row, see
     :func:`gather_keys`). The dot products and squared norms of all groups come from one batched
-    product and one norm, summed per group.
+    product and one reduction, summed per group.
     """
     groups = group_matrix(tuple(sizes), query.device)
     n, m = query.shape[1], key.shape[1]
 
     def norms(x):  # (groups, rows); max(√s, ε) as √max(s, ε²): a zero vector gets a zero gradient
-        return (groups @ torch.linalg.vector_norm(x, dim=-1).square()).clamp_min(1e-24).sqrt()
+        return (groups @ (x * x).sum(-1)).clamp_min(1e-24).sqrt()
 
     dots = (groups @ torch.bmm(query, key.transpose(1, 2)).flatten(1)).view(-1, n, m)
     logits = dots / (norms(query)[:, :, None] * norms(key)[:, None, :] * tau)
