@@ -49,6 +49,7 @@ import weakref
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from kdzoo.registry import MODELS
 
@@ -83,15 +84,25 @@ def sep_conv_block(in_channels, out_channels):
                          *separable_conv(in_channels, out_channels, 1))
 
 
+class PointwiseTrunk(nn.Sequential):
+    """A 1x1 conv, global average pooling, flatten, computed as pool then the conv's linear map:
+    both are linear, so the order leaves the value unchanged (up to float rounding), and the conv
+    runs on one position per image instead of ``H · W``."""
+
+    def forward(self, x):
+        conv = self[0]
+        return F.linear(x.mean((-2, -1)), conv.weight.flatten(1), conv.bias)
+
+
 def cnn_trunk(in_channels, embed_dim, stride, bias=True):
-    """``(B, C, H, W) -> (B, embed_dim)``: ``log2(stride)`` SepConv blocks (or a 1x1 conv with
-    ``bias``), pool."""
+    """``(B, C, H, W) -> (B, embed_dim)``: ``log2(stride)`` SepConv blocks, pool; or for
+    ``stride=1`` a 1x1 conv with ``bias`` and pool (a :class:`PointwiseTrunk`)."""
     num_blocks = stride.bit_length() - 1
     if num_blocks == 0:
-        layers = [nn.Conv2d(in_channels, embed_dim, 1, bias=bias)]
-    else:
-        widths = [in_channels * 2 ** i for i in range(num_blocks)] + [embed_dim]
-        layers = [sep_conv_block(a, b) for a, b in zip(widths[:-1], widths[1:])]
+        return PointwiseTrunk(nn.Conv2d(in_channels, embed_dim, 1, bias=bias),
+                              nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    widths = [in_channels * 2 ** i for i in range(num_blocks)] + [embed_dim]
+    layers = [sep_conv_block(a, b) for a, b in zip(widths[:-1], widths[1:])]
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 

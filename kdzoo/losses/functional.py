@@ -2,8 +2,10 @@
 
 Every loss calls :func:`dense_pair` or :func:`logit_pair` first: they detach the teacher, cast both
 sides to float32 (whatever the input dtype), check shapes and align grids through
-:mod:`kdzoo.layout`, and raise errors that name the loss and both shapes.
+:mod:`kdzoo.layout`, and raise errors that name the loss and both shapes (LFCC's average pooling
+aligns the grids itself: it calls :func:`check_dense_pair`, the same checks).
 """
+import functools
 import math
 import numbers
 
@@ -21,14 +23,9 @@ def _check_batch(student, teacher, loss_name):
             f'vs teacher {tuple(teacher.shape)}')
 
 
-def dense_pair(student, teacher, loss_name, mode='pool', check_channels=True):
-    """Check and align two dense maps ``(B, C, H, W)`` for ``loss_name``.
-
-    Returns float32 ``(student, teacher.detach())`` on their common (smaller) grid. Different
-    channel widths are an error that suggests a connector (``check_channels=False`` skips that
-    check, for channel-free losses such as AT); 3-D token tensors are an error that points at the
-    layout module.
-    """
+def check_dense_pair(student, teacher, loss_name, check_channels=True):
+    """The checks of :func:`dense_pair`, without the alignment: for a loss that folds the pooling
+    to the common grid into its own pooling (LFCC)."""
     for side, t in (('student', student), ('teacher', teacher)):
         if t.dim() != 4:
             hint = (' (this looks like (B, N, C) tokens: tap a reserved stage readout or convert '
@@ -44,6 +41,17 @@ def dense_pair(student, teacher, loss_name, mode='pool', check_channels=True):
             f"Add a connector to the item, e.g. connectors=dict(proj=dict(type='Projector', "
             f'in_channels={student.shape[1]}, out_channels={teacher.shape[1]})) and '
             f"connector='proj', or tap a readout of equal width (e.g. 'dense_logits').")
+
+
+def dense_pair(student, teacher, loss_name, mode='pool', check_channels=True):
+    """Check and align two dense maps ``(B, C, H, W)`` for ``loss_name``.
+
+    Returns float32 ``(student, teacher.detach())`` on their common (smaller) grid. Different
+    channel widths are an error that suggests a connector (``check_channels=False`` skips that
+    check, for channel-free losses such as AT); 3-D token tensors are an error that points at the
+    layout module.
+    """
+    check_dense_pair(student, teacher, loss_name, check_channels)
     student, teacher = layout.align(student.float(), teacher.detach().float(), mode)
     return student, teacher
 
@@ -113,38 +121,91 @@ def gather_with_grad(x):
     return torch.cat(all_gather(x), dim=0)
 
 
-def info_nce(query, key, tau, weight=None, offset=0, reduction='mean'):
-    """Batched InfoNCE with the diagonal as positives.
+def diagonal_ce(logits, offset=0):
+    """Cross-entropy of every row of ``logits (..., N, M)``, row ``i``'s target being column
+    ``offset + i``: ``(..., N)``."""
+    n, m = logits.shape[-2:]
+    target = torch.arange(offset, offset + n, device=logits.device).expand(logits.shape[:-1])
+    ce = F.cross_entropy(logits.reshape(-1, m), target.reshape(-1), reduction='none')
+    return ce.view(logits.shape[:-1])
 
-    ``query (..., N, D)`` and ``key (..., M, D)`` are L2-normalised here; ``logits = q kᵀ / tau``;
-    row ``i`` has positive ``offset + i`` (``M >= N``: extra keys are negatives only, e.g. gathered
-    from other ranks, where ``offset`` is this rank's first row, see :func:`gather_keys`).
-    Returns the (optionally ``weight (..., N)``-weighted) mean cross-entropy, or with
-    ``reduction='none'`` the cross-entropy of every row, shaped ``(..., N)``.
+
+@functools.lru_cache(maxsize=128)
+def group_matrix(sizes, device):
+    """``(len(sizes), Σ sizes)`` 0/1 matrix: row ``g`` sums the ``sizes[g]`` consecutive slices of
+    group ``g`` (built once per sizes and device)."""
+    with torch.inference_mode(False):  # usable by autograd even if first built in inference
+        return torch.block_diag(*(torch.ones(1, n) for n in sizes)).to(device)
+
+
+@functools.lru_cache(maxsize=128)
+def group_weights(counts, device):
+    """``counts / Σ counts`` as a tensor (built once per counts and device)."""
+    with torch.inference_mode(False):
+        return (torch.tensor(counts, dtype=torch.float32) / sum(counts)).to(device)
+
+
+def grouped_info_nce(query, key, sizes, tau, offset=0, counts=None):
+    """InfoNCE of several groups of vectors at once: the mean over groups of each group's mean
+    InfoNCE, group ``g`` counted ``counts[g]`` times (default once).
+
+    ``query (J, N, D)`` and ``key (J, M, D)`` hold the vectors in slices: group ``g`` is the
+    ``sizes[g]`` consecutive slices after those of the groups before it, and its vector ``q_n``
+    (``k_m``) is the concatenation of its slices, ``(sizes[g] · D,)`` (e.g. the cells of one
+    pooling grid). Per group, ``cos(q_n, k_m) = q_n·k_m / (max(‖q_n‖, 1e-12) max(‖k_m‖, 1e-12))``
+    (the cosine of ``F.normalize``d vectors) and ``L = −1/N Σ_n log softmax_m(cos(q_n, k_m) /
+    tau)_{offset + n}``: row ``n``'s positive is key ``offset + n`` (``M >= N``: extra keys are
+    negatives only, e.g. gathered from other ranks, where ``offset`` is this rank's first row, see
+    :func:`gather_keys`). The dot products and squared norms of all groups come from one batched
+    product and one reduction, summed per group.
     """
-    query = F.normalize(query, dim=-1)
-    key = F.normalize(key, dim=-1)
-    logits = query @ key.transpose(-1, -2) / tau
-    target = torch.arange(offset, offset + query.shape[-2], device=query.device)
-    target = target.expand(logits.shape[:-1])
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction='none')
-    if reduction == 'none':
-        return ce.reshape(logits.shape[:-1])
-    if weight is None:
-        return ce.mean()
-    weight = weight.reshape(-1).to(ce)
-    return (ce * weight).sum() / weight.sum().clamp_min(1e-12)
+    groups = group_matrix(tuple(sizes), query.device)
+    n, m = query.shape[1], key.shape[1]
+
+    def norms(x):  # (groups, rows); max(√s, ε) as √max(s, ε²): a zero vector gets a zero gradient
+        return (groups @ (x * x).sum(-1)).clamp_min(1e-24).sqrt()
+
+    dots = (groups @ torch.bmm(query, key.transpose(1, 2)).flatten(1)).view(-1, n, m)
+    logits = dots / (norms(query)[:, :, None] * norms(key)[:, None, :] * tau)
+    ce = diagonal_ce(logits, offset).mean(1)
+    return ce @ group_weights(tuple(counts or [1] * len(sizes)), query.device)
 
 
-def gather_keys(x):
-    """Keys from all ranks for a contrastive loss: ``(gather_with_grad(x), offset)``.
+def gather_keys(x, dim=0):
+    """Keys from all ranks for a contrastive loss: ``(x gathered along dim, offset)``, with the
+    gradient path to every rank's part (:func:`gather_with_grad`).
 
-    ``offset = rank * B`` is the row of this rank's first sample in the gathered
-    ``(world * B, ...)`` tensor (every rank holds the same ``B``); without a process group it is
-    ``(x, 0)``.
+    ``offset = rank * x.shape[dim]`` is the index of this rank's first sample in the gathered
+    tensor (every rank holds the same number); without a process group it is ``(x, 0)``.
     """
-    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    return gather_with_grad(x), rank * x.shape[0]
+    if not (dist.is_available() and dist.is_initialized()):
+        return x, 0
+    gathered = gather_with_grad(x.movedim(dim, 0).contiguous())
+    if gathered.requires_grad and dim != 0:
+        # the gradient arrives through movedim, permuted; all_gather's backward sends each rank's
+        # part with a collective, which needs contiguous tensors
+        gathered.register_hook(torch.Tensor.contiguous)
+    return gathered.movedim(0, dim), dist.get_rank() * x.shape[dim]
+
+
+@functools.lru_cache(maxsize=128)
+def window_matrix(height, width, grids, device):
+    """``((L, height·width), sizes)``: row ``l`` averages window ``l`` of :func:`sliding_windows`
+    on a ``height × width`` map; ``sizes``: the windows of each grid. Built once per size and
+    device."""
+    with torch.inference_mode(False):  # usable by autograd even if first built in inference
+        rows, sizes = [], []
+        for g in grids:
+            kh, kw = math.ceil(height / g), math.ceil(width / g)
+            tops = range(0, height - kh + 1, max(1, kh // 2))
+            lefts = range(0, width - kw + 1, max(1, kw // 2))
+            for top in tops:
+                for left in lefts:
+                    window = torch.zeros(height, width)
+                    window[top:top + kh, left:left + kw] = 1 / (kh * kw)
+                    rows.append(window.flatten())
+            sizes.append(len(tops) * len(lefts))
+        return torch.stack(rows).to(device), tuple(sizes)
 
 
 def sliding_windows(x, grids):
@@ -153,15 +214,13 @@ def sliding_windows(x, grids):
     For each ``g`` in ``grids``: window ``k = ceil(H / g)`` (``ceil(W / g)`` along W), stride
     ``max(1, k // 2)`` (overlapping), every full window position, no padding, so
     ``(H - k) // s + 1`` positions along H (likewise W). ``g = 1`` is the global average.
-    Returns one ``(B, L_g, C)`` tensor per grid, windows in row-major order.
+    Returns ``(windows (L, B, C), sizes)``: the means of every window, grid after grid, windows
+    in row-major order, and the windows of each grid (``L = Σ sizes``). One matrix product for all
+    grids (on CPU faster than one ``avg_pool2d`` per grid).
     """
-    height, width = x.shape[-2:]
-    windows = []
-    for g in grids:
-        kh, kw = math.ceil(height / g), math.ceil(width / g)
-        pooled = F.avg_pool2d(x, (kh, kw), (max(1, kh // 2), max(1, kw // 2)))
-        windows.append(pooled.flatten(2).transpose(1, 2))
-    return windows
+    b, c, height, width = x.shape
+    weights, sizes = window_matrix(height, width, tuple(grids), x.device)
+    return (weights @ x.reshape(b * c, height * width).t()).view(-1, b, c), sizes
 
 
 def soft_kl(student, teacher, tau):

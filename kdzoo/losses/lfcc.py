@@ -15,11 +15,19 @@ With ``s_b = φ_g(student_b)``, ``t_b = φ_g(teacher_b)`` L2-normalised:
 ``L_g = -1/B Σ_b log softmax_j(s_b · t_j / tau)_b`` (InfoNCE, diagonal positives); with
 ``symmetric=True`` the teacher→student direction is added. ``LFCC = mean_g L_g``.
 
+Computed without recomputation (equal to the formula above to float rounding, tested): one
+matrix product pools every grid (and the pooling to the common grid) per map, one FFT serves
+every grid, a grid that only repeats the map's positions (``'avg'``: a multiple of the map's
+side; ``'fft'``: more frequencies than the map has) is the same term as the grid of the map's own
+size and is computed once, and the similarities of all grids come from one batched product
+(:func:`~kdzoo.losses.functional.grouped_info_nce`).
+
 Defaults ``tau=0.1, grids=(1, 2, 4), filter='avg', symmetric=False, channel_pool=False``.
 Unequal widths need a connector, or ``channel_pool=True`` (average channels down to the smaller
 width, parameter-free). ``gather_distributed=True`` takes the negatives from every rank, with
 gradient. A batch of 1 (over all ranks) has no negatives: the loss is exactly 0, with a warning.
 """
+import functools
 import warnings
 
 import torch
@@ -28,11 +36,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdzoo.losses.functional import (
+    check_dense_pair,
     check_grids,
     check_temperature,
     dense_pair,
     gather_keys,
-    info_nce,
+    grouped_info_nce,
 )
 from kdzoo.registry import MODELS
 
@@ -46,15 +55,82 @@ def low_frequencies(n, m):
     return torch.arange(-((m - 1) // 2), m // 2 + 1) % n
 
 
-def low_pass(x, grid, filter='avg'):
-    """``(B, C, H, W)`` -> ``(B, D)``: the ``grid × grid`` low-frequency part of every image."""
-    if filter == 'avg':
-        return F.adaptive_avg_pool2d(x, grid).flatten(1)
-    spectrum = torch.fft.fft2(x, norm='forward')
-    rows = low_frequencies(x.shape[-2], grid).to(x.device)
-    cols = low_frequencies(x.shape[-1], grid).to(x.device)
-    spectrum = spectrum[..., rows, :][..., cols]
-    return torch.cat([spectrum.real, spectrum.imag], 1).flatten(1)
+def bins(size, grid):
+    """The ``grid`` bins ``[floor(i·size/grid), ceil((i+1)·size/grid))`` of adaptive average
+    pooling over ``size`` positions (PyTorch's rule: bins overlap when ``grid`` does not divide
+    ``size`` and repeat positions when ``grid > size``)."""
+    return [(i * size // grid, -(-(i + 1) * size // grid)) for i in range(grid)]
+
+
+def axis_cells(size, grid, filter):
+    """The cells along one axis that give the same cosines as ``grid`` on ``size`` positions: a
+    larger grid only repeats positions. ``'fft'`` keeps ``min(grid, size)`` frequencies;
+    ``'avg'`` with ``grid`` a multiple of ``size`` repeats every position ``grid / size`` times,
+    which scales every dot product and squared norm by that factor: the cosines of ``size``
+    cells."""
+    if filter == 'fft':
+        return min(grid, size)
+    return size if grid > size and grid % size == 0 else grid
+
+
+def cell_grids(height, width, grids, filter):
+    """The distinct ``(rows, cols)`` cell grids that ``grids`` give on a ``height × width`` map
+    (:func:`axis_cells`), in order, and how many of ``grids`` give each."""
+    counts = {}
+    for g in grids:
+        cells = (axis_cells(height, g, filter), axis_cells(width, g, filter))
+        counts[cells] = counts.get(cells, 0) + 1
+    return tuple(counts), tuple(counts.values())
+
+
+@functools.lru_cache(maxsize=128)
+def pooling_matrix(height, width, cells, device, grid=None):
+    """``(J, height·width)``: row ``j`` averages the positions of cell ``j`` of the adaptive
+    average pooling to every ``(rows, cols)`` of ``cells``, grid after grid, row-major
+    (``J = Σ rows·cols``). With ``grid = (h, w)`` smaller than the map, the cells are those of
+    the map first pooled to ``h × w`` (:func:`kdzoo.layout.align`'s pooling to the common grid),
+    one matrix for both poolings. Built once per sizes and device."""
+    with torch.inference_mode(False):  # usable by autograd even if first built in inference
+        if grid is not None and tuple(grid) != (height, width):
+            return pooling_matrix(*grid, cells, device) \
+                @ pooling_matrix(height, width, (grid,), device)
+        rows = []
+        for grid_rows, grid_cols in cells:
+            for top, bottom in bins(height, grid_rows):
+                for left, right in bins(width, grid_cols):
+                    cell = torch.zeros(height, width)
+                    cell[top:bottom, left:right] = 1 / ((bottom - top) * (right - left))
+                    rows.append(cell.flatten())
+        return torch.stack(rows).to(device)
+
+
+@functools.lru_cache(maxsize=128)
+def frequency_indices(height, width, cells, device):
+    """Flat indices into ``height·width`` of the lowest ``rows × cols`` FFT coefficients of every
+    ``(rows, cols)`` of ``cells``, grid after grid, row-major; built once per size and device."""
+    with torch.inference_mode(False):
+        flat = [(low_frequencies(height, r)[:, None] * width + low_frequencies(width, c)).flatten()
+                for r, c in cells]
+        return torch.cat(flat).to(device)
+
+
+def low_pass(x, cells, filter='avg', grid=None):
+    """``(B, C, H, W)`` -> ``(J, B, D)``: the low-frequency part of every image for every
+    ``(rows, cols)`` grid of ``cells``, one ``(B, D)`` slice per pooled cell (``'avg'``, ``D = C``)
+    or FFT coefficient (``'fft'``, real and imaginary parts, ``D = 2C``), grid after grid; the
+    vector of a grid is its slices' concatenation. ``'avg'`` pools the map as pooled to ``grid``
+    first (the common grid of the pair; default its own).
+
+    ``'avg'`` pools every grid with one matrix product (on CPU faster than one adaptive pooling
+    per grid at every size measured, 4x4 to 56x56 maps); ``'fft'`` takes one FFT for all grids.
+    """
+    b, c, height, width = x.shape
+    if filter == 'fft':
+        spectrum = torch.fft.fft2(x, norm='forward').flatten(2)
+        spectrum = spectrum[..., frequency_indices(height, width, cells, x.device)]
+        return torch.cat([spectrum.real, spectrum.imag], 1).permute(2, 0, 1)
+    weights = pooling_matrix(height, width, cells, x.device, grid)
+    return (weights @ x.reshape(b * c, height * width).t()).view(-1, b, c)
 
 
 def pool_channels(x, width):
@@ -85,17 +161,21 @@ def lfcc_loss(student, teacher, tau=0.1, grids=(1, 2, 4), filter='avg', symmetri
               channel_pool=False, gather_distributed=False):
     """LFCC between one pair of dense maps; see the module doc."""
     student, teacher = match_widths(student, teacher, channel_pool)
-    student, teacher = dense_pair(student, teacher, NAME)
-    losses = []
-    for grid in grids:
-        s, t = low_pass(student, grid, filter), low_pass(teacher, grid, filter)
-        keys, offset = gather_keys(t) if gather_distributed else (t, 0)
-        loss = info_nce(s, keys, tau, offset=offset)
-        if symmetric:
-            keys, offset = gather_keys(s) if gather_distributed else (s, 0)
-            loss = loss + info_nce(t, keys, tau, offset=offset)
-        losses.append(loss)
-    return torch.stack(losses).mean()
+    if filter == 'fft':
+        student, teacher = dense_pair(student, teacher, NAME)
+    else:  # the pooling to the common grid is part of the pooling matrix
+        check_dense_pair(student, teacher, NAME)
+        student, teacher = student.float(), teacher.detach().float()
+    grid = tuple(min(a, b) for a, b in zip(student.shape[-2:], teacher.shape[-2:]))
+    cells, counts = cell_grids(*grid, grids, filter)
+    sizes = tuple(r * c for r, c in cells)
+    s, t = low_pass(student, cells, filter, grid), low_pass(teacher, cells, filter, grid)
+    keys, offset = gather_keys(t, dim=1) if gather_distributed else (t, 0)
+    loss = grouped_info_nce(s, keys, sizes, tau, offset, counts)
+    if symmetric:
+        keys, offset = gather_keys(s, dim=1) if gather_distributed else (s, 0)
+        loss = loss + grouped_info_nce(t, keys, sizes, tau, offset, counts)
+    return loss
 
 
 @MODELS.register_module()

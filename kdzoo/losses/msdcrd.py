@@ -20,24 +20,33 @@ With ``s``/``t`` the L2-normalised student/teacher window vectors and
 
 - sample-wise, per window ``r`` across images (batched ``(L, B, B)``):
   ``L_sample = Σ_{r,b} w_{b,r} ℓ(s_{b,r}, t_{:,r}, b) / Σ w``  (batch of 1: 0)
-- feature-wise, per image across the windows of one scale (batched ``(B, L_g, L_g)``, scales
-  with one window skipped): ``L_feature = Σ_{b,r} w_{b,r} ℓ(s_{b,r}, t_{b,scale(r)}, r) / Σ w``
+- feature-wise, per image across the windows of one scale (scales with one window skipped):
+  ``L_feature = Σ_{b,r} w_{b,r} ℓ(s_{b,r}, t_{b,scale(r)}, r) / Σ w``; computed as one
+  ``(B, L, L)`` product with the pairs of windows of different scales masked out (``-inf``: the
+  same softmax as each scale's own ``(B, L_g, L_g)``)
 - ``MSDCRD = w_sample · L_sample + w_feature · L_feature``.
+
+The windows of all scales come from one matrix product per map and are normalised once for both
+terms.
 
 Defaults ``tau=0.1, grids=(1, 2, 4), w_sample=1, w_feature=1, w_comp=2``. With
 ``gather_distributed=True`` the sample-wise keys come from every rank and the weighted means use
 the global weight total, so the mean of the ranks' losses is the loss of the whole batch.
 """
+import functools
+import math
+
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 
 from kdzoo.losses.functional import (
     check_grids,
     check_temperature,
     dense_pair,
+    diagonal_ce,
     gather_keys,
-    info_nce,
     sliding_windows,
 )
 from kdzoo.registry import MODELS
@@ -59,9 +68,21 @@ def global_prediction(teacher, target):
 
 
 def window_weights(teacher_windows, prediction, w_comp):
-    """``(B, L)`` weights: 1 where the teacher's window argmax is ``prediction``, else w_comp."""
-    consistent = teacher_windows.argmax(-1) == prediction[:, None]
+    """``(L, B)`` weights of ``(L, B, C)`` windows: 1 where the teacher's window argmax is
+    ``prediction (B,)``, else w_comp."""
+    consistent = teacher_windows.argmax(-1) == prediction
     return torch.where(consistent, 1.0, float(w_comp)).to(teacher_windows)
+
+
+@functools.lru_cache(maxsize=128)
+def block_masks(sizes, device):
+    """For windows of scales with ``sizes`` windows each: ``(L, L)`` True off the diagonal blocks
+    (pairs of windows of different scales), and ``(L,)`` 1.0 for windows of a scale with more than
+    one window, 0.0 otherwise. Built once per sizes and device."""
+    with torch.inference_mode(False):  # usable by autograd even if first built in inference
+        scale = torch.arange(len(sizes)).repeat_interleave(torch.tensor(sizes))
+        multi = torch.tensor([float(n > 1) for n in sizes]).repeat_interleave(torch.tensor(sizes))
+        return (scale[:, None] != scale[None, :]).to(device), multi.to(device)
 
 
 def weighted_mean(values, weight, distributed):
@@ -80,21 +101,23 @@ def msdcrd_loss(student, teacher, tau=0.1, grids=(1, 2, 4), w_sample=1.0, w_feat
     """MSDCRD between dense maps ``student``, ``teacher`` ``(B, C, H, W)``; see the module doc."""
     student, teacher = dense_pair(student, teacher, NAME)
     prediction = global_prediction(teacher, target)
-    s_scales = sliding_windows(student, grids)
-    t_scales = sliding_windows(teacher, grids)
-    w_scales = [window_weights(t, prediction, w_comp) for t in t_scales]
+    s, sizes = sliding_windows(student, grids)  # (L, B, C), windows of every scale
+    t, _ = sliding_windows(teacher, grids)
+    weight = window_weights(t, prediction, w_comp)  # (L, B)
+    s, t = F.normalize(s, dim=-1), F.normalize(t, dim=-1)
 
-    s_all, t_all, w_all = (torch.cat(x, 1) for x in (s_scales, t_scales, w_scales))
-    keys, offset = gather_keys(t_all) if gather_distributed else (t_all, 0)
-    ce = info_nce(s_all.transpose(0, 1), keys.transpose(0, 1), tau, offset=offset, reduction='none')
-    loss = w_sample * weighted_mean(ce, w_all.t(), gather_distributed)
+    keys, offset = gather_keys(t, dim=1) if gather_distributed else (t, 0)
+    ce = diagonal_ce(torch.bmm(s, keys.transpose(1, 2)) / tau, offset)  # (L, B): across images
+    loss = w_sample * weighted_mean(ce, weight, gather_distributed)
 
-    multi = [i for i, t in enumerate(t_scales) if t.shape[1] > 1]
-    if multi:
-        ce = torch.cat([info_nce(s_scales[i], t_scales[i], tau, reduction='none')
-                        for i in multi], 1)
-        weight = torch.cat([w_scales[i] for i in multi], 1)
-        loss = loss + w_feature * weighted_mean(ce, weight, gather_distributed)
+    if any(n > 1 for n in sizes):
+        # Across the windows of one scale, every scale at once: (B, L, L) similarities, pairs of
+        # windows of different scales masked out; scales of one window take no part (weight 0).
+        off_block, multi = block_masks(sizes, s.device)
+        s, t = s.transpose(0, 1), t.transpose(0, 1)
+        logits = (torch.bmm(s, t.transpose(1, 2)) / tau).masked_fill(off_block, -math.inf)
+        loss = loss + w_feature * weighted_mean(diagonal_ce(logits), weight.t() * multi,
+                                                gather_distributed)
     return loss
 
 

@@ -27,13 +27,25 @@ def test_embed_dim_defaults_to_in_channels():
         assert branch.descriptor(torch.randn(2, 16, 4, 4)).shape == (2, 16)
 
 
-def test_cnn_stride_one_is_pooled_one_by_one_conv():
+@pytest.mark.parametrize('bias', [True, False])
+def test_cnn_stride_one_is_pooled_one_by_one_conv(bias):
+    """The trunk pools before its 1x1 conv: value and gradients equal the conv on every position
+    followed by the pooling (the modules it holds, run in order)."""
     torch.manual_seed(0)
-    branch = StageBranch(16, 10, embed_dim=24)
+    branch = StageBranch(16, 10, embed_dim=24, bias=bias)
     conv = branch.trunk[0]
-    x = torch.randn(2, 16, 5, 6)
-    expected = x.mean(dim=(2, 3)) @ conv.weight[:, :, 0, 0].T + conv.bias
-    torch.testing.assert_close(branch.descriptor(x), expected, rtol=1e-5, atol=1e-5)
+    x = torch.randn(2, 16, 5, 6, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    got = branch.descriptor(x)
+    expected = torch.nn.Sequential(*branch.trunk)(x_ref)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(got, x.mean(dim=(2, 3)) @ conv.weight[:, :, 0, 0].T
+                               + (conv.bias if bias else 0), rtol=1e-6, atol=1e-6)
+    weights = [p for p in branch.trunk.parameters()]
+    grads = torch.autograd.grad(got.square().sum(), [x, *weights])
+    expected_grads = torch.autograd.grad(expected.square().sum(), [x_ref, *weights])
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize('stride', [2, 4, 8])

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from loss_checks import (
     assert_matches_reference,
     check_builds,
@@ -52,6 +53,65 @@ def lfcc_by_loop(s, t, tau=0.1, grids=(1, 2, 4), filter='avg', symmetric=False):
         zs, zt = lowpass(s, g), lowpass(t, g)
         terms.append(nce_rows(zs, zt, tau) + (nce_rows(zt, zs, tau) if symmetric else 0))
     return sum(terms) / len(terms)
+
+
+def lfcc_per_grid(s, t, tau=0.1, grids=(1, 2, 4), filter='avg', symmetric=False):
+    """kdzoo's LFCC before all grids shared one pooling product and one similarity product
+    (float32): per grid, one adaptive average pooling (or FFT) per side, ``F.normalize``d vectors,
+    InfoNCE in each direction; the mean over grids."""
+    def low_pass(x, g):
+        if filter == 'avg':
+            return F.adaptive_avg_pool2d(x, g).flatten(1)
+        rows, cols = (torch.arange(-((m - 1) // 2), m // 2 + 1) % n
+                      for n, m in ((n, min(g, n)) for n in x.shape[2:]))
+        spectrum = torch.fft.fft2(x, norm='forward')[..., rows, :][..., cols]
+        return torch.cat([spectrum.real, spectrum.imag], 1).flatten(1)
+
+    def nce(query, key):
+        logits = F.normalize(query, dim=-1) @ F.normalize(key, dim=-1).T / tau
+        return F.cross_entropy(logits, torch.arange(len(query)))
+
+    grid = tuple(min(a, b) for a, b in zip(s.shape[-2:], t.shape[-2:]))
+    s, t = (x if x.shape[-2:] == grid else F.adaptive_avg_pool2d(x, grid) for x in (s, t))
+    terms = []
+    for g in grids:
+        zs, zt = low_pass(s, g), low_pass(t, g)
+        terms.append(nce(zs, zt) + (nce(zt, zs) if symmetric else 0))
+    return torch.stack(terms).mean()
+
+
+@pytest.mark.parametrize('shape', [(64, 32, 4, 4), (64, 64, 2, 2), (16, 8, 8, 8), (8, 4, 1, 1),
+                                   (8, 4, 7, 7), (8, 4, 14, 14), (5, 3, 8, 5), (4, 3, 3, 3)])
+@pytest.mark.parametrize('kwargs', [dict(), dict(filter='fft'), dict(symmetric=True),
+                                    dict(grids=(2, 3), filter='fft', symmetric=True),
+                                    dict(grids=(1, 3, 6)), dict(tau=0.5, grids=(4, 1, 4))])
+@pytest.mark.parametrize('teacher_grid', [None, 'half', 'double'])
+def test_equals_the_per_grid_formula(shape, kwargs, teacher_grid):
+    """All grids at once (grids that only repeat a map's positions computed once; the pooling to
+    the common grid folded into the pooling) give the per-grid formula's value and gradient to
+    1e-6."""
+    size = {None: shape[2:], 'half': [max(1, n // 2) for n in shape[2:]],
+            'double': [2 * n for n in shape[2:]]}[teacher_grid]
+    s, t = randn(*shape, seed=1), randn(*shape[:2], *size, seed=2)
+    got_s, ref_s = s.clone().requires_grad_(), s.clone().requires_grad_()
+    got, expected = LFCCLoss(**kwargs)(got_s, t), lfcc_per_grid(ref_s, t, **kwargs)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    got.backward()
+    expected.backward()
+    torch.testing.assert_close(got_s.grad, ref_s.grad, rtol=1e-6, atol=1e-6)
+
+
+def test_a_grid_repeating_the_map_equals_the_map():
+    """On a 2x2 map, 4x4 pooling repeats every position 4 times: the same cosines as 2x2."""
+    s, t = randn(6, 3, 2, 2, seed=1), randn(6, 3, 2, 2, seed=2)
+    torch.testing.assert_close(lfcc_per_grid(s, t, grids=(4,)), lfcc_per_grid(s, t, grids=(2,)))
+    torch.testing.assert_close(LFCCLoss(grids=(4,))(s, t), lfcc_per_grid(s, t, grids=(4,)))
+
+
+def test_zero_student_map_has_a_finite_gradient():
+    s = torch.zeros(4, 3, 4, 4, requires_grad=True)
+    LFCCLoss()(s, randn(4, 3, 4, 4, seed=2)).backward()
+    assert torch.isfinite(s.grad).all()
 
 
 @pytest.mark.parametrize('kwargs', [

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from loss_checks import (
     assert_matches_reference,
     check_builds,
@@ -66,12 +67,63 @@ def msdcrd_by_loop(student, teacher, tau=0.1, grids=(1, 2, 4), w_sample=1.0, w_f
 
 def test_window_count_and_positions():
     x = randn(2, 3, 7, 7)
-    counts = [w.shape[1] for w in sliding_windows(x, (1, 2, 4))]
-    assert counts == [1, 2 * 2, 6 * 6]  # k = 7, 4, 2; strides 3, 2, 1
+    windows, counts = sliding_windows(x, (1, 2, 4))
+    assert counts == (1, 2 * 2, 6 * 6)  # k = 7, 4, 2; strides 3, 2, 1
     looped = windows_by_loop(x, (1, 2, 4))
-    torch.testing.assert_close(torch.cat(sliding_windows(x, (1, 2, 4)), 1),
-                               torch.stack([w for _, w in looped], 1))
-    assert [w.shape[1] for w in sliding_windows(randn(1, 2, 8, 5), (2, 4))] == [3 * 3, 7 * 4]
+    torch.testing.assert_close(windows, torch.stack([w for _, w in looped]))
+    assert sliding_windows(randn(1, 2, 8, 5), (2, 4))[1] == (3 * 3, 7 * 4)
+
+
+def msdcrd_per_scale(student, teacher, tau=0.1, grids=(1, 2, 4), w_sample=1.0, w_feature=1.0,
+                     w_comp=2.0, target=None):
+    """kdzoo's MSDCRD before the windows of all scales shared one pooling product and one
+    similarity product (float32): one ``avg_pool2d`` per scale and side, normalised vectors, one
+    InfoNCE per window across images and one per scale across windows."""
+    def windows(x):
+        out = []
+        for g in grids:
+            kh, kw = math.ceil(x.shape[2] / g), math.ceil(x.shape[3] / g)
+            pooled = F.avg_pool2d(x, (kh, kw), (max(1, kh // 2), max(1, kw // 2)))
+            out.append(F.normalize(pooled.flatten(2).transpose(1, 2), dim=-1))  # (B, L_g, C)
+        return out
+
+    def nce(query, key):  # (..., N, C) -> cross-entropy of every row, diagonal positives
+        logits = query @ key.transpose(-1, -2) / tau
+        target = torch.arange(query.shape[-2]).expand(logits.shape[:-1])
+        return F.cross_entropy(logits.flatten(0, -2), target.flatten(), reduction='none') \
+            .view(logits.shape[:-1])
+
+    top = teacher.mean((2, 3)).argmax(1) if target is None else target
+    s_scales, t_scales = windows(student), windows(teacher)
+    weights = [torch.where(t.argmax(-1) == top[:, None], 1.0, w_comp) for t in t_scales]
+    s_all, t_all, w_all = (torch.cat(x, 1) for x in (s_scales, t_scales, weights))
+    ce = nce(s_all.transpose(0, 1), t_all.transpose(0, 1))
+    loss = w_sample * (ce * w_all.t()).sum() / w_all.sum()
+    multi = [i for i, t in enumerate(t_scales) if t.shape[1] > 1]
+    if multi:
+        ce = torch.cat([nce(s_scales[i], t_scales[i]) for i in multi], 1)
+        weight = torch.cat([weights[i] for i in multi], 1)
+        loss = loss + w_feature * (ce * weight).sum() / weight.sum()
+    return loss
+
+
+@pytest.mark.parametrize('shape', [(8, 16, 16, 16), (8, 16, 2, 2), (3, 5, 7, 7), (2, 4, 8, 5),
+                                   (4, 3, 1, 1), (1, 3, 6, 6)])
+@pytest.mark.parametrize('kwargs', [dict(), dict(w_comp=1.0),
+                                    dict(grids=(2, 1, 4), w_sample=0.5, w_feature=2.0),
+                                    dict(tau=0.5, grids=(3,)), dict(grids=(1,))])
+def test_equals_the_per_scale_formula(shape, kwargs):
+    """The batched computation gives the per-scale formula's value and gradient to 1e-6."""
+    s, t = randn(*shape, seed=1), randn(*shape, seed=2)
+    target = torch.arange(shape[0]) % shape[1]
+    for tgt in (None, target):
+        got_s, ref_s = s.clone().requires_grad_(), s.clone().requires_grad_()
+        got = MSDCRDLoss(**kwargs)(got_s, t, target=tgt)
+        expected = msdcrd_per_scale(ref_s, t, target=tgt, **kwargs)
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+        got.backward()
+        expected.backward()
+        torch.testing.assert_close(got_s.grad, ref_s.grad, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize('kwargs', [
