@@ -4,7 +4,7 @@
                                   [--pairs P,...] [--losses L,...] [--seeds N] [--iters N]
                                   [--teacher-iters N] [--budget-s S] [--out results/]
                                   [--device cuda|cpu] [--teacher-bf16] [--max-wall-s S]
-                                  [--smoke] [--report-only]
+                                  [--smoke] [--report-only] [--retime]
 
 The command line of the experiment engine's matrix (:mod:`kdzoo.experiments.matrix`: it writes
 each task's generated set, trains and caches each pair's teacher, trains the student alone and
@@ -21,6 +21,16 @@ them. One run at a time per ``--out`` (a lock file in ``<out>/tmp``). Both first
 written before the model labels named each model's type and key options (``matrix.relabel``;
 idempotent).
 
+``--retime``: measure the step costs of the rows already in ``<out>/plug_and_play.csv`` again
+(``matrix.retime``), on freshly built models of each row's configs (random weights: a step's cost
+does not depend on them; nothing is trained, nothing downloaded: the tasks' generated sets are
+written under ``<out>/tmp`` when missing), one timing per (task, pair, loss, teacher precision,
+budget) shared by its seeds' rows, ``--timing-repeats`` repetitions each; the rows of
+``--tasks`` / ``--pairs`` / ``--losses`` (default: all). Only the step-cost columns change, and
+``timed`` (``retimed <date> on <device>``); each row's metrics, gain, fingerprint and every other
+field stay, its checksum recomputed; then the markdown and PNG are rewritten. A row whose
+fingerprint is not what the profile's configs give now is left as it is, said.
+
 ``--teacher-bf16``: the teacher runs under ``torch.autocast(bfloat16)`` in the distillation
 steps (the losses compute in float32 as always); rows record ``teacher_dtype=bf16`` and the
 teacher's bf16 metric beside its float32 one. ``--smoke`` (``--profile smoke``): tiny models and
@@ -36,6 +46,9 @@ from kdzoo.experiments.arguments import non_negative_float, non_negative_int, po
 from kdzoo.experiments.lock import folder_lock
 from kdzoo.experiments.matrix_report import CSV_NAME, write_report
 from kdzoo.patches import unformatted_config_dumps
+
+# what a run trains, which --retime reads from each row instead (and --max-wall-s)
+RUN_ONLY = ('seeds', 'iters', 'teacher_iters', 'budget_s', 'teacher_bf16', 'max_wall_s')
 
 
 def parse_args(argv=None):
@@ -75,17 +88,28 @@ def parse_args(argv=None):
     parser.add_argument('--verbose', action='store_true',
                         help='MMEngine\'s INFO log of every run (progress, ETA); default WARNING')
     parser.add_argument('--smoke', action='store_true', help='the same as --profile smoke')
-    parser.add_argument('--report-only', action='store_true',
-                        help='only relabel the CSV\'s models and rewrite the markdown and PNG')
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument('--report-only', action='store_true',
+                      help='only relabel the CSV\'s models and rewrite the markdown and PNG')
+    mode.add_argument('--retime', action='store_true',
+                      help='only measure the step costs of the CSV\'s rows again, on freshly '
+                      'built models of their configs (no training), then rewrite the markdown '
+                      'and PNG')
     args = parser.parse_args(argv)
     if args.smoke:
         args.profile = 'smoke'
+    if args.retime:
+        per_row = [f'--{name.replace("_", "-")}' for name in RUN_ONLY if getattr(args, name)]
+        if per_row:
+            parser.error(f'--retime takes the seeds, budget and teacher precision from each row '
+                         f'of the CSV: drop {" ".join(per_row)}')
     return args
+
 
 
 def resolve(args):
     """The engine's options of the parsed command line."""
-    given = {k: v for k, v in vars(args).items() if k not in ('smoke', 'report_only')}
+    given = {k: v for k, v in vars(args).items() if k not in ('smoke', 'report_only', 'retime')}
     return matrix.resolve(**given)
 
 
@@ -98,6 +122,8 @@ def main(argv=None):
             matrix.relabel(out, args.profile)  # rewrites the CSV: not while a run writes it
             return write_report(out)
     opts = resolve(args)
+    if args.retime:
+        return retime(opts)
     print(f'plug-and-play ({opts.profile} profile): tasks {opts.tasks}, losses {opts.losses}, '
           f'seeds {opts.seeds}, {opts.device_name}, out {opts.out}', flush=True)
     start = time.perf_counter()
@@ -108,6 +134,21 @@ def main(argv=None):
             summary = matrix.run_matrix(opts)
         md, png = write_report(opts.out)
     print(f'{len(summary["done"])} run(s) done, {len(summary["skipped"])} skipped, in '
+          f'{time.perf_counter() - start:.0f} s; {osp.join(opts.out, CSV_NAME)}, {md}, {png}')
+    return summary
+
+
+def retime(opts):
+    """``--retime``: the step costs of ``opts.out``'s rows measured again, the report rewritten."""
+    print(f'plug-and-play --retime ({opts.profile} profile): step costs of the rows of '
+          f'{osp.join(opts.out, CSV_NAME)}, {opts.timing_repeats} repetitions, '
+          f'{opts.device_name}', flush=True)
+    start = time.perf_counter()
+    with folder_lock(opts.out, osp.join(opts.out, 'tmp', matrix.LOCK_NAME), 'plug-and-play'):
+        with unformatted_config_dumps():
+            summary = matrix.retime(opts)
+        md, png = write_report(opts.out)
+    print(f'{len(summary["retimed"])} row(s) re-timed by {summary["timings"]} timing(s) in '
           f'{time.perf_counter() - start:.0f} s; {osp.join(opts.out, CSV_NAME)}, {md}, {png}')
     return summary
 

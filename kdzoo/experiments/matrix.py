@@ -18,7 +18,7 @@ profile's numbers are what they are: docs/results.md) says what a run trains. Fo
    same order; each loss's items are those of a shipped config fitted to the pair
    (:mod:`.recipes`);
 4. measures the step cost in the same process, right after training, on one training batch
-   (:mod:`.timing`).
+   (:mod:`.timing`; the row's ``timed`` says ``after training``).
 
 Every finished run adds one row to ``<out>/plug_and_play.csv`` at once, the file replaced whole
 and each row checksummed (:mod:`.rows`; a row cut off or edited is named, removed and run
@@ -32,7 +32,8 @@ of the same key made otherwise stops the run before training, naming what differ
 (their runs are done again beside them). A lock file (``<out>/tmp/.plug_and_play.lock``) keeps a
 second run off the same ``out``. After every row the report (:mod:`.matrix_report`) is
 rewritten from the whole CSV. :func:`relabel` rewrites the model labels of an existing CSV from
-the pairs' configs (:mod:`.labels`).
+the pairs' configs (:mod:`.labels`); :func:`retime` measures the step costs of an existing CSV's
+rows again, on freshly built models of their configs, every other field as it is.
 """
 import dataclasses
 import json
@@ -40,6 +41,7 @@ import os
 import os.path as osp
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from types import SimpleNamespace
@@ -58,9 +60,12 @@ from kdzoo.experiments.fingerprint import (
 )
 from kdzoo.experiments.labels import config_label
 from kdzoo.experiments.matrix_report import (
+    AFTER_TRAINING,
     COLUMNS,
     CSV_NAME,
     PLAN_NAME,
+    RETIMED,
+    STEP_COLUMNS,
     key_of,
     read_plan,
     write_report,
@@ -451,8 +456,7 @@ def student_run(opts, task, pair, configs, loss, seed, data_options, teacher):
         init_fingerprint=init_fingerprint(configs, seed))
     fields = dict(iters=result.iters, metric=result.last, train_s=result.seconds,
                   iter_s=result.iter_s, init_sha=result.init_sha, batches_sha=result.batches_sha)
-    fields.update(step_costs(runner, opts.timing_repeats, opts.device,
-                             opts.teacher_bf16 and distilled))
+    fields.update(step_costs(runner, opts.timing_repeats, opts.device), timed=AFTER_TRAINING)
     return fields
 
 
@@ -622,3 +626,114 @@ def relabel(out, profile):
         print(f'relabel: {changed} row(s) of {path} now name their models by type and options',
               flush=True)
     return changed
+
+
+# ---------------------------------------------------------------------------------- re-timing
+def row_options(opts, row):
+    """``opts`` with the budget and teacher iterations ``row`` was run with (its ``budget``,
+    ``500it`` or ``500it/60s``, and its ``teacher_iters``)."""
+    iters, _, seconds = row['budget'].partition('/')
+    return SimpleNamespace(**dict(
+        vars(opts), iters=int(iters.removesuffix('it')),
+        budget_s=float(seconds.removesuffix('s')) if seconds else 0.0,
+        teacher_iters=None if row['teacher_iters'] == '-' else int(row['teacher_iters'])))
+
+
+def retime_runner(opts, row, configs, data_options):
+    """A runner of ``row``'s run (its configs, recipe, budget and seed, the teacher under bf16
+    autocast where the row's was) with freshly built models: random weights, the teacher without
+    its checkpoint; nothing is trained. Its folder is scratch (``<out>/tmp/retime``)."""
+    task, pair, loss = row['task'], row['pair'], row['loss']
+    options = dict(data_options, **student_options(opts, task, pair, configs, loss,
+                                                   int(row['seed'])))
+    name = f'{loss}_{row["teacher_dtype"]}_{row["budget"]}'.replace('/', '_')
+    with warnings.catch_warnings():  # the random teacher is the point here
+        warnings.filterwarnings('ignore', message='distill_cfg.teacher has no checkpoint')
+        runner = make_runner(osp.join(REPO, configs[1]), osp.join(opts.out, 'tmp', 'retime', task,
+                                                                  pair, name), options)
+    if row['teacher_dtype'] == 'bf16':
+        teacher_in_bf16(runner)
+    return runner
+
+
+def retime_groups(opts, rows):
+    """The rows :func:`retime` times, by (task, pair, loss, teacher precision, budget) (the seeds
+    of one share a timing): those of the chosen tasks, pairs and losses whose fingerprint is what
+    the profile's configs give now (legacy rows, without one, are taken as they are); the others
+    are said and left as they are."""
+    pairs = {(task, name): tuple(configs) for task in opts.tasks
+             for name, configs in chosen_pairs(opts, task).items()}
+    chosen, left = {}, []
+    for row in rows:
+        configs = pairs.get((row['task'], row['pair']))
+        if configs is None or row['loss'] not in opts.losses[row['task']]:
+            left.append(f'{row["task"]}/{row["pair"]} {row["loss"]}')
+            continue
+        if not legacy(row):
+            now = row_fingerprint(row_options(opts, row), row['task'], row['pair'], configs,
+                                  row['loss'], int(row['seed']))
+            if now.value != row['fingerprint']:
+                print(f'retime: {" ".join(key_of(row))} was made by another setup than the '
+                      f'profile\'s configs give now (fingerprint {row["fingerprint"]}, now '
+                      f'{now.value}): not re-timed, its step costs stay', flush=True)
+                continue
+        key = (row['task'], row['pair'], row['loss'], row['teacher_dtype'], row['budget'])
+        chosen.setdefault(key, (configs, []))[1].append(row)
+    if left:
+        print(f'retime: {len(left)} row(s) not chosen (--tasks / --pairs / --losses, or a pair '
+              f'the profile does not have) keep their step costs: '
+              f'{", ".join(dict.fromkeys(left))}', flush=True)
+    return chosen
+
+
+def retime_line(key, rows, costs, seconds):
+    """The progress line of one timing."""
+    task, pair, loss, dtype, budget = key
+    ms = {k: 1000 * v for k, v in costs.items() if k.endswith('_s')}
+    line = (f'[{task}/{pair}] {loss}{"" if dtype == "-" else ", teacher " + dtype}, {budget}, '
+            f'seeds {", ".join(r["seed"] for r in rows)}: student step {ms["student_step_s"]:.1f} '
+            'ms')
+    if 'step_ratio' in costs:
+        line += (f', teacher step {ms["teacher_forward_s"]:.1f} ms, distillation step '
+                 f'{ms["distill_step_s"]:.1f} ms, losses {ms["loss_s"]:.2f} ms: step ratio '
+                 f'{costs["step_ratio"]:.3f}, loss share {costs["loss_share"]:.2%}')
+    return line + f' (load {costs["load_per_core"]:.2f} per core; {seconds:.0f} s)'
+
+
+def retime(opts):
+    """Measure the step costs (:data:`.matrix_report.STEP_COLUMNS`) of the rows of
+    ``<out>/plug_and_play.csv`` again, on freshly built models of each row's configs, recipe,
+    budget and teacher precision (random weights, the teacher without its checkpoint: a step's
+    cost does not depend on the weights; no training; the task's generated set is written once
+    when missing), one timing per (task, pair, loss, teacher precision, budget) shared by the
+    rows of its seeds. Each re-timed row gets ``timed='retimed <date> on <device>'``; every other
+    field stays as it is, the row's checksum recomputed (:func:`.rows.rewrite_rows`); the CSV is
+    written whole after every timing. Returns ``dict(retimed=[row keys], timings=N)``."""
+    csv_path = osp.join(opts.out, CSV_NAME)
+    check_csv(csv_path, COLUMNS, 'plug-and-play', '--out')
+    if not osp.isfile(csv_path):
+        raise SystemExit(f'plug-and-play --retime: no {csv_path}: nothing to re-time (run the '
+                         'matrix first, or give the --out of an existing one)')
+    repair_rows(csv_path)
+    rows = read_rows(csv_path)
+    header = read_header(csv_path)
+    header = [c for c in COLUMNS if c in header or c == 'timed']
+    stamp = f'{RETIMED} {time.strftime("%Y-%m-%d %H:%M")} on {opts.device_name}'
+    summary = dict(retimed=[], timings=0)
+    data_options = {}
+    for key, (configs, group) in retime_groups(opts, rows).items():
+        start = time.perf_counter()
+        task = key[0]
+        if task not in data_options:
+            data_options[task] = prepare_data(opts, task)
+        runner = retime_runner(row_options(opts, group[0]), group[0], configs,
+                               data_options[task])
+        costs = step_costs(runner, opts.timing_repeats, opts.device)
+        for row in group:
+            row.update({column: '' for column in STEP_COLUMNS}, timed=stamp)
+            row.update({column: str(fmt(value)) for column, value in costs.items()})
+            summary['retimed'].append(key_of(row))
+        rewrite_rows(csv_path, header, rows)
+        summary['timings'] += 1
+        print(retime_line(key, group, costs, time.perf_counter() - start), flush=True)
+    return summary

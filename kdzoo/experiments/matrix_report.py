@@ -17,9 +17,18 @@ COLUMNS = ['task', 'pair', 'teacher', 'student', 'loss', 'seed', 'budget', 'teac
            'teacher_dtype', 'iters', 'metric_name', 'metric', 'teacher_metric',
            'teacher_metric_bf16', 'student_alone_metric', 'gain', 'train_s', 'iter_s',
            'student_step_s', 'teacher_forward_s', 'distill_step_s', 'loss_s', 'step_ratio',
-           'loss_share', 'load_per_core', 'init_sha', 'batches_sha', 'device', 'finished',
-           'fingerprint', 'fingerprint_parts', ROW_SHA]
+           'loss_share', 'load_per_core', 'timed', 'init_sha', 'batches_sha', 'device',
+           'finished', 'fingerprint', 'fingerprint_parts', ROW_SHA]
 KEY = ('task', 'pair', 'loss', 'seed', 'budget', 'teacher_iters', 'teacher_dtype')
+# The step costs of a row (kdzoo.experiments.timing) and how they were timed (``timed``): at the
+# end of the row's own run (AFTER_TRAINING), re-timed later on freshly built models of its configs
+# ('retimed <date> on <device>', RETIMED), or empty: before this column existed, by the earlier
+# method (EARLIER_METHOD).
+STEP_COLUMNS = ('student_step_s', 'teacher_forward_s', 'distill_step_s', 'loss_s', 'step_ratio',
+                'loss_share', 'load_per_core')
+AFTER_TRAINING, RETIMED = 'after training', 'retimed'
+EARLIER_METHOD = ('the student step with SGD at learning rate 0, not the run\'s optimizer, and the '
+                  'teacher\'s whole forward (`teacher(mode=\'tensor\')`), not its part of the step')
 STEP_RATIO_TARGET, LOSS_SHARE_TARGET = 1.10, 0.03
 TEACHER_MARGIN = 5.0  # points the teacher must beat the student alone by
 BUSY_LOAD = 1.25  # 1-minute load per core above which a run's step times are not kdzoo's cost
@@ -89,7 +98,7 @@ def timed_quietly(row):
 def run_ratio(row, alone):
     """The whole run's cost, a cross-check of the one-batch step ratio: the distilled run's
     median iteration (data loading and hooks included) / (the student-alone run's, same seed, +
-    the teacher's no-grad forward)."""
+    the teacher's part of the step)."""
     return number(row['iter_s']) / (number(alone['iter_s']) + number(row['teacher_forward_s']))
 
 
@@ -151,6 +160,34 @@ def step_cost_lines(rows):
     return lines
 
 
+def timing_lines(rows):
+    """How the reported rows' step costs were timed (their ``timed`` column): re-timed (when, on
+    what, which pairs), at the end of their run, or by the earlier method."""
+    lines = []
+    timed = [r for r in rows if r.get('student_step_s')]
+    for stamp, runs in groups([r for r in timed if r.get('timed', '').startswith(RETIMED)],
+                              ('timed',)).items():
+        where = ', '.join(f'{task}/{pair} ({len(group)})' for (task, pair), group
+                          in groups(runs, ('task', 'pair')).items())
+        lines.append(
+            f'Step costs re-timed {stamp[0][len(RETIMED):].strip()}: {len(runs)} runs, {where}, '
+            'by `tools/plug_and_play.py '
+            '--retime` on freshly built models of each run\'s configs (random weights: a step\'s '
+            'cost does not depend on them; nothing trained), one timing per task, pair, loss, '
+            'teacher precision and budget, shared by the rows of its seeds; their metrics, gains '
+            'and training times are the original runs\', and their run ratio divides those runs\' '
+            'iteration times by the re-timed teacher step.')
+    after = [r for r in timed if r.get('timed') == AFTER_TRAINING]
+    if after and len(after) < len(timed):
+        lines.append(f'Step costs of {len(after)} runs timed at the end of their own run.')
+    earlier = [r for r in timed if not r.get('timed')]
+    if earlier:
+        lines.append(f'Step costs of {len(earlier)} runs were timed by an earlier method '
+                     f'({EARLIER_METHOD}): not comparable with the method above; '
+                     '`tools/plug_and_play.py --retime` times them again.')
+    return [line for text in lines for line in (text, '')]
+
+
 def reported(rows):
     """``(the rows the report is made of, {(task, pair, budget): legacy rows left out})``: per
     (task, pair, budget), the rows with a fingerprint, else the legacy ones."""
@@ -180,14 +217,18 @@ def write_report(out):
              + RULE + ' A pair whose teacher does not beat the student alone by '
              f'{TEACHER_MARGIN:g} points is marked "teacher too weak": its gains are no evidence '
              f'about distillation. Step ratio = distillation step / (student step + teacher '
-             f'no-grad forward) on one batch, median of repeats, target ≤ '
-             f'{STEP_RATIO_TARGET:.2f}; run ratio = the distilled run\'s median iteration / (the '
-             'student-alone run\'s of the same seed + teacher forward), data loading included, '
-             'a cross-check; loss share = the losses\' '
+             'step) on one training batch, median of repeats, target ≤ '
+             f'{STEP_RATIO_TARGET:.2f}: the student step is its own training step with an '
+             'optimizer built from the run\'s optimizer config (same type and settings), the '
+             'teacher step the teacher\'s part of the distillation step as the step runs it (its '
+             'normalisation, no grad, its taps; only what its items read), the distillation step '
+             'the whole step with the run\'s optimizer. Run ratio = the distilled run\'s median '
+             'iteration / (the student-alone run\'s of the same seed + teacher step), data '
+             'loading included, a cross-check; loss share = the losses\' '
              f'forward + backward / distillation step, target ≤ {LOSS_SHARE_TARGET:.0%}.', '']
     devices = sorted({r['device'] for r in rows})
     lines += [f'Profile: {(plan or {}).get("profile", "not recorded")}. Devices: '
-              f'{", ".join(devices) or "none yet"}.', '']
+              f'{", ".join(devices) or "none yet"}.', ''] + timing_lines(rows)
     panels = []
     for entry in plan_rows(plan, rows):
         task, pair, budget = entry['task'], entry['pair'], entry['budget']

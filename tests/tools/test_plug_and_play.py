@@ -554,3 +554,124 @@ def test_zero_and_negative_matrix_budgets_are_refused_before_anything_runs(tmp_p
         pnp.main(['--smoke', '--out', str(tmp_path / 'out')] + bad)
     assert err.value.code == 2 and says in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
+
+
+# --------------------------------------------- --retime: the step costs of existing rows (issue 24)
+def keep(row):
+    """A row's fields that --retime must leave as they are."""
+    return {k: v for k, v in row.items()
+            if k not in matrix_report.STEP_COLUMNS + ('timed', 'row_sha')}
+
+
+def test_retime_rewrites_only_the_step_costs_marks_the_rows_and_keeps_their_checksums(
+        tmp_path, monkeypatch, capsys):
+    from kdzoo.experiments.rows import scan
+    fake_runs(monkeypatch)
+    args = ['--smoke', '--tasks', 'cls', '--pairs', 'tiny-vit_to_tiny-resnet', '--out',
+            str(tmp_path)]
+    pnp.main(args + ['--seeds', '2'])
+    monkeypatch.undo()  # real models and timing from here
+    before = rows_of(tmp_path)
+    assert len(before) == 4 and {r['timed'] for r in before} == {matrix_report.AFTER_TRAINING}
+    capsys.readouterr()
+    summary = pnp.main(args + ['--retime', '--timing-repeats', '2'])
+    after = rows_of(tmp_path)
+    assert summary['timings'] == 2 and sorted(summary['retimed']) == sorted(map(
+        matrix_report.key_of, before))
+    assert not scan(str(tmp_path / pnp.CSV_NAME))[2] and len(after) == 4  # every checksum whole
+    assert [keep(r) for r in after] == [keep(r) for r in before]
+    device = pnp.resolve(pnp.parse_args(args)).device_name
+    for row in after:
+        assert row['timed'].startswith('retimed 20') and row['timed'].endswith(f' on {device}')
+        assert float(row['student_step_s']) > 0 and float(row['load_per_core']) >= 0
+        if row['loss'] == 'none':
+            assert row['teacher_forward_s'] == row['step_ratio'] == ''
+            continue
+        student, teacher, step = (float(row[k]) for k in (
+            'student_step_s', 'teacher_forward_s', 'distill_step_s'))
+        assert float(row['step_ratio']) == pytest.approx(step / (student + teacher), rel=1e-8)
+        assert 0 < float(row['loss_share']) < 1
+    timings = {r['loss']: {tuple(x[c] for c in matrix_report.STEP_COLUMNS) for x in after
+                           if x['loss'] == r['loss']} for r in after}
+    assert all(len(t) == 1 for t in timings.values())  # the seeds of a loss share its timing
+    out = capsys.readouterr().out
+    assert ('[cls/tiny-vit_to_tiny-resnet] MSDCRD, teacher fp32, 2it, seeds 0, 1: student step '
+            in out) and 'step ratio' in out and 'loss share' in out
+    md = (tmp_path / matrix_report.MD_NAME).read_text()
+    assert (f'Step costs re-timed {after[0]["timed"][len("retimed "):]}: 4 runs, '
+            'cls/tiny-vit_to_tiny-resnet (4), by `tools/plug_and_play.py --retime`') in md
+
+
+def stub_timing(monkeypatch):
+    """--retime's models and timing replaced: a student-alone run times 0.1 s, a distilled one
+    the costs below."""
+    monkeypatch.setattr(matrix, 'make_runner', lambda config, work_dir, options: SimpleNamespace(
+        distilled='distill_cfg' in options))
+    monkeypatch.setattr(matrix, 'step_costs', lambda runner, repeats, device: dict(
+        student_step_s=0.1, load_per_core=0.5, **(dict(
+            teacher_forward_s=0.05, distill_step_s=0.2, loss_s=0.002, step_ratio=0.2 / 0.15,
+            loss_share=0.01) if runner.distilled else {})))
+
+
+def test_retime_of_an_older_csv_adds_the_timed_column_and_the_report_says_how_each_was_timed(
+        tmp_path, monkeypatch):
+    from kdzoo.experiments.matrix_report import EARLIER_METHOD, write_report
+    from kdzoo.experiments.rows import read_header, rewrite_rows
+    header = read_header(osp.join(matrix.REPO, 'results', 'cpu', pnp.CSV_NAME))
+    assert 'timed' not in header and 'row_sha' not in header  # written before both
+    common = dict(task='cls', pair='tiny-vit_to_tiny-resnet', teacher='T', student='S', seed='0',
+                  budget='2it', iters='2', metric_name='cls/top1', teacher_metric='60',
+                  train_s='1', iter_s='0.5', student_step_s='0.3', load_per_core='1.1',
+                  device='cpu', finished='2026-12-01 10:00:00')
+    path = str(tmp_path / pnp.CSV_NAME)
+    rewrite_rows(path, header, [
+        dict(common, loss='none', teacher_iters='-', teacher_dtype='-', metric='20', gain='0'),
+        dict(common, loss='MSDCRD', teacher_iters='2', teacher_dtype='fp32', metric='22',
+             gain='2', teacher_forward_s='0.2', distill_step_s='0.6', loss_s='0.01',
+             step_ratio='1.2', loss_share='0.0166')])
+    before = read_rows(path)
+    md = open(write_report(str(tmp_path))[0]).read()
+    assert (f'Step costs of 2 runs were timed by an earlier method ({EARLIER_METHOD}): not '
+            'comparable') in md
+    stub_timing(monkeypatch)
+    summary = pnp.main(['--smoke', '--out', str(tmp_path), '--retime'])
+    assert summary['timings'] == 2
+    assert read_header(path) == [c for c in matrix_report.COLUMNS if c in header or c == 'timed']
+    after = read_rows(path)
+    assert [keep(r) for r in after] == [keep(r) for r in before]
+    assert [(r['student_step_s'], r['distill_step_s'], r['step_ratio']) for r in after] == [
+        ('0.1', '', ''), ('0.1', '0.2', '1.333333333')]
+    md = (tmp_path / matrix_report.MD_NAME).read_text()
+    assert 'Step costs re-timed ' in md and EARLIER_METHOD not in md
+
+
+def test_retime_leaves_a_row_made_by_another_setup_and_says_so(tmp_path, monkeypatch, capsys):
+    from kdzoo.experiments.rows import read_header, rewrite_rows
+    fake_runs(monkeypatch)
+    args = ['--smoke', '--tasks', 'cls', '--pairs', 'tiny-vit_to_tiny-resnet', '--out',
+            str(tmp_path)]
+    pnp.main(args)
+    path = str(tmp_path / pnp.CSV_NAME)
+    rows = read_rows(path)
+    rows[1]['fingerprint'] = 'f' * 16  # as if the recipe had changed since
+    rewrite_rows(path, read_header(path), rows)
+    before = read_rows(path)
+    stub_timing(monkeypatch)
+    capsys.readouterr()
+    summary = pnp.main(args + ['--retime'])
+    assert summary['retimed'] == [matrix_report.key_of(before[0])]
+    assert read_rows(path)[1] == before[1]
+    assert (f'retime: {" ".join(matrix_report.key_of(before[1]))} was made by another setup than '
+            f"the profile's configs give now (fingerprint {'f' * 16}, now ") in \
+        capsys.readouterr().out
+
+
+@pytest.mark.parametrize('extra, says', [
+    (['--iters', '5'], '--retime takes the seeds, budget and teacher precision from each row of '
+                       'the CSV: drop --iters'),
+    (['--report-only'], 'argument --report-only: not allowed with argument --retime'),
+])
+def test_retime_refuses_what_each_row_says(tmp_path, capsys, extra, says):
+    with pytest.raises(SystemExit) as err:
+        pnp.main(['--smoke', '--out', str(tmp_path), '--retime'] + extra)
+    assert err.value.code == 2 and says in capsys.readouterr().err
