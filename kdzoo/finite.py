@@ -97,10 +97,10 @@ class PendingChecks:
     tensor on the device (``True``: fine) and the function that raises its error (e.g. a
     label outside a loss's classes, :func:`kdzoo.losses.functional.labelled_pair`).
     ``flags()`` lists the flags to read with the step's other values; ``report(read)`` takes
-    the values read (truthy = fine) and, for the first check whose flag tripped, runs its
-    report (the exact :func:`check_finite` for a non-finite check: it raises
-    :class:`NonFiniteError` when it confirms the flag); ``verify()`` reads the flags itself
-    (one synchronisation) and reports. Both forget the checks, so a check is reported once.
+    the values read (truthy = fine) and runs the report of every tripped check in order until
+    one raises (the exact :func:`check_finite` for a non-finite check: it raises
+    :class:`NonFiniteError` when it confirms the flag, and passes on an overflowing sum);
+    ``verify()`` reads the flags itself (one synchronisation) and reports. Both forget the checks, so a check is reported once.
     """
 
     def __init__(self):
@@ -110,7 +110,9 @@ class PendingChecks:
         return len(self.checks)
 
     def add(self, sides, where):
-        self.add_flag(finite_flag(list(sides.values())), lambda: check_finite(sides, where))
+        flag = finite_flag(list(sides.values()))
+        if flag is not None:  # no floating-point tensor: nothing can be non-finite
+            self.add_flag(flag, lambda: check_finite(sides, where))
 
     def add_flag(self, flag, report):
         self.checks.append((flag, report))
@@ -119,9 +121,8 @@ class PendingChecks:
         self.checks = []
 
     def flags(self):
-        """The flags of the checks, in order (0-dim bool tensors; a check without a float
-        tensor has a ``True`` CPU tensor)."""
-        return [torch.tensor(True) if flag is None else flag for flag, _ in self.checks]
+        """The flags of the checks, in order (0-dim bool tensors on the values' device)."""
+        return [flag for flag, _ in self.checks]
 
     def report(self, read):
         checks, self.checks = self.checks, []

@@ -357,6 +357,12 @@ class Setup:
         self.repeats = args.repeats
         student_cfg, teacher_cfg = Config.fromfile(args.student), Config.fromfile(args.teacher)
         self.optim_cfg = student_cfg.optim_wrapper
+        extra = sorted(set(self.optim_cfg) - {'type', 'optimizer'})
+        if self.optim_cfg.get('type', 'OptimWrapper') != 'OptimWrapper' or extra:
+            raise SystemExit(
+                f'{args.student}: optim_wrapper {dict(self.optim_cfg)} has settings the plain '
+                f'loops do not have ({extra or self.optim_cfg["type"]}): the comparison needs a '
+                'plain OptimWrapper with an optimizer (type and its own arguments only)')
         torch.manual_seed(0)
         self.student = build_classifier(student_cfg.model).to(self.device)
         self.teacher = build_classifier(teacher_cfg.model).to(self.device)

@@ -86,11 +86,15 @@ def captured_loss_calls(model, data, optim_wrapper):
 
 
 def loss_pass(calls):
-    """Forward + backward of every captured loss call on fresh leaf copies of its student input."""
-    total = 0
+    """Forward + backward of every captured loss call on fresh leaf copies of its student input
+    (the checks a loss adds go to a fresh ``PendingChecks``, read once here, as the step does)."""
+    from kdzoo.finite import PendingChecks
+    checks, total = PendingChecks(), 0
     for module, (student, teacher, *rest), kwargs in calls:
+        kwargs = dict(kwargs, checks=checks) if 'checks' in kwargs else kwargs
         total = total + module(student.detach().requires_grad_(), teacher, *rest, **kwargs)
     total.backward()
+    checks.verify()
 
 
 def student_optim_wrapper(runner, student):

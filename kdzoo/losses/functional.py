@@ -130,7 +130,7 @@ def diagonal_ce(logits, offset=0):
     return ce.view(logits.shape[:-1])
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=32)
 def group_matrix(sizes, device):
     """``(len(sizes), Σ sizes)`` 0/1 matrix: row ``g`` sums the ``sizes[g]`` consecutive slices of
     group ``g`` (built once per sizes and device)."""
@@ -138,7 +138,7 @@ def group_matrix(sizes, device):
         return torch.block_diag(*(torch.ones(1, n) for n in sizes)).to(device)
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=32)
 def group_weights(counts, device):
     """``counts / Σ counts`` as a tensor (built once per counts and device)."""
     with torch.inference_mode(False):
@@ -188,7 +188,7 @@ def gather_keys(x, dim=0):
     return gathered.movedim(0, dim), dist.get_rank() * x.shape[dim]
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=32)
 def window_matrix(height, width, grids, device):
     """``((L, height·width), sizes)``: row ``l`` averages window ``l`` of :func:`sliding_windows`
     on a ``height × width`` map; ``sizes``: the windows of each grid. Built once per size and

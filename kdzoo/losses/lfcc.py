@@ -83,7 +83,7 @@ def cell_grids(height, width, grids, filter):
     return tuple(counts), tuple(counts.values())
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=32)
 def pooling_matrix(height, width, cells, device, grid=None):
     """``(J, height·width)``: row ``j`` averages the positions of cell ``j`` of the adaptive
     average pooling to every ``(rows, cols)`` of ``cells``, grid after grid, row-major
@@ -104,7 +104,7 @@ def pooling_matrix(height, width, cells, device, grid=None):
         return torch.stack(rows).to(device)
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=32)
 def frequency_indices(height, width, cells, device):
     """Flat indices into ``height·width`` of the lowest ``rows × cols`` FFT coefficients of every
     ``(rows, cols)`` of ``cells``, grid after grid, row-major; built once per size and device."""
@@ -159,7 +159,16 @@ def match_widths(student, teacher, channel_pool):
 
 def lfcc_loss(student, teacher, tau=0.1, grids=(1, 2, 4), filter='avg', symmetric=False,
               channel_pool=False, gather_distributed=False):
-    """LFCC between one pair of dense maps; see the module doc."""
+    """LFCC between one pair of dense maps; see the module doc. Computed in float32 even under
+    autocast: its pooling and similarity products take un-normalised features, which overflow
+    float16."""
+    with torch.autocast(student.device.type, enabled=False):
+        return float32_lfcc(student, teacher, tau, grids, filter, symmetric, channel_pool,
+                            gather_distributed)
+
+
+def float32_lfcc(student, teacher, tau, grids, filter, symmetric, channel_pool,
+                 gather_distributed):
     student, teacher = match_widths(student, teacher, channel_pool)
     if filter == 'fft':
         student, teacher = dense_pair(student, teacher, NAME)

@@ -74,7 +74,7 @@ def window_weights(teacher_windows, prediction, w_comp):
     return torch.where(consistent, 1.0, float(w_comp)).to(teacher_windows)
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=32)
 def block_masks(sizes, device):
     """For windows of scales with ``sizes`` windows each: ``(L, L)`` True off the diagonal blocks
     (pairs of windows of different scales), and ``(L,)`` 1.0 for windows of a scale with more than
@@ -98,7 +98,16 @@ def weighted_mean(values, weight, distributed):
 
 def msdcrd_loss(student, teacher, tau=0.1, grids=(1, 2, 4), w_sample=1.0, w_feature=1.0,
                 w_comp=2.0, target=None, gather_distributed=False):
-    """MSDCRD between dense maps ``student``, ``teacher`` ``(B, C, H, W)``; see the module doc."""
+    """MSDCRD between dense maps ``student``, ``teacher`` ``(B, C, H, W)``; see the module doc.
+    Computed in float32 even under autocast (its window pooling is a matrix product, which
+    autocast would run in half precision)."""
+    with torch.autocast(student.device.type, enabled=False):
+        return float32_msdcrd(student, teacher, tau, grids, w_sample, w_feature, w_comp, target,
+                              gather_distributed)
+
+
+def float32_msdcrd(student, teacher, tau, grids, w_sample, w_feature, w_comp, target,
+                   gather_distributed):
     student, teacher = dense_pair(student, teacher, NAME)
     prediction = global_prediction(teacher, target)
     s, sizes = sliding_windows(student, grids)  # (L, B, C), windows of every scale

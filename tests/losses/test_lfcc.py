@@ -181,3 +181,23 @@ def test_bad_inputs():
     check_dense_errors(LFCCLoss(), 'LFCCLoss')
     with pytest.raises(ValueError, match=r"LFCCLoss: filter must be one of .*'dct'"):
         LFCCLoss(filter='dct')
+
+
+@pytest.mark.parametrize('loss_type', ['LFCCLoss', 'MSDCRDLoss'])
+def test_under_float16_autocast_the_value_and_gradient_are_float32s(loss_type):
+    """Under AMP (autocast float16) the pooling and similarity products of un-normalised features
+    overflowed float16 (NaN loss, or a finite loss with NaN gradients the loss scaler skips
+    silently): they run in float32 whatever the autocast."""
+    from kdzoo.registry import build
+    loss = build(dict(type=loss_type))
+    generator = torch.Generator().manual_seed(0)
+    s = (20 * torch.randn(8, 512, 7, 7, generator=generator)).requires_grad_()
+    t = 20 * torch.randn(8, 512, 7, 7, generator=generator)
+    reference = loss(s, t)
+    (expected,) = torch.autograd.grad(reference, s)
+    with torch.autocast('cpu', dtype=torch.float16):
+        value = loss(s, t)
+    (grad,) = torch.autograd.grad(value, s)
+    assert value.dtype == torch.float32 and torch.isfinite(grad).all()
+    torch.testing.assert_close(value, reference)
+    torch.testing.assert_close(grad, expected)
