@@ -100,7 +100,8 @@ class PendingChecks:
     the values read (truthy = fine) and runs the report of every tripped check in order until
     one raises (the exact :func:`check_finite` for a non-finite check: it raises
     :class:`NonFiniteError` when it confirms the flag, and passes on an overflowing sum);
-    ``verify()`` reads the flags itself (one synchronisation) and reports. Both forget the checks, so a check is reported once.
+    ``verify()`` reads the flags itself (one synchronisation) and reports. Both forget the
+    checks, so a check is reported once.
     """
 
     def __init__(self):
