@@ -658,9 +658,9 @@ def retime_runner(opts, row, configs, data_options):
 
 def retime_groups(opts, rows):
     """The rows :func:`retime` times, by (task, pair, loss, teacher precision, budget) (the seeds
-    of one share a timing): those of the chosen tasks, pairs and losses whose fingerprint is what
-    the profile's configs give now (legacy rows, without one, are taken as they are); the others
-    are said and left as they are."""
+    of one share a timing): those of the chosen tasks, pairs and losses, run on this kind of
+    device (cpu / cuda), whose fingerprint is what the profile's configs give now (legacy rows,
+    without one, are taken as they are); the others are said and left as they are."""
     pairs = {(task, name): tuple(configs) for task in opts.tasks
              for name, configs in chosen_pairs(opts, task).items()}
     chosen, left = {}, []
@@ -668,6 +668,12 @@ def retime_groups(opts, rows):
         configs = pairs.get((row['task'], row['pair']))
         if configs is None or row['loss'] not in opts.losses[row['task']]:
             left.append(f'{row["task"]}/{row["pair"]} {row["loss"]}')
+            continue
+        made_on = (row.get('device') or opts.device).split(' ')[0]
+        if made_on != opts.device:
+            print(f'retime: {" ".join(key_of(row))} was run on {row["device"]}, this timing '
+                  f'would be on {opts.device}: not re-timed, its step costs stay (re-time it on '
+                  'its own kind of device)', flush=True)
             continue
         if not legacy(row):
             now = row_fingerprint(row_options(opts, row), row['task'], row['pair'], configs,

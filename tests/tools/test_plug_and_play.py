@@ -668,6 +668,26 @@ def test_retime_leaves_a_row_made_by_another_setup_and_says_so(tmp_path, monkeyp
         capsys.readouterr().out
 
 
+def test_retime_leaves_a_row_run_on_another_kind_of_device(tmp_path, monkeypatch, capsys):
+    from kdzoo.experiments.rows import read_header, rewrite_rows
+    fake_runs(monkeypatch)
+    args = ['--smoke', '--tasks', 'cls', '--pairs', 'tiny-vit_to_tiny-resnet', '--out',
+            str(tmp_path)]
+    pnp.main(args)
+    path = str(tmp_path / pnp.CSV_NAME)
+    rows = read_rows(path)
+    rows[1]['device'] = 'cuda (NVIDIA H200)'
+    rewrite_rows(path, read_header(path), rows)
+    before = read_rows(path)
+    stub_timing(monkeypatch)
+    capsys.readouterr()
+    summary = pnp.main(args + ['--retime'])
+    assert summary['retimed'] == [matrix_report.key_of(before[0])]
+    assert read_rows(path)[1] == before[1]
+    assert (f'retime: {" ".join(matrix_report.key_of(before[1]))} was run on cuda (NVIDIA H200), '
+            'this timing would be on cpu: not re-timed') in capsys.readouterr().out
+
+
 @pytest.mark.parametrize('extra, says', [
     (['--iters', '5'], '--retime takes the seeds, budget and teacher precision from each row of '
                        'the CSV: drop --iters'),
