@@ -647,7 +647,9 @@ def test_retime_of_an_older_csv_adds_the_timed_column_and_the_report_says_how_ea
     assert 'Step costs re-timed ' in md and EARLIER_METHOD not in md
 
 
-def test_retime_leaves_a_row_made_by_another_setup_and_says_so(tmp_path, monkeypatch, capsys):
+def retime_with_row_1_changed(tmp_path, monkeypatch, capsys, **changes):
+    """A smoke matrix of one pair, its row 1 given ``changes``, then re-timed (stub timing):
+    ``(summary, the rows before, the rows after, what it printed)``."""
     from kdzoo.experiments.rows import read_header, rewrite_rows
     fake_runs(monkeypatch)
     args = ['--smoke', '--tasks', 'cls', '--pairs', 'tiny-vit_to_tiny-resnet', '--out',
@@ -655,37 +657,32 @@ def test_retime_leaves_a_row_made_by_another_setup_and_says_so(tmp_path, monkeyp
     pnp.main(args)
     path = str(tmp_path / pnp.CSV_NAME)
     rows = read_rows(path)
-    rows[1]['fingerprint'] = 'f' * 16  # as if the recipe had changed since
+    rows[1].update(changes)
     rewrite_rows(path, read_header(path), rows)
     before = read_rows(path)
     stub_timing(monkeypatch)
     capsys.readouterr()
     summary = pnp.main(args + ['--retime'])
+    return summary, before, read_rows(path), capsys.readouterr().out
+
+
+def test_retime_leaves_a_row_made_by_another_setup_and_says_so(tmp_path, monkeypatch, capsys):
+    # as if the recipe had changed since
+    summary, before, after, out = retime_with_row_1_changed(tmp_path, monkeypatch, capsys,
+                                                            fingerprint='f' * 16)
     assert summary['retimed'] == [matrix_report.key_of(before[0])]
-    assert read_rows(path)[1] == before[1]
+    assert after[1] == before[1]
     assert (f'retime: {" ".join(matrix_report.key_of(before[1]))} was made by another setup than '
-            f"the profile's configs give now (fingerprint {'f' * 16}, now ") in \
-        capsys.readouterr().out
+            f"the profile's configs give now (fingerprint {'f' * 16}, now ") in out
 
 
 def test_retime_leaves_a_row_run_on_another_kind_of_device(tmp_path, monkeypatch, capsys):
-    from kdzoo.experiments.rows import read_header, rewrite_rows
-    fake_runs(monkeypatch)
-    args = ['--smoke', '--tasks', 'cls', '--pairs', 'tiny-vit_to_tiny-resnet', '--out',
-            str(tmp_path)]
-    pnp.main(args)
-    path = str(tmp_path / pnp.CSV_NAME)
-    rows = read_rows(path)
-    rows[1]['device'] = 'cuda (NVIDIA H200)'
-    rewrite_rows(path, read_header(path), rows)
-    before = read_rows(path)
-    stub_timing(monkeypatch)
-    capsys.readouterr()
-    summary = pnp.main(args + ['--retime'])
+    summary, before, after, out = retime_with_row_1_changed(tmp_path, monkeypatch, capsys,
+                                                            device='cuda (NVIDIA H200)')
     assert summary['retimed'] == [matrix_report.key_of(before[0])]
-    assert read_rows(path)[1] == before[1]
+    assert after[1] == before[1]
     assert (f'retime: {" ".join(matrix_report.key_of(before[1]))} was run on cuda (NVIDIA H200), '
-            'this timing would be on cpu: not re-timed') in capsys.readouterr().out
+            'this timing would be on cpu: not re-timed') in out
 
 
 @pytest.mark.parametrize('extra, says', [
