@@ -345,10 +345,12 @@ class DistillModel(BaseModel):
 
     def parse_losses(self, losses):
         """MMEngine's ``parse_losses`` (the loss to back-propagate and the values to log), with
-        the step's one host read: every logged value and every distill item's non-finite flag
-        (:class:`kdzoo.finite.PendingChecks`) in one transfer. A tripped flag raises
-        :class:`kdzoo.finite.NonFiniteError` here, before the backward pass; the logged values are
-        returned as Python floats, so MMEngine's hooks read nothing more from the device.
+        the step's one host read: every logged value and every check flag of the step
+        (:class:`kdzoo.finite.PendingChecks`: each item's non-finite values, a label-using loss's
+        label range) in one transfer. A tripped flag raises here
+        (:class:`kdzoo.finite.NonFiniteError`, or the loss's ``ValueError``), before the backward
+        pass; the logged values are returned as Python floats, so MMEngine's hooks read nothing
+        more from the device.
 
         MMEngine calls it right after the ``loss`` forward in ``train_step`` (and its
         distributed wrapper's); losses of a ``loss`` forward never parsed are checked at the
