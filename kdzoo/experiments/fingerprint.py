@@ -18,13 +18,13 @@ The tools write the fingerprint and its parts into every row and, per fingerprin
 (``fingerprints/<fingerprint>.json`` in the results folder: the parts, the options and the
 resolved config, flattened) so that a refusal can name the config keys that differ.
 """
-import hashlib
 import json
 import os
 import os.path as osp
 from dataclasses import dataclass, field
 
 from kdzoo.experiments.rows import replace_file
+from kdzoo.hashing import text_sha
 
 RECORDS = 'fingerprints'
 LEGACY_NOTE = ('**Legacy rows: written before rows carried their fingerprint (what produced '
@@ -34,56 +34,6 @@ LEGACY_NOTE = ('**Legacy rows: written before rows carried their fingerprint (wh
 def legacy(row):
     """Whether ``row`` (of a results CSV) was written before rows carried their fingerprint."""
     return not row.get('fingerprint')
-
-
-def text_sha(text):
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def file_sha(path):
-    """The sha256 of the file's bytes (16 hex digits); a URL, which cannot be read here, is
-    hashed as its text (``url:`` first)."""
-    if '://' in path:
-        return 'url:' + text_sha(path)
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def folder_files(folder):
-    """``[(relative path, size)]`` of every regular file under ``folder``, sorted (one
-    ``os.scandir`` pass; a link is followed, an entry that is not a regular file has size -1)."""
-    files, pending = [], ['']
-    while pending:
-        relative = pending.pop()
-        with os.scandir(osp.join(folder, relative)) as entries:
-            for entry in entries:
-                name = osp.join(relative, entry.name)
-                if entry.is_dir():
-                    pending.append(name)
-                else:
-                    files.append((name, entry.stat().st_size if entry.is_file() else -1))
-    return sorted(files)
-
-
-def data_sha(paths):
-    """A fingerprint of the data at ``paths`` (``[(config key, path, kind)]``, kind ``'folder'``
-    or ``'file'``): a file's bytes; a folder's every file by relative path and size (reading
-    every image would cost a pass over the data set; data written again with other contents
-    changes sizes). A path that does not exist is hashed as missing."""
-    digest = hashlib.sha256()
-    for key, path, kind in sorted(paths):
-        digest.update(f'{key}={path}\n'.encode())
-        if kind == 'file' and osp.isfile(path):
-            digest.update(file_sha(path).encode())
-        elif kind == 'folder' and osp.isdir(path):
-            for name, size in folder_files(path):
-                digest.update(f'{name}:{size}\n'.encode())
-        else:
-            digest.update(b'missing\n')
-    return digest.hexdigest()[:16]
 
 
 def flat(value, prefix=''):

@@ -50,14 +50,7 @@ import torch
 from mmengine.config import Config
 
 from kdzoo import tasks as task_registry
-from kdzoo.experiments.fingerprint import (
-    Fingerprint,
-    file_sha,
-    flat,
-    legacy,
-    refusal,
-    text_sha,
-)
+from kdzoo.experiments.fingerprint import Fingerprint, flat, legacy, refusal
 from kdzoo.experiments.labels import config_label
 from kdzoo.experiments.matrix_report import (
     AFTER_TRAINING,
@@ -93,6 +86,7 @@ from kdzoo.experiments.runs import (
     unwrap,
 )
 from kdzoo.experiments.timing import bf16_autocast, cpu_model, step_costs
+from kdzoo.hashing import file_sha, text_sha
 from kdzoo.toydata import make_cls_data, make_det_data, make_seg_data
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

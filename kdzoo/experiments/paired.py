@@ -27,7 +27,7 @@ import time
 import torch
 
 from kdzoo import tasks
-from kdzoo.experiments.fingerprint import Fingerprint, data_sha, file_sha, flat, legacy, refusal
+from kdzoo.experiments.fingerprint import Fingerprint, flat, legacy, refusal
 from kdzoo.experiments.lock import folder_lock
 from kdzoo.experiments.rows import ROW_SHA, append_row, check_csv, read_rows, repair_rows
 from kdzoo.experiments.runs import (
@@ -39,6 +39,7 @@ from kdzoo.experiments.runs import (
     teacher_metric,
     train_run,
 )
+from kdzoo.hashing import data_paths, data_sha, file_sha
 from kdzoo.patches import unformatted_config_dumps
 from kdzoo.schedule import is_iteration_based
 
@@ -51,29 +52,6 @@ ARMS = ('alone', 'distilled')
 
 
 # ----------------------------------------------------------------------------- prerequisites
-def data_paths(cfg):
-    """``[(config key, path, kind)]`` of the data the train / val loaders read: ``root`` and
-    ``data_root`` folders, ``ann_file`` files (relative to ``data_root``)."""
-    paths = []
-    for loader in ('train_dataloader', 'val_dataloader'):
-        pending = [(f'{loader}.dataset', (cfg.get(loader) or {}).get('dataset') or {})]
-        while pending:
-            key, dataset = pending.pop(0)
-            if isinstance(dataset.get('dataset'), dict):  # wrappers (RepeatDataset, ...)
-                pending.append((f'{key}.dataset', dataset['dataset']))
-                continue
-            if dataset.get('datasets'):  # ConcatDataset: every one
-                pending += [(f'{key}.datasets.{i}', d) for i, d in enumerate(dataset['datasets'])]
-                continue
-            for name in ('root', 'data_root'):
-                if dataset.get(name):
-                    paths.append((f'{key}.{name}', dataset[name], 'folder'))
-            if dataset.get('ann_file'):
-                path = osp.join(dataset.get('data_root') or '', dataset['ann_file'])
-                paths.append((f'{key}.ann_file', path, 'file'))
-    return paths
-
-
 def missing_inputs(cfg):
     """What the comparison needs and does not find: data folders / files and a local teacher
     checkpoint, as ``[description]``."""

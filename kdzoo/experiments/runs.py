@@ -27,6 +27,7 @@ from itertools import count
 import torch
 from mmengine.hooks import Hook
 
+from kdzoo.hashing import state_sha, tensor_bytes
 from kdzoo.hooks.split_classes import check_checkpoint_classes
 from kdzoo.runner import build_runner, load_config
 from kdzoo.schedule import is_iteration_based, rescaled_schedule
@@ -59,23 +60,6 @@ def student_of(model):
     """The student of a distilling model, or the model itself."""
     model = unwrap(model)
     return model.student if hasattr(model, 'distiller') else model
-
-
-def tensor_bytes(tensor):
-    """The values of a tensor as bytes (C order, any strides; bfloat16 widened)."""
-    tensor = tensor.detach().cpu()
-    return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy().tobytes()
-
-
-def state_sha(state_dict):
-    """A short fingerprint of a state dict's names, shapes and values."""
-    digest = hashlib.sha256()
-    for key, value in state_dict.items():
-        digest.update(key.encode())
-        if torch.is_tensor(value):
-            digest.update(str(tuple(value.shape)).encode())
-            digest.update(tensor_bytes(value))
-    return digest.hexdigest()[:16]
 
 
 NOT_TRAINING = {'num_workers', 'persistent_workers', 'log_level', 'logger'}

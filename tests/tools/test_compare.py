@@ -85,7 +85,7 @@ def test_arms_of_a_seed_share_the_initial_student_and_the_batches(cls_run):
     assert by['alone', '0']['init_sha'] != by['alone', '1']['init_sha']
     assert by['alone', '0']['batches_sha'] != by['alone', '1']['batches_sha']
     saved = torch.load(osp.join(cls_run[1], 'seed0', 'student_init.pth'), weights_only=True)
-    from kdzoo.experiments.runs import state_sha
+    from kdzoo.hashing import state_sha
     assert state_sha(saved) == by['alone', '0']['init_sha']
 
 
@@ -449,7 +449,7 @@ def test_the_budget_names_the_evaluations_made():
 
 def test_data_paths_reach_every_dataset_of_a_wrapper():
     """A ConcatDataset's datasets were left out of the data the fingerprint covers."""
-    from kdzoo.experiments.paired import data_paths
+    from kdzoo.hashing import data_paths
     cfg = Config(dict(train_dataloader=dict(dataset=dict(type='ConcatDataset', datasets=[
         dict(type='A', root='a'), dict(type='RepeatDataset', dataset=dict(
             type='B', data_root='b', ann_file='ann.json'))]))))
