@@ -48,6 +48,7 @@ from kdzoo.distiller import Distiller, parse_items
 from kdzoo.monitor import monitor_values
 from kdzoo.rng import isolated_rng
 from kdzoo.teacher import build_teacher, read_config
+from kdzoo.teacher_cache import cache_spec
 
 from .labels import DataLabels, check_teacher_labels
 
@@ -176,10 +177,18 @@ class DistillModel(BaseModel):
         if not isinstance(check_labels, bool):
             raise ValueError('distill_cfg.check_teacher_labels must be True or False, got '
                              f'{check_labels!r}')
-        if isinstance(distill_cfg['teacher'], torch.nn.Module):
-            check_not_shared(student, distill_cfg['teacher'])  # before freezing it
+        teacher_cfg = distill_cfg['teacher']
+        if isinstance(teacher_cfg, torch.nn.Module):
+            check_not_shared(student, teacher_cfg)  # before freezing it
+        # the teacher-output cache: opened before training by kdzoo.hooks.TeacherCacheHook
+        self.cache_spec = None
+        if isinstance(teacher_cfg, dict) and 'cache' in teacher_cfg:
+            self.cache_spec = cache_spec(teacher_cfg['cache'])
+            teacher_cfg = {k: v for k, v in teacher_cfg.items() if k != 'cache'}
+        self.teacher_cache = None
+        self.stream_keys = None  # (indices, positions) of the batch in hand, set by that hook
         with isolated_rng('kdzoo.teacher'):
-            teacher = build_teacher(distill_cfg['teacher'], build_model=self.build_model)
+            teacher = build_teacher(teacher_cfg, build_model=self.build_model)
         self.check_pair(items, student, teacher)
         if student_data is not None and check_labels:
             self.check_labels(distill_cfg['teacher'], teacher, student_data)
@@ -187,7 +196,8 @@ class DistillModel(BaseModel):
             self.distiller = Distiller(
                 student, teacher, items, distill_cfg.get('connectors'),
                 student_reserved=self.RESERVED, teacher_reserved=self.RESERVED,
-                student_readout_paths=self.student_readout_paths(student, items))
+                student_readout_paths=self.student_readout_paths(student, items),
+                teacher_stored=self.cache_spec.readouts if self.cache_spec else ())
         # whether the teacher's inputs need converting: decided once (the comparison reads the
         # normalisation constants to the host, which a step must not do)
         self.renormalise = not same_normalisation(
@@ -314,10 +324,46 @@ class DistillModel(BaseModel):
         """Run the student's training step and the teacher inside an open ``distiller.step()``:
         ``(task losses, student readouts, teacher readouts)``."""
         losses, student = self.student_step(inputs, data_samples)
+        return losses, student, self.teacher_readouts(inputs)
+
+    def run_teacher(self, inputs):
+        """The teacher's readouts of the preprocessed batch ``inputs``, computed (inside an open
+        ``distiller.step()``: its taps record)."""
         teacher_inputs = self.teacher_inputs(inputs)
         with self.running_teacher(inputs):
-            teacher = self.teacher_step(teacher_inputs)
-        return losses, student, teacher
+            return self.teacher_step(teacher_inputs)
+
+    def teacher_readouts(self, inputs):
+        """The teacher's side of a step. With a teacher-output cache and the batch's stream keys
+        (``stream_keys``, set per training batch by ``kdzoo.hooks.TeacherCacheHook``, used once):
+        read from the cache when it holds every sample of the batch — the teacher does not run —
+        else computed and stored (:mod:`kdzoo.teacher_cache`). Without them: computed."""
+        keys, self.stream_keys = self.stream_keys, None
+        cache = self.teacher_cache
+        if cache is None or keys is None:
+            return self.run_teacher(inputs)
+        stored = cache.read(*keys, inputs)
+        if stored is not None:
+            return stored
+        readouts = self.run_teacher(inputs)
+        cache.write(*keys, inputs, self.stored_readouts(readouts))
+        return readouts
+
+    def stored_names(self):
+        """The teacher readouts a cache stores: those :meth:`teacher_step` returns, then every
+        teacher tap the distiller records (the items' and ``cache.readouts``)."""
+        return list(dict.fromkeys(self.teacher_readout_names()
+                                  + self.distiller.tap_names['teacher']))
+
+    def teacher_readout_names(self):
+        """The names :meth:`teacher_step` returns (an adapter returning more says so)."""
+        return list(self.distiller.readout_names['teacher'])
+
+    def stored_readouts(self, readouts):
+        """``{name: value}`` of :meth:`stored_names`, from the step's ``readouts`` and taps."""
+        taps = self.distiller.teacher_taps
+        return {name: readouts[name] if name in readouts else taps.get(name)
+                for name in self.stored_names()}
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         if mode == 'loss':

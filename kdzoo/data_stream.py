@@ -15,6 +15,10 @@ batches — the two arms of a paired comparison, a run and its resumed self — 
   three global streams seeded from ``derive_seed(seed, position, index)`` (and restored after),
   whatever the pipeline and in any worker process.
 
+With ``keys=True`` (a run with a teacher-output cache, :mod:`kdzoo.teacher_cache`) each loaded
+sample also carries its key as ``stream_index`` / ``stream_position``, which
+:class:`kdzoo.hooks.TeacherCacheHook` takes out of the batch before anything else sees it.
+
 The same seed gives the same augmented sample at the same position, independent of anything else
 drawn in the run; a resumed run (MMEngine replays the sampler up to the saved iteration) gets
 the same samples as the uninterrupted one. The rule is the one of :mod:`kdzoo.rng`.
@@ -39,11 +43,14 @@ class SeededDataset(Dataset):
         dataset: the wrapped dataset (config dict or object); its attributes (``metainfo``,
             ``get_data_info``, ...) are reachable through the wrapper.
         seed: the run's seed.
+        keys: add ``stream_index`` and ``stream_position`` to each sample (a dict) loaded with a
+            position.
     """
 
-    def __init__(self, dataset, seed):
+    def __init__(self, dataset, seed, keys=False):
         self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
         self.seed = int(seed)
+        self.keys = bool(keys)
 
     def __len__(self):
         return len(self.dataset)
@@ -61,7 +68,10 @@ class SeededDataset(Dataset):
         if position is None:
             return self.dataset[index]
         with seeded(derive_seed(self.seed, position, index), cuda=False):
-            return self.dataset[index]
+            sample = self.dataset[index]
+        if self.keys:
+            sample = dict(sample, stream_index=index, stream_position=position)
+        return sample
 
 
 @DATA_SAMPLERS.register_module()
@@ -100,13 +110,14 @@ class StreamSampler(Sampler):
             yield index, start + k * world + rank
 
 
-def seed_train_stream(cfg, seed):
+def seed_train_stream(cfg, seed, keys=False):
     """Wrap ``cfg.train_dataloader``'s dataset and sampler (once) so its randomness follows
-    ``(seed, position, sample)``; returns ``cfg``. A config without a train loader is unchanged."""
+    ``(seed, position, sample)`` (``keys``: see :class:`SeededDataset`); returns ``cfg``. A config
+    without a train loader is unchanged."""
     loader = cfg.get('train_dataloader')
     if not loader or loader.get('dataset', {}).get('type') == 'SeededDataset':
         return cfg
-    loader.dataset = dict(type='SeededDataset', dataset=loader.dataset, seed=seed)
+    loader.dataset = dict(type='SeededDataset', dataset=loader.dataset, seed=seed, keys=keys)
     sampler = loader.get('sampler') or dict(type='DefaultSampler', shuffle=True)
     loader.sampler = dict(type='StreamSampler', sampler=sampler)
     return cfg

@@ -203,15 +203,18 @@ class Distiller(nn.Module):
         student_readout_paths: student module paths the adapter reads its own readouts from in
             its step (e.g. mmdet's dense head for ``'cls_scores'``): recorded with the items'
             taps, read with ``student_taps.get(path)``.
+        teacher_stored: teacher taps recorded besides the items' (reserved readouts or module
+            paths): what a teacher-output cache stores for other runs (:mod:`kdzoo.teacher_cache`).
 
     ``tap_names[side]`` (``'student'`` / ``'teacher'``) lists the taps the items read on that
-    side, each once, in item order; ``readout_names[side]`` those of them that are reserved
+    side, each once, in item order (on the teacher side, then ``teacher_stored``);
+    ``readout_names[side]`` those of them that are reserved
     readouts, which the adapter provides. One training step records between the taps and
     computes the losses inside ``with distiller.step():`` (see :meth:`step`).
     """
 
     def __init__(self, student, teacher, items, connectors=None, student_reserved=(),
-                 teacher_reserved=(), student_readout_paths=()):
+                 teacher_reserved=(), student_readout_paths=(), teacher_stored=()):
         super().__init__()
         self.items = list(items)
         self.student = student
@@ -228,7 +231,8 @@ class Distiller(nn.Module):
                 self.connector(item.connector)
         self.tap_names = {
             'student': list(dict.fromkeys(t for item in self.items for t in item.student)),
-            'teacher': list(dict.fromkeys(item.teacher for item in self.items))}
+            'teacher': list(dict.fromkeys([item.teacher for item in self.items]
+                                          + list(teacher_stored)))}
         reserved = {'student': frozenset(student_reserved), 'teacher': frozenset(teacher_reserved)}
         self.readout_names = {side: [t for t in names if t in reserved[side]]
                               for side, names in self.tap_names.items()}

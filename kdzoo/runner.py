@@ -20,6 +20,7 @@ from kdzoo.hooks.split_classes import check_training_classes
 from kdzoo.monitor import ratio_warnings
 from kdzoo.patches import harden_mmengine_loading
 from kdzoo.schedule import check_warmup, is_iteration_based, with_rescaled_schedule
+from kdzoo.teacher_cache import cache_spec
 from kdzoo.wrappers import unwrap
 
 
@@ -71,9 +72,12 @@ def build_runner(config, *, cfg_options=None, work_dir=None, launcher='none', am
         if is_distill_model_cfg(cfg):  # the explicit form: its student alone
             cfg.model = cfg.model.student
     cfg = wrap(cfg)
-    seed_train_stream(cfg, run_seed(cfg))
+    cached = teacher_cache_spec(cfg) is not None
+    seed_train_stream(cfg, run_seed(cfg), keys=cached)
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
         dict(type='RandomStateHook'), dict(type='SplitClassesHook')]
+    if cached:
+        cfg.custom_hooks.append(dict(type='TeacherCacheHook'))
     cfg.custom_hooks.append(dict(type='LoadCheckHook'))  # load_from / --resume fit the model
     cfg.launcher = launcher
     if launcher != 'none':
@@ -91,6 +95,14 @@ def build_runner(config, *, cfg_options=None, work_dir=None, launcher='none', am
     runner = Runner.from_cfg(cfg)
     check_run_length(runner)
     return runner
+
+
+def teacher_cache_spec(cfg):
+    """The wrapped config's ``distill_cfg.teacher.cache`` (:func:`kdzoo.teacher_cache.cache_spec`:
+    its mistakes raised here, before anything is built), or ``None``."""
+    model = cfg.get('model') or {}
+    teacher = (model.get('distill_cfg') or {}).get('teacher') if isinstance(model, dict) else None
+    return cache_spec(teacher.get('cache')) if isinstance(teacher, dict) else None
 
 
 def check_run_length(runner):

@@ -75,6 +75,9 @@ class DistillClassifier(DistillModel):
     def teacher_step(self, inputs):
         return self.teacher.forward_readouts(inputs, self.teacher_names)
 
+    def teacher_readout_names(self):
+        return list(self.teacher_names)
+
     def run_model(self, model, inputs, labels, mode):
         logits = model(inputs)
         return logits if mode == 'tensor' else predictions(logits, labels)

@@ -10,11 +10,17 @@ them in MMEngine's ``HOOKS`` under their class names (configs name them, e.g.
 - :class:`LoadCheckHook` (:mod:`.load_check`): ``--resume`` only from this config's run, a
   ``load_from`` that fills the model.
 
-The last three are added to every run by :func:`kdzoo.runner.build_runner`.
+- :class:`TeacherCacheHook` (:mod:`.teacher_cache`): the teacher-output cache (opened before
+  training, each batch's stream keys to the model).
+
+The three before it are added to every run by :func:`kdzoo.runner.build_runner`, the last to a
+run with ``distill_cfg.teacher.cache``.
 """
 from .load_check import LoadCheckHook
 from .random_state import RandomStateHook
 from .split_classes import SplitClassesHook
+from .teacher_cache import TeacherCacheHook
 from .teacher_check import TeacherCheckHook
 
-__all__ = ['TeacherCheckHook', 'RandomStateHook', 'SplitClassesHook', 'LoadCheckHook']
+__all__ = ['TeacherCheckHook', 'RandomStateHook', 'SplitClassesHook', 'LoadCheckHook',
+           'TeacherCacheHook']

@@ -1,0 +1,141 @@
+"""The teacher-output cache's hook: opens the cache before training, hands each batch's stream
+keys to the model, writes the last rows after training (:mod:`kdzoo.teacher_cache`,
+docs/teacher_cache.md)."""
+import torch
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+import kdzoo
+from kdzoo.hashing import data_paths, data_sha, file_sha, state_sha
+from kdzoo.rng import isolated_rng
+from kdzoo.teacher import model_config
+from kdzoo.teacher_cache import FORMAT, TeacherCache, manifest_text, sample_bytes
+from kdzoo.wrappers import unwrap
+
+KEYS = ('stream_index', 'stream_position')
+NOT_READ = ('batch_size', 'num_workers', 'persistent_workers', 'pin_memory', 'prefetch_factor')
+
+
+def pop_stream_keys(data_batch):
+    """``(indices, positions)`` of a collated batch, taken out of it (lists of ints)."""
+    index, position = (data_batch.pop(key) for key in KEYS)
+    return torch.as_tensor(index).tolist(), torch.as_tensor(position).tolist()
+
+
+def check_batch_augments(model, directory):
+    """A data preprocessor's batch augments (mmdet's ``BatchSyncRandomResize``, ...) draw from
+    the global streams in the step, outside the seeded data stream: the teacher's inputs are then
+    no function of ``(seed, position)`` and no cache can be exact."""
+    augments = getattr(model.data_preprocessor, 'batch_augments', None)
+    if augments:
+        names = [type(a).__name__ for a in augments]
+        raise ValueError(
+            f"distill_cfg.teacher.cache: the data preprocessor's batch_augments {names} draw "
+            'their randomness in the training step, outside the seeded data stream, so the '
+            "teacher's inputs are not a function of (seed, position) and a cache of its outputs "
+            'would be replayed onto other inputs. Remove distill_cfg.teacher.cache, or move the '
+            f'augmentation into the dataset pipeline.\nteacher cache {directory}: not opened '
+            f'(batch_augments {names})')
+
+
+def loader_description(loader):
+    """The training loader's config as it decides the samples (its dataset unwrapped from the
+    seeded stream; workers and the batch size, recorded apart, left out)."""
+    loader = loader.to_dict() if hasattr(loader, 'to_dict') else dict(loader)
+    for key in NOT_READ:
+        loader.pop(key, None)
+    dataset = loader.get('dataset') or {}
+    if dataset.get('type') == 'SeededDataset':
+        loader['dataset'] = dataset.get('dataset')
+    return loader
+
+
+def teacher_description(model, cfg):
+    """The teacher's manifest fields: its checkpoint's bytes, its model config, its weights and
+    how its inputs are made."""
+    teacher_cfg = dict(((cfg.get('model') or {}).get('distill_cfg') or {}).get('teacher') or {})
+    checkpoint = teacher_cfg.get('checkpoint')
+    config = teacher_cfg.get('config')
+    described = (model_config(config, teacher_cfg.get('cfg_options')).to_dict()
+                 if isinstance(config, (str, dict)) else type(model.teacher).__qualname__)
+    preprocessor = getattr(model.teacher, 'data_preprocessor', None)
+    buffers = {} if preprocessor is None else {
+        name: buffer.tolist() for name, buffer in preprocessor.named_buffers()}
+    return dict(
+        teacher_checkpoint=file_sha(checkpoint) if isinstance(checkpoint, str) else 'none',
+        teacher_config=manifest_text([described, teacher_cfg.get('strict', True)]),
+        teacher_weights=state_sha(model.teacher.state_dict()),
+        teacher_inputs=manifest_text([type(preprocessor).__qualname__, buffers,
+                                      model.renormalise, str(model.teacher_autocast)]))
+
+
+def run_manifest(runner, model, spec):
+    """This run's manifest (:data:`kdzoo.teacher_cache.MANIFEST_FIELDS` and the layout)."""
+    cfg = runner.cfg
+    loader = cfg.train_dataloader
+    return dict(
+        format=FORMAT, kdzoo_version=kdzoo.__version__, task=type(model).__name__,
+        **teacher_description(model, cfg),
+        data=data_sha(data_paths(cfg, loaders=('train_dataloader',))),
+        pipeline=manifest_text(loader_description(loader)),
+        preprocessor=manifest_text([type(model.data_preprocessor).__qualname__,
+                                    (cfg.get('model') or {}).get('data_preprocessor')]),
+        seed=loader.dataset.get('seed'), readouts=model.stored_names(), dtype=spec.dtype,
+        topk=spec.topk, batch_size=loader.batch_size, world_size=runner.world_size)
+
+
+def probe_bytes(runner, model, spec):
+    """Bytes one sample takes in the cache, measured on the training set's first sample (its
+    teacher readouts computed once, in random streams of its own)."""
+    loader = runner.train_dataloader
+    with isolated_rng('kdzoo.teacher_cache'), torch.no_grad():
+        sample = loader.dataset[(0, 0)]
+        batch = loader.collate_fn([sample])
+        pop_stream_keys(batch)
+        inputs = model.data_preprocessor(batch, True)['inputs']
+        with model.distiller.teacher_taps.recording():
+            readouts = model.stored_readouts(model.run_teacher(inputs))
+    return sample_bytes(readouts, spec)
+
+
+@HOOKS.register_module()
+class TeacherCacheHook(Hook):
+    """Open the model's teacher-output cache before training (its manifest checked or written;
+    the expected size printed and checked against the free disk), give each training batch's
+    stream keys to the model, and write the rows left at the end (:mod:`kdzoo.teacher_cache`).
+    Added by :func:`kdzoo.runner.build_runner` when ``distill_cfg.teacher.cache`` is set."""
+
+    priority = 'HIGHEST'  # the keys leave the batch before any other hook sees it
+
+    def before_train(self, runner):
+        model = unwrap(runner.model)
+        spec = model.cache_spec
+        check_batch_augments(model, spec.dir)
+        manifest = run_manifest(runner, model, spec)
+        cache = TeacherCache(spec, manifest, rank=runner.rank, log=runner.logger.info).open()
+        layout = {k: manifest[k] for k in ('batch_size', 'world_size')}
+        if cache.written_by != layout:
+            runner.logger.info(
+                f'teacher cache {spec.dir}: written by {cache.written_by["world_size"]} '
+                f'process(es) x batch {cache.written_by["batch_size"]}, read by '
+                f'{layout["world_size"]} x {layout["batch_size"]}: the same samples at the same '
+                "positions; the teacher computed them in other batches, so its outputs can "
+                'differ from a live run in the last bits (docs/teacher_cache.md)')
+        total = runner.train_loop.max_iters * layout['batch_size'] * layout['world_size']
+        missing = max(0, total - cache.cached_rows(total))
+        if missing:
+            cache.check_space(probe_bytes(runner, model, spec), missing)
+        else:
+            runner.logger.info(f'teacher cache {spec.dir}: holds the {total} samples of this '
+                               'run; the teacher will not run in the training steps')
+        model.teacher_cache = cache
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        model = unwrap(runner.model)
+        model.stream_keys = pop_stream_keys(data_batch)
+
+    def after_train(self, runner):
+        cache = unwrap(runner.model).teacher_cache
+        if cache is not None:
+            cache.flush()
+            runner.logger.info(cache.summary())
