@@ -245,7 +245,7 @@ class TeacherCache:
         self.names = list(manifest['readouts'])
         self.set_shards([])  # [(first, last, rows, path)] known to hold rows
         self.loaded = {}  # path -> {position: (chunk, row)} and its chunks, most recent last
-        self.buffer, self.buffer_bytes = [], 0
+        self.buffer, self.buffer_bytes, self.buffered = [], 0, {}  # buffered: position -> (c, row)
         self.counts = dict(read=0, computed=0, written=0)
 
     # -- opening ------------------------------------------------------------------------------
@@ -379,11 +379,9 @@ class TeacherCache:
         return self.assemble(found, inputs.device)
 
     def in_buffer(self, position):
-        for c, chunk in enumerate(self.buffer):
-            rows = chunk['positions'].tolist()
-            if position in rows:
-                return self.buffer, c, rows.index(position)
-        return None
+        """``(chunks, chunk, row)`` of a row this run wrote and has not flushed, or ``None``."""
+        place = self.buffered.get(position)
+        return None if place is None else (self.buffer,) + place
 
     def assemble(self, found, device):
         readouts = {}
@@ -438,6 +436,8 @@ class TeacherCache:
             chunk['leaves'].append(stored)
             chunk['specs'].append(spec)
             chunk['dtypes'].append([str(leaf.dtype).replace('torch.', '') for leaf in leaves])
+        for row, position in enumerate(chunk['positions'].tolist()):
+            self.buffered[position] = (len(self.buffer), row)
         self.buffer.append(chunk)
         self.buffer_bytes += sum(t.numel() * t.element_size() for t in tensors_in(chunk))
         self.counts['written'] += len(keep)
@@ -458,7 +458,7 @@ class TeacherCache:
         path = osp.join(self.dir, name)
         write_atomically(path, data)
         self.set_shards(self.shards + [(first, last, len(positions), path)])
-        self.buffer, self.buffer_bytes = [], 0
+        self.buffer, self.buffer_bytes, self.buffered = [], 0, {}
 
     def summary(self):
         return (f'teacher cache {self.dir}: {self.counts["read"]} samples read, '
