@@ -115,7 +115,10 @@ def seed_train_stream(cfg, seed, keys=False):
     ``(seed, position, sample)`` (``keys``: see :class:`SeededDataset`); returns ``cfg``. A config
     without a train loader is unchanged."""
     loader = cfg.get('train_dataloader')
-    if not loader or loader.get('dataset', {}).get('type') == 'SeededDataset':
+    if not loader:
+        return cfg
+    if loader.get('dataset', {}).get('type') == 'SeededDataset':  # a config dumped by a run
+        loader.dataset.keys = loader.dataset.get('keys', False) or keys
         return cfg
     loader.dataset = dict(type='SeededDataset', dataset=loader.dataset, seed=seed, keys=keys)
     sampler = loader.get('sampler') or dict(type='DefaultSampler', shuffle=True)
