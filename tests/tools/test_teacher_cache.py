@@ -226,6 +226,29 @@ def test_a_cache_written_under_mixed_precision_is_not_read_by_a_float32_run(
     assert calls.started == 0
 
 
+def test_a_run_killed_while_writing_its_shard_leaves_none_and_a_rerun_recomputes(
+        runs, shapes_data, teacher_checkpoint, tmp_path, monkeypatch):
+    _, live, *_ = runs
+    cache = tmp_path / 'cache'
+    rename = os.replace
+
+    def killed(source, destination):
+        if SHARD_NAME.match(osp.basename(destination)):
+            raise OSError('killed between the write and the rename')
+        rename(source, destination)  # the manifest
+    monkeypatch.setattr(os, 'replace', killed)
+    info, _ = failed_run(tmp_path, 'killed', shapes_data, teacher_checkpoint, OSError,
+                         cache=str(cache))
+    assert str(info.value) == 'killed between the write and the rename'
+    monkeypatch.undo()
+    temporary = [name for name in os.listdir(cache) if name.endswith('.tmp')]
+    assert shards(cache) == [] and len(temporary) == 1
+    rerun = train(tmp_path, 'rerun', shapes_data, teacher_checkpoint, cache=str(cache))
+    assert sorted(rerun.calls.calls) == list(range(ITERS))  # computed again
+    assert_same_state(live.state, rerun.state)
+    assert len(shards(cache)) == 1
+
+
 def test_a_corrupted_shard_is_an_error_naming_it(runs, shapes_data, teacher_checkpoint, tmp_path):
     root, *_ = runs
     cache = tmp_path / 'cache'
