@@ -183,6 +183,21 @@ def test_a_shorter_run_reads_a_longer_cache_and_needs_no_disk(runs, shapes_data,
             'teacher will not run in the training steps') in log_text(tmp_path / 'short')[0]
 
 
+def test_a_resumed_read_run_reads_the_rest_and_ends_as_the_live_run(runs, shapes_data,
+                                                                    teacher_checkpoint, tmp_path):
+    from kdzoo.runner import build_runner
+    root, live, write, _ = runs
+    runner = build_runner(config(tmp_path, 'resumed', shapes_data, teacher_checkpoint,
+                                 cache=str(root / 'cache')),
+                          resume=osp.join(write.runner.work_dir, 'iter_2.pth'))
+    calls = TeacherCallsHook()
+    runner.register_hook(calls)
+    runner.train()
+    assert calls.calls == {}
+    assert calls.positions == [[8, 9, 10, 11], [12, 13, 14, 15]]
+    assert_same_state(live.state, runner.model.state_dict())
+
+
 def test_another_teacher_checkpoint_stops_before_training(runs, shapes_data, teacher_checkpoint,
                                                           tmp_path):
     root, *_ = runs
@@ -204,21 +219,22 @@ def test_another_teacher_checkpoint_stops_before_training(runs, shapes_data, tea
     assert sorted(os.listdir(root / 'cache')) == files  # nothing written
 
 
+@pytest.mark.filterwarnings('ignore:.*CUDA is not available')  # the AMP grad scaler, on the CPU
 def test_a_cache_written_under_mixed_precision_is_not_read_by_a_float32_run(
-        runs, shapes_data, teacher_checkpoint, tmp_path, monkeypatch):
+        shapes_data, teacher_checkpoint, tmp_path, monkeypatch):
     """MMEngine's AmpOptimWrapper runs the whole step under autocast, the teacher's forward
     included: its readouts are another precision's, and a float32 run reading them would not be
     its live run (the manifest used to leave the step's autocast out: the run read them). On the
     CPU: the wrapper's CUDA check passed over, MMEngine autocasts to bfloat16."""
     from mmengine.optim.optimizer import amp_optimizer_wrapper
+
+    from kdzoo.runner import build_runner
     monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available', lambda: True)
     cache = str(tmp_path / 'cache')
     path = config(tmp_path, 'amp', shapes_data, teacher_checkpoint, cache=cache, iters=1)
     with open(path, 'a') as f:
         f.write("optim_wrapper = dict(optim_wrapper, type='AmpOptimWrapper')\n")
-    from kdzoo.runner import build_runner
-    with pytest.warns(UserWarning, match='CUDA is not available'):  # its grad scaler, disabled
-        build_runner(path).train()
+    build_runner(path).train()
     info, calls = failed_run(tmp_path, 'float32', shapes_data, teacher_checkpoint,
                              TeacherCacheError, cache=cache, iters=1)
     assert last_line(info) == (f"teacher cache {cache}: the teacher's inputs (normalisation, "
