@@ -296,8 +296,15 @@ class TeacherCache:
                 yield int(first), int(last), int(rows), osp.join(self.dir, name)
 
     def cached_rows(self, end):
-        """How many rows the shards hold at positions below ``end`` (from their names)."""
-        return sum(rows for first, last, rows, _ in self.shards if last < end)
+        """How many rows the shards hold at positions below ``end``: from their names, but a shard
+        reaching past ``end`` (written by a longer run) is loaded to count its rows below it."""
+        count = 0
+        for first, last, rows, path in self.shards:
+            if last < end:
+                count += rows
+            elif first < end:
+                count += sum(position < end for position in self.load(path)[0])
+        return count
 
     def check_space(self, bytes_per_sample, samples_to_write):
         """Print the expected size of what this run will write, and refuse (before training) a

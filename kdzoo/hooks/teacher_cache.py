@@ -3,6 +3,7 @@ keys to the model, writes the last rows after training (:mod:`kdzoo.teacher_cach
 docs/teacher_cache.md)."""
 import torch
 from mmengine.hooks import Hook
+from mmengine.optim import AmpOptimWrapper
 from mmengine.registry import HOOKS
 
 import kdzoo
@@ -50,9 +51,18 @@ def loader_description(loader):
     return loader
 
 
-def teacher_description(model, cfg):
+def step_autocast(optim_wrapper):
+    """The autocast MMEngine's ``AmpOptimWrapper`` runs the training step in, the teacher's
+    forward included (its ``dtype``; ``None`` is MMEngine's default for the device), or ``None``
+    without one."""
+    if isinstance(optim_wrapper, AmpOptimWrapper):
+        return f'AmpOptimWrapper {optim_wrapper.cast_dtype}'
+    return None
+
+
+def teacher_description(model, cfg, optim_wrapper=None):
     """The teacher's manifest fields: its checkpoint's bytes, its model config, its weights and
-    how its inputs are made."""
+    how its inputs are made (the run's ``optim_wrapper``: the step's autocast)."""
     teacher_cfg = dict(((cfg.get('model') or {}).get('distill_cfg') or {}).get('teacher') or {})
     checkpoint = teacher_cfg.get('checkpoint')
     config = teacher_cfg.get('config')
@@ -66,7 +76,8 @@ def teacher_description(model, cfg):
         teacher_config=manifest_text([described, teacher_cfg.get('strict', True)]),
         teacher_weights=state_sha(model.teacher.state_dict()),
         teacher_inputs=manifest_text([type(preprocessor).__qualname__, buffers,
-                                      model.renormalise, str(model.teacher_autocast)]))
+                                      model.renormalise, str(model.teacher_autocast),
+                                      step_autocast(optim_wrapper)]))
 
 
 def run_manifest(runner, model, spec):
@@ -75,7 +86,7 @@ def run_manifest(runner, model, spec):
     loader = cfg.train_dataloader
     return dict(
         format=FORMAT, kdzoo_version=kdzoo.__version__, task=type(model).__name__,
-        **teacher_description(model, cfg),
+        **teacher_description(model, cfg, runner.optim_wrapper),
         data=data_sha(data_paths(cfg, loaders=('train_dataloader',))),
         pipeline=manifest_text(loader_description(loader)),
         preprocessor=manifest_text([type(model.data_preprocessor).__qualname__,
