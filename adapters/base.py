@@ -350,10 +350,10 @@ class DistillModel(BaseModel):
         return readouts
 
     def stored_names(self):
-        """The teacher readouts a cache stores: those :meth:`teacher_step` returns, then every
-        teacher tap the distiller records (the items' and ``cache.readouts``)."""
-        return list(dict.fromkeys(self.teacher_readout_names()
-                                  + self.distiller.tap_names['teacher']))
+        """The teacher readouts a cache stores, sorted (runs whose items name them in another
+        order share a cache): those :meth:`teacher_step` returns and every teacher tap the
+        distiller records (the items' and ``cache.readouts``)."""
+        return sorted(set(self.teacher_readout_names()) | set(self.distiller.tap_names['teacher']))
 
     def teacher_readout_names(self):
         """The names :meth:`teacher_step` returns (an adapter returning more says so)."""

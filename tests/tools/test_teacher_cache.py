@@ -324,7 +324,7 @@ def test_extra_readouts_are_stored_and_a_run_reading_another_tap_is_refused(
     cache = dict(dir=str(tmp_path / 'cache'), readouts=['stage4', 'model.stages.2'])
     train(tmp_path, 'write', shapes_data, teacher_checkpoint, cache=cache, iters=1)
     with open(tmp_path / 'cache' / 'manifest.json') as f:
-        assert json.load(f)['readouts'] == ['logits', 'stage4', 'model.stages.2']
+        assert json.load(f)['readouts'] == ['logits', 'model.stages.2', 'stage4']
     name, = shards(tmp_path / 'cache')
     chunk, = torch.load(tmp_path / 'cache' / name, weights_only=True)
     shapes = [[tuple(leaf.shape) for leaf in leaves] for leaves in chunk['leaves']]
