@@ -153,3 +153,40 @@ def test_iters_and_epochs_together_are_refused(capsys):
     with pytest.raises(SystemExit):
         main(['any.py', '--iters', '2', '--epochs', '1'])
     assert 'argument --epochs: not allowed with argument --iters' in capsys.readouterr().err
+
+
+def test_an_exact_cache_leaves_the_fingerprint_a_lossy_one_changes_it(make_config):
+    from kdzoo.experiments.runs import config_sha, resolved_config
+    config, root = make_config('fingerprint')
+
+    def sha(cache=None):
+        options = {} if cache is None else {'distill_cfg.teacher.cache': cache}
+        return config_sha(config, options)
+
+    live = sha()
+    assert sha(str(root / 'a')) == sha(dict(dir=str(root / 'b'), readouts=['stage3'])) == live
+    assert sha(dict(dir='a', dtype='float32', topk=None)) == live
+    half = sha(dict(dir='a', dtype='float16'))
+    assert half != live and half == sha(dict(dir='b', dtype='float16', readouts=['stage2']))
+    assert sha(dict(dir='a', dtype='bfloat16')) not in (live, half)
+    top5 = sha(dict(dir='a', topk=5))
+    assert top5 not in (live, half) and top5 == sha(dict(dir='b', topk=5, readouts=['stage4']))
+    assert sha(dict(dir='a', topk=10)) != top5
+    teacher = resolved_config(config, {'distill_cfg.teacher.cache': dict(
+        dir='a', dtype='float16', topk=5, readouts=['stage4'])})['distill_cfg']['teacher']
+    assert teacher['cache'] == dict(dtype='float16', topk=5)
+
+
+def test_an_exact_cache_of_a_config_in_the_explicit_form_leaves_its_fingerprint(make_config):
+    from kdzoo.experiments.runs import config_sha
+    same = {'work_dir': 'work'}  # each config file names its own
+    explicit = dict(type='kdzoo.DistillClassifier', student=dict(type='TimmClassifier'),
+                    distill_cfg=dict(teacher=dict(config=TEACHER), losses=KD))
+    plain = make_config('explicit_plain', model=explicit)[0]
+    cached = dict(explicit, distill_cfg=dict(explicit['distill_cfg'], teacher=dict(
+        config=TEACHER, cache='somewhere')))
+    plain = config_sha(plain, same)
+    assert config_sha(make_config('explicit_cached', model=cached)[0], same) == plain
+    lossy = dict(cached, distill_cfg=dict(cached['distill_cfg'], teacher=dict(
+        config=TEACHER, cache=dict(dir='x', dtype='float16'))))
+    assert config_sha(make_config('explicit_lossy', model=lossy)[0], same) != plain
