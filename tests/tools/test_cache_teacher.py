@@ -190,3 +190,28 @@ def test_an_exact_cache_of_a_config_in_the_explicit_form_leaves_its_fingerprint(
     lossy = dict(cached, distill_cfg=dict(cached['distill_cfg'], teacher=dict(
         config=TEACHER, cache=dict(dir='x', dtype='float16'))))
     assert config_sha(make_config('explicit_lossy', model=lossy)[0], same) != plain
+
+
+@pytest.mark.xfail(strict=True, reason='kdzoo.hooks.teacher_cache.run_manifest records '
+                   'model.stored_names() in the order of the run\'s own items: runs sharing a '
+                   'cache (distill_cfg.teacher.cache.readouts, the plug-and-play arms) whose '
+                   'items read the taps in another order are refused (readouts differ); the fix '
+                   'records them sorted')
+def test_runs_storing_the_same_readouts_share_a_cache_whatever_their_items_order(
+        shapes_data, tmp_path):
+    """Two arms of a shared cache, as the plug-and-play matrix sets them: the same stored
+    readouts (the union of their items' teacher taps), their items reading them in another
+    order."""
+    from tools_helpers import SEED_LOSSES
+
+    from kdzoo.hooks.teacher_cache import run_manifest
+    from kdzoo.runner import build_runner
+    readouts = ['dense_logits', 'logits', 'stage3', 'stage4']
+    manifests = []
+    for loss in ('kd', 'lfcc'):
+        cfg = runner_config(shapes_data, tmp_path / loss, distill_cfg=dict(
+            teacher=dict(config=TEACHER, cache=dict(dir=str(tmp_path / 'c'), readouts=readouts)),
+            teacher_check=False, **SEED_LOSSES[loss]))
+        runner = build_runner(write_config(tmp_path / f'{loss}.py', cfg))
+        manifests.append(run_manifest(runner, runner.model, runner.model.cache_spec))
+    assert manifests[0]['readouts'] == manifests[1]['readouts']
