@@ -328,6 +328,7 @@ def test_every_task_setting_comes_from_the_profiles_resolved_entry(tmp_path, mon
             last=1.0, seconds=1.0, iters=2, iter_s=0.1, init_sha='', batches_sha='')
 
     monkeypatch.setattr(matrix, 'train_run', fake_train_run)
+    monkeypatch.setattr(matrix, 'make_runner', lambda *args: None)  # the timing's fresh model
     monkeypatch.setattr(matrix, 'step_costs', lambda *args: {})
     opts = matrix.resolve(overriding_profile(tmp_path), tasks='cls', out=str(tmp_path / 'out'))
     pair, configs = next(iter(opts.task['cls'].pairs.items()))
@@ -410,8 +411,8 @@ def test_teacher_bf16_sets_the_models_teacher_autocast():
 
 # ------------------------------------ reuse keyed by the fingerprint, crash-safe CSV (issue 23)
 def fake_runs(monkeypatch):
-    """Every training run replaced by a record of its folder (the teacher's writes a checkpoint);
-    returns that list."""
+    """Every training run replaced by a record of its folder (the teacher's writes a checkpoint),
+    its timing by nothing (no model is built for it); returns that list."""
     calls = []
 
     def fake_train_run(config, folder, options, metric, scale=1.0, **kwargs):
@@ -424,6 +425,7 @@ def fake_runs(monkeypatch):
             batches_sha='')
 
     monkeypatch.setattr(matrix, 'train_run', fake_train_run)
+    monkeypatch.setattr(matrix, 'make_runner', lambda *args: None)
     monkeypatch.setattr(matrix, 'step_costs', lambda *args: {})
     return calls
 
