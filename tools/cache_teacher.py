@@ -26,9 +26,10 @@ and stores it. Rows already in the cache are read, not computed again.
 The cache can be filled on another machine (e.g. a GPU box, with the same config, data and
 teacher checkpoint) and copied: its manifest records what the outputs are a function of (teacher
 checkpoint bytes and config, data files, pipeline, seed, readouts, dtype), and a run whose setup
-differs stops with an error naming what differs. The teacher's outputs are the device's own:
-a run on another kind of device reads them exactly as stored, and is then bit-identical to a
-run on the filling device, not to a live run on its own (docs/teacher_cache.md).
+differs stops with an error naming what differs. The stored outputs are those of the filling
+device: a run on another kind of device (the CPU reading a GPU's cache) reads them as stored, so
+it can differ in the last bits from a live run there, whose teacher would compute its own; the
+manifest does not record the device (docs/teacher_cache.md).
 """
 import argparse
 import os
