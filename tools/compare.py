@@ -2,6 +2,7 @@
 
     python tools/compare.py CONFIG [--seeds 0,1,2] [--iters N] [--evals K] [--work-dir D]
                             [--cfg-options k=v ...] [--amp] [--metric KEY] [--smoke]
+                            [--teacher-cache DIR]
 
 For each seed, the student alone (CONFIG without ``distill_cfg``) and the distilled student train
 with the same iterations and schedule, the same initial student weights and the same batches and
@@ -23,6 +24,14 @@ reuses the rows of the same fingerprint (adding seeds reuses the others); with a
 changed it stops before training, naming what differs: give a new ``--work-dir`` (old results
 are never replaced). ``--cfg-options train_cfg.max_iters=N`` is ``--iters N``: the schedule is
 rescaled either way. One compare at a time per work dir (``.compare.lock``).
+
+``--teacher-cache DIR``: the distilled arm of seed s stores the teacher's outputs in (or, when
+they are there, reads them from) the teacher-output cache ``DIR/seed<s>``
+(docs/teacher_cache.md); ``tools/cache_teacher.py CONFIG --seeds ... --cache DIR`` fills the same
+folders ahead. Comparisons of the same teacher, data and seeds share it (e.g. a sweep of loss
+weights in separate work dirs): the teacher runs in the first one only. The cache is not part of
+the fingerprint (a float32 cache changes no result; a 16-bit or top-k one counts by its dtype and
+topk, set in the config's ``distill_cfg.teacher.cache``, which this option's folder replaces).
 """
 import argparse
 import os.path as osp
@@ -54,6 +63,9 @@ def parse_args(argv=None):
                         help='data loader workers of every run')
     parser.add_argument('--verbose', action='store_true', help='MMEngine\'s INFO log of each run')
     parser.add_argument('--smoke', action='store_true', help='2 iterations, 1 evaluation')
+    parser.add_argument('--teacher-cache', metavar='DIR', help='teacher-output caches of the '
+                        'distilled arms, DIR/seed<s> per seed, shared with other comparisons of '
+                        'the same teacher and data (filled ahead by tools/cache_teacher.py)')
     args = parser.parse_args(argv)
     iters = args.cfg_options.pop('train_cfg.max_iters', None)
     if iters is not None:  # the same run as --iters: the schedule is rescaled to it
@@ -75,7 +87,7 @@ def main(argv=None):
     work_dir = args.work_dir or osp.join('work_dirs', 'compare', name)
     cfg = load_config(args.config, args.cfg_options)
     rows, ran = compare(args.config, cfg, seeds, iters, evals, work_dir, args.amp, args.metric,
-                        args.workers, args.verbose, args.cfg_options)
+                        args.workers, args.verbose, args.cfg_options, args.teacher_cache)
     md = osp.join(work_dir, 'compare.md')
     png = osp.join(work_dir, 'compare.png')
     if ran or not osp.isfile(md):

@@ -5,6 +5,7 @@
                                   [--teacher-iters N] [--budget-s S] [--out results/]
                                   [--device cuda|cpu] [--teacher-bf16] [--max-wall-s S]
                                   [--smoke] [--report-only] [--retime]
+                                  [--no-teacher-cache]
 
 The command line of the experiment engine's matrix (:mod:`kdzoo.experiments.matrix`: it writes
 each task's generated set, trains and caches each pair's teacher, trains the student alone and
@@ -30,6 +31,14 @@ budget) shared by its seeds' rows, ``--timing-repeats`` repetitions each; the ro
 ``timed`` (``retimed <date> on <device>``); each row's metrics, gain, fingerprint and every other
 field stay, its checksum recomputed; then the markdown and PNG are rewritten. A row whose
 fingerprint is not what the profile's configs give now is left as it is, said.
+
+The distilled arms of a (pair, seed) share one teacher-output cache under
+``<out>/tmp/teacher_cache/<task>/<pair>_<teacher iters>it/<key>/seed<s>`` (docs/teacher_cache.md):
+the first stores every teacher readout the others read, so the teacher runs in the training
+steps of one arm per (pair, seed). It is float32 and holds every class: each row is
+bit-identical to a live row and has its fingerprint (rows made without it are reused). The step
+costs stay those of the live step (measured on a freshly built model of the arm's config without
+the cache). ``--no-teacher-cache``: every arm runs its teacher.
 
 ``--teacher-bf16``: the teacher runs under ``torch.autocast(bfloat16)`` in the distillation
 steps (the losses compute in float32 as always); rows record ``teacher_dtype=bf16`` and the
@@ -88,6 +97,9 @@ def parse_args(argv=None):
     parser.add_argument('--verbose', action='store_true',
                         help='MMEngine\'s INFO log of every run (progress, ETA); default WARNING')
     parser.add_argument('--smoke', action='store_true', help='the same as --profile smoke')
+    parser.add_argument('--no-teacher-cache', dest='teacher_cache', action='store_false',
+                        help='every distilled arm runs its teacher (default: the arms of a (pair, '
+                        'seed) share one teacher-output cache; the rows are the same)')
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument('--report-only', action='store_true',
                       help='only relabel the CSV\'s models and rewrite the markdown and PNG')

@@ -20,6 +20,17 @@ profile's numbers are what they are: docs/results.md) says what a run trains. Fo
 4. measures the step cost in the same process, right after training, on one training batch
    (:mod:`.timing`; the row's ``timed`` says ``after training``).
 
+The distilled arms of a (pair, seed) share one teacher-output cache (:mod:`kdzoo.teacher_cache`;
+on unless ``teacher_cache=False``, ``--no-teacher-cache``): the first stores the teacher's
+readouts that any of them reads, the others read them and never run the teacher in their
+training steps. It is exact (float32, all classes), so a row is bit-identical to the live one and
+keeps its fingerprint (:func:`kdzoo.experiments.runs.cache_storage`). Its folder
+(:func:`teacher_cache_of`) is keyed by everything its contents depend on besides what the
+manifest checks, so another teacher, readout set, precision, batch or device never shares it.
+The step costs of such an arm are measured on a freshly built model of its config without the
+cache (the teacher's checkpoint loaded): the live step, whose teacher computes only what the
+arm's own items read.
+
 Every finished run adds one row to ``<out>/plug_and_play.csv`` at once, the file replaced whole
 and each row checksummed (:mod:`.rows`; a row cut off or edited is named, removed and run
 again; columns: :data:`.matrix_report.COLUMNS`). Each row carries the fingerprint of what
@@ -203,9 +214,11 @@ def recipe_of(entry, loss, p):
 # ------------------------------------------------------------------------------------ options
 def resolve(profile='gpu', tasks=None, pairs=None, losses=None, seeds=None, iters=None,
             teacher_iters=None, budget_s=0.0, out=None, device=None, teacher_bf16=False,
-            batch=None, workers=None, timing_repeats=None, max_wall_s=0.0, verbose=False):
+            batch=None, workers=None, timing_repeats=None, max_wall_s=0.0, verbose=False,
+            teacher_cache=True):
     """The options of a matrix run: the profile's, with the given ones (lists of names, or
-    numbers; ``None``: the profile's) in their place."""
+    numbers; ``None``: the profile's) in their place; ``teacher_cache``: the distilled arms of a
+    (pair, seed) share a teacher-output cache."""
     settings = load_profile(profile)
     task_cfg = settings['tasks']
     if tasks is None:
@@ -237,6 +250,7 @@ def resolve(profile='gpu', tasks=None, pairs=None, losses=None, seeds=None, iter
         iters=iters, teacher_iters=teacher_iters, budget_s=budget_s,
         out=osp.abspath(out or osp.join(REPO, settings['out'])), device=device,
         teacher_bf16=teacher_bf16, max_wall_s=max_wall_s, verbose=verbose,
+        teacher_cache=teacher_cache,
         batch={t: batch or task_cfg[t].batch for t in task_cfg},
         workers=workers if workers is not None else (8 if device == 'cuda' else 0),
         timing_repeats=timing_repeats or settings['timing_repeats'],
@@ -435,6 +449,9 @@ def student_run(opts, task, pair, configs, loss, seed, data_options, teacher):
     distilled = loss != 'none'
     if distilled:
         options['distill_cfg']['teacher']['checkpoint'] = teacher['checkpoint']
+        if opts.teacher_cache:
+            options['distill_cfg']['teacher']['cache'] = teacher_cache_of(
+                opts, task, pair, configs, seed, teacher)
     runs = osp.join(opts.out, 'tmp', 'runs', task, pair)  # one initial student per seed
     init_file = osp.join(runs, f'seed{seed}_student_init.pth')
     saved_for = check_init_file(init_file, init_fingerprint(configs, seed))
@@ -450,8 +467,50 @@ def student_run(opts, task, pair, configs, loss, seed, data_options, teacher):
         init_fingerprint=init_fingerprint(configs, seed))
     fields = dict(iters=result.iters, metric=result.last, train_s=result.seconds,
                   iter_s=result.iter_s, init_sha=result.init_sha, batches_sha=result.batches_sha)
+    if distilled and opts.teacher_cache:  # the live step (see the module docstring)
+        runner = make_runner(osp.join(REPO, configs[1]), osp.join(work_dir, 'timing'),
+                             without_cache(options))
+        if opts.teacher_bf16:
+            teacher_in_bf16(runner)
     fields.update(step_costs(runner, opts.timing_repeats, opts.device), timed=AFTER_TRAINING)
     return fields
+
+
+def teacher_taps(opts, task, pair, configs):
+    """The teacher taps the items of the pair's distilled arms in this run read, sorted: what
+    their shared teacher-output cache stores (``distill_cfg.teacher.cache.readouts``)."""
+    entry = opts.task[task]
+    p = probe_pair(task, tuple(configs), iters_of(opts, task, pair, 'student'))
+    taps = set()
+    for loss in opts.losses[task]:
+        if loss != 'none':
+            for item in recipe_of(entry, loss, p)['losses']:
+                taps.update([item['teacher']] if isinstance(item['teacher'], str)
+                            else item['teacher'])
+    return sorted(taps)
+
+
+def teacher_cache_of(opts, task, pair, configs, seed, teacher):
+    """``distill_cfg.teacher.cache`` of the distilled arms of (pair, ``seed``), float32:
+    ``<out>/tmp/teacher_cache/<task>/<pair>_<teacher iters>it/<key>/seed<seed>``, ``key`` a hash
+    of the teacher checkpoint's bytes (``teacher``: its record), the taps stored, the teacher's
+    precision, the training batch, the device and the data's size."""
+    readouts = teacher_taps(opts, task, pair, configs)
+    batch = opts.batch[task] or Config.fromfile(
+        osp.join(REPO, configs[1])).train_dataloader.batch_size
+    key = text_sha(json.dumps(dict(
+        teacher=teacher['checkpoint_sha'], readouts=readouts, batch=batch, device=opts.device,
+        teacher_dtype='bf16' if opts.teacher_bf16 else 'fp32', data=opts.task[task].data),
+        sort_keys=True))
+    folder = osp.join(opts.out, 'tmp', 'teacher_cache', task,
+                      f'{pair}_{iters_of(opts, task, pair, "teacher")}it', key, f'seed{seed}')
+    return dict(dir=folder, readouts=readouts)
+
+
+def without_cache(options):
+    """A student run's ``options`` without its teacher-output cache."""
+    teacher = {k: v for k, v in options['distill_cfg']['teacher'].items() if k != 'cache'}
+    return dict(options, distill_cfg=dict(options['distill_cfg'], teacher=teacher))
 
 
 def chosen_pairs(opts, task):

@@ -42,6 +42,7 @@ from kdzoo.experiments.runs import (
 from kdzoo.hashing import data_paths, data_sha, file_sha
 from kdzoo.patches import unformatted_config_dumps
 from kdzoo.schedule import is_iteration_based
+from kdzoo.teacher_cache_fill import cache_option, seed_dirs
 
 CSV_NAME, MD_NAME, PNG_NAME = 'compare.csv', 'compare.md', 'compare.png'
 LOCK_NAME = '.compare.lock'
@@ -125,12 +126,15 @@ def resolved_config_options(options):
 
 
 def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare', amp=False,
-            metric=None, workers=None, verbose=False, cfg_options=None):
+            metric=None, workers=None, verbose=False, cfg_options=None, teacher_cache=None):
     """Run every missing row of the comparison; returns ``(rows of this fingerprint and legacy
     rows, ran anything)``. Stops (``SystemExit``) before training when the work dir is in use by
     another compare or holds rows of another fingerprint.
 
     ``cfg`` is ``config`` loaded with ``cfg_options`` (which every run also gets).
+    ``teacher_cache``: a folder; the distilled arm of seed ``s`` uses the teacher-output cache
+    ``<teacher_cache>/seed<s>`` (:func:`kdzoo.teacher_cache_fill.seed_dirs`; the config's cache
+    storage kept), which other comparisons of the same teacher and data share.
     """
     check_inputs(cfg, config)
     if amp and not torch.cuda.is_available():  # before the teacher's row, not at the first arm
@@ -165,7 +169,7 @@ def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare
                     'this run a new --work-dir.')
         fingerprint.save(work_dir)
         ran = run_missing(config, cfg, seeds, iters, evals, work_dir, amp, metric, scale, workers,
-                          verbose, cfg_options, dict(
+                          verbose, cfg_options, teacher_cache, dict(
                               task=task.name, config=config, budget=budget, metric_name=metric,
                               fingerprint=fingerprint.value,
                               fingerprint_parts=fingerprint.parts_text), rows)
@@ -178,9 +182,12 @@ def init_file_of(work_dir, seed):
 
 
 def run_missing(config, cfg, seeds, iters, evals, work_dir, amp, metric, scale, workers, verbose,
-                cfg_options, base, rows):
+                cfg_options, teacher_cache, base, rows):
     """Train the runs of this fingerprint that ``rows`` lack, each appended as it finishes;
-    returns whether any ran."""
+    returns whether any ran. A distilled arm reads its seed's teacher-output cache in
+    ``teacher_cache`` (a folder, or ``None``); it does not enter the fingerprint (an exact
+    cache changes no result, a lossy one counts by the config's storage settings:
+    :func:`kdzoo.experiments.runs.cache_storage`)."""
     csv_path = osp.join(work_dir, CSV_NAME)
     done = {key_of(r) for r in rows if r.get('fingerprint') == base['fingerprint']}
     ran = False
@@ -205,6 +212,8 @@ def run_missing(config, cfg, seeds, iters, evals, work_dir, amp, metric, scale, 
                                                                workers, verbose))
             if arm == 'distilled':
                 options['distill_cfg.teacher_check'] = False  # measured once, above
+                if teacher_cache:
+                    options.update(cache_option(cfg, seed_dirs(teacher_cache, [seed])[seed]))
             print(f'[compare] seed {seed}, {arm}: {base["budget"]}', flush=True)
             _, result = train_run(config, osp.join(work_dir, f'seed{seed}_{arm}'), options,
                                   metric, scale, student_only=arm == 'alone',

@@ -31,6 +31,7 @@ from kdzoo.hashing import state_sha, tensor_bytes
 from kdzoo.hooks.split_classes import check_checkpoint_classes
 from kdzoo.runner import build_runner, load_config
 from kdzoo.schedule import is_iteration_based, rescaled_schedule
+from kdzoo.teacher_cache import cache_spec
 from kdzoo.wrappers import unwrap
 
 RUN_IDS = count()
@@ -70,13 +71,33 @@ def resolved_config(config, options, root=None):
     merged, as a JSON-like dict: what a run is trained with. Options that do not change what is
     trained are left out (a key with a part in :data:`NOT_TRAINING`: the loaders' workers — the
     seeded data stream makes the batches independent of them — and logging); paths under
-    ``root`` count relative to it."""
+    ``root`` count relative to it. A teacher-output cache counts by what it changes in the
+    results (:func:`cache_storage`)."""
     cfg = load_config(config, {key: value for key, value in options.items()
                                if not NOT_TRAINING & set(key.split('.'))})  # as a run loads it
     text = json.dumps(cfg.to_dict(), sort_keys=True, default=qualified_name)
     if root:
         text = text.replace(osp.abspath(root), '<root>')
-    return json.loads(text)
+    return cache_storage(json.loads(text))
+
+
+def cache_storage(resolved):
+    """``resolved`` with its ``distill_cfg.teacher.cache`` (top-level, or ``model.distill_cfg``
+    in the explicit form) as it bears on the results: removed when the cache is exact (float32,
+    all classes: a run reading it is bit-identical to the live run, so a result is the same
+    with or without it, whichever folder), else only its storage, ``dict(dtype, topk)`` (lossy:
+    the results differ from live ones; its folder and extra readouts do not change them)."""
+    for holder in (resolved, resolved.get('model')):
+        distill_cfg = holder.get('distill_cfg') if isinstance(holder, dict) else None
+        teacher = distill_cfg.get('teacher') if isinstance(distill_cfg, dict) else None
+        if not isinstance(teacher, dict) or 'cache' not in teacher:
+            continue
+        spec = cache_spec(teacher['cache'])
+        if spec is None or spec.exact:
+            del teacher['cache']
+        else:
+            teacher['cache'] = dict(dtype=spec.dtype, topk=spec.topk)
+    return resolved
 
 
 def config_sha(config, options, root=None):

@@ -457,3 +457,32 @@ def test_data_paths_reach_every_dataset_of_a_wrapper():
         ('train_dataloader.dataset.datasets.0.root', 'a', 'folder'),
         ('train_dataloader.dataset.datasets.1.dataset.data_root', 'b', 'folder'),
         ('train_dataloader.dataset.datasets.1.dataset.ann_file', 'b/ann.json', 'file')]
+
+
+# --- a teacher-output cache shared between comparisons (issue 25 point 6) -----------------------
+def test_compares_sharing_a_teacher_cache_run_the_teacher_once_per_seed(cls_config, tmp_path,
+                                                                        monkeypatch):
+    """A loss-weight sweep in two work dirs with one --teacher-cache: the second comparison's
+    training steps never run the teacher, and its rows (metrics, curve, fingerprint) are those of
+    the same comparison run live."""
+    from kdzoo.adapters.base import DistillModel
+    from tools.compare import main
+    calls = []
+    run_teacher = DistillModel.run_teacher
+    monkeypatch.setattr(DistillModel, 'run_teacher',
+                        lambda self, inputs: calls.append(1) or run_teacher(self, inputs))
+    config, _ = cls_config
+    cache = str(tmp_path / 'cache')
+    args = [config, '--seeds', '0,1', '--iters', '2', '--evals', '1']
+    heavier = ['--cfg-options', 'distill_cfg.losses.0.weight=2.0']
+    first = main(args + ['--work-dir', str(tmp_path / 'weight1'), '--teacher-cache', cache])
+    assert sorted(os.listdir(cache)) == ['seed0', 'seed1']
+    assert len(calls) == 2 * (2 + 1)  # per seed: 2 steps and the size probe before them
+    calls.clear()
+    cached = main(args + ['--work-dir', str(tmp_path / 'weight2'), '--teacher-cache', cache]
+                  + heavier)
+    assert calls == [] and cached[0]['fingerprint'] != first[0]['fingerprint']  # another weight
+    live = main(args + ['--work-dir', str(tmp_path / 'weight2_live')] + heavier)
+    assert len(calls) == 2 * 2
+    fields = ('arm', 'seed', 'last', 'best', 'curve', 'init_sha', 'batches_sha', 'fingerprint')
+    assert [[r[f] for f in fields] for r in cached] == [[r[f] for f in fields] for r in live]

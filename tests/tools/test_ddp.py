@@ -358,3 +358,32 @@ def test_det_quickstart_trains_on_two_cpu_processes(tmp_path):
     weights = student_weights(tmp_path / 'work')
     assert weights and all(torch.isfinite(v).all() for v in weights.values()
                            if v.is_floating_point())
+
+
+def test_cache_teacher_in_two_processes_fills_the_positions_each_rank_reads(
+        shapes_data, teacher_checkpoint, tmp_path):
+    """tools/cache_teacher.py --launcher pytorch: each rank stores its own stream positions; the
+    2-process training run, and a 1-process run of the same global batch, then read every step's
+    teacher outputs: no rank computes a row (it would store it in a shard of its own)."""
+    config = kd_config(tmp_path, shapes_data, teacher_checkpoint)
+    cache = tmp_path / 'cache'
+    for launch_root in ('fill', 'two', 'one'):
+        (tmp_path / launch_root).mkdir()
+    port = free_port()
+    run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+         f'--master_port={port}', 'tools/cache_teacher.py', config, '--cache', str(cache),
+         '--launcher', 'pytorch', '--work-dir', str(tmp_path / 'fill')], tmp_path / 'fill', 2,
+        PORT=str(port))
+    shards = sorted(path.name for path in cache.glob('shard-*'))
+    assert [name.split('-')[1:5] for name in shards] == [
+        ['r0', '000000000000', '000000000002', '2'], ['r1', '000000000001', '000000000003', '2']]
+    read = ['--cfg-options', f'distill_cfg.teacher.cache={cache}']
+    output = run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir',
+                  str(tmp_path / 'two')] + read, tmp_path / 'two', 2)
+    assert f'teacher cache {cache}: holds the 4 samples of this run' in output
+    assert sorted(path.name for path in cache.glob('shard-*')) == shards
+    output = run([sys.executable, 'tools/train.py', config, '--work-dir', str(tmp_path / 'one')]
+                 + read + ['train_dataloader.batch_size=2'], tmp_path / 'one')
+    assert 'written by 2 process(es) x batch 1, read by 1 x 2' in output
+    assert f'teacher cache {cache}: 4 samples read, 0 computed by the teacher' in output
+    assert sorted(path.name for path in cache.glob('shard-*')) == shards

@@ -328,6 +328,7 @@ def test_every_task_setting_comes_from_the_profiles_resolved_entry(tmp_path, mon
             last=1.0, seconds=1.0, iters=2, iter_s=0.1, init_sha='', batches_sha='')
 
     monkeypatch.setattr(matrix, 'train_run', fake_train_run)
+    monkeypatch.setattr(matrix, 'make_runner', lambda *args: None)  # the timing's fresh model
     monkeypatch.setattr(matrix, 'step_costs', lambda *args: {})
     opts = matrix.resolve(overriding_profile(tmp_path), tasks='cls', out=str(tmp_path / 'out'))
     pair, configs = next(iter(opts.task['cls'].pairs.items()))
@@ -410,8 +411,8 @@ def test_teacher_bf16_sets_the_models_teacher_autocast():
 
 # ------------------------------------ reuse keyed by the fingerprint, crash-safe CSV (issue 23)
 def fake_runs(monkeypatch):
-    """Every training run replaced by a record of its folder (the teacher's writes a checkpoint);
-    returns that list."""
+    """Every training run replaced by a record of its folder (the teacher's writes a checkpoint),
+    its timing by nothing (no model is built for it); returns that list."""
     calls = []
 
     def fake_train_run(config, folder, options, metric, scale=1.0, **kwargs):
@@ -424,6 +425,7 @@ def fake_runs(monkeypatch):
             batches_sha='')
 
     monkeypatch.setattr(matrix, 'train_run', fake_train_run)
+    monkeypatch.setattr(matrix, 'make_runner', lambda *args: None)
     monkeypatch.setattr(matrix, 'step_costs', lambda *args: {})
     return calls
 
@@ -694,3 +696,40 @@ def test_retime_refuses_what_each_row_says(tmp_path, capsys, extra, says):
     with pytest.raises(SystemExit) as err:
         pnp.main(['--smoke', '--out', str(tmp_path), '--retime'] + extra)
     assert err.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_the_distilled_arms_of_a_pair_and_seed_share_one_teacher_cache(tmp_path, monkeypatch):
+    """With the cache (the default) the teacher runs in the training steps of the first distilled
+    arm of each (pair, seed) only, and every metric column and fingerprint is the one of the
+    matrix run without it (--no-teacher-cache)."""
+    from kdzoo.hooks.teacher_cache import TeacherCacheHook
+    from kdzoo.wrappers import unwrap
+    counts = []
+    after_train = TeacherCacheHook.after_train
+
+    def recorded(hook, runner):
+        after_train(hook, runner)
+        cache = unwrap(runner.model).teacher_cache
+        counts.append((osp.relpath(cache.dir, tmp_path), dict(cache.counts)))
+    monkeypatch.setattr(TeacherCacheHook, 'after_train', recorded)
+    args = ['--smoke', '--tasks', 'cls', '--pairs', 'tiny-vit_to_tiny-resnet', '--seeds', '2',
+            '--losses', 'MSDCRD,KD']
+    pnp.main(args + ['--out', str(tmp_path / 'cached')])
+    samples = 2 * 8  # iterations x batch
+    folders = [folder for folder, _ in counts]
+    assert [c for _, c in counts] == [dict(read=0, computed=samples, written=samples),
+                                      dict(read=samples, computed=0, written=0)] * 2
+    assert folders[0] == folders[1] and folders[2] == folders[3] and folders[0] != folders[2]
+    assert folders[0].startswith(osp.join('cached', 'tmp', 'teacher_cache', 'cls',
+                                          'tiny-vit_to_tiny-resnet_2it', ''))
+    assert folders[0].endswith('seed0') and folders[2].endswith('seed1')
+    counts.clear()
+    pnp.main(args + ['--out', str(tmp_path / 'live'), '--no-teacher-cache'])
+    assert counts == []  # no run opened a cache
+    cached, live = rows_of(tmp_path / 'cached'), rows_of(tmp_path / 'live')
+    columns = ('task', 'pair', 'loss', 'seed', 'iters', 'metric', 'teacher_metric',
+               'student_alone_metric', 'gain', 'init_sha', 'batches_sha', 'fingerprint')
+    assert len(cached) == 6
+    assert [[r[c] for c in columns] for r in cached] == [[r[c] for c in columns] for r in live]
+    # the step costs of a cached arm are those of its live step, timed on a fresh model
+    assert all(float(r['step_ratio']) > 0 for r in cached if r['loss'] != 'none')

@@ -1,0 +1,134 @@
+"""Fill a teacher-output cache ahead of training: the teacher runs, the student does not train.
+
+    python tools/cache_teacher.py CONFIG [--cache DIR] [--seeds 0,1,2] [--iters N | --epochs N]
+                                  [--cfg-options k=v ...] [--work-dir D]
+                                  [--launcher none|pytorch|slurm]
+
+CONFIG is a distilling config as ``tools/train.py`` takes it (the runner is built the same way,
+``kdzoo.runner.build_runner``, with the same ``--cfg-options``). The cache is
+``distill_cfg.teacher.cache`` (its dtype / topk / readouts kept), its folder replaced by
+``--cache DIR`` when given. Where the caches go:
+
+- without ``--seeds``: the config's own seed (``randomness.seed``; ``--cfg-options
+  randomness.seed=K``), in DIR itself: the folder the config's training run reads;
+- with ``--seeds``: one cache per seed, in ``DIR/seed<k>`` (whatever their number): the layout
+  ``tools/compare.py --teacher-cache DIR`` reads, and a run of seed k reads with
+  ``distill_cfg.teacher.cache=DIR/seed<k>``.
+
+The training data is walked exactly as the training loop would take it (same sampler, epochs and
+stream positions), the teacher's readouts of each batch stored as a training step would store
+them, for the run's iterations (``--iters N``: the first N iterations; ``--epochs N``: N passes
+over the training data; default: the whole run). A following ``tools/train.py`` run of the same
+config and options then reads every step's teacher outputs instead of running the teacher (a
+float32 cache: bit-identical to a live run); a run longer than the cache computes the rest live
+and stores it. Rows already in the cache are read, not computed again.
+
+The cache can be filled on another machine (e.g. a GPU box, with the same config, data and
+teacher checkpoint) and copied: its manifest records what the outputs are a function of (teacher
+checkpoint bytes and config, data files, pipeline, seed, readouts, dtype), and a run whose setup
+differs stops with an error naming what differs. The stored outputs are those of the filling
+device: a run on another kind of device (the CPU reading a GPU's cache) reads them as stored, so
+it can differ in the last bits from a live run there, whose teacher would compute its own; the
+manifest does not record the device (docs/teacher_cache.md).
+"""
+import argparse
+import os
+import os.path as osp
+import time
+
+from kdzoo.experiments.arguments import positive_int, seed_list
+from kdzoo.runner import build_runner, load_config, process_group_teardown
+from kdzoo.teacher_cache import cache_spec, human_bytes
+from kdzoo.teacher_cache_fill import (
+    cache_option,
+    distill_section,
+    fill,
+    iterations_of,
+    seed_dirs,
+)
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0], epilog='Usable on another machine (e.g. a GPU '
+        'box) with the same config, data and teacher checkpoint: copy the cache folder back; '
+        'its manifest says whether a run can read it.')
+    parser.add_argument('config', help='a distilling config (distill_cfg with a teacher)')
+    parser.add_argument('--cache', metavar='DIR', help='the cache folder (default: the config\'s '
+                        'distill_cfg.teacher.cache); with --seeds, DIR/seed<k> per seed')
+    parser.add_argument('--seeds', type=seed_list, help='comma-separated seeds: one cache per '
+                        'seed in DIR/seed<k> (default: the config\'s randomness.seed, in DIR)')
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument('--iters', type=positive_int,
+                        help='fill the first N training iterations (default: the whole run)')
+    length.add_argument('--epochs', type=positive_int,
+                        help='fill N passes over the training data (default: the whole run)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config keys, as tools/train.py (the training run must '
+                        'get the same ones)')
+    parser.add_argument('--work-dir', help='where the runner logs (default: '
+                        'work_dirs/cache_teacher/<config name>); nothing is trained or saved '
+                        'there')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='pytorch / slurm: several processes, each filling its own stream '
+                        'positions (as tools/dist_train.sh / slurm_train.sh start train.py)')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def caches_of(args, cfg):
+    """``{seed: folder}`` of the caches to fill (see the module docstring); ``SystemExit`` naming
+    what is missing."""
+    section = distill_section(cfg)
+    if section is None:
+        raise SystemExit(f'cache_teacher: {args.config} has no distill_cfg: a teacher-output '
+                         'cache needs a distilling config (docs/distill_cfg.md)')
+    try:
+        spec = cache_spec((section[1].get('teacher') or {}).get('cache'))
+    except ValueError as err:
+        raise SystemExit(f'cache_teacher: {args.config}: {err}') from None
+    directory = args.cache or (spec.dir if spec else None)
+    if not directory:
+        raise SystemExit(f'cache_teacher: no cache folder: give --cache DIR, or set '
+                         f'{section[0]}.teacher.cache in {args.config}')
+    if args.seeds:
+        return seed_dirs(directory, args.seeds)
+    seed = (cfg.get('randomness') or {}).get('seed')
+    if seed is None:
+        raise SystemExit(f'cache_teacher: {args.config} sets no randomness.seed, so every run '
+                         'draws its own and no cache could serve it: give --seeds, or set '
+                         'randomness.seed (--cfg-options randomness.seed=0), for this command '
+                         'and the training run')
+    return {seed: directory}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    caches = caches_of(args, cfg)
+    name = osp.splitext(osp.basename(args.config))[0]
+    work_dir = args.work_dir or osp.join('work_dirs', 'cache_teacher', name)
+    filled = {}
+    with process_group_teardown():  # multi-process: every rank exits cleanly
+        for seed, folder in caches.items():
+            options = dict(args.cfg_options, **cache_option(cfg, folder),
+                           **{'randomness.seed': seed,
+                              'experiment_name': f'{name}_cache_seed{seed}'})
+            runner = build_runner(args.config, cfg_options=options, work_dir=work_dir,
+                                  launcher=args.launcher)
+            iterations = iterations_of(runner, args.iters, args.epochs)
+            print(f'cache_teacher: seed {seed}, {iterations} iterations -> {folder}', flush=True)
+            start = time.perf_counter()
+            cache = fill(runner, iterations)
+            size = sum(osp.getsize(osp.join(folder, f)) for f in os.listdir(folder))
+            print(f'cache_teacher: {cache.summary()}; {human_bytes(size)} in {folder}, '
+                  f'{time.perf_counter() - start:.1f} s', flush=True)
+            filled[seed] = cache
+    return filled
+
+
+if __name__ == '__main__':
+    main()
