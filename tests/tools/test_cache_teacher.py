@@ -192,11 +192,6 @@ def test_an_exact_cache_of_a_config_in_the_explicit_form_leaves_its_fingerprint(
     assert config_sha(make_config('explicit_lossy', model=lossy)[0], same) != plain
 
 
-@pytest.mark.xfail(strict=True, reason='kdzoo.hooks.teacher_cache.run_manifest records '
-                   'model.stored_names() in the order of the run\'s own items: runs sharing a '
-                   'cache (distill_cfg.teacher.cache.readouts, the plug-and-play arms) whose '
-                   'items read the taps in another order are refused (readouts differ); the fix '
-                   'records them sorted')
 def test_runs_storing_the_same_readouts_share_a_cache_whatever_their_items_order(
         shapes_data, tmp_path):
     """Two arms of a shared cache, as the plug-and-play matrix sets them: the same stored

@@ -328,14 +328,14 @@ def test_extra_readouts_are_stored_and_a_run_reading_another_tap_is_refused(
     name, = shards(tmp_path / 'cache')
     chunk, = torch.load(tmp_path / 'cache' / name, weights_only=True)
     shapes = [[tuple(leaf.shape) for leaf in leaves] for leaves in chunk['leaves']]
-    # the teacher's logits, its last stage and its third stage's module (64 px inside the model)
-    assert shapes == [[(BATCH, 4)], [(BATCH, 64, 2, 2)], [(BATCH, 48, 4, 4)]]
+    # the teacher's logits, its third stage's module (64 px inside the model) and its last stage
+    assert shapes == [[(BATCH, 4)], [(BATCH, 48, 4, 4)], [(BATCH, 64, 2, 2)]]
     msdcrd = [dict(student='dense_logits', teacher='dense_logits', loss=dict(type='MSDCRDLoss'))]
     info, calls = failed_run(tmp_path, 'other', shapes_data, teacher_checkpoint,
                              TeacherCacheError, cache=cache, items=msdcrd)
     assert last_line(info) == f'teacher cache {tmp_path / "cache"}: the readouts stored differs'
-    assert ("the readouts stored differs (cache: ['logits', 'stage4', 'model.stages.2'], this "
-            "run: ['logits', 'dense_logits', 'stage4', 'model.stages.2'])") in str(info.value)
+    assert ("the readouts stored differs (cache: ['logits', 'model.stages.2', 'stage4'], this "
+            "run: ['dense_logits', 'logits', 'model.stages.2', 'stage4'])") in str(info.value)
     assert calls.started == 0
 
 
