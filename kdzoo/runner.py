@@ -17,6 +17,7 @@ import kdzoo  # noqa: F401  (fork config scopes, before any config is parsed)
 from kdzoo.adapters import check_explicit_overrides, is_distill_model_cfg, wrap
 from kdzoo.data_stream import seed_train_stream
 from kdzoo.hooks.split_classes import check_training_classes
+from kdzoo.hooks.teacher_cache import KEYS as STREAM_KEYS
 from kdzoo.monitor import ratio_warnings
 from kdzoo.patches import harden_mmengine_loading
 from kdzoo.schedule import check_warmup, is_iteration_based, with_rescaled_schedule
@@ -284,6 +285,8 @@ def dry_run(runner):
     if hasattr(model, 'init_weights'):
         model.init_weights()  # as runner.train() does: pretrained backbones, head bias priors
     data = next(iter(runner.train_dataloader))
+    for key in STREAM_KEYS:  # a run with a teacher cache: the step of a dry run is computed live
+        data.pop(key, None)
     data = model.data_preprocessor(data, True)
     model.train()
     print(f'dry run: {type(model).__name__}, work_dir {runner.work_dir}')

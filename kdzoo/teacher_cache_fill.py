@@ -113,6 +113,14 @@ def distill_section(cfg):
     return None
 
 
+def configured_cache_dir(cfg):
+    """The folder of a loaded config's own ``distill_cfg.teacher.cache``, or ``None``."""
+    section = distill_section(cfg)
+    teacher = (section[1] or {}).get('teacher') if section else None
+    spec = cache_spec(teacher.get('cache')) if isinstance(teacher, dict) else None
+    return spec.dir if spec else None
+
+
 def cache_option(cfg, directory):
     """The cfg-option ``{key: value}`` that points a loaded distilling config's teacher-output
     cache at ``directory``, its other settings (``dtype``, ``topk``, ``readouts``) kept from the
@@ -127,7 +135,7 @@ def cache_option(cfg, directory):
     spec = cache_spec(teacher.get('cache'))
     value = dict(dir=directory)
     if spec is not None:
-        # replaces the config's setting whole (MMEngine merges a dict into a dict, and refuses to
-        # merge one into the plain folder string)
-        value.update(_delete_=True, dtype=spec.dtype, topk=spec.topk, readouts=list(spec.readouts))
+        value.update(dtype=spec.dtype, topk=spec.topk, readouts=list(spec.readouts))
+    if isinstance(teacher.get('cache'), dict):
+        value['_delete_'] = True  # replaces the config's dict whole (MMEngine would merge it)
     return {f'{key}.teacher.cache': value}

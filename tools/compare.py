@@ -28,10 +28,12 @@ rescaled either way. One compare at a time per work dir (``.compare.lock``).
 ``--teacher-cache DIR``: the distilled arm of seed s stores the teacher's outputs in (or, when
 they are there, reads them from) the teacher-output cache ``DIR/seed<s>``
 (docs/teacher_cache.md); ``tools/cache_teacher.py CONFIG --seeds ... --cache DIR`` fills the same
-folders ahead. Comparisons of the same teacher, data and seeds share it (e.g. a sweep of loss
-weights in separate work dirs): the teacher runs in the first one only. The cache is not part of
-the fingerprint (a float32 cache changes no result; a 16-bit or top-k one counts by its dtype and
-topk, set in the config's ``distill_cfg.teacher.cache``, which this option's folder replaces).
+folders ahead. Without it, a config with its own ``distill_cfg.teacher.cache`` gets the same
+layout under that folder (a cache holds one seed). Comparisons of the same teacher, data and
+seeds share it (e.g. a sweep of loss weights in separate work dirs): the teacher runs in the first
+one only. The cache is not part of the fingerprint (a float32 cache changes no result; a 16-bit or
+top-k one counts by its dtype and topk, set in the config's ``distill_cfg.teacher.cache``, which
+this option's folder replaces).
 """
 import argparse
 import os.path as osp

@@ -42,7 +42,7 @@ from kdzoo.experiments.runs import (
 from kdzoo.hashing import data_paths, data_sha, file_sha
 from kdzoo.patches import unformatted_config_dumps
 from kdzoo.schedule import is_iteration_based
-from kdzoo.teacher_cache_fill import cache_option, seed_dirs
+from kdzoo.teacher_cache_fill import cache_option, configured_cache_dir, seed_dirs
 
 CSV_NAME, MD_NAME, PNG_NAME = 'compare.csv', 'compare.md', 'compare.png'
 LOCK_NAME = '.compare.lock'
@@ -134,9 +134,11 @@ def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare
     ``cfg`` is ``config`` loaded with ``cfg_options`` (which every run also gets).
     ``teacher_cache``: a folder; the distilled arm of seed ``s`` uses the teacher-output cache
     ``<teacher_cache>/seed<s>`` (:func:`kdzoo.teacher_cache_fill.seed_dirs`; the config's cache
-    storage kept), which other comparisons of the same teacher and data share.
+    storage kept), which other comparisons of the same teacher and data share; without it, a
+    config's own ``distill_cfg.teacher.cache`` folder is that folder (one cache holds one seed).
     """
     check_inputs(cfg, config)
+    teacher_cache = teacher_cache or configured_cache_dir(cfg)
     if amp and not torch.cuda.is_available():  # before the teacher's row, not at the first arm
         raise SystemExit('compare: --amp needs a CUDA GPU (MMEngine\'s AmpOptimWrapper); none is '
                          'visible here. Compare without --amp on the CPU.')

@@ -486,3 +486,17 @@ def test_compares_sharing_a_teacher_cache_run_the_teacher_once_per_seed(cls_conf
     assert len(calls) == 2 * 2
     fields = ('arm', 'seed', 'last', 'best', 'curve', 'init_sha', 'batches_sha', 'fingerprint')
     assert [[r[f] for f in fields] for r in cached] == [[r[f] for f in fields] for r in live]
+
+
+def test_a_config_with_its_own_cache_gets_one_cache_per_seed_under_it(cls_config, tmp_path):
+    """A config whose distill_cfg sets teacher.cache, compared over two seeds without
+    --teacher-cache: each seed's cache is a folder of its own under the config's (one folder for
+    both would stop seed 1: 'the seed differs')."""
+    from tools.compare import main
+    config, _ = cls_config
+    cache = str(tmp_path / 'own')
+    rows = main([config, '--seeds', '0,1', '--iters', '2', '--evals', '1', '--work-dir',
+                 str(tmp_path / 'work'), '--cfg-options', f'distill_cfg.teacher.cache={cache}'])
+    assert sorted(os.listdir(cache)) == ['seed0', 'seed1']
+    assert {(r['arm'], r['seed']) for r in rows} == {('teacher', '-')} | {
+        (arm, seed) for arm in ('alone', 'distilled') for seed in ('0', '1')}

@@ -495,3 +495,15 @@ def test_topk_keeps_the_top_probabilities_and_spreads_the_rest(shape):
     spread = (1 - p.gather(1, top).sum(1, keepdim=True)) / (shape[1] - k)
     torch.testing.assert_close(q, torch.where(rest, spread.expand_as(p), p), rtol=1e-5,
                                atol=1e-7)
+
+
+def test_a_dry_run_of_a_cached_config_computes_its_step_live(shapes_data, teacher_checkpoint,
+                                                              tmp_path, capsys):
+    """tools/train.py --dry-run of a config with a cache: the batch's stream keys are taken out
+    (they reached describe_step as keyword arguments), the step runs live, nothing is stored."""
+    from tools.train import main
+    path = config(tmp_path, 'dry', shapes_data, teacher_checkpoint,
+                  cache=str(tmp_path / 'cache'))
+    main([path, '--dry-run'])
+    assert 'kd' in capsys.readouterr().out
+    assert not osp.exists(tmp_path / 'cache')
