@@ -29,6 +29,8 @@ from torch.utils.data import Dataset, Sampler
 
 from kdzoo.rng import derive_seed, seeded
 
+STREAM_KEYS = ('stream_index', 'stream_position')  # a sample's key, with keys=True
+
 
 def split_key(key):
     """``(index, position)`` of a stream key; a plain index has no position (``None``)."""
@@ -70,7 +72,7 @@ class SeededDataset(Dataset):
         with seeded(derive_seed(self.seed, position, index), cuda=False):
             sample = self.dataset[index]
         if self.keys:
-            sample = dict(sample, stream_index=index, stream_position=position)
+            sample = dict(sample, **dict(zip(STREAM_KEYS, (index, position))))
         return sample
 
 
@@ -118,7 +120,7 @@ def seed_train_stream(cfg, seed, keys=False):
     if not loader:
         return cfg
     if loader.get('dataset', {}).get('type') == 'SeededDataset':  # a config dumped by a run
-        loader.dataset.keys = loader.dataset.get('keys', False) or keys
+        loader.dataset.keys = keys
         return cfg
     loader.dataset = dict(type='SeededDataset', dataset=loader.dataset, seed=seed, keys=keys)
     sampler = loader.get('sampler') or dict(type='DefaultSampler', shuffle=True)

@@ -83,6 +83,11 @@ def data_sha(paths):
     return digest.hexdigest()[:16]
 
 
+def qualified_name(value):
+    """``module.name`` of a class or function in a config (its repr would hold its address)."""
+    return f'{getattr(value, "__module__", "")}.{getattr(value, "__qualname__", type(value))}'
+
+
 def tensor_bytes(tensor):
     """The values of a tensor as bytes (C order, any strides; bfloat16 widened)."""
     tensor = tensor.detach().cpu()

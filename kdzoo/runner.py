@@ -15,9 +15,8 @@ from datetime import timedelta
 
 import kdzoo  # noqa: F401  (fork config scopes, before any config is parsed)
 from kdzoo.adapters import check_explicit_overrides, is_distill_model_cfg, wrap
-from kdzoo.data_stream import seed_train_stream
+from kdzoo.data_stream import STREAM_KEYS, seed_train_stream
 from kdzoo.hooks.split_classes import check_training_classes
-from kdzoo.hooks.teacher_cache import KEYS as STREAM_KEYS
 from kdzoo.monitor import ratio_warnings
 from kdzoo.patches import harden_mmengine_loading
 from kdzoo.schedule import check_warmup, is_iteration_based, with_rescaled_schedule

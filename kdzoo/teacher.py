@@ -25,7 +25,8 @@ from torch import nn
 from kdzoo.checkpoint import apply_weights, load_file, state_dict_of
 from kdzoo.class_names import CheckpointClasses, check_switch, recorded_classes
 
-TEACHER_KEYS = {'config', 'checkpoint', 'cfg_options', 'strict', 'unsafe_load', 'check_classes'}
+TEACHER_KEYS = {'config', 'checkpoint', 'cfg_options', 'strict', 'unsafe_load', 'check_classes',
+                'cache'}  # 'cache': read by the distilling model (kdzoo/teacher_cache.py)
 CLASSES_OPT_OUT = 'distill_cfg.teacher.check_classes=False'  # named by the class-names check
 
 

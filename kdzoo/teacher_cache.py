@@ -12,8 +12,10 @@ augmentation, which is why the position is the key here.
 
 A cache folder holds::
 
-    manifest.json                       what its readouts are a function of, written once
-    shard-r<rank>-<first>-<last>-<rows>-<sha>.pt   sample rows (positions <first>..<last>)
+    manifest.json               what its readouts are a function of, written once
+    shard-r<rank>-w<world>-<first>-<last>-<rows>-<sha>.pt
+                                sample rows (positions <first>..<last>) of process <rank> of
+                                <world>: positions p with p % world == rank only
 
 A shard is a list of chunks, one per stored batch: ``positions``, ``indices`` (the data set
 index at each position, checked when read), ``input_shape`` (the preprocessed batch's, padding
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kdzoo.hashing import text_sha
+from kdzoo.hashing import qualified_name, text_sha
 
 MANIFEST = 'manifest.json'
 FORMAT = 1
@@ -48,7 +50,8 @@ DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.
 TOPK_READOUTS = ('logits', 'dense_logits')  # softmax over dim 1 (cls, seg); not mmdet's scores
 CACHE_KEYS = ('dir', 'dtype', 'topk', 'readouts')
 SHARD_BYTES = 256 << 20  # a shard is written once its rows hold this many bytes (and at the end)
-SHARD_NAME = re.compile(r'^shard-r(\d+)-(\d+)-(\d+)-(\d+)-([0-9a-f]{16})\.pt$')
+SHARD_NAME = re.compile(r'^shard-r(?P<rank>\d+)-w(?P<world>\d+)-(?P<first>\d+)-(?P<last>\d+)-'
+                        r'(?P<rows>\d+)-(?P<sha>[0-9a-f]{16})\.pt$')
 
 # What the readouts are a function of, in the order a difference is named, and how it is said.
 MANIFEST_FIELDS = {
@@ -141,7 +144,8 @@ def flatten(value):
             specs.append(spec)
         return leaves, ('tuple' if isinstance(value, tuple) else 'list', specs)
     raise TypeError(f'a teacher readout of type {type(value).__name__} cannot be cached (only '
-                    'tensors, and tuples / lists of them)')
+                    'tensors, and tuples / lists of them): remove distill_cfg.teacher.cache, or '
+                    'read another tap')
 
 
 def unflatten(leaves, spec):
@@ -151,10 +155,6 @@ def unflatten(leaves, spec):
     kind, specs = spec
     items = [unflatten(leaves, s) for s in specs]
     return tuple(items) if kind == 'tuple' else items
-
-
-def to_json(spec):
-    return spec if spec == 't' else [spec[0], [to_json(s) for s in spec[1]]]
 
 
 # -- top-k storage of softmax logits ----------------------------------------------------------
@@ -198,15 +198,28 @@ def sample_bytes(readouts, spec):
 
 
 # -- the cache --------------------------------------------------------------------------------
-def write_atomically(path, data):
+def write_atomically(path, data, exclusive=False):
     """Write ``data`` (bytes) to ``path`` through a temporary file, flushed and renamed: a reader
-    sees the whole file or none."""
+    sees the whole file or none. ``exclusive``: an existing ``path`` is kept (hard-linked, not
+    renamed). A write that fails removes its temporary file."""
     temporary = f'{path}.{os.getpid()}.tmp'
-    with open(temporary, 'wb') as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if exclusive:
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                pass
+            os.unlink(temporary)
+        else:
+            os.replace(temporary, path)
+    except BaseException:
+        if osp.exists(temporary):
+            os.unlink(temporary)
+        raise
 
 
 def human_bytes(size):
@@ -254,19 +267,24 @@ class TeacherCache:
         (a difference raises :class:`TeacherCacheError` naming it); find the shards."""
         os.makedirs(self.dir, exist_ok=True)
         path = osp.join(self.dir, MANIFEST)
-        if osp.isfile(path):
-            with open(path) as f:
+        if not osp.isfile(path):
+            if any(SHARD_NAME.match(name) for name in os.listdir(self.dir)):
+                fail(self.dir, f'{self.dir} holds cache shards but no {MANIFEST}: nothing says '
+                     'what they were computed from. Remove the folder to rebuild the cache, or '
+                     'give distill_cfg.teacher.cache another dir.', f'no {MANIFEST}')
+            # created exclusively: of two runs starting on an empty folder, one writes the
+            # manifest and the other checks its own against it
+            write_atomically(path, json.dumps(self.manifest, indent=1, sort_keys=True).encode(),
+                             exclusive=True)
+        with open(path) as f:
                 try:
                     stored = json.load(f)
                 except json.JSONDecodeError as err:
                     fail(self.dir, f'{path} is not a cache manifest ({err}). Remove the folder '
                          'to rebuild the cache, or give distill_cfg.teacher.cache another dir.',
                          'its manifest cannot be read')
-            self.check_manifest(stored)
-            self.written_by = {k: stored.get(k) for k in LAYOUT_FIELDS}
-        else:
-            write_atomically(path, json.dumps(self.manifest, indent=1, sort_keys=True).encode())
-            self.written_by = {k: self.manifest[k] for k in LAYOUT_FIELDS}
+        self.check_manifest(stored)
+        self.written_by = {k: stored.get(k) for k in LAYOUT_FIELDS}
         self.set_shards(self.find_shards())
         return self
 
@@ -292,8 +310,8 @@ class TeacherCache:
         for name in os.listdir(self.dir):
             match = SHARD_NAME.match(name)
             if match:
-                _, first, last, rows, _ = match.groups()
-                yield int(first), int(last), int(rows), osp.join(self.dir, name)
+                yield (int(match['first']), int(match['last']), int(match['rows']),
+                       osp.join(self.dir, name))
 
     def cached_rows(self, end):
         """How many rows the shards hold at positions below ``end``: from their names, but a shard
@@ -330,7 +348,7 @@ class TeacherCache:
             return self.loaded[path]
         with open(path, 'rb') as f:
             data = f.read()
-        expected = SHARD_NAME.match(osp.basename(path)).group(5)
+        expected = SHARD_NAME.match(osp.basename(path))['sha']
         if hashlib.sha256(data).hexdigest()[:16] != expected:
             fail(self.dir,
                  f'The teacher cache shard {path} is corrupted: the sha256 of its bytes is not the '
@@ -354,16 +372,18 @@ class TeacherCache:
             first, last, _, path = self.shards[k]
             if first + span < position:
                 break
-            if position <= last:
+            name = SHARD_NAME.match(osp.basename(path))
+            if position <= last and position % int(name['world']) == int(name['rank']):
                 where, chunks = self.load(path)
                 if position in where:
                     return (chunks,) + where[position]
         return None
 
-    def read(self, indices, positions, inputs):
+    def read(self, indices, positions, inputs, count=True):
         """The stored readouts ``{name: value}`` of a batch (``indices`` / ``positions``: its
         samples' stream keys; ``inputs``: the preprocessed batch, for its shape and device), or
-        ``None`` when a sample is not stored for a batch of this shape."""
+        ``None`` when a sample is not stored for a batch of this shape. ``count``: add the
+        samples to the summary's read ones."""
         found = []
         for index, position in zip(indices, positions):
             place = self.locate(position) or self.in_buffer(position)
@@ -372,6 +392,10 @@ class TeacherCache:
             chunks, c, row = place
             chunk = chunks[c]
             stored = int(chunk['indices'][row])
+            if stored != index and self.written_by['world_size'] != self.manifest['world_size']:
+                # another number of processes: a sampler padding each epoch to a multiple of the
+                # world size (DefaultSampler's round_up) deals other samples to the positions
+                return None
             if stored != index:
                 fail(self.dir,
                      f'The teacher cache holds data set sample {stored} at stream position '
@@ -382,7 +406,7 @@ class TeacherCache:
             if tuple(chunk['input_shape']) != tuple(inputs.shape[1:]):
                 return None  # computed in a batch padded to another size
             found.append((chunk, row))
-        self.counts['read'] += len(found)
+        self.counts['read'] += len(found) if count else 0
         return self.assemble(found, inputs.device)
 
     def in_buffer(self, position):
@@ -438,8 +462,10 @@ class TeacherCache:
                     values, index, fill = topk_compress(leaf, self.spec.topk)
                     stored.append(dict(values=values.to(storage), indices=index, fill=fill,
                                        classes=leaf.shape[1]))
-                else:
+                elif leaf.is_floating_point():
                     stored.append(leaf.to(storage))
+                else:
+                    stored.append(leaf)  # integer readouts are stored as they are
             chunk['leaves'].append(stored)
             chunk['specs'].append(spec)
             chunk['dtypes'].append([str(leaf.dtype).replace('torch.', '') for leaf in leaves])
@@ -461,7 +487,8 @@ class TeacherCache:
         torch.save(self.buffer, out)
         data = out.getvalue()
         sha = hashlib.sha256(data).hexdigest()[:16]
-        name = f'shard-r{self.rank}-{first:012d}-{last:012d}-{len(positions)}-{sha}.pt'
+        name = (f'shard-r{self.rank}-w{self.manifest["world_size"]}-{first:012d}-{last:012d}-'
+                f'{len(positions)}-{sha}.pt')
         path = osp.join(self.dir, name)
         write_atomically(path, data)
         self.set_shards(self.shards + [(first, last, len(positions), path)])
@@ -485,5 +512,6 @@ def tensors_in(value):
 
 
 def manifest_text(value):
-    """A short hash of a JSON-able description (config dicts, shapes, names)."""
-    return text_sha(json.dumps(value, sort_keys=True, default=str))
+    """A short hash of a JSON-able description (config dicts, shapes, names; a class or function
+    in it by its qualified name, not its address)."""
+    return text_sha(json.dumps(value, sort_keys=True, default=qualified_name))

@@ -91,13 +91,12 @@ from kdzoo.experiments.runs import (
     config_sha,
     make_runner,
     metric_value,
-    qualified_name,
     resolved_config,
     train_run,
     unwrap,
 )
 from kdzoo.experiments.timing import bf16_autocast, cpu_model, step_costs
-from kdzoo.hashing import file_sha, text_sha
+from kdzoo.hashing import file_sha, qualified_name, text_sha
 from kdzoo.toydata import make_cls_data, make_det_data, make_seg_data
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -34,12 +34,11 @@ from kdzoo.experiments.runs import (
     budget_options,
     check_init_file,
     config_sha,
-    qualified_name,
     resolved_config,
     teacher_metric,
     train_run,
 )
-from kdzoo.hashing import data_paths, data_sha, file_sha
+from kdzoo.hashing import data_paths, data_sha, file_sha, qualified_name
 from kdzoo.patches import unformatted_config_dumps
 from kdzoo.schedule import is_iteration_based
 from kdzoo.teacher_cache_fill import cache_option, configured_cache_dir, seed_dirs

@@ -27,7 +27,7 @@ from itertools import count
 import torch
 from mmengine.hooks import Hook
 
-from kdzoo.hashing import state_sha, tensor_bytes
+from kdzoo.hashing import qualified_name, state_sha, tensor_bytes
 from kdzoo.hooks.split_classes import check_checkpoint_classes
 from kdzoo.runner import build_runner, load_config
 from kdzoo.schedule import is_iteration_based, rescaled_schedule
@@ -104,11 +104,6 @@ def config_sha(config, options, root=None):
     """A short fingerprint of :func:`resolved_config` (or of such a dict given as ``config``)."""
     resolved = config if isinstance(config, dict) else resolved_config(config, options, root)
     return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def qualified_name(value):
-    """``module.name`` of a class or function in a config (its repr would hold its address)."""
-    return f'{getattr(value, "__module__", "")}.{getattr(value, "__qualname__", type(value))}'
 
 
 def tensors_of(value):

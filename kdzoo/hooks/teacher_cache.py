@@ -7,19 +7,25 @@ from mmengine.optim import AmpOptimWrapper
 from mmengine.registry import HOOKS
 
 import kdzoo
+from kdzoo.data_stream import STREAM_KEYS
 from kdzoo.hashing import data_paths, data_sha, file_sha, state_sha
 from kdzoo.rng import isolated_rng
 from kdzoo.teacher import model_config
-from kdzoo.teacher_cache import FORMAT, TeacherCache, manifest_text, sample_bytes
+from kdzoo.teacher_cache import FORMAT, LAYOUT_FIELDS, TeacherCache, manifest_text, sample_bytes
 from kdzoo.wrappers import unwrap
 
-KEYS = ('stream_index', 'stream_position')
 NOT_READ = ('batch_size', 'num_workers', 'persistent_workers', 'pin_memory', 'prefetch_factor')
 
 
 def pop_stream_keys(data_batch):
     """``(indices, positions)`` of a collated batch, taken out of it (lists of ints)."""
-    index, position = (data_batch.pop(key) for key in KEYS)
+    missing = [key for key in STREAM_KEYS if key not in data_batch]
+    if missing:
+        raise KeyError(f'the training batch has no {missing}: the train_dataloader\'s collate_fn '
+                       'dropped the keys the seeded data stream adds to each sample for the '
+                       'teacher cache; use a collate_fn that keeps every key of the samples '
+                       '(default_collate, pseudo_collate) or remove distill_cfg.teacher.cache')
+    index, position = (data_batch.pop(key) for key in STREAM_KEYS)
     return torch.as_tensor(index).tolist(), torch.as_tensor(position).tolist()
 
 
@@ -69,15 +75,22 @@ def teacher_description(model, cfg, optim_wrapper=None):
     described = (model_config(config, teacher_cfg.get('cfg_options')).to_dict()
                  if isinstance(config, (str, dict)) else type(model.teacher).__qualname__)
     preprocessor = getattr(model.teacher, 'data_preprocessor', None)
-    buffers = {} if preprocessor is None else {
-        name: buffer.tolist() for name, buffer in preprocessor.named_buffers()}
     return dict(
         teacher_checkpoint=file_sha(checkpoint) if isinstance(checkpoint, str) else 'none',
         teacher_config=manifest_text([described, teacher_cfg.get('strict', True)]),
         teacher_weights=state_sha(model.teacher.state_dict()),
-        teacher_inputs=manifest_text([type(preprocessor).__qualname__, buffers,
+        teacher_inputs=manifest_text([preprocessor and module_description(preprocessor),
                                       model.renormalise, str(model.teacher_autocast),
                                       step_autocast(optim_wrapper)]))
+
+
+def module_description(module):
+    """A built module's type, buffers and plain settings (numbers, strings, flags, tuples: a data
+    preprocessor's mean / std, padding divisor and value, channel order, ...)."""
+    settings = {name: value for name, value in vars(module).items()
+                if name != 'training' and isinstance(value, (bool, int, float, str, tuple, list))}
+    buffers = {name: buffer.tolist() for name, buffer in module.named_buffers()}
+    return [type(module).__qualname__, settings, buffers]
 
 
 def run_manifest(runner, model, spec):
@@ -89,8 +102,7 @@ def run_manifest(runner, model, spec):
         **teacher_description(model, cfg, runner.optim_wrapper),
         data=data_sha(data_paths(cfg, loaders=('train_dataloader',))),
         pipeline=manifest_text(loader_description(loader)),
-        preprocessor=manifest_text([type(model.data_preprocessor).__qualname__,
-                                    (cfg.get('model') or {}).get('data_preprocessor')]),
+        preprocessor=manifest_text(module_description(model.data_preprocessor)),
         seed=loader.dataset.get('seed'), readouts=model.stored_names(), dtype=spec.dtype,
         topk=spec.topk, batch_size=loader.batch_size, world_size=runner.world_size)
 
@@ -123,22 +135,24 @@ class TeacherCacheHook(Hook):
         spec = model.cache_spec
         check_batch_augments(model, spec.dir)
         manifest = run_manifest(runner, model, spec)
-        cache = TeacherCache(spec, manifest, rank=runner.rank, log=runner.logger.info).open()
-        layout = {k: manifest[k] for k in ('batch_size', 'world_size')}
+        cache = TeacherCache(spec, manifest, rank=runner.rank, log=runner.logger.warning).open()
+        layout = {k: manifest[k] for k in LAYOUT_FIELDS}
         if cache.written_by != layout:
-            runner.logger.info(
+            runner.logger.warning(
                 f'teacher cache {spec.dir}: written by {cache.written_by["world_size"]} '
                 f'process(es) x batch {cache.written_by["batch_size"]}, read by '
                 f'{layout["world_size"]} x {layout["batch_size"]}: the same samples at the same '
                 "positions; the teacher computed them in other batches, so its outputs can "
-                'differ from a live run in the last bits (docs/teacher_cache.md)')
+                'differ from a live run in the last bits; samples a sampler padding its epochs to '
+                'the number of processes deals to other positions are computed '
+                '(docs/teacher_cache.md)')
         total = runner.train_loop.max_iters * layout['batch_size'] * layout['world_size']
         missing = max(0, total - cache.cached_rows(total))
         if missing:
             cache.check_space(probe_bytes(runner, model, spec), missing)
         else:
-            runner.logger.info(f'teacher cache {spec.dir}: holds the {total} samples of this '
-                               'run; the teacher will not run in the training steps')
+            runner.logger.warning(f'teacher cache {spec.dir}: holds the {total} samples of this '
+                                  'run; the teacher will not run in the training steps')
         model.teacher_cache = cache
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
@@ -149,4 +163,4 @@ class TeacherCacheHook(Hook):
         cache = unwrap(runner.model).teacher_cache
         if cache is not None:
             cache.flush()
-            runner.logger.info(cache.summary())
+            runner.logger.warning(cache.summary())

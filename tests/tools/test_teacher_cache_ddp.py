@@ -64,7 +64,7 @@ def test_a_one_process_cache_serves_two_processes(shapes_data, teacher_checkpoin
             'same samples at the same positions') in output
     assert f'teacher cache {cache}: {2 * CACHED} samples read, 2 computed by the teacher, 2 ' \
            'stored' in output  # rank 0's summary (rank 1 logs errors only)
-    written = sorted(tuple(int(g) for g in SHARD_NAME.match(name).groups()[:4])
+    written = sorted(tuple(int(g) for g in SHARD_NAME.match(name).groups()[:5])
                      for name in os.listdir(cache) if SHARD_NAME.match(name))
-    # (rank, first position, last position, rows)
-    assert written == [(0, 0, 7, 8), (0, 8, 10, 2), (1, 9, 11, 2)]
+    # (rank, world size, first position, last position, rows)
+    assert written == [(0, 1, 0, 7, 8), (0, 2, 8, 10, 2), (1, 2, 9, 11, 2)]
