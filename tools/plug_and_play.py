@@ -38,7 +38,9 @@ the first stores every teacher readout the others read, so the teacher runs in t
 steps of one arm per (pair, seed). It is float32 and holds every class: each row is
 bit-identical to a live row and has its fingerprint (rows made without it are reused). The step
 costs stay those of the live step (measured on a freshly built model of the arm's config without
-the cache). ``--no-teacher-cache``: every arm runs its teacher.
+the cache); the report's run ratio leaves those runs out (their iterations skip the teacher).
+``--no-teacher-cache``: every arm runs its teacher; so does every arm under ``--budget-s`` (a
+wall-time budget would give the arms reading the cache more iterations than live ones).
 
 ``--teacher-bf16``: the teacher runs under ``torch.autocast(bfloat16)`` in the distillation
 steps (the losses compute in float32 as always); rows record ``teacher_dtype=bf16`` and the

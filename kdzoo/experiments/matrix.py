@@ -65,6 +65,7 @@ from kdzoo.experiments.fingerprint import Fingerprint, flat, legacy, refusal
 from kdzoo.experiments.labels import config_label
 from kdzoo.experiments.matrix_report import (
     AFTER_TRAINING,
+    CACHED_RUN,
     COLUMNS,
     CSV_NAME,
     PLAN_NAME,
@@ -446,9 +447,11 @@ def student_run(opts, task, pair, configs, loss, seed, data_options, teacher):
     entry = opts.task[task]
     options = dict(data_options, **student_options(opts, task, pair, configs, loss, seed))
     distilled = loss != 'none'
+    # a wall-time budget would give the arms reading the cache more iterations than live ones
+    cached = distilled and opts.teacher_cache and not opts.budget_s
     if distilled:
         options['distill_cfg']['teacher']['checkpoint'] = teacher['checkpoint']
-        if opts.teacher_cache:
+        if cached:
             options['distill_cfg']['teacher']['cache'] = teacher_cache_of(
                 opts, task, pair, configs, seed, teacher)
     runs = osp.join(opts.out, 'tmp', 'runs', task, pair)  # one initial student per seed
@@ -466,12 +469,14 @@ def student_run(opts, task, pair, configs, loss, seed, data_options, teacher):
         init_fingerprint=init_fingerprint(configs, seed))
     fields = dict(iters=result.iters, metric=result.last, train_s=result.seconds,
                   iter_s=result.iter_s, init_sha=result.init_sha, batches_sha=result.batches_sha)
-    if distilled and opts.teacher_cache:  # the live step (see the module docstring)
+    timed = AFTER_TRAINING
+    if cached:  # the live step (see the module docstring)
         runner = make_runner(osp.join(REPO, configs[1]), osp.join(work_dir, 'timing'),
                              without_cache(options))
         if opts.teacher_bf16:
             teacher_in_bf16(runner)
-    fields.update(step_costs(runner, opts.timing_repeats, opts.device), timed=AFTER_TRAINING)
+        timed = CACHED_RUN
+    fields.update(step_costs(runner, opts.timing_repeats, opts.device), timed=timed)
     return fields
 
 

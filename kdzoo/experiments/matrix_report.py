@@ -27,6 +27,9 @@ KEY = ('task', 'pair', 'loss', 'seed', 'budget', 'teacher_iters', 'teacher_dtype
 STEP_COLUMNS = ('student_step_s', 'teacher_forward_s', 'distill_step_s', 'loss_s', 'step_ratio',
                 'loss_share', 'load_per_core')
 AFTER_TRAINING, RETIMED = 'after training', 'retimed'
+# a run that read or wrote its pair's shared teacher cache: its step costs timed after it on a
+# freshly built live model; its own iteration times are not a live run's
+CACHED_RUN = 'after training, on a live model (the run used the teacher cache)'
 EARLIER_METHOD = ('the student step with SGD at learning rate 0, not the run\'s optimizer, and the '
                   'teacher\'s whole forward (`teacher(mode=\'tensor\')`), not its part of the step')
 STEP_RATIO_TARGET, LOSS_SHARE_TARGET = 1.10, 0.03
@@ -109,7 +112,7 @@ def step_cost_cells(runs, alone_by_seed):
     mark = '' if quiet else ' †'
     ratio = mean_spread([number(r['step_ratio']) for r in quiet or runs])[0]
     share = mean_spread([number(r['loss_share']) for r in quiet or runs])[0]
-    paired = [r for r in runs if r['seed'] in alone_by_seed]
+    paired = [r for r in runs if r['seed'] in alone_by_seed and r.get('timed') != CACHED_RUN]
     both = [r for r in paired if timed_quietly(r) and timed_quietly(alone_by_seed[r['seed']])]
     whole = mean_spread([run_ratio(r, alone_by_seed[r['seed']]) for r in both or paired])[0]
     return (f'{ratio:.3f}{mark}', f'{whole:.3f}' + ('' if both else ' †'),
@@ -177,6 +180,12 @@ def timing_lines(rows):
             'teacher precision and budget, shared by the rows of its seeds; their metrics, gains '
             'and training times are the original runs\', and their run ratio divides those runs\' '
             'iteration times by the re-timed teacher step.')
+    cached = [r for r in timed if r.get('timed') == CACHED_RUN]
+    if cached:
+        lines.append(f'{len(cached)} distilled runs read (or, the first of their pair and seed, '
+                     'wrote) the shared teacher cache: their step costs were timed after the run '
+                     'on a freshly built live model of their config, and their own iteration '
+                     'times, which leave out the teacher, are not in the run ratio.')
     after = [r for r in timed if r.get('timed') == AFTER_TRAINING]
     if after and len(after) < len(timed):
         lines.append(f'Step costs of {len(after)} runs timed at the end of their own run.')

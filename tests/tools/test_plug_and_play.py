@@ -574,7 +574,8 @@ def test_retime_rewrites_only_the_step_costs_marks_the_rows_and_keeps_their_chec
     pnp.main(args + ['--seeds', '2'])
     monkeypatch.undo()  # real models and timing from here
     before = rows_of(tmp_path)
-    assert len(before) == 4 and {r['timed'] for r in before} == {matrix_report.AFTER_TRAINING}
+    assert len(before) == 4 and {(r['loss'], r['timed']) for r in before} == {
+        ('none', matrix_report.AFTER_TRAINING), ('MSDCRD', matrix_report.CACHED_RUN)}
     capsys.readouterr()
     summary = pnp.main(args + ['--retime', '--timing-repeats', '2'])
     after = rows_of(tmp_path)
@@ -733,3 +734,14 @@ def test_the_distilled_arms_of_a_pair_and_seed_share_one_teacher_cache(tmp_path,
     assert [[r[c] for c in columns] for r in cached] == [[r[c] for c in columns] for r in live]
     # the step costs of a cached arm are those of its live step, timed on a fresh model
     assert all(float(r['step_ratio']) > 0 for r in cached if r['loss'] != 'none')
+
+
+def test_the_run_ratio_leaves_out_runs_that_used_the_teacher_cache():
+    """A run reading the shared teacher cache skips the teacher in its iterations: its iteration
+    time over (student alone + teacher step) is no cost of the method, so it is not averaged."""
+    alone = dict(seed='0', iter_s='0.1', load_per_core='0.1')
+    live = dict(seed='0', iter_s='0.3', teacher_forward_s='0.1', step_ratio='1.0',
+                loss_share='0.01', load_per_core='0.1', timed=matrix_report.AFTER_TRAINING)
+    cached = dict(live, iter_s='0.1', timed=matrix_report.CACHED_RUN)
+    assert matrix_report.step_cost_cells([live, cached], {'0': alone})[1] == '1.500'
+    assert matrix_report.step_cost_cells([cached], {'0': alone})[1] == 'nan †'
