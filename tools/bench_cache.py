@@ -42,6 +42,7 @@ import torch
 from mmengine.config import Config
 
 from kdzoo import tasks
+from kdzoo.experiments.matrix_report import CACHED_RUN
 from kdzoo.experiments.runs import budget_options, student_of, train_run
 from kdzoo.teacher_cache import CacheSpec, sample_bytes, topk_compress, topk_expand
 from kdzoo.toydata import make_shapes_dataset
@@ -215,6 +216,10 @@ def bench_precision(args):
 def bench_matrix(args):
     with open(args.csv) as f:
         rows = [r for r in csv.DictReader(f) if r.get('train_s')]
+    if any(r.get('timed') == CACHED_RUN for r in rows):
+        raise SystemExit(f'{args.csv} holds runs that used the teacher cache: their training '
+                         'times leave the teacher out already; estimate from a matrix run with '
+                         '--no-teacher-cache')
     total = sum(float(r['train_s']) for r in rows)
     first, saved = set(), 0.0
     for row in sorted(rows, key=lambda r: r.get('finished', '')):
