@@ -20,7 +20,7 @@ from kdzoo.hooks.split_classes import check_training_classes
 from kdzoo.monitor import ratio_warnings
 from kdzoo.patches import harden_mmengine_loading
 from kdzoo.schedule import check_warmup, is_iteration_based, with_rescaled_schedule
-from kdzoo.teacher_cache import cache_spec
+from kdzoo.teacher_cache import configured_cache
 from kdzoo.wrappers import unwrap
 
 
@@ -100,9 +100,8 @@ def build_runner(config, *, cfg_options=None, work_dir=None, launcher='none', am
 def teacher_cache_spec(cfg):
     """The wrapped config's ``distill_cfg.teacher.cache`` (:func:`kdzoo.teacher_cache.cache_spec`:
     its mistakes raised here, before anything is built), or ``None``."""
-    model = cfg.get('model') or {}
-    teacher = (model.get('distill_cfg') or {}).get('teacher') if isinstance(model, dict) else None
-    return cache_spec(teacher.get('cache')) if isinstance(teacher, dict) else None
+    found = configured_cache(cfg)
+    return found[2] if found else None
 
 
 def check_run_length(runner):

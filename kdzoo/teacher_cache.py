@@ -130,6 +130,19 @@ def cache_spec(value):
     return CacheSpec(directory, dtype, topk, tuple(readouts))
 
 
+def configured_cache(cfg):
+    """``(dotted key of its distill_cfg, its teacher dict, CacheSpec or None)`` of a config (a
+    dict: loaded, resolved or wrapped): ``model.distill_cfg`` (the explicit form, a wrapped
+    config), else its top-level ``distill_cfg``; ``None`` when it has no teacher dict. The one
+    reader of ``distill_cfg.teacher.cache`` in a config."""
+    for key, holder in (('model.distill_cfg', cfg.get('model')), ('distill_cfg', cfg)):
+        distill_cfg = holder.get('distill_cfg') if hasattr(holder, 'get') else None  # a Config
+        teacher = distill_cfg.get('teacher') if isinstance(distill_cfg, dict) else None
+        if isinstance(teacher, dict):
+            return key, teacher, cache_spec(teacher.get('cache'))
+    return None
+
+
 # -- readout structures -----------------------------------------------------------------------
 def flatten(value):
     """``(leaves, spec)`` of a readout: a tensor, or tuples / lists of them (an FPN's levels, a

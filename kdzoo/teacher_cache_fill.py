@@ -17,9 +17,8 @@ import os.path as osp
 from itertools import count
 from types import SimpleNamespace
 
-from kdzoo.adapters import is_distill_model_cfg
 from kdzoo.hooks.teacher_cache import TeacherCacheHook
-from kdzoo.teacher_cache import cache_spec
+from kdzoo.teacher_cache import configured_cache
 from kdzoo.wrappers import unwrap
 
 
@@ -103,22 +102,10 @@ def fill(runner, iterations):
     return model.teacher_cache
 
 
-def distill_section(cfg):
-    """``(dotted key, distill_cfg)`` of a loaded config: its top-level ``distill_cfg``, or
-    ``model.distill_cfg`` in the explicit form (docs/entry_points.md); ``None`` without one."""
-    if is_distill_model_cfg(cfg):
-        return 'model.distill_cfg', cfg.model.distill_cfg
-    if cfg.get('distill_cfg'):
-        return 'distill_cfg', cfg.distill_cfg
-    return None
-
-
 def configured_cache_dir(cfg):
     """The folder of a loaded config's own ``distill_cfg.teacher.cache``, or ``None``."""
-    section = distill_section(cfg)
-    teacher = (section[1] or {}).get('teacher') if section else None
-    spec = cache_spec(teacher.get('cache')) if isinstance(teacher, dict) else None
-    return spec.dir if spec else None
+    found = configured_cache(cfg)
+    return found[2].dir if found and found[2] else None
 
 
 def cache_option(cfg, directory):
@@ -126,13 +113,11 @@ def cache_option(cfg, directory):
     cache at ``directory``, its other settings (``dtype``, ``topk``, ``readouts``) kept from the
     config's own ``distill_cfg.teacher.cache`` (float32, all classes, when it has none).
     ``ValueError`` when the config does not distil or its cache setting is wrong."""
-    section = distill_section(cfg)
-    teacher = (section[1] or {}).get('teacher') if section else None
-    if not isinstance(teacher, dict):
+    found = configured_cache(cfg)
+    if found is None:
         raise ValueError('a teacher-output cache needs a distilling config (distill_cfg with a '
                          'teacher config); this one has none')
-    key, _ = section
-    spec = cache_spec(teacher.get('cache'))
+    key, teacher, spec = found
     value = dict(dir=directory)
     if spec is not None:
         value.update(dtype=spec.dtype, topk=spec.topk, readouts=list(spec.readouts))

@@ -38,14 +38,8 @@ import time
 
 from kdzoo.experiments.arguments import positive_int, seed_list
 from kdzoo.runner import build_runner, load_config, process_group_teardown
-from kdzoo.teacher_cache import cache_spec, human_bytes
-from kdzoo.teacher_cache_fill import (
-    cache_option,
-    distill_section,
-    fill,
-    iterations_of,
-    seed_dirs,
-)
+from kdzoo.teacher_cache import configured_cache, human_bytes
+from kdzoo.teacher_cache_fill import cache_option, fill, iterations_of, seed_dirs
 
 
 def parse_args(argv=None):
@@ -82,18 +76,18 @@ def parse_args(argv=None):
 def caches_of(args, cfg):
     """``{seed: folder}`` of the caches to fill (see the module docstring); ``SystemExit`` naming
     what is missing."""
-    section = distill_section(cfg)
-    if section is None:
-        raise SystemExit(f'cache_teacher: {args.config} has no distill_cfg: a teacher-output '
-                         'cache needs a distilling config (docs/distill_cfg.md)')
     try:
-        spec = cache_spec((section[1].get('teacher') or {}).get('cache'))
+        found = configured_cache(cfg)
     except ValueError as err:
         raise SystemExit(f'cache_teacher: {args.config}: {err}') from None
+    if found is None:
+        raise SystemExit(f'cache_teacher: {args.config} has no distill_cfg: a teacher-output '
+                         'cache needs a distilling config (docs/distill_cfg.md)')
+    key, _, spec = found
     directory = args.cache or (spec.dir if spec else None)
     if not directory:
         raise SystemExit(f'cache_teacher: no cache folder: give --cache DIR, or set '
-                         f'{section[0]}.teacher.cache in {args.config}')
+                         f'{key}.teacher.cache in {args.config}')
     if args.seeds:
         return seed_dirs(directory, args.seeds)
     seed = (cfg.get('randomness') or {}).get('seed')

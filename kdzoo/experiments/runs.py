@@ -31,7 +31,7 @@ from kdzoo.hashing import qualified_name, state_sha, tensor_bytes
 from kdzoo.hooks.split_classes import check_checkpoint_classes
 from kdzoo.runner import build_runner, load_config
 from kdzoo.schedule import is_iteration_based, rescaled_schedule
-from kdzoo.teacher_cache import cache_spec
+from kdzoo.teacher_cache import configured_cache
 from kdzoo.wrappers import unwrap
 
 RUN_IDS = count()
@@ -87,12 +87,9 @@ def cache_storage(resolved):
     all classes: a run reading it is bit-identical to the live run, so a result is the same
     with or without it, whichever folder), else only its storage, ``dict(dtype, topk)`` (lossy:
     the results differ from live ones; its folder and extra readouts do not change them)."""
-    for holder in (resolved, resolved.get('model')):
-        distill_cfg = holder.get('distill_cfg') if isinstance(holder, dict) else None
-        teacher = distill_cfg.get('teacher') if isinstance(distill_cfg, dict) else None
-        if not isinstance(teacher, dict) or 'cache' not in teacher:
-            continue
-        spec = cache_spec(teacher['cache'])
+    found = configured_cache(resolved)
+    if found and 'cache' in found[1]:
+        spec, teacher = found[2], found[1]
         if spec is None or spec.exact:
             del teacher['cache']
         else:
