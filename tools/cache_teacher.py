@@ -36,7 +36,12 @@ import os
 import os.path as osp
 import time
 
-from kdzoo.experiments.arguments import positive_int, seed_list
+from kdzoo.experiments.arguments import (
+    add_launcher,
+    parsed_launcher,
+    positive_int,
+    seed_list,
+)
 from kdzoo.runner import build_runner, load_config, process_group_teardown
 from kdzoo.teacher_cache import configured_cache, human_bytes
 from kdzoo.teacher_cache_fill import cache_option, fill, iterations_of, seed_dirs
@@ -64,13 +69,9 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='where the runner logs (default: '
                         'work_dirs/cache_teacher/<config name>); nothing is trained or saved '
                         'there')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
-                        help='pytorch / slurm: several processes, each filling its own stream '
-                        'positions (as tools/dist_train.sh / slurm_train.sh start train.py)')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_launcher(parser, 'pytorch / slurm: several processes, each filling its own stream '
+                 'positions (as tools/dist_train.sh / slurm_train.sh start train.py)')
+    return parsed_launcher(parser.parse_args(argv))
 
 
 def caches_of(args, cfg):

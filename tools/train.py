@@ -8,8 +8,8 @@ config is the only change a user makes: kdzoo.adapters.wrap turns its model into
 distilling model (docs/distill_cfg.md).
 """
 import argparse
-import os
 
+from kdzoo.experiments.arguments import add_launcher, parsed_launcher
 from kdzoo.runner import build_runner, dry_run, process_group_teardown
 
 
@@ -26,13 +26,9 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--dry-run', action='store_true',
                         help='build everything, run one batch, print each distill item, exit')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
-                        help='pytorch: started by torchrun (tools/dist_train.sh); slurm: by srun '
-                        '(tools/slurm_train.sh)')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_launcher(parser, 'pytorch: started by torchrun (tools/dist_train.sh); slurm: by srun '
+                 '(tools/slurm_train.sh)')
+    return parsed_launcher(parser.parse_args(argv))
 
 
 def main(argv=None):

@@ -1,8 +1,10 @@
 """Command-line value types of the experiment tools (``tools/compare.py``,
-``tools/plug_and_play.py``): counts and budgets are checked when the command line is parsed, so
+``tools/plug_and_play.py``; the launcher options of ``tools/train.py`` and
+``tools/cache_teacher.py``): counts and budgets are checked when the command line is parsed, so
 ``--iters 0`` or a negative value stops at once with argparse's usage line, before anything runs
 or is written (0 is not taken as "the default")."""
 import argparse
+import os
 
 
 def number_at_least(text, low, kind=int):
@@ -40,3 +42,17 @@ def seed_list(text):
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f'{text!r}: give distinct seeds >= 0, e.g. 0,1,2')
     return seeds
+
+
+def add_launcher(parser, help):
+    """``--launcher none|pytorch|slurm`` (``help``: what the others do) and ``--local-rank``
+    (given by older launchers; :func:`parsed_launcher` exports it)."""
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help=help)
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+
+
+def parsed_launcher(args):
+    """``args`` of a parser with :func:`add_launcher`, ``LOCAL_RANK`` set from them unless set."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
