@@ -229,7 +229,8 @@ def bench_matrix(args):
         if key in first:
             saved += int(row['iters']) * float(row['teacher_forward_s'])
         first.add(key)
-    return [f'teacher cache, estimate for {args.csv}: {len(rows)} runs trained in '
+    name = osp.relpath(args.csv, REPO) if osp.abspath(args.csv).startswith(REPO) else args.csv
+    return [f'teacher cache, estimate for {name}: {len(rows)} runs trained in '
             f'{total / 60:.1f} min; with one cache per (task, pair, seed, budget) about '
             f'{(total - saved) / 60:.1f} min ({saved / 60:.1f} min of teacher forward passes '
             'not run; the cache\'s reading cost not counted)'], True
