@@ -375,8 +375,9 @@ def test_cache_teacher_in_two_processes_fills_the_positions_each_rank_reads(
          '--launcher', 'pytorch', '--work-dir', str(tmp_path / 'fill')], tmp_path / 'fill', 2,
         PORT=str(port))
     shards = sorted(path.name for path in cache.glob('shard-*'))
-    assert [name.split('-')[1:5] for name in shards] == [
-        ['r0', '000000000000', '000000000002', '2'], ['r1', '000000000001', '000000000003', '2']]
+    assert [name.split('-')[1:6] for name in shards] == [
+        ['r0', 'w2', '000000000000', '000000000002', '2'],
+        ['r1', 'w2', '000000000001', '000000000003', '2']]
     read = ['--cfg-options', f'distill_cfg.teacher.cache={cache}']
     output = run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir',
                   str(tmp_path / 'two')] + read, tmp_path / 'two', 2)
