@@ -10,7 +10,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from tools_helpers import REPO, TEACHER, runner_config, write_config
+from tools_helpers import REPO, STUDENT, TEACHER, runner_config, write_config
 
 from kdzoo.experiments.rows import read_rows
 from kdzoo.experiments.stats import paired_summary, t_quantile
@@ -500,3 +500,133 @@ def test_a_config_with_its_own_cache_gets_one_cache_per_seed_under_it(cls_config
     assert sorted(os.listdir(cache)) == ['seed0', 'seed1']
     assert {(r['arm'], r['seed']) for r in rows} == {('teacher', '-')} | {
         (arm, seed) for arm in ('alone', 'distilled') for seed in ('0', '1')}
+
+
+# --- a baseline: the config against another distilling config of the same student (issue 26) ---
+def baseline_config(cls_config, path, weight=1.0, change=None):
+    """``cls_config`` with another distillation loss (KD, ``weight``) written to ``path``;
+    ``change(cfg)`` edits the config dict before."""
+    cfg = Config.fromfile(cls_config[0]).to_dict()
+    cfg['distill_cfg']['losses'] = [dict(student='logits', teacher='logits', weight=weight,
+                                         loss=dict(type='KDLoss', tau=4.0))]
+    if change:
+        change(cfg)
+    return write_config(path, cfg)
+
+
+@pytest.fixture(scope='module')
+def baseline_run(cls_config, tmp_path_factory):
+    """Seeds 0 and 1, 2 iterations, 1 evaluation, of cls_config against a KD baseline."""
+    from tools.compare import main
+    root = tmp_path_factory.mktemp('baseline')
+    other = baseline_config(cls_config, root / 'kd.py')
+    work_dir = str(root / 'cmp')
+    args = [cls_config[0], '--seeds', '0,1', '--iters', '2', '--evals', '1', '--work-dir',
+            work_dir, '--baseline', other]
+    main(args)
+    return args, work_dir, other
+
+
+def test_baseline_rows_difference_and_verdict_follow_from_the_csv(baseline_run):
+    import statistics
+    args, work_dir, other = baseline_run
+    with open(osp.join(work_dir, 'compare.csv'), newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert [(r['arm'], r['seed']) for r in rows] == [
+        ('teacher', '-'), ('alone', '0'), ('distilled', '0'), ('alone', '1'), ('distilled', '1'),
+        ('baseline', '0'), ('baseline', '1')]  # the config's arms first, then the baseline's
+    by = {(r['arm'], r['seed']): r for r in rows}
+    main_parts = dict(p.split('=', 1) for p in by['distilled', '0']['fingerprint_parts'].split())
+    for seed in '01':
+        baseline, distilled = by['baseline', seed], by['distilled', seed]
+        assert baseline['config'] == other and distilled['config'] == args[0]
+        assert baseline['init_sha'] == distilled['init_sha']  # the seed's saved student
+        assert baseline['batches_sha'] == distilled['batches_sha']
+        parts = dict(p.split('=', 1) for p in baseline['fingerprint_parts'].split())
+        assert {k: parts[k] for k in main_parts} == main_parts
+        assert sorted(set(parts) - set(main_parts)) == ['baseline_config', 'baseline_teacher']
+        assert parts['baseline_teacher'] == main_parts['teacher']  # the same checkpoint
+        assert baseline['fingerprint'] != distilled['fingerprint']
+    # the difference, its mean, std, 95 % t interval (t(0.975, 1) = 12.7062) and the verdict
+    d = [float(by['distilled', s]['last']) - float(by['baseline', s]['last']) for s in '01']
+    mean, std = statistics.mean(d), statistics.stdev(d)
+    low, high = mean - 12.7062 * std / 2 ** 0.5, mean + 12.7062 * std / 2 ** 0.5
+    verdict = 'helped' if low > 0 else 'hurt' if high < 0 else 'no clear effect'
+    md = open(osp.join(work_dir, 'compare.md')).read()
+    section = md[md.index('Baseline: '):]
+    assert section.startswith(f'Baseline: `{other}`')
+    for seed, value in zip('01', d):
+        assert f'| {seed} | {float(by["distilled", seed]["last"]):.2f} | ' \
+               f'{float(by["baseline", seed]["last"]):.2f} | {value:+.2f} |' in section
+    assert (f'Mean difference over 2 seeds: {mean:+.2f} ± {std:.2f} (sample std); 95 % interval '
+            f'of the mean [{low:+.2f}, {high:+.2f}] → **{verdict}**.') in section
+    assert 'Baseline rule:' in section and 'Pairing checked' in section
+
+
+def test_the_baseline_alone_trains_as_its_own_comparison_does(baseline_run, tmp_path):
+    """The baseline arm is the baseline config's distilled run of the seed: its own comparison
+    (another work dir, its own saved student) gives the same metric and fingerprints."""
+    from tools.compare import main
+    args, work_dir, other = baseline_run
+    own = main([other, '--seeds', '1', '--iters', '2', '--evals', '1', '--work-dir',
+                str(tmp_path / 'own')])
+    mine = {r['arm']: r for r in rows_of(work_dir) if r['seed'] == '1'}
+    theirs = {r['arm']: r for r in own if r['seed'] == '1'}
+    for field in ('last', 'curve', 'init_sha', 'batches_sha'):
+        assert mine['baseline'][field] == theirs['distilled'][field], field
+
+
+@pytest.mark.parametrize('change, differs', [
+    (lambda cfg: cfg.update(model=dict(STUDENT, model_name='test_efficientnet')),
+     'model.model_name'),
+    (lambda cfg: cfg['train_dataloader'].update(batch_size=2), 'train_dataloader.batch_size'),
+    (lambda cfg: cfg.update(param_scheduler=[dict(type='MultiStepLR', by_epoch=False,
+                                                  milestones=[1], gamma=0.1)]),
+     'param_scheduler'),
+])
+def test_a_baseline_of_another_student_data_or_schedule_is_refused_naming_both(
+        cls_config, tmp_path, change, differs):
+    from tools.compare import main
+    other = baseline_config(cls_config, tmp_path / 'other.py', change=change)
+    work_dir = tmp_path / 'cmp'
+    with pytest.raises(SystemExit) as err:
+        main([cls_config[0], '--iters', '2', '--work-dir', str(work_dir), '--baseline', other])
+    assert str(err.value) == (
+        f'compare: the baseline {other} does not train the same student as {cls_config[0]}: '
+        f'{differs} differ. The paired difference needs the same student model, data, '
+        'evaluator and schedule (model, train_dataloader, val_dataloader, val_evaluator, '
+        'train_cfg, param_scheduler); give a baseline that differs from the config in its '
+        'distill_cfg only (e.g. one sharing its _base_ files).')
+    assert not work_dir.exists()
+
+
+def test_a_changed_baseline_is_recomputed_and_the_config_rows_reused(baseline_run, cls_config,
+                                                                      tmp_path, capsys):
+    """The same baseline under another path reuses every row; changed (another loss weight), its
+    arm is trained again, the config's rows reused, its old rows kept beside, never reported."""
+    import shutil
+
+    from tools.compare import main
+    args, work_dir, other = baseline_run
+    work = str(tmp_path / 'cmp')
+    shutil.copytree(work_dir, work)
+    moved = baseline_config(cls_config, tmp_path / 'kd_moved.py')  # the same config elsewhere
+    command = args[:7] + ['--work-dir', work, '--baseline', moved]
+    main(command)
+    assert capsys.readouterr().out.count('done already') == 6
+    before = rows_of(work)
+    changed = baseline_config(cls_config, tmp_path / 'kd_moved.py', weight=3.0)
+    rows = main(command)
+    out = capsys.readouterr().out
+    assert out.count('done already') == 4  # alone and distilled of both seeds
+    assert 'seed 0, baseline' in out and 'seed 1, baseline' in out
+    assert '2 baseline row(s) of another baseline or an earlier version of it' in out
+    every = rows_of(work)
+    assert every[:len(before)] == before  # the old rows kept
+    new = [r for r in every[len(before):]]
+    assert [(r['arm'], r['seed'], r['config']) for r in new] == [
+        ('baseline', '0', changed), ('baseline', '1', changed)]
+    assert new[0]['fingerprint'] != before[5]['fingerprint']
+    assert [r for r in rows if r['arm'] == 'baseline'] == new  # reported: the new ones only
+    md = open(osp.join(work, 'compare.md')).read()
+    assert f'| 0 | {float(before[2]["last"]):.2f} | {float(new[0]["last"]):.2f} |' in md
