@@ -37,6 +37,7 @@ An adapter subclass says only what its framework makes specific::
 and sets ``RESERVED`` (the readout names it provides). The tap names the items read are the
 distiller's (``distiller.tap_names`` / ``distiller.readout_names``).
 """
+import warnings
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 
@@ -47,7 +48,7 @@ from mmengine.model import BaseModel
 from kdzoo.distiller import Distiller, parse_items
 from kdzoo.monitor import monitor_values
 from kdzoo.rng import isolated_rng
-from kdzoo.teacher import build_teacher, read_config
+from kdzoo.teacher import SINGLE, build_teacher, read_config, teacher_configs, teacher_key
 from kdzoo.teacher_cache import cache_spec
 
 from .labels import DataLabels, check_teacher_labels
@@ -60,31 +61,52 @@ def check_same_classes(items, logit_taps, student_classes, teacher_classes, fix)
     student and teacher predict different numbers of classes; ``fix`` says how to mend it."""
     if student_classes == teacher_classes:
         return
-    for index, item in enumerate(items):
+    for item in items:
         if all(t in logit_taps for t in item.student) and item.teacher in logit_taps:
             raise ValueError(
-                f'distill item {index} pairs student {list(item.student)} with teacher '
+                f'distill item {item.index} pairs student {list(item.student)} with teacher '
                 f'{item.teacher!r}, but the student has num_classes={student_classes} and the '
                 f'teacher num_classes={teacher_classes}; logit losses compare the same classes. '
                 f'{fix}')
 
 
-def check_not_shared(student, teacher):
+def check_not_shared(student, teacher, key='distill_cfg.teacher'):
     """A teacher given as a module must be a model of its own: the student itself (or a module
     sharing its parameters) would be frozen with the teacher, and KD would compare it with
     itself (loss 0, then ``element 0 of tensors does not require grad``). Checked before the
-    teacher is frozen, so a refused teacher leaves the student as it was."""
+    teacher is frozen, so a refused teacher leaves the student as it was; ``key``: where the
+    teacher is set (:func:`kdzoo.teacher.teacher_key`)."""
     if teacher is student:
-        raise ValueError('distill_cfg.teacher is the student module itself; give the teacher as '
+        raise ValueError(f'{key} is the student module itself; give the teacher as '
                          'its own model: dict(config=..., checkpoint=...) or another nn.Module')
     own = {id(p) for p in student.parameters()}
     shared = [name for name, p in teacher.named_parameters() if id(p) in own]
     if shared:
         raise ValueError(
-            f'distill_cfg.teacher shares {len(shared)} parameters with the student '
+            f'{key} shares {len(shared)} parameters with the student '
             f'({", ".join(shared[:5])}{" ..." if len(shared) > 5 else ""}); freezing the teacher '
             'would freeze them in the student. Build the teacher as a separate model (e.g. '
             'copy.deepcopy(student), or dict(config=..., checkpoint=...))')
+
+
+def check_distinct_teachers(configs):
+    """Two names given the same ``nn.Module`` would be one teacher counted twice (its forward run
+    twice a step, its readouts averaged with themselves): refused, naming both."""
+    seen = {}
+    for name, cfg in configs.items():
+        if isinstance(cfg, torch.nn.Module):
+            if id(cfg) in seen:
+                raise ValueError(
+                    f'distill_cfg.teachers.{seen[id(cfg)]} and distill_cfg.teachers.{name} are '
+                    'the same module; give each name its own teacher (or one name, read by '
+                    'several items)')
+            seen[id(cfg)] = name
+
+
+def unused_teachers(items, names):
+    """The teachers no item reads (``[name]``), in the config's order."""
+    read = {name for item in items for name, _ in item.sources}
+    return [name for name in names if name not in read]
 
 
 def normalisation(preprocessor):
@@ -134,10 +156,10 @@ def label_using(items):
     """``[(item index, loss type)]`` of the items whose loss needs ground-truth labels (a loss
     class with ``requires_target = True``: DKD, OFA)."""
     found = []
-    for index, item in enumerate(items):
+    for item in items:
         cls = loss_class(item)
         if getattr(cls, 'requires_target', False):
-            found.append((index, cls.__name__))
+            found.append((item.index, cls.__name__))
     return found
 
 
@@ -162,7 +184,8 @@ class DistillModel(BaseModel):
     """
 
     RESERVED = ()
-    use_teacher = False
+    LOGIT_READOUTS = ()  # the reserved readouts that are class scores (ensembles' class check)
+    use_teacher = None  # the teacher predict / tensor modes run (predicting_with_teacher)
     ignore_index = None  # the student's ignored label, passed to the losses (label_context)
 
     def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None,
@@ -172,40 +195,85 @@ class DistillModel(BaseModel):
             data_preprocessor = self.build_model(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor or student.data_preprocessor,
                          init_cfg=init_cfg)
-        items = parse_items(distill_cfg['losses'])  # before the teacher: item mistakes first
+        configs = teacher_configs(distill_cfg)
+        self.multi_teacher = 'teachers' in distill_cfg
+        # before the teachers: item mistakes first
+        items = parse_items(distill_cfg['losses'], tuple(configs))
         check_labels = distill_cfg.get('check_teacher_labels', True)
         if not isinstance(check_labels, bool):
             raise ValueError('distill_cfg.check_teacher_labels must be True or False, got '
                              f'{check_labels!r}')
-        teacher_cfg = distill_cfg['teacher']
-        if isinstance(teacher_cfg, torch.nn.Module):
-            check_not_shared(student, teacher_cfg)  # before freezing it
-        # the teacher-output cache: opened before training by kdzoo.hooks.TeacherCacheHook
-        self.cache_spec = None
-        if isinstance(teacher_cfg, dict) and 'cache' in teacher_cfg:
-            self.cache_spec = cache_spec(teacher_cfg['cache'])
-            teacher_cfg = {k: v for k, v in teacher_cfg.items() if k != 'cache'}
-        self.teacher_cache = None
+        check_distinct_teachers(configs)
+        for name, cfg in configs.items():
+            if isinstance(cfg, torch.nn.Module):
+                check_not_shared(student, cfg, self.teacher_key(name))  # before freezing it
+        # the teacher-output caches: opened before training by kdzoo.hooks.TeacherCacheHook
+        self.cache_specs, teacher_cfgs = {}, {}
+        for name, cfg in configs.items():
+            if isinstance(cfg, dict) and 'cache' in cfg:
+                self.cache_specs[name] = cache_spec(cfg['cache'])
+                cfg = {k: v for k, v in cfg.items() if k != 'cache'}
+            teacher_cfgs[name] = cfg
+        self.cache_specs = {n: spec for n, spec in self.cache_specs.items() if spec is not None}
+        self.teacher_caches = {}  # name -> TeacherCache, set by that hook
         self.stream_keys = None  # (indices, positions) of the batch in hand, set by that hook
-        with isolated_rng('kdzoo.teacher'):
-            teacher = build_teacher(teacher_cfg, build_model=self.build_model)
-        self.check_pair(items, student, teacher)
+        teachers = {}
+        for name, cfg in teacher_cfgs.items():
+            # each teacher in random streams of its own (the one teacher's as before teachers=)
+            with isolated_rng('kdzoo.teacher' if name == SINGLE else f'kdzoo.teacher.{name}'):
+                teachers[name] = build_teacher(cfg, build_model=self.build_model,
+                                               key=self.teacher_key(name))
+        unused = unused_teachers(items, configs)
+        if unused:
+            warnings.warn(f'distill_cfg.teachers {unused}: no distill item reads them, so they '
+                          'are built and checked but never run in a training step; give them '
+                          'an item (teacher=\'NAME:TAP\') or remove them', stacklevel=2)
+        self.check_ensembles(items, teachers)
+        for name, teacher in teachers.items():
+            self.check_pair([view for item in items for view in item.on_teacher(name)],
+                            student, teacher)
         if student_data is not None and check_labels:
-            self.check_labels(distill_cfg['teacher'], teacher, student_data)
+            for name, teacher in teachers.items():
+                self.check_labels(configs[name], teacher, student_data)
         with isolated_rng('kdzoo.connectors'):
             self.distiller = Distiller(
-                student, teacher, items, distill_cfg.get('connectors'),
+                student, teachers, items, distill_cfg.get('connectors'),
                 student_reserved=self.RESERVED, teacher_reserved=self.RESERVED,
                 student_readout_paths=self.student_readout_paths(student, items),
-                teacher_stored=self.cache_spec.readouts if self.cache_spec else ())
-        # whether the teacher's inputs need converting: decided once (the comparison reads the
+                teacher_stored={n: spec.readouts for n, spec in self.cache_specs.items()})
+        # whether each teacher's inputs need converting: decided once (the comparison reads the
         # normalisation constants to the host, which a step must not do)
-        self.renormalise = not same_normalisation(
-            normalisation(self.data_preprocessor),
-            normalisation(getattr(teacher, 'data_preprocessor', None)))
+        own = normalisation(self.data_preprocessor)
+        self.renormalise = {
+            name: not same_normalisation(
+                own, normalisation(getattr(teacher, 'data_preprocessor', None)))
+            for name, teacher in teachers.items()}
         self.monitor = bool(distill_cfg.get('monitor', True))
         self.teacher_autocast = None
         self._steps = 0  # training steps taken: the iteration outside a runner
+
+    def teacher_key(self, name):
+        """Where teacher ``name`` is set in the config, for messages."""
+        return teacher_key(name, self.multi_teacher)
+
+    def check_ensembles(self, items, teachers):
+        """An ensemble of class scores (:attr:`LOGIT_READOUTS`) averages them class by class:
+        members whose teachers predict other numbers of classes are refused when the model is
+        built (other shapes are refused on the first batch: :func:`kdzoo.distiller.ensemble`)."""
+        for item in items:
+            members = [(name, tap) for name, tap in item.sources if tap in self.LOGIT_READOUTS]
+            if len(item.sources) < 2 or len(members) < 2:
+                continue
+            classes = [(f'{name}:{tap}', self.teacher_classes(teachers[name]))
+                       for name, tap in members]
+            known = [(text, count) for text, count in classes if count is not None]
+            if len({count for _, count in known}) > 1:
+                counts = ', '.join(f'{text}: {count} classes' for text, count in known)
+                raise ValueError(
+                    f'distill item {item.index}: its ensemble averages class scores of teachers '
+                    f'that predict different classes ({counts}); '
+                    'an average of scores is taken class by class, so every member must predict '
+                    "the student's classes")
 
     # -- what an adapter provides ------------------------------------------------------------
     def build_model(self, cfg):
@@ -232,7 +300,8 @@ class DistillModel(BaseModel):
     def student_step(self, inputs, data_samples):
         raise NotImplementedError
 
-    def teacher_step(self, inputs):
+    def teacher_step(self, name, inputs):
+        """Teacher ``name``'s readouts (:meth:`teacher_readout_names`) of its inputs."""
         raise NotImplementedError
 
     def run_model(self, model, inputs, data_samples, mode):
@@ -257,7 +326,14 @@ class DistillModel(BaseModel):
 
     @property
     def teacher(self):
+        """The first teacher (the only one of ``distill_cfg.teacher``)."""
         return self.distiller.teacher
+
+    @property
+    def teachers(self):
+        """``{name: teacher}`` in the config's order (``{'teacher': ...}`` for
+        ``distill_cfg.teacher``)."""
+        return self.distiller.teachers
 
     def init_weights(self):
         """Initialise the student exactly as MMEngine's runner initialises it alone (its own
@@ -288,12 +364,22 @@ class DistillModel(BaseModel):
                                   "its checkpoint's meta.dataset_meta")
         check_teacher_labels(student, declared, self.teacher_classes(teacher), name)
 
-    def teacher_inputs(self, inputs):
-        """The batch as the teacher's own data preprocessor would have normalised it."""
-        if not self.renormalise:
+    def teacher_name(self, name=None):
+        """``name``, checked, or the first teacher's name when ``None``."""
+        if name is None:
+            return next(iter(self.teachers))
+        if name not in self.teachers:
+            raise KeyError(f'no teacher named {name!r}; defined teachers: {list(self.teachers)}')
+        return name
+
+    def teacher_inputs(self, inputs, name=None):
+        """The batch as teacher ``name``'s own data preprocessor would have normalised it (the
+        first teacher's when ``None``)."""
+        name = self.teacher_name(name)
+        if not self.renormalise[name]:
             return inputs
         return renormalise(inputs, normalisation(self.data_preprocessor),
-                           normalisation(getattr(self.teacher, 'data_preprocessor', None)))
+                           normalisation(getattr(self.teachers[name], 'data_preprocessor', None)))
 
     @contextmanager
     def running_teacher(self, inputs):
@@ -311,10 +397,11 @@ class DistillModel(BaseModel):
         return self._steps if iteration is None else iteration
 
     @contextmanager
-    def predicting_with_teacher(self):
-        """Inside, ``predict`` / ``tensor`` modes run the teacher instead of the student (the
-        teacher check hook evaluates the teacher with the runner's own val loop this way)."""
-        previous, self.use_teacher = self.use_teacher, True
+    def predicting_with_teacher(self, name=None):
+        """Inside, ``predict`` / ``tensor`` modes run teacher ``name`` (the first when ``None``)
+        instead of the student (the teacher check hook evaluates each teacher with the runner's
+        own val loop this way)."""
+        previous, self.use_teacher = self.use_teacher, self.teacher_name(name)
         try:
             yield self
         finally:
@@ -326,46 +413,62 @@ class DistillModel(BaseModel):
         losses, student = self.student_step(inputs, data_samples)
         return losses, student, self.teacher_readouts(inputs)
 
-    def run_teacher(self, inputs):
-        """The teacher's readouts of the preprocessed batch ``inputs``, computed (inside an open
-        ``distiller.step()``: its taps record)."""
-        teacher_inputs = self.teacher_inputs(inputs)
+    def run_teacher(self, name, inputs):
+        """Teacher ``name``'s readouts of the preprocessed batch ``inputs``, computed (inside an
+        open ``distiller.step()``: its taps record)."""
+        teacher_inputs = self.teacher_inputs(inputs, name)
         with self.running_teacher(inputs):
-            return self.teacher_step(teacher_inputs)
+            return self.teacher_step(name, teacher_inputs)
 
     def teacher_readouts(self, inputs):
-        """The teacher's side of a step. With a teacher-output cache and the batch's stream keys
-        (``stream_keys``, set per training batch by ``kdzoo.hooks.TeacherCacheHook``, used once):
-        read from the cache when it holds every sample of the batch — the teacher does not run —
-        else computed and stored (:mod:`kdzoo.teacher_cache`). Without them: computed."""
+        """The teachers' side of a step: ``{name: readouts}`` of every teacher an item reads
+        (``distiller.needed``: a teacher no item reads does not run), each once. A teacher with a
+        teacher-output cache, given the batch's stream keys (``stream_keys``, set per training
+        batch by ``kdzoo.hooks.TeacherCacheHook``, used once), is read from it when it holds
+        every sample of the batch — that teacher does not run — else computed and stored
+        (:mod:`kdzoo.teacher_cache`). Without them: computed."""
         keys, self.stream_keys = self.stream_keys, None
-        cache = self.teacher_cache
+        return {name: self.cached_teacher_readouts(name, inputs, keys)
+                for name in self.distiller.needed}
+
+    def cached_teacher_readouts(self, name, inputs, keys):
+        """Teacher ``name``'s readouts of one step, through its cache when it has one."""
+        cache = self.teacher_caches.get(name)
         if cache is None or keys is None:
-            return self.run_teacher(inputs)
+            return self.run_teacher(name, inputs)
         stored = cache.read(*keys, inputs)
         if stored is not None:
             return stored
-        readouts = self.run_teacher(inputs)
-        cache.write(*keys, inputs, self.stored_readouts(readouts))
+        readouts = self.run_teacher(name, inputs)
+        cache.write(*keys, inputs, self.stored_readouts(name, readouts))
         if not cache.spec.exact:  # the values every later run reads: 16-bit, or top-k
             return cache.read(*keys, inputs, count=False) or readouts
         return readouts
 
-    def stored_names(self):
-        """The teacher readouts a cache stores, sorted (runs whose items name them in another
-        order share a cache): those :meth:`teacher_step` returns and every teacher tap the
-        distiller records (the items' and ``cache.readouts``)."""
-        return sorted(set(self.teacher_readout_names()) | set(self.distiller.tap_names['teacher']))
+    def stored_names(self, name):
+        """The readouts of teacher ``name`` its cache stores, sorted (runs whose items name them
+        in another order share a cache): those :meth:`teacher_step` returns and every tap the
+        distiller records on it (the items' and ``cache.readouts``)."""
+        return sorted(set(self.teacher_readout_names(name))
+                      | set(self.distiller.tap_names['teachers'][name]))
 
-    def teacher_readout_names(self):
-        """The names :meth:`teacher_step` returns (an adapter returning more says so)."""
-        return list(self.distiller.readout_names['teacher'])
+    def teacher_readout_names(self, name):
+        """The names :meth:`teacher_step` returns for teacher ``name`` (an adapter returning more
+        says so)."""
+        return list(self.distiller.readout_names['teachers'][name])
 
-    def stored_readouts(self, readouts):
-        """``{name: value}`` of :meth:`stored_names`, from the step's ``readouts`` and taps."""
-        taps = self.distiller.teacher_taps
-        return {name: readouts[name] if name in readouts else taps.get(name)
-                for name in self.stored_names()}
+    def stored_readouts(self, name, readouts):
+        """``{tap: value}`` of :meth:`stored_names`, from teacher ``name``'s ``readouts`` of the
+        step and its taps."""
+        taps = self.distiller.teacher_taps[name]
+        return {tap: readouts[tap] if tap in readouts else taps.get(tap)
+                for tap in self.stored_names(name)}
+
+    def agree_keys(self):
+        """``{teacher name: the monitor's agreement key}``: ``distill.agree`` for the one teacher
+        of ``distill_cfg.teacher``, ``distill.agree_<name>`` under ``distill_cfg.teachers``."""
+        return {name: f'distill.agree_{name}' if self.multi_teacher else 'distill.agree'
+                for name in self.teachers}
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         if mode == 'loss':
@@ -379,16 +482,18 @@ class DistillModel(BaseModel):
             if self.training:
                 self._steps += 1
             if self.monitor:
-                losses.update(monitor_values(losses, distill, student, teacher))
+                losses.update(monitor_values(losses, distill, student, teacher,
+                                             self.agree_keys()))
             losses.update(distill)
             return losses
         if mode not in MODES:
             raise ValueError(f'{type(self).__name__}: unknown mode {mode!r}; '
                              f'use one of {list(MODES)}')
-        if self.use_teacher:
-            teacher_inputs = self.teacher_inputs(inputs)
+        if self.use_teacher is not None:
+            teacher_inputs = self.teacher_inputs(inputs, self.use_teacher)
             with self.running_teacher(inputs):
-                return self.run_model(self.teacher, teacher_inputs, data_samples, mode)
+                return self.run_model(self.teachers[self.use_teacher], teacher_inputs,
+                                      data_samples, mode)
         return self.run_model(self.student, inputs, data_samples, mode)
 
     def parse_losses(self, losses):

@@ -9,6 +9,10 @@ It knows nothing about tasks: adapters run the models and hand over their reserv
 
 gives the loss key ``distill.loss_<name>``, ``name`` defaulting to
 ``<loss type without 'Loss', lowercased>_<item index>`` (e.g. ``distill.loss_msdcrd_0``).
+With several teachers (``distill_cfg.teachers``) an item names its teacher: ``teacher='vit:logits'``
+(``NAME:TAP``), or a list of them, an ensemble: the item's target is then the mean of those
+readouts, weighted by ``teacher_weights`` (same shapes; :func:`ensemble`). The one teacher of
+``distill_cfg.teacher`` is named ``'teacher'``; an item without ``NAME:`` reads the only teacher.
 ``resize=True`` accepts paired levels of different strides (detection's FPN levels, checked by
 the mmdet adapter when the model is built), each pair then compared on one grid.
 The teacher is frozen, kept in eval mode (BatchNorm statistics frozen even when the wrapper
@@ -29,8 +33,8 @@ the runner's): the distiller reads no global state.
 """
 import math
 import numbers
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -38,24 +42,37 @@ from torch import nn
 from kdzoo.finite import PendingChecks
 from kdzoo.registry import build
 from kdzoo.taps import Taps
+from kdzoo.teacher import SINGLE
 
-ITEM_KEYS = {'student', 'teacher', 'loss', 'weight', 'name', 'connector', 'warmup_iters',
-             'resize'}
+ITEM_KEYS = {'student', 'teacher', 'teacher_weights', 'loss', 'weight', 'name', 'connector',
+             'warmup_iters', 'resize'}
 
 
 @dataclass(frozen=True)
 class DistillItem:
     """One parsed distill item; ``student`` is a tuple of taps, fused by the connector if > 1;
-    ``loss`` the loss's config dict (built by the :class:`Distiller`); ``resize``: paired levels
-    of different strides accepted (docs/distill_cfg.md)."""
+    ``teacher`` the item's teacher as written (a tap, ``'NAME:TAP'``, or a tuple of them: an
+    ensemble); ``sources`` the ``(teacher name, tap)`` pairs it reads (one, or an ensemble's
+    members) and ``teacher_weights`` the ensemble's weights (``None``: equal); ``loss`` the loss's
+    config dict (built by the :class:`Distiller`); ``resize``: paired levels of different strides
+    accepted (docs/distill_cfg.md); ``index``: its place in ``distill_cfg.losses``."""
     name: str
     student: tuple
-    teacher: str
+    teacher: object
     loss: dict
     weight: float
     connector: str
     warmup_iters: int
     resize: bool = False
+    sources: tuple = ()
+    teacher_weights: tuple = None
+    index: int = 0
+
+    def on_teacher(self, name):
+        """The item as seen by one teacher's build-time checks: one per tap it reads on teacher
+        ``name`` (``teacher`` that tap, ``sources`` that one pair)."""
+        return [replace(self, teacher=tap, sources=((name, tap),), teacher_weights=None)
+                for source, tap in self.sources if source == name]
 
 
 def loss_type_name(loss_cfg):
@@ -66,10 +83,11 @@ def loss_type_name(loss_cfg):
     return (kind[:-4] if kind.endswith('Loss') else kind).lower()
 
 
-def parse_items(losses):
+def parse_items(losses, teachers=(SINGLE,)):
     """Parse ``distill_cfg.losses``, a list of item dicts, into :class:`DistillItem` s with unique
-    names. A single dict (a forgotten ``[...]``) or a string item is refused by name: it would
-    otherwise be read key by key or letter by letter."""
+    names; ``teachers``: the names of the config's teachers (:func:`kdzoo.teacher.teacher_configs`),
+    which the items' ``NAME:TAP`` must name. A single dict (a forgotten ``[...]``) or a string
+    item is refused by name: it would otherwise be read key by key or letter by letter."""
     if isinstance(losses, dict):
         raise TypeError('distill_cfg.losses must be a list of item dicts, got one dict; wrap it '
                         'in a list: losses=[dict(student=..., teacher=..., loss=dict(type=...))]')
@@ -78,7 +96,7 @@ def parse_items(losses):
                         f'{type(losses).__name__} {losses!r}')
     if not losses:
         raise ValueError('distill_cfg.losses is empty: give at least one distill item')
-    items = [parse_item(index, cfg) for index, cfg in enumerate(losses)]
+    items = [parse_item(index, cfg, tuple(teachers)) for index, cfg in enumerate(losses)]
     names = [item.name for item in items]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -106,7 +124,60 @@ def number(index, key, value, kind):
     return kind(value)
 
 
-def parse_item(index, cfg):
+def parse_source(index, text, teachers):
+    """``(teacher name, tap)`` of an item's ``'NAME:TAP'`` or ``'TAP'`` (the only teacher's)."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(f'distill item {index}: teacher must be a tap name (\'NAME:TAP\' with '
+                         f'several teachers) or a list of them (an ensemble), got {text!r}')
+    name, colon, tap = text.partition(':')
+    if not colon:
+        if len(teachers) > 1:
+            raise ValueError(
+                f'distill item {index}: teacher {text!r} names no teacher, and the config has '
+                f'{len(teachers)}: write it as \'NAME:{text}\' with NAME one of '
+                f'{list(teachers)}')
+        return teachers[0], text
+    if not tap:
+        raise ValueError(f'distill item {index}: teacher {text!r} names no tap after {name!r}:')
+    if name not in teachers:
+        raise ValueError(
+            f'distill item {index}: teacher {text!r} reads a tap of teacher {name!r}, which the '
+            f'config does not define.\nunknown teacher {name!r}; defined teachers: '
+            f'{list(teachers)}')
+    return name, tap
+
+
+def parse_ensemble(index, cfg, teachers):
+    """``(sources, teacher_weights)`` of an item's ``teacher`` and ``teacher_weights``."""
+    written, weights = cfg['teacher'], cfg.get('teacher_weights')
+    if isinstance(written, str):
+        if weights is not None:
+            raise ValueError(f'distill item {index}: teacher_weights weigh the members of an '
+                             f'ensemble (teacher=[...]), but teacher is one tap {written!r}; '
+                             'remove teacher_weights')
+        return (parse_source(index, written, teachers),), None
+    if not isinstance(written, (list, tuple)) or len(written) < 2:
+        raise ValueError(f'distill item {index}: teacher must be a tap name or a list of two or '
+                         f'more (an ensemble), got {written!r}')
+    sources = tuple(parse_source(index, text, teachers) for text in written)
+    repeated = sorted({f'{n}:{t}' for n, t in sources if sources.count((n, t)) > 1})
+    if repeated:
+        raise ValueError(f'distill item {index}: the ensemble lists {repeated} twice; give each '
+                         'member once (teacher_weights weigh them)')
+    if weights is None:
+        return sources, None
+    if not isinstance(weights, (list, tuple)) or len(weights) != len(sources):
+        raise ValueError(f'distill item {index}: teacher_weights must be a list of '
+                         f'{len(sources)} numbers, one per member of teacher={list(written)}, got '
+                         f'{weights!r}')
+    weights = tuple(number(index, 'teacher_weights', w, float) for w in weights)
+    if not sum(weights) > 0:
+        raise ValueError(f'distill item {index}: teacher_weights {list(weights)} sum to 0; give '
+                         'at least one member a positive weight')
+    return sources, weights
+
+
+def parse_item(index, cfg, teachers=(SINGLE,)):
     """Validate one item dict and return a :class:`DistillItem`."""
     if not isinstance(cfg, dict):
         raise TypeError(f'distill item {index} must be a dict(student=..., teacher=..., '
@@ -127,9 +198,8 @@ def parse_item(index, cfg):
     if len(student) > 1 and not cfg.get('connector'):
         raise ValueError(f'distill item {index}: {len(student)} student taps {list(student)} need '
                          "a connector that fuses them (e.g. connector='msdf')")
-    if not isinstance(cfg['teacher'], str):
-        raise ValueError(f'distill item {index}: teacher must be one tap name, '
-                         f'got {cfg["teacher"]!r}')
+    sources, teacher_weights = parse_ensemble(index, cfg, teachers)
+    written = cfg['teacher'] if isinstance(cfg['teacher'], str) else tuple(cfg['teacher'])
     name = cfg.get('name') or f'{loss_type_name(cfg["loss"])}_{index}'
     resize = cfg.get('resize', False)
     if not isinstance(resize, bool):
@@ -138,11 +208,11 @@ def parse_item(index, cfg):
         raise ValueError(f'distill item {index}: name must be a non-empty string without dots, '
                          f'got {name!r}')
     return DistillItem(
-        name=name, student=student, teacher=cfg['teacher'], loss=cfg['loss'],
+        name=name, student=student, teacher=written, loss=cfg['loss'],
         weight=number(index, 'weight', cfg.get('weight', 1.0), float),
         connector=cfg.get('connector'),
         warmup_iters=number(index, 'warmup_iters', cfg.get('warmup_iters', 0), int),
-        resize=resize)
+        resize=resize, sources=sources, teacher_weights=teacher_weights, index=index)
 
 
 def build_loss(index, item, cfg):
@@ -189,12 +259,51 @@ def pair_values(item, student, teacher):
     return list(zip(student, teacher))
 
 
+def side_name(name):
+    """How messages name teacher ``name``: ``teacher`` (the one of ``distill_cfg.teacher``) or
+    ``teacher 'vit'``."""
+    return 'teacher' if name == SINGLE else f'teacher {name!r}'
+
+
+def teacher_text(item):
+    """What an item reads, for ``--dry-run``: ``teacher 'logits'`` (the one teacher),
+    ``teacher vit:'logits'``, or ``ensemble of cnn:'logits' + vit:'logits' (weights 1, 1)``."""
+    texts = [repr(tap) if name == SINGLE else f'{name}:{tap!r}' for name, tap in item.sources]
+    if len(texts) == 1:
+        return f'teacher {texts[0]}'
+    weights = ', '.join(f'{w:g}' for w in item.teacher_weights or (1.0,) * len(texts))
+    return f'ensemble of {" + ".join(texts)} (weights {weights})'
+
+
+def ensemble(item, values):
+    """The weighted mean ``sum_i w_i x_i / sum_i w_i`` of an ensemble item's member readouts
+    (``item.teacher_weights``, equal when ``None``), level by level for sequences (FPN levels).
+    Members of other shapes are a ``ValueError`` naming both (no layout is converted: averaging
+    a token map with a feature map would mean nothing)."""
+    weights = item.teacher_weights or (1.0,) * len(values)
+    first = values[0]
+    for (name, tap), value in zip(item.sources[1:], values[1:]):
+        if shape_of(value) != shape_of(first):
+            raise ValueError(
+                f'distill item {item.name!r}: its ensemble averages {item.sources[0][0]}:'
+                f'{item.sources[0][1]} of shape {shape_of(first)} with {name}:{tap} of shape '
+                f'{shape_of(value)}; members must have the same shape (the same classes for '
+                'logits, the same grid and width for features: average a common readout such as '
+                "'logits', or give each member its own item)")
+    total = sum(weights)
+    if is_sequence(first):
+        return type(first)(sum(w * v[level] for w, v in zip(weights, values)) / total
+                           for level in range(len(first)))
+    return sum(w * v for w, v in zip(weights, values)) / total
+
+
 class Distiller(nn.Module):
-    """Wire a student, a frozen teacher, connectors and losses.
+    """Wire a student, frozen teachers, connectors and losses.
 
     Args:
         student: the student model (a submodule: trained, saved, optimized).
-        teacher: the teacher model; frozen, eval, held outside the module tree.
+        teachers: ``{name: teacher model}`` (an ``nn.Module`` alone is the teacher named
+            ``'teacher'``); each frozen, in eval, held outside the module tree.
         items: the :class:`DistillItem` s of :func:`parse_items`.
         connectors: ``dict(name=cfg or nn.Module)``; items reference them by name or by a dotted
             path into one (``'msdf.branches.0'``).
@@ -203,24 +312,30 @@ class Distiller(nn.Module):
         student_readout_paths: student module paths the adapter reads its own readouts from in
             its step (e.g. mmdet's dense head for ``'cls_scores'``): recorded with the items'
             taps, read with ``student_taps.get(path)``.
-        teacher_stored: teacher taps recorded besides the items' (reserved readouts or module
-            paths): what a teacher-output cache stores for other runs (:mod:`kdzoo.teacher_cache`).
+        teacher_stored: ``{name: taps}`` recorded on teacher ``name`` besides the items'
+            (reserved readouts or module paths): what a teacher-output cache stores for other
+            runs (:mod:`kdzoo.teacher_cache`).
 
-    ``tap_names[side]`` (``'student'`` / ``'teacher'``) lists the taps the items read on that
-    side, each once, in item order (on the teacher side, then ``teacher_stored``);
-    ``readout_names[side]`` those of them that are reserved
-    readouts, which the adapter provides. One training step records between the taps and
-    computes the losses inside ``with distiller.step():`` (see :meth:`step`).
+    ``tap_names['student']`` lists the taps the items read on the student, each once, in item
+    order; ``tap_names['teachers'][name]`` those they read on teacher ``name`` (then its
+    ``teacher_stored``); ``readout_names`` the same lists restricted to the reserved readouts,
+    which the adapter provides. ``teacher_taps[name]`` records teacher ``name``'s module paths.
+    ``needed`` lists the teachers some item reads, in the teachers' order: a step runs those only.
+    One training step records between the taps and computes the losses inside
+    ``with distiller.step():`` (see :meth:`step`).
     """
 
-    def __init__(self, student, teacher, items, connectors=None, student_reserved=(),
-                 teacher_reserved=(), student_readout_paths=(), teacher_stored=()):
+    def __init__(self, student, teachers, items, connectors=None, student_reserved=(),
+                 teacher_reserved=(), student_readout_paths=(), teacher_stored=None):
         super().__init__()
+        if isinstance(teachers, nn.Module):
+            teachers = {SINGLE: teachers}
         self.items = list(items)
         self.student = student
-        teacher.requires_grad_(False)
-        teacher.eval()
-        object.__setattr__(self, 'teacher', teacher)
+        for teacher in teachers.values():
+            teacher.requires_grad_(False)
+            teacher.eval()
+        object.__setattr__(self, 'teachers', dict(teachers))
         self.connectors = nn.ModuleDict({
             name: cfg if isinstance(cfg, nn.Module) else build(cfg)
             for name, cfg in (connectors or {}).items()})
@@ -229,19 +344,31 @@ class Distiller(nn.Module):
         for item in self.items:
             if item.connector:
                 self.connector(item.connector)
-        self.tap_names = {
-            'student': list(dict.fromkeys(t for item in self.items for t in item.student)),
-            'teacher': list(dict.fromkeys([item.teacher for item in self.items]
-                                          + list(teacher_stored)))}
-        reserved = {'student': frozenset(student_reserved), 'teacher': frozenset(teacher_reserved)}
-        self.readout_names = {side: [t for t in names if t in reserved[side]]
-                              for side, names in self.tap_names.items()}
-        paths = {side: [t for t in names if t not in reserved[side]]
-                 for side, names in self.tap_names.items()}
-        self.student_taps = Taps(student, paths['student'] + list(student_readout_paths),
-                                 'student', reserved['student'])
-        self.teacher_taps = Taps(teacher, paths['teacher'], 'teacher', reserved['teacher'])
+        stored = teacher_stored or {}
+        read = {name: [tap for item in self.items for n, tap in item.sources if n == name]
+                for name in self.teachers}
+        self.needed = [name for name in self.teachers if read[name]]
+        student_taps = list(dict.fromkeys(t for item in self.items for t in item.student))
+        teacher_taps = {name: list(dict.fromkeys(read[name] + list(stored.get(name, ()))))
+                        for name in self.teachers}
+        self.tap_names = {'student': student_taps, 'teachers': teacher_taps}
+        self.readout_names = {
+            'student': [t for t in student_taps if t in student_reserved],
+            'teachers': {name: [t for t in taps if t in teacher_reserved]
+                         for name, taps in teacher_taps.items()}}
+        self.student_taps = Taps(
+            student, [t for t in student_taps if t not in student_reserved]
+            + list(student_readout_paths), 'student', frozenset(student_reserved))
+        self.teacher_taps = {
+            name: Taps(self.teachers[name], [t for t in taps if t not in teacher_reserved],
+                       side_name(name), frozenset(teacher_reserved))
+            for name, taps in teacher_taps.items()}
         self.finite_checks = PendingChecks()  # the items' non-finite checks not read yet
+
+    @property
+    def teacher(self):
+        """The first teacher (the only one of ``distill_cfg.teacher``)."""
+        return next(iter(self.teachers.values()))
 
     def connector(self, name):
         """The connector called ``name`` (a dotted path reaches into a connector's submodules)."""
@@ -255,12 +382,14 @@ class Distiller(nn.Module):
 
     def train(self, mode=True):
         super().train(mode)
-        self.teacher.eval()
+        for teacher in self.teachers.values():
+            teacher.eval()
         return self
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
-        self.teacher._apply(fn, *args, **kwargs)
+        for teacher in self.teachers.values():
+            teacher._apply(fn, *args, **kwargs)
         return self
 
     @contextmanager
@@ -271,7 +400,9 @@ class Distiller(nn.Module):
         cache, e.g. a stage branch shared by two items) is told the step ended. Compute
         :meth:`distill_losses` / :meth:`describe` inside the block."""
         try:
-            with self.student_taps.recording(), self.teacher_taps.recording():
+            with ExitStack() as recording:
+                for taps in [self.student_taps, *self.teacher_taps.values()]:
+                    recording.enter_context(taps.recording())
                 yield self
         finally:
             for module in self.connectors.modules():
@@ -281,10 +412,17 @@ class Distiller(nn.Module):
     def _lookup(self, taps, readouts, name):
         return readouts[name] if name in readouts else taps.get(name)
 
+    def teacher_value(self, item, teacher_readouts):
+        """The item's teacher value: its one source's, or its ensemble's weighted mean."""
+        values = [self._lookup(self.teacher_taps[name], teacher_readouts.get(name, {}), tap)
+                  for name, tap in item.sources]
+        return values[0] if len(values) == 1 else ensemble(item, values)
+
     def item_values(self, item, student_readouts, teacher_readouts):
-        """The (student, teacher) tensor pairs of one item, the connector applied to the student."""
+        """The (student, teacher) tensor pairs of one item, the connector applied to the student;
+        ``teacher_readouts``: ``{teacher name: {reserved name: tensor}}``."""
         student = [self._lookup(self.student_taps, student_readouts, t) for t in item.student]
-        teacher = self._lookup(self.teacher_taps, teacher_readouts, item.teacher)
+        teacher = self.teacher_value(item, teacher_readouts)
         connector = self.connector(item.connector) if item.connector else None
         if len(student) > 1:
             return [(connector(student), teacher)]
@@ -310,13 +448,13 @@ class Distiller(nn.Module):
                        defer_checks=False, **ctx):
         """Weighted losses ``{'distill.loss_<name>': tensor}`` of the step being recorded.
 
-        ``student_readouts`` / ``teacher_readouts``: ``{reserved name: tensor}`` the adapter read
-        in this step. ``iteration``: the training iteration, from 0 (the warm-up's ramp; the
-        messages name it from 1, as logged). ``ctx`` (e.g. ``target=labels``) is passed to every
-        loss. A NaN or Inf in an item raises :class:`~kdzoo.finite.NonFiniteError` here, after
-        one read of every item's flag; with ``defer_checks=True`` the checks stay in
-        :attr:`finite_checks` for the caller to read (``flags()`` / ``report()``, or
-        ``verify()``).
+        ``student_readouts``: ``{reserved name: tensor}`` the adapter read in this step;
+        ``teacher_readouts``: ``{teacher name: {reserved name: tensor}}``. ``iteration``: the
+        training iteration, from 0 (the warm-up's ramp; the messages name it from 1, as logged).
+        ``ctx`` (e.g. ``target=labels``) is passed to every loss. A NaN or Inf in an item raises
+        :class:`~kdzoo.finite.NonFiniteError` here, after one read of every item's flag; with
+        ``defer_checks=True`` the checks stay in :attr:`finite_checks` for the caller to read
+        (``flags()`` / ``report()``, or ``verify()``).
         """
         student_readouts, teacher_readouts = student_readouts or {}, teacher_readouts or {}
         losses = {}
@@ -340,7 +478,9 @@ class Distiller(nn.Module):
         lines = []
         for item in self.items:
             raw_s = [self._lookup(self.student_taps, student_readouts, t) for t in item.student]
-            raw_t = self._lookup(self.teacher_taps, teacher_readouts, item.teacher)
+            raw_t = [self._lookup(self.teacher_taps[name], teacher_readouts.get(name, {}), tap)
+                     for name, tap in item.sources]
+            raw_t = raw_t[0] if len(raw_t) == 1 else raw_t
             pairs = self.item_values(item, student_readouts, teacher_readouts)
             with torch.no_grad():
                 value = self.item_loss(item, pairs, ctx, iteration)
@@ -348,7 +488,7 @@ class Distiller(nn.Module):
             lines.append(
                 f'{item.name}: student {list(item.student)} {shape_of(raw_s)} -> '
                 f'connector {item.connector or "none"} -> {shape_of([p[0] for p in pairs])} | '
-                f'teacher {item.teacher!r} {shape_of(raw_t)} | '
+                f'{teacher_text(item)} {shape_of(raw_t)} | '
                 f'{type(self.losses[item.name]).__name__} = {value.item():.6g} '
                 f'(weight {item.weight:g}, warmup_iters {item.warmup_iters})')
         return lines

@@ -9,7 +9,8 @@ containing ``loss``, so no monitor key contains that word):
   magnitude (``--dry-run`` warns outside :data:`RATIO_RANGE`).
 - ``distill.agree``: the fraction of samples (of pixels, for segmentation logit maps, compared on
   the smaller grid) where the student's top-1 class equals the teacher's, when both logits are
-  read in the step.
+  read in the step; with several teachers (``distill_cfg.teachers``) ``distill.agree_<name>``
+  per teacher whose logits the step reads.
 
 Everything is computed from values the step already holds, detached: no extra forward, no
 gradient. The one non-finite check of the project is :mod:`kdzoo.finite` (run by the distiller).
@@ -39,18 +40,24 @@ def agreement(student, teacher):
     return (student.argmax(1) == teacher.argmax(1)).float().mean()
 
 
-def monitor_values(task_losses, distill_losses, student_readouts, teacher_readouts):
+def monitor_values(task_losses, distill_losses, student_readouts, teacher_readouts,
+                   agree_keys=None):
     """``{'distill.ratio_<name>': ..., 'distill.agree': ...}`` of one step (see the module
-    docstring); ``distill_losses`` are the distiller's ``{'distill.loss_<name>': tensor}``."""
+    docstring); ``distill_losses`` are the distiller's ``{'distill.loss_<name>': tensor}``,
+    ``teacher_readouts`` ``{teacher name: {readout: tensor}}`` and ``agree_keys`` ``{teacher
+    name: its agreement's key}`` (default ``distill.agree`` for each)."""
     task = task_loss(task_losses)
     values = {}
     for key, value in distill_losses.items():
         name = key[len('distill.loss_'):]
         values[f'distill.ratio_{name}'] = value.detach().float() / task.to(value.device)
-    student, teacher = student_readouts.get('logits'), teacher_readouts.get('logits')
-    if torch.is_tensor(student) and torch.is_tensor(teacher) and \
-            student.shape[:2] == teacher.shape[:2]:
-        values['distill.agree'] = agreement(student, teacher)
+    student = student_readouts.get('logits')
+    for name, readouts in teacher_readouts.items():
+        teacher = readouts.get('logits')
+        if torch.is_tensor(student) and torch.is_tensor(teacher) and \
+                student.shape[:2] == teacher.shape[:2]:
+            key = (agree_keys or {}).get(name, 'distill.agree')
+            values[key] = agreement(student, teacher)
     return values
 
 

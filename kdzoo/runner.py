@@ -20,7 +20,7 @@ from kdzoo.hooks.split_classes import check_training_classes
 from kdzoo.monitor import ratio_warnings
 from kdzoo.patches import harden_mmengine_loading
 from kdzoo.schedule import check_warmup, is_iteration_based, with_rescaled_schedule
-from kdzoo.teacher_cache import configured_cache
+from kdzoo.teacher_cache import configured_caches
 from kdzoo.wrappers import unwrap
 
 
@@ -72,7 +72,7 @@ def build_runner(config, *, cfg_options=None, work_dir=None, launcher='none', am
         if is_distill_model_cfg(cfg):  # the explicit form: its student alone
             cfg.model = cfg.model.student
     cfg = wrap(cfg)
-    cached = teacher_cache_spec(cfg) is not None
+    cached = any(spec is not None for *_, spec in configured_caches(cfg))
     seed_train_stream(cfg, run_seed(cfg), keys=cached)
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
         dict(type='RandomStateHook'), dict(type='SplitClassesHook')]
@@ -95,13 +95,6 @@ def build_runner(config, *, cfg_options=None, work_dir=None, launcher='none', am
     runner = Runner.from_cfg(cfg)
     check_run_length(runner)
     return runner
-
-
-def teacher_cache_spec(cfg):
-    """The wrapped config's ``distill_cfg.teacher.cache`` (:func:`kdzoo.teacher_cache.cache_spec`:
-    its mistakes raised here, before anything is built), or ``None``."""
-    found = configured_cache(cfg)
-    return found[2] if found else None
 
 
 def check_run_length(runner):

@@ -1,7 +1,11 @@
 """Teacher loading: a model config (file, scoped path, inline dict) or module, plus a checkpoint.
 
-``distill_cfg.teacher`` is ``dict(config=..., checkpoint=None, cfg_options=None, strict=True,
-unsafe_load=False, check_classes=True)`` or an ``nn.Module``. ``config`` is a config file path,
+A config names its teachers one of two ways (:func:`teacher_configs`): ``distill_cfg.teacher``,
+one teacher (it is the teacher named ``'teacher'``), or ``distill_cfg.teachers = dict(NAME=...,
+...)``, several, each named (a Python identifier: it appears in item taps ``'NAME:TAP'``, log keys
+``distill.agree_<NAME>`` and dotted cfg-options). Each teacher is ``dict(config=...,
+checkpoint=None, cfg_options=None, strict=True, unsafe_load=False, check_classes=True)`` or an
+``nn.Module``. ``config`` is a config file path,
 a scoped path (``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'``, ``'mmseg::...'``) whose
 ``model`` is used, or an inline model dict. ``cfg_options`` overrides keys of that model dict
 with dotted keys (``decode_head.num_classes=19``; a leading ``model.`` is accepted).
@@ -18,6 +22,7 @@ the data's but mean the same classes).
 """
 import os
 import warnings
+from collections import OrderedDict
 
 from mmengine.config import Config, ConfigDict
 from torch import nn
@@ -27,7 +32,39 @@ from kdzoo.class_names import CheckpointClasses, check_switch, recorded_classes
 
 TEACHER_KEYS = {'config', 'checkpoint', 'cfg_options', 'strict', 'unsafe_load', 'check_classes',
                 'cache'}  # 'cache': read by the distilling model (kdzoo/teacher_cache.py)
-CLASSES_OPT_OUT = 'distill_cfg.teacher.check_classes=False'  # named by the class-names check
+SINGLE = 'teacher'  # the name of the one teacher of ``distill_cfg.teacher``
+
+
+def teacher_configs(distill_cfg):
+    """``{name: teacher cfg (a dict or an nn.Module)}`` of a ``distill_cfg``, in its order:
+    ``{'teacher': distill_cfg.teacher}``, or ``distill_cfg.teachers``. Both keys, neither, an empty
+    ``teachers`` or a name that is no Python identifier are a ``ValueError`` naming the fix."""
+    has_one, has_many = 'teacher' in distill_cfg, 'teachers' in distill_cfg
+    if has_one and has_many:
+        raise ValueError('distill_cfg has both `teacher` and `teachers`; give one teacher as '
+                         'teacher=dict(...) or several as teachers=dict(NAME=dict(...), ...), '
+                         'not both (docs/distill_cfg.md)')
+    if not (has_one or has_many):
+        raise ValueError("distill_cfg: missing 'teacher' (or 'teachers=dict(NAME=dict(...), "
+                         "...)' for several; see docs/distill_cfg.md)")
+    if has_one:
+        return OrderedDict([(SINGLE, distill_cfg['teacher'])])
+    teachers = distill_cfg['teachers']
+    if not isinstance(teachers, dict) or not teachers:
+        raise ValueError('distill_cfg.teachers must be a non-empty dict(NAME=dict(config=..., '
+                         f'checkpoint=...), ...), got {teachers!r}')
+    for name in teachers:
+        if not (isinstance(name, str) and name.isidentifier()):
+            raise ValueError(f'distill_cfg.teachers: the name {name!r} is not a Python identifier '
+                             '(letters, digits, _; it appears in taps as NAME:TAP, in log keys and '
+                             'in cfg-options); rename it')
+    return OrderedDict(teachers.items())
+
+
+def teacher_key(name, multi):
+    """The dotted key of teacher ``name``'s settings in a config, for messages:
+    ``distill_cfg.teacher`` or ``distill_cfg.teachers.<name>``."""
+    return f'distill_cfg.teachers.{name}' if multi else 'distill_cfg.teacher'
 
 
 def read_config(path):
@@ -61,12 +98,13 @@ def model_config(config, cfg_options=None):
     return model
 
 
-def build_teacher(teacher_cfg, build_model):
+def build_teacher(teacher_cfg, build_model, key='distill_cfg.teacher'):
     """Build, load and freeze the teacher.
 
     Args:
         teacher_cfg: an ``nn.Module`` or ``dict(config=..., checkpoint=..., ...)``.
         build_model: callable turning a model dict into an ``nn.Module`` (the task's registry).
+        key: where the teacher's settings are in the config (:func:`teacher_key`), for messages.
     Returns the teacher in eval mode with ``requires_grad=False`` everywhere, with
     ``checkpoint_classes`` set when it was loaded from a checkpoint (module docstring). Without a
     checkpoint the teacher's own ``init_weights`` runs (its config's initialisation, pretrained
@@ -79,12 +117,12 @@ def build_teacher(teacher_cfg, build_model):
         teacher_cfg = dict(teacher_cfg)
         unknown = set(teacher_cfg) - TEACHER_KEYS
         if unknown:
-            raise ValueError(f'distill_cfg.teacher: unknown keys {sorted(unknown)}; allowed keys '
+            raise ValueError(f'{key}: unknown keys {sorted(unknown)}; allowed keys '
                              f'{sorted(TEACHER_KEYS)}')
         if 'config' not in teacher_cfg:
-            raise ValueError('distill_cfg.teacher: needs `config`; allowed keys '
+            raise ValueError(f'{key}: needs `config`; allowed keys '
                              f'{sorted(TEACHER_KEYS)}, got {sorted(teacher_cfg)}')
-        check_switch(teacher_cfg.get('check_classes', True), 'distill_cfg.teacher.check_classes')
+        check_switch(teacher_cfg.get('check_classes', True), f'{key}.check_classes')
         teacher = build_model(model_config(teacher_cfg['config'], teacher_cfg.get('cfg_options')))
         if teacher_cfg.get('checkpoint'):  # its weights replace any initialisation: none is run
             source = teacher_cfg['checkpoint']
@@ -97,9 +135,10 @@ def build_teacher(teacher_cfg, build_model):
                 if isinstance(meta, dict) else None
             if teacher_cfg.get('check_classes', True):
                 teacher.checkpoint_classes = CheckpointClasses(
-                    recorded_classes(checkpoint), str(source), 'teacher', CLASSES_OPT_OUT)
+                    recorded_classes(checkpoint), str(source), 'teacher',
+                    f'{key}.check_classes=False')
         else:
-            warnings.warn('distill_cfg.teacher has no checkpoint: the teacher keeps the weights '
+            warnings.warn(f'{key} has no checkpoint: the teacher keeps the weights '
                           'its config gives it (random, unless the config loads pretrained '
                           'weights)')
             on_meta = any(p.is_meta for p in teacher.parameters())  # shape checks: no values

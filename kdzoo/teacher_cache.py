@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import torch
 
 from kdzoo.hashing import qualified_name, text_sha
+from kdzoo.teacher import teacher_configs, teacher_key
 
 MANIFEST = 'manifest.json'
 FORMAT = 1
@@ -130,17 +131,24 @@ def cache_spec(value):
     return CacheSpec(directory, dtype, topk, tuple(readouts))
 
 
-def configured_cache(cfg):
-    """``(dotted key of its distill_cfg, its teacher dict, CacheSpec or None)`` of a config (a
-    dict: loaded, resolved or wrapped): ``model.distill_cfg`` (the explicit form, a wrapped
-    config), else its top-level ``distill_cfg``; ``None`` when it has no teacher dict. The one
-    reader of ``distill_cfg.teacher.cache`` in a config."""
+def configured_caches(cfg):
+    """``[(dotted key of the teacher's settings, teacher name, its dict, CacheSpec or None)]`` of
+    a config (a dict: loaded, resolved or wrapped), one per teacher given as a dict, in the
+    config's order: from ``model.distill_cfg`` (the explicit form, a wrapped config), else its
+    top-level ``distill_cfg``; ``[]`` when it has none. The one reader of a teacher's ``cache``
+    setting in a config (``distill_cfg.teacher.cache``, ``distill_cfg.teachers.<name>.cache``)."""
     for key, holder in (('model.distill_cfg', cfg.get('model')), ('distill_cfg', cfg)):
         distill_cfg = holder.get('distill_cfg') if hasattr(holder, 'get') else None  # a Config
-        teacher = distill_cfg.get('teacher') if isinstance(distill_cfg, dict) else None
-        if isinstance(teacher, dict):
-            return key, teacher, cache_spec(teacher.get('cache'))
-    return None
+        if not isinstance(distill_cfg, dict) or not (
+                'teacher' in distill_cfg or 'teachers' in distill_cfg):
+            continue
+        multi = 'teachers' in distill_cfg
+        prefix = key.rpartition('distill_cfg')[0]
+        return [(prefix + teacher_key(name, multi), name, teacher,
+                 cache_spec(teacher.get('cache')))
+                for name, teacher in teacher_configs(distill_cfg).items()
+                if isinstance(teacher, dict)]
+    return []
 
 
 # -- readout structures -----------------------------------------------------------------------

@@ -27,7 +27,7 @@ def step(distiller, x, iteration=0, **ctx):
     with distiller.step():
         s_logits = distiller.student(x)
         t_logits = run_teacher(distiller, x)
-        losses = distiller.distill_losses({'logits': s_logits}, {'logits': t_logits},
+        losses = distiller.distill_losses({'logits': s_logits}, {'teacher': {'logits': t_logits}},
                                           iteration=iteration, **ctx)
     return losses, s_logits, t_logits
 
@@ -117,7 +117,7 @@ def test_records_only_between_start_and_end_of_step():
     run_teacher(d, x)
     assert all(not calls for calls in d.student_taps.records.values())
     step(d, x)
-    assert all(not calls for calls in d.teacher_taps.records.values())
+    assert all(not calls for calls in d.teacher_taps['teacher'].records.values())
 
 
 def test_warmup_ramps_weight_from_the_iteration_given():
@@ -141,7 +141,7 @@ def test_the_step_reads_no_mmengine_global(monkeypatch):
     losses, _, _ = step(d, x, iteration=0)
     assert torch.allclose(losses['distill.loss_kd_0'], 0.25 * losses['distill.loss_full'])
     with d.step():
-        d.describe({'logits': d.student(x)}, {'logits': run_teacher(d, x)}, iteration=0)
+        d.describe({'logits': d.student(x)}, {'teacher': {'logits': run_teacher(d, x)}}, iteration=0)
 
 
 def test_tap_names_are_the_items_each_once_in_item_order():
@@ -150,9 +150,11 @@ def test_tap_names_are_the_items_each_once_in_item_order():
               dict(student='layer2', teacher='layer1', loss=dict(type='MSELoss'),
                    connector='p')],
              connectors=dict(fuse=nn.Identity(), p=nn.Conv2d(8, 4, 1)))
-    assert d.tap_names == {'student': ['layer2', 'logits'], 'teacher': ['logits', 'layer1']}
-    assert d.readout_names == {'student': ['logits'], 'teacher': ['logits']}
-    assert list(d.student_taps.records) == ['layer2'] and list(d.teacher_taps.records) == ['layer1']
+    assert d.tap_names == {'student': ['layer2', 'logits'],
+                           'teachers': {'teacher': ['logits', 'layer1']}}
+    assert d.readout_names == {'student': ['logits'], 'teachers': {'teacher': ['logits']}}
+    assert list(d.student_taps.records) == ['layer2']
+    assert list(d.teacher_taps['teacher'].records) == ['layer1']
 
 
 class Fuse(nn.Module):
@@ -286,7 +288,7 @@ def test_describe_refuses_a_nonfinite_teacher():
     d = make([KD], teacher=nan_bias(TinyCNN(width=8)))
     x = randn(2, 3, 8, 8)
     with d.step(), pytest.raises(NonFiniteError, match="the teacher side"):
-        d.describe({'logits': d.student(x)}, {'logits': run_teacher(d, x)}, iteration=0)
+        d.describe({'logits': d.student(x)}, {'teacher': {'logits': run_teacher(d, x)}}, iteration=0)
 
 
 def test_finite_steps_under_autocast_pass_the_check():

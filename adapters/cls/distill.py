@@ -48,6 +48,7 @@ class DistillClassifier(DistillModel):
     """
 
     RESERVED = RESERVED
+    LOGIT_READOUTS = LOGIT_READOUTS
 
     def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None,
                  student_data=None):
@@ -57,10 +58,12 @@ class DistillClassifier(DistillModel):
         # 'logits' comes with every forward (the monitor's agreement reads it at no cost)
         readouts = self.distiller.readout_names
         self.student_names = ['logits'] + [t for t in readouts['student'] if t != 'logits']
-        self.teacher_names = ['logits'] + [t for t in readouts['teacher'] if t != 'logits']
+        self.teacher_names = {name: ['logits'] + [t for t in taps if t != 'logits']
+                              for name, taps in readouts['teachers'].items()}
         # checked once here; each step reads them unchecked (forward_readouts)
         self.student.check_readouts(self.student_names)
-        self.teacher.check_readouts(self.teacher_names)
+        for name, names in self.teacher_names.items():
+            self.teachers[name].check_readouts(names)
 
     def build_model(self, cfg):
         return cfg if isinstance(cfg, torch.nn.Module) else build(cfg)
@@ -68,15 +71,18 @@ class DistillClassifier(DistillModel):
     def check_pair(self, items, student, teacher):
         check_num_classes(items, student, teacher)
 
+    def teacher_classes(self, teacher):
+        return teacher.num_classes
+
     def student_step(self, inputs, labels):
         readouts = self.student.forward_readouts(inputs, self.student_names)
         return self.student.loss(readouts['logits'], labels), readouts
 
-    def teacher_step(self, inputs):
-        return self.teacher.forward_readouts(inputs, self.teacher_names)
+    def teacher_step(self, name, inputs):
+        return self.teachers[name].forward_readouts(inputs, self.teacher_names[name])
 
-    def teacher_readout_names(self):
-        return list(self.teacher_names)
+    def teacher_readout_names(self, name):
+        return list(self.teacher_names[name])
 
     def run_model(self, model, inputs, labels, mode):
         logits = model(inputs)

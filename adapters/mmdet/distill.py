@@ -81,18 +81,18 @@ def num_levels(detector, tap):
 
 def check_levels(items, student, teacher):
     """Level-wise items need the same number of levels on both sides: fail at build time."""
-    for index, item in enumerate(items):
+    for item in items:
         if len(item.student) != 1:
             continue
         s_levels = num_levels(student, item.student[0])
         t_levels = num_levels(teacher, item.teacher)
         if s_levels is not None and t_levels is not None and s_levels != t_levels:
             raise ValueError(
-                f'distill item {index}: student {item.student[0]!r} of {type(student).__name__} '
-                f'gives {s_levels} levels but teacher {item.teacher!r} of {type(teacher).__name__} '
-                f'gives {t_levels}; levels are paired one to one (level i with level i), so give '
-                'both the same number of FPN levels (neck.num_outs, and the head\'s strides), e.g. '
-                'with distill_cfg.teacher.cfg_options')
+                f'distill item {item.index}: student {item.student[0]!r} of '
+                f'{type(student).__name__} gives {s_levels} levels but teacher {item.teacher!r} '
+                f'of {type(teacher).__name__} gives {t_levels}; levels are paired one to one '
+                '(level i with level i), so give both the same number of FPN levels '
+                "(neck.num_outs, and the head's strides), e.g. with the teacher's cfg_options")
 
 
 def predicted_classes(detector):
@@ -118,12 +118,12 @@ def check_teacher_taps_run(items, teacher):
     ``roi_head``) would record nothing, so it is refused when the model is built."""
     runs = teacher_parts(teacher)
     children = dict(teacher.named_children())
-    for index, item in enumerate(items):
+    for item in items:
         part = item.teacher.split('.')[0]
         if item.teacher == 'cls_scores' or part in runs or part not in children:
             continue  # a path that is no module at all: the taps' own error lists close ones
         raise ValueError(
-            f"distill item {index}: teacher tap {item.teacher!r} is inside {part!r}, which "
+            f"distill item {item.index}: teacher tap {item.teacher!r} is inside {part!r}, which "
             f"kdzoo's detection teacher does not run: the teacher step runs only {runs} of "
             f'{type(teacher).__name__} (extract_feat and the dense head, without grad); an '
             "R-CNN roi_head would need the teacher's own proposals and sampling, so it is not "
@@ -154,7 +154,7 @@ def check_class_scores(items, student, teacher):
     class ``c``) with the same channel: both heads need the same anchors and classes. No connector
     mends other classes (a Projector would learn a mix of anchors and classes), so it is refused
     when the model is built, saying what a valid pairing is."""
-    for index, item in enumerate(items):
+    for item in items:
         if len(item.student) != 1 or not (is_class_map(student, item.student[0])
                                           and is_class_map(teacher, item.teacher)):
             continue
@@ -163,7 +163,7 @@ def check_class_scores(items, student, teacher):
         if (s_anchors, s_classes, s_out) == (t_anchors, t_classes, t_out):
             continue
         raise ValueError(
-            f'distill item {index}: student {item.student[0]!r} of {type(student).__name__} '
+            f'distill item {item.index}: student {item.student[0]!r} of {type(student).__name__} '
             f'holds {s_anchors} anchors x {s_classes} classes per location '
             f'({s_anchors * s_out} channels) but teacher {item.teacher!r} of '
             f'{type(teacher).__name__} holds {t_anchors} x {t_classes} ({t_anchors * t_out} '
@@ -195,7 +195,7 @@ def check_strides(items, student, teacher):
     """Levels are paired one to one: paired levels of other strides are an error, or, with the
     item's ``resize=True``, a warning naming the strides (each pair is then compared on one
     grid)."""
-    for index, item in enumerate(items):
+    for item in items:
         if len(item.student) != 1:
             continue
         s_strides = level_strides(student, item.student[0])
@@ -206,11 +206,11 @@ def check_strides(items, student, teacher):
                 f'({type(student).__name__}) with teacher {item.teacher!r} levels at strides ' \
                 f'{t_strides} ({type(teacher).__name__})'
         if item.resize:
-            warnings.warn(f'distill item {index} ({item.name!r}, resize=True): pairs {pairs}, '
+            warnings.warn(f'distill item {item.index} ({item.name!r}, resize=True): pairs {pairs}, '
                           'level by level, each pair resized to one grid', stacklevel=2)
             continue
         raise ValueError(
-            f'distill item {index}: would pair {pairs}; levels are paired one to one (level i '
+            f'distill item {item.index}: would pair {pairs}; levels are paired one to one (level i '
             'with level i), so maps of other strides would be resized onto each other. Give '
             "the teacher the student's strides (its neck's start_level / num_outs and its "
             "head's prior_generator strides, with distill_cfg.teacher.cfg_options), or set "
@@ -224,7 +224,7 @@ def check_level_grids(distiller, student_readouts, teacher_readouts):
     backbone stages than its head assumes is only seen here, on the first batch). An error unless
     the item says ``resize=True``."""
     with torch.no_grad():
-        for index, item in enumerate(distiller.items):
+        for item in distiller.items:
             if item.resize or len(item.student) != 1:
                 continue
             pairs = distiller.item_values(item, student_readouts, teacher_readouts)
@@ -232,7 +232,7 @@ def check_level_grids(distiller, student_readouts, teacher_readouts):
             if len(pairs) < 2 or all(s == t for s, t in grids):
                 continue
             raise ValueError(
-                f'distill item {index}: student {item.student[0]!r} levels have grids '
+                f'distill item {item.index}: student {item.student[0]!r} levels have grids '
                 f'{[list(s) for s, _ in grids]} but teacher {item.teacher!r} levels '
                 f'{[list(t) for _, t in grids]} on the same images: the paired levels are at '
                 'other strides (e.g. a teacher neck fed from other backbone stages than its '
@@ -244,13 +244,13 @@ def check_level_grids(distiller, student_readouts, teacher_readouts):
 
 def check_cls_scores(items, student, teacher):
     """``'cls_scores'`` needs a dense head (one-stage ``bbox_head`` or two-stage ``rpn_head``)."""
-    for index, item in enumerate(items):
+    for item in items:
         for side, detector, taps in (('student', student, item.student),
                                      ('teacher', teacher, [item.teacher])):
             if 'cls_scores' in taps and dense_head_name(detector) is None:
                 raise ValueError(
-                    f"distill item {index}: {side} tap 'cls_scores' needs a dense head (bbox_head "
-                    f'of a one-stage detector or rpn_head of a two-stage one), but '
+                    f"distill item {item.index}: {side} tap 'cls_scores' needs a dense head "
+                    '(bbox_head of a one-stage detector or rpn_head of a two-stage one), but '
                     f"{type(detector).__name__} has none; tap a module path instead (e.g. 'neck')")
 
 
@@ -273,7 +273,7 @@ def check_score_softmax(items, student, teacher):
     anchors and classes: refused when the model is built, with a loss that treats each anchor's
     classes as the head does."""
     from kdzoo.losses.kd import KDLoss
-    for index, item in enumerate(items):
+    for item in items:
         if loss_class(item) is not KDLoss or item.loss.get('sigmoid', False):
             continue
         for side, detector, taps in (('student', student, item.student),
@@ -290,7 +290,7 @@ def check_score_softmax(items, student, teacher):
             fix = ('KDLoss(sigmoid=True) (a binary KD of every anchor\'s every class, as the '
                    'head scores them), CWDLoss or MSELoss' if sigmoid else 'CWDLoss or MSELoss')
             raise ValueError(
-                f'distill item {index}: KDLoss takes one softmax over the channels of {side} '
+                f'distill item {item.index}: KDLoss takes one softmax over the channels of {side} '
                 f"{tap!r}, but {type(detector).__name__}'s dense head gives {anchors} "
                 f'anchors x {classes} classes per location and scores them with {scoring}: the '
                 'softmax would compare one distribution over anchors and classes together, '
@@ -310,6 +310,7 @@ class DistillDetector(DistillModel):
     """
 
     RESERVED = RESERVED
+    LOGIT_READOUTS = ('cls_scores',)
 
     def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None,
                  student_data=None):
@@ -317,12 +318,14 @@ class DistillDetector(DistillModel):
             data_preprocessor = student.get('data_preprocessor')
         super().__init__(student, distill_cfg, data_preprocessor, init_cfg, student_data)
         self.student_head = dense_head_name(self.student)
-        self.teacher_head = dense_head_name(self.teacher)
         self.student_names = self.distiller.readout_names['student']  # [] or ['cls_scores']
-        teacher_taps = self.distiller.tap_names['teacher']
-        self.teacher_runs_head = self.teacher_head is not None and any(
-            t == 'cls_scores' or t.startswith(self.teacher_head + '.') or t == self.teacher_head
-            for t in teacher_taps)
+        self.teacher_heads = {name: dense_head_name(t) for name, t in self.teachers.items()}
+        # a teacher's dense head runs only when one of its taps needs it
+        self.teacher_runs_head = {
+            name: head is not None and any(
+                t == 'cls_scores' or t.startswith(head + '.') or t == head
+                for t in self.distiller.tap_names['teachers'][name])
+            for name, head in self.teacher_heads.items()}
         self.grids_checked = False
 
     def build_model(self, cfg):
@@ -350,12 +353,14 @@ class DistillDetector(DistillModel):
         wants_scores = any('cls_scores' in item.student for item in items)
         return [dense_head_name(student)] if wants_scores else []
 
-    def teacher_step(self, inputs):
-        """Teacher features (and dense head when needed): ``{'cls_scores': ...}`` readouts."""
-        feats = self.teacher.extract_feat(inputs)
-        if not self.teacher_runs_head:
+    def teacher_step(self, name, inputs):
+        """Teacher ``name``'s features (and dense head when needed): ``{'cls_scores': ...}``
+        readouts."""
+        teacher = self.teachers[name]
+        feats = teacher.extract_feat(inputs)
+        if not self.teacher_runs_head[name]:
             return {}
-        return {'cls_scores': getattr(self.teacher, self.teacher_head)(feats)[0]}
+        return {'cls_scores': getattr(teacher, self.teacher_heads[name])(feats)[0]}
 
     def recorded_step(self, inputs, data_samples):
         """The skeleton's step; on the first one, the paired levels' grids are checked

@@ -36,6 +36,7 @@ from mmseg.registry import DATASETS as SEG_DATASETS
 from mmseg.registry import MODELS as SEG_MODELS
 from mmseg.utils import add_prefix
 
+from kdzoo.distiller import side_name
 from kdzoo.registry import MODELS
 from kdzoo.tasks import STAGES
 
@@ -133,6 +134,7 @@ class DistillSegmentor(DistillModel):
     """
 
     RESERVED = RESERVED
+    LOGIT_READOUTS = ('logits',)
 
     def __init__(self, student, distill_cfg, data_preprocessor=None, init_cfg=None,
                  student_data=None):
@@ -140,10 +142,12 @@ class DistillSegmentor(DistillModel):
         # the pixels the student's own loss skips are the ones the label-using losses skip
         self.ignore_index = self.student.decode_head.ignore_index
         self.student_names = sorted(self.distiller.readout_names['student'])
-        self.teacher_names = sorted(self.distiller.readout_names['teacher'])
-        teacher_taps = set(self.distiller.tap_names['teacher'])
-        # the teacher's decode head runs only when a tap needs it (stage-only items skip it)
-        self.teacher_decodes = 'logits' in teacher_taps or not teacher_taps <= set(STAGES)
+        self.teacher_names = {name: sorted(names) for name, names
+                              in self.distiller.readout_names['teachers'].items()}
+        # a teacher's decode head runs only when a tap needs it (stage-only items skip it)
+        self.teacher_decodes = {
+            name: 'logits' in taps or not set(taps) <= set(STAGES)
+            for name, taps in self.distiller.tap_names['teachers'].items()}
 
     def build_model(self, cfg):
         return build_mmseg(cfg)
@@ -160,9 +164,9 @@ class DistillSegmentor(DistillModel):
     def teacher_classes(self, teacher):
         return teacher.decode_head.num_classes
 
-    def teacher_step(self, inputs):
-        stages, _, logits = run_segmentor(self.teacher, inputs, self.teacher_decodes)
-        return readouts(stages, logits, self.teacher_names, 'teacher')
+    def teacher_step(self, name, inputs):
+        stages, _, logits = run_segmentor(self.teachers[name], inputs, self.teacher_decodes[name])
+        return readouts(stages, logits, self.teacher_names[name], side_name(name))
 
     def student_step(self, inputs, data_samples):
         """One student forward: ``(its losses, its readouts)``; the decode head runs once unless

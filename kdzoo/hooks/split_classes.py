@@ -45,11 +45,12 @@ def check_split_classes(runner):
 
 
 def teacher_checkpoint_classes(model):
-    """The :class:`~kdzoo.class_names.CheckpointClasses` of a distilling model's teacher, or
-    ``None`` (no distillation, a teacher without a checkpoint or given as a module, or
-    ``distill_cfg.teacher.check_classes=False``)."""
-    teacher = getattr(unwrap(model), 'teacher', None)
-    return getattr(teacher, 'checkpoint_classes', None)
+    """The :class:`~kdzoo.class_names.CheckpointClasses` of a distilling model's teachers (none
+    for a plain model, a teacher without a checkpoint or given as a module, or one with
+    ``check_classes=False``)."""
+    teachers = getattr(unwrap(model), 'teachers', None) or {}
+    return [t.checkpoint_classes for t in teachers.values()
+            if getattr(t, 'checkpoint_classes', None) is not None]
 
 
 def loaded_checkpoint_classes(runner, checkpoint):
@@ -67,11 +68,11 @@ def loaded_checkpoint_classes(runner, checkpoint):
 
 
 def check_checkpoint_classes(runner, loaded=None):
-    """The teacher's checkpoint and ``loaded`` (the student's ``load_from`` / resume checkpoint,
+    """The teachers' checkpoints and ``loaded`` (the student's ``load_from`` / resume checkpoint,
     :func:`loaded_checkpoint_classes`) must record the training data's classes in its order:
     :class:`kdzoo.class_names.ClassNamesError` with both lists otherwise."""
     data = dataset_classes(runner.train_dataloader.dataset)
-    for record in (teacher_checkpoint_classes(runner.model), loaded):
+    for record in teacher_checkpoint_classes(runner.model) + [loaded]:
         if record is not None:
             record.check(data)
 

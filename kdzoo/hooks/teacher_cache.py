@@ -8,9 +8,10 @@ from mmengine.registry import HOOKS
 
 import kdzoo
 from kdzoo.data_stream import STREAM_KEYS
+from kdzoo.distiller import side_name
 from kdzoo.hashing import data_paths, data_sha, file_sha, state_sha
 from kdzoo.rng import isolated_rng
-from kdzoo.teacher import model_config
+from kdzoo.teacher import model_config, teacher_configs
 from kdzoo.teacher_cache import FORMAT, LAYOUT_FIELDS, TeacherCache, manifest_text, sample_bytes
 from kdzoo.wrappers import unwrap
 
@@ -66,21 +67,22 @@ def step_autocast(optim_wrapper):
     return None
 
 
-def teacher_description(model, cfg, optim_wrapper=None):
-    """The teacher's manifest fields: its checkpoint's bytes, its model config, its weights and
-    how its inputs are made (the run's ``optim_wrapper``: the step's autocast)."""
-    teacher_cfg = dict(((cfg.get('model') or {}).get('distill_cfg') or {}).get('teacher') or {})
+def teacher_description(model, name, cfg, optim_wrapper=None):
+    """Teacher ``name``'s manifest fields: its checkpoint's bytes, its model config, its weights
+    and how its inputs are made (the run's ``optim_wrapper``: the step's autocast)."""
+    teacher_cfg = dict(teacher_configs((cfg.get('model') or {}).get('distill_cfg'))[name])
+    teacher = model.teachers[name]
     checkpoint = teacher_cfg.get('checkpoint')
     config = teacher_cfg.get('config')
     described = (model_config(config, teacher_cfg.get('cfg_options')).to_dict()
-                 if isinstance(config, (str, dict)) else type(model.teacher).__qualname__)
-    preprocessor = getattr(model.teacher, 'data_preprocessor', None)
+                 if isinstance(config, (str, dict)) else type(teacher).__qualname__)
+    preprocessor = getattr(teacher, 'data_preprocessor', None)
     return dict(
         teacher_checkpoint=file_sha(checkpoint) if isinstance(checkpoint, str) else 'none',
         teacher_config=manifest_text([described, teacher_cfg.get('strict', True)]),
-        teacher_weights=state_sha(model.teacher.state_dict()),
+        teacher_weights=state_sha(teacher.state_dict()),
         teacher_inputs=manifest_text([preprocessor and module_description(preprocessor),
-                                      model.renormalise, str(model.teacher_autocast),
+                                      model.renormalise[name], str(model.teacher_autocast),
                                       step_autocast(optim_wrapper)]))
 
 
@@ -93,48 +95,54 @@ def module_description(module):
     return [type(module).__qualname__, settings, buffers]
 
 
-def run_manifest(runner, model, spec):
-    """This run's manifest (:data:`kdzoo.teacher_cache.MANIFEST_FIELDS` and the layout)."""
+def run_manifest(runner, model, name, spec):
+    """This run's manifest of teacher ``name``'s cache (:data:`kdzoo.teacher_cache.MANIFEST_FIELDS`
+    and the layout)."""
     cfg = runner.cfg
     loader = cfg.train_dataloader
     return dict(
         format=FORMAT, kdzoo_version=kdzoo.__version__, task=type(model).__name__,
-        **teacher_description(model, cfg, runner.optim_wrapper),
+        **teacher_description(model, name, cfg, runner.optim_wrapper),
         data=data_sha(data_paths(cfg, loaders=('train_dataloader',))),
         pipeline=manifest_text(loader_description(loader)),
         preprocessor=manifest_text(module_description(model.data_preprocessor)),
-        seed=loader.dataset.get('seed'), readouts=model.stored_names(), dtype=spec.dtype,
+        seed=loader.dataset.get('seed'), readouts=model.stored_names(name), dtype=spec.dtype,
         topk=spec.topk, batch_size=loader.batch_size, world_size=runner.world_size)
 
 
-def probe_bytes(runner, model, spec):
-    """Bytes one sample takes in the cache, measured on the training set's first sample (its
-    teacher readouts computed once, in random streams of its own)."""
+def probe_bytes(runner, model, name, spec):
+    """Bytes one sample takes in teacher ``name``'s cache, measured on the training set's first
+    sample (its teacher readouts computed once, in random streams of its own)."""
     loader = runner.train_dataloader
     with isolated_rng('kdzoo.teacher_cache'), torch.no_grad():
         sample = loader.dataset[(0, 0)]
         batch = loader.collate_fn([sample])
         pop_stream_keys(batch)
         inputs = model.data_preprocessor(batch, True)['inputs']
-        with model.distiller.teacher_taps.recording():
-            readouts = model.stored_readouts(model.run_teacher(inputs))
+        with model.distiller.teacher_taps[name].recording():
+            readouts = model.stored_readouts(name, model.run_teacher(name, inputs))
     return sample_bytes(readouts, spec)
 
 
 @HOOKS.register_module()
 class TeacherCacheHook(Hook):
-    """Open the model's teacher-output cache before training (its manifest checked or written;
-    the expected size printed and checked against the free disk), give each training batch's
-    stream keys to the model, and write the rows left at the end (:mod:`kdzoo.teacher_cache`).
-    Added by :func:`kdzoo.runner.build_runner` when ``distill_cfg.teacher.cache`` is set."""
+    """Open the model's teacher-output caches before training (one per teacher with a cache:
+    its manifest checked or written; the expected size printed and checked against the free
+    disk), give each training batch's stream keys to the model, and write the rows left at the
+    end (:mod:`kdzoo.teacher_cache`). Added by :func:`kdzoo.runner.build_runner` when a teacher
+    has a cache (``distill_cfg.teacher.cache``, ``distill_cfg.teachers.<name>.cache``)."""
 
     priority = 'HIGHEST'  # the keys leave the batch before any other hook sees it
 
     def before_train(self, runner):
         model = unwrap(runner.model)
-        spec = model.cache_spec
+        for name, spec in model.cache_specs.items():
+            model.teacher_caches[name] = self.open_cache(runner, model, name, spec)
+
+    def open_cache(self, runner, model, name, spec):
+        """Teacher ``name``'s cache, opened (see the class docstring)."""
         check_batch_augments(model, spec.dir)
-        manifest = run_manifest(runner, model, spec)
+        manifest = run_manifest(runner, model, name, spec)
         cache = TeacherCache(spec, manifest, rank=runner.rank, log=runner.logger.warning).open()
         layout = {k: manifest[k] for k in LAYOUT_FIELDS}
         if cache.written_by != layout:
@@ -149,18 +157,17 @@ class TeacherCacheHook(Hook):
         total = runner.train_loop.max_iters * layout['batch_size'] * layout['world_size']
         missing = max(0, total - cache.cached_rows(total))
         if missing:
-            cache.check_space(probe_bytes(runner, model, spec), missing)
+            cache.check_space(probe_bytes(runner, model, name, spec), missing)
         else:
             runner.logger.warning(f'teacher cache {spec.dir}: holds the {total} samples of this '
-                                  'run; the teacher will not run in the training steps')
-        model.teacher_cache = cache
+                                  f'run; {side_name(name)} will not run in the training steps')
+        return cache
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         model = unwrap(runner.model)
         model.stream_keys = pop_stream_keys(data_batch)
 
     def after_train(self, runner):
-        cache = unwrap(runner.model).teacher_cache
-        if cache is not None:
+        for cache in unwrap(runner.model).teacher_caches.values():
             cache.flush()
             runner.logger.warning(cache.summary())

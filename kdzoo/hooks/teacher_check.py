@@ -11,8 +11,11 @@ from kdzoo.wrappers import unwrap
 
 @HOOKS.register_module()
 class TeacherCheckHook(Hook):
-    """Evaluate the teacher once on the validation set before training and log its metrics, so a
+    """Evaluate each teacher once on the validation set before training and log its metrics, so a
     wrongly loaded teacher (random weights, wrong classes) is seen before any time is spent.
+    With several teachers (``distill_cfg.teachers``) each line and message-hub key names its
+    teacher (``teacher_check/<name>/<metric>``; ``teacher_check/<metric>`` for the one teacher of
+    ``distill_cfg.teacher``).
 
     Uses the runner's own val dataloader and evaluator; the distilling model's
     ``predicting_with_teacher()`` context makes its predict mode run the teacher.
@@ -31,24 +34,33 @@ class TeacherCheckHook(Hook):
         if runner.val_loop is None:
             runner.logger.warning('teacher check skipped: the config has no val_dataloader')
             return
-        with isolated_rng('kdzoo.teacher_check'):
-            metrics = evaluate_teacher(runner)
+        model = unwrap(runner.model)
+        for name in model.teachers:
+            with isolated_rng('kdzoo.teacher_check'):
+                metrics = evaluate_teacher(runner, name)
+            self.log(runner, name if model.multi_teacher else None, metrics)
+
+    def log(self, runner, name, metrics):
+        """One line of teacher ``name``'s metrics (``None``: the one teacher) and its infos."""
         metrics = {k: float(v) if isinstance(v, numbers.Real) else v for k, v in metrics.items()}
-        runner.logger.info('teacher check (teacher on the val set): ' + (', '.join(
+        which = 'teacher' if name is None else f'teacher {name!r}'
+        runner.logger.info(f'teacher check ({which} on the val set): ' + (', '.join(
             f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items())
             or 'no metric (the evaluator returned none, e.g. mmdet\'s COCO metric when the '
                'teacher detects nothing)'))
+        prefix = 'teacher_check/' if name is None else f'teacher_check/{name}/'
         for key, value in metrics.items():
             if isinstance(value, float):
-                runner.message_hub.update_info(f'teacher_check/{key}', value)
+                runner.message_hub.update_info(prefix + key, value)
 
 
-def evaluate_teacher(runner):
-    """Run the val loop's data through the teacher; returns the evaluator's metrics."""
+def evaluate_teacher(runner, name=None):
+    """Run the val loop's data through teacher ``name`` (the first when ``None``); returns the
+    evaluator's metrics."""
     model = unwrap(runner.model)
     loop = runner.val_loop
     model.eval()
-    with torch.no_grad(), model.predicting_with_teacher():
+    with torch.no_grad(), model.predicting_with_teacher(name):
         for data in loop.dataloader:
             outputs = model.val_step(data)
             loop.evaluator.process(data_samples=outputs, data_batch=data)

@@ -155,7 +155,7 @@ def test_cls_scores_come_from_the_distillers_one_recording(monkeypatch):
         init(self, *args, **kwargs)
     monkeypatch.setattr(Taps, '__init__', counted)
     model = make()
-    assert built == [model.distiller.student_taps, model.distiller.teacher_taps]
+    assert built == [model.distiller.student_taps, model.distiller.teacher_taps['teacher']]
     with model.distiller.step():
         _, student, _ = model.recorded_step(images(2), samples(1, 1))
         recorded = model.distiller.student_taps.get('bbox_head')

@@ -14,7 +14,7 @@ def test_values_match_independent_formulas():
     distill = {'distill.loss_kd': torch.tensor(0.6, requires_grad=True)}
     student = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [1.0, 0.0, 5.0], [4.0, 0.0, 0.0]])
     teacher = torch.tensor([[9.0, 1.0, 0.0], [5.0, 3.0, 1.0], [1.0, 0.0, 5.0], [0.0, 7.0, 0.0]])
-    values = monitor_values(task, distill, {'logits': student}, {'logits': teacher})
+    values = monitor_values(task, distill, {'logits': student}, {'teacher': {'logits': teacher}})
     assert values['distill.ratio_kd'].item() == pytest.approx(0.6 / (2.0 + 4.0))
     assert not values['distill.ratio_kd'].requires_grad
     assert values['distill.agree'].item() == pytest.approx(2 / 4)
@@ -23,10 +23,27 @@ def test_values_match_independent_formulas():
     s_map[:, 1, 0] = 1.0  # class 1 in the top row, class 0 in the bottom row
     t_map = torch.zeros(1, 2, 4, 4)
     t_map[:, 1] = 1.0  # class 1 everywhere
-    values = monitor_values(task, distill, {'logits': s_map}, {'logits': t_map})
+    values = monitor_values(task, distill, {'logits': s_map}, {'teacher': {'logits': t_map}})
     assert values['distill.agree'].item() == pytest.approx(0.5)
-    assert 'distill.agree' not in monitor_values(task, distill, {}, {'logits': teacher})
+    assert 'distill.agree' not in monitor_values(task, distill, {},
+                                                 {'teacher': {'logits': teacher}})
     assert not any('loss' in key for key in values)  # MMEngine sums every key containing 'loss'
+
+
+def test_agreement_per_teacher_under_their_keys():
+    """Several teachers: one agreement per teacher whose logits the step read, each under the
+    key it is given (distill.agree_<name>), from that teacher's logits only."""
+    task = {'loss_cls': torch.tensor(1.0)}
+    student = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0], [4.0, 0.0]])  # 0 1 0 0
+    cnn = torch.tensor([[9.0, 1.0], [5.0, 3.0], [1.0, 0.0], [0.0, 7.0]])  # 0 0 0 1: 2/4
+    vit = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])  # 0 1 0 0: 4/4
+    values = monitor_values(task, {}, {'logits': student},
+                            {'cnn': {'logits': cnn}, 'vit': {'logits': vit}, 'det': {}},
+                            {'cnn': 'distill.agree_cnn', 'vit': 'distill.agree_vit',
+                             'det': 'distill.agree_det'})
+    assert values['distill.agree_cnn'].item() == pytest.approx(0.5)
+    assert values['distill.agree_vit'].item() == pytest.approx(1.0)
+    assert set(values) == {'distill.agree_cnn', 'distill.agree_vit'}
 
 
 def test_ratio_warning_names_the_item_and_its_weight():
