@@ -6,10 +6,11 @@
 
 For each seed, the student alone (CONFIG without ``distill_cfg``) and the distilled student train
 with the same iterations and schedule, the same initial student weights and the same batches and
-augmentations; each is evaluated at K points (default 3). Once, the teacher is evaluated on the
-validation set. Then, per seed, the gain ``d = distilled - alone`` (last evaluation), and over the
-seeds its mean, sample std and 95 % interval (t distribution) with the verdict: helped (interval
-above 0), hurt (below), no clear effect, or one seed: cannot tell.
+augmentations; each is evaluated at K points (default 3). Once, each teacher is evaluated on the
+validation set (a multi-teacher config, ``distill_cfg.teachers``: one row per teacher, arm
+``teacher:<name>``). Then, per seed, the gain ``d = distilled - alone`` (last evaluation), and
+over the seeds its mean, sample std and 95 % interval (t distribution) with the verdict: helped
+(interval above 0), hurt (below), no clear effect, or one seed: cannot tell.
 
 Writes ``compare.csv`` (one row per run, written whole as it finishes: a rerun after a kill runs
 only what is missing, and a row cut off by an older version or an edit is named, removed and run

@@ -11,6 +11,7 @@ from kdzoo.experiments.paired import (
     MD_NAME,
     PNG_NAME,
     baseline_pairs,
+    is_teacher_arm,
     parse_curve,
     seed_pairs,
 )
@@ -61,15 +62,23 @@ def summary_lines(rows, seeds=None):
     return summary_of(rows, seeds) + ([''] + note if note else [])
 
 
+def teacher_values(rows):
+    """``[(teacher name or None, metric)]`` of the teacher rows: ``None`` names the one teacher
+    of ``distill_cfg.teacher`` (arm ``teacher``), a name each of ``distill_cfg.teachers`` (arm
+    ``teacher:<name>``)."""
+    return [(r['arm'].partition(':')[2] or None, number(r['last'])) for r in rows
+            if is_teacher_arm(r['arm'])]
+
+
 def summary_of(rows, seeds=None):
-    teacher = [r for r in rows if r['arm'] == 'teacher']
+    teachers = teacher_values(rows)
     pairs = seed_pairs(rows, seeds)
     first = (pairs[0][1] if pairs else rows[0]) if rows else {}
     metric = first.get('metric_name', 'metric')
     lines = [f'Config: `{first.get("config", "?")}` ({first.get("task", "?")}), metric `{metric}` '
              f'on the validation set, budget {first.get("budget", "?")} (iterations or epochs / '
              'evaluations).',
-             f'Teacher: {fmt(number(teacher[0]["last"])) if teacher else "not measured"}.', '',
+             teacher_line(teachers), '',
              '| seed | alone (last) | distilled (last) | gain d (last) | alone (best) | '
              'distilled (best) | gain (best) |', '|---:|---:|---:|---:|---:|---:|---:|']
     gains = []
@@ -83,14 +92,25 @@ def summary_of(rows, seeds=None):
     if not gains:
         return lines + ['No seed has both arms finished yet.']
     lines.append(verdict_line(paired_summary(gains), 'gain'))
-    teacher_value = number(teacher[0]['last']) if teacher else math.nan
     alone_mean = sum(number(a['last']) for _, a, _ in pairs) / len(pairs)
-    if math.isfinite(teacher_value) and teacher_value <= alone_mean:
-        lines.append(f'Note: the teacher ({fmt(teacher_value)}) is not better than the student '
-                     f'alone ({fmt(alone_mean)}) in this budget: there is little to distil.')
+    values = [value for _, value in teachers if math.isfinite(value)]
+    if values and max(values) <= alone_mean:
+        which = (f'the teacher ({fmt(values[0])}) is' if teachers[0][0] is None else
+                 f'no teacher ({", ".join(f"{n} {fmt(v)}" for n, v in teachers)}) is')
+        lines.append(f'Note: {which} not better than the student alone ({fmt(alone_mean)}) in '
+                     'this budget: there is little to distil.')
     return lines + ['', RULE, 'The verdict uses the last evaluation; the best-of-K columns are '
                     'optimistic (the best of K evaluations, picked on the validation set '
                     'itself).', pairing_note(pairs)] + baseline_lines(rows, seeds)
+
+
+def teacher_line(teachers):
+    """``Teacher: 63.40.`` (the one teacher) or ``Teachers: cnn 63.40, vit 58.20.``."""
+    if not teachers:
+        return 'Teacher: not measured.'
+    if teachers[0][0] is None:
+        return f'Teacher: {fmt(teachers[0][1])}.'
+    return 'Teachers: ' + ', '.join(f'{name} {fmt(value)}' for name, value in teachers) + '.'
 
 
 def verdict_line(summary, noun):

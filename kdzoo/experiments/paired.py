@@ -4,7 +4,9 @@ with a baseline, with another distilling config of the same student).
 For each seed: the student alone (the config without ``distill_cfg``) and the distilled student,
 same iterations and schedule, same initial student weights (saved once per seed, loaded into both
 arms), same batches in the same order with the same augmentations (the seeded data stream of
-:mod:`kdzoo.data_stream`); plus, once, the teacher's metric on the validation set. Every finished
+:mod:`kdzoo.data_stream`); plus, once, each teacher's metric on the validation set (one row per
+teacher: arm ``teacher`` for ``distill_cfg.teacher``, ``teacher:<name>`` for each of
+``distill_cfg.teachers``). Every finished
 run is one row of ``compare.csv`` at once (the file replaced whole, each row checksummed:
 :mod:`kdzoo.experiments.rows`); a rerun skips the rows already there, so a killed comparison
 resumes with the missing runs only.
@@ -20,7 +22,7 @@ rows of CONFIG are shared by every baseline compared in the work dir.
 
 Reuse is keyed by what produced a result (:mod:`kdzoo.experiments.fingerprint`): every row, and
 each seed's saved initial student, carries the fingerprint of the resolved config (cfg-options
-and budget included), the teacher checkpoint's bytes, the metric, the budget, the precision
+and budget included), the teacher checkpoints' bytes, the metric, the budget, the precision
 (``--amp``) and the data (the loaders' folders' files and sizes). A work dir holds
 the results of one fingerprint: a run with another stops before training, naming what differs
 (old results are never replaced nor mixed into a verdict). Rows written before fingerprints
@@ -53,13 +55,14 @@ from kdzoo.experiments.runs import (
     check_init_file,
     config_sha,
     resolved_config,
-    teacher_metric,
+    teacher_metrics,
     train_run,
 )
-from kdzoo.hashing import data_paths, data_sha, file_sha, qualified_name
+from kdzoo.hashing import data_paths, data_sha, file_sha, qualified_name, text_sha
 from kdzoo.patches import unformatted_config_dumps
 from kdzoo.runner import load_config
 from kdzoo.schedule import is_iteration_based
+from kdzoo.teacher import teacher_configs, teacher_key
 from kdzoo.teacher_cache_fill import cache_option, configured_cache_dir, seed_dirs
 
 CSV_NAME, MD_NAME, PNG_NAME = 'compare.csv', 'compare.md', 'compare.png'
@@ -77,13 +80,17 @@ PAIRED_KEYS = ('model', 'train_dataloader', 'val_dataloader', 'val_evaluator', '
 
 # ----------------------------------------------------------------------------- prerequisites
 def missing_inputs(cfg):
-    """What the comparison needs and does not find: data folders / files and a local teacher
-    checkpoint, as ``[description]``."""
+    """What the comparison needs and does not find: data folders / files and each teacher's
+    local checkpoint, as ``[description]``. ``ValueError`` when ``distill_cfg`` names no teacher
+    or both forms (:func:`kdzoo.teacher.teacher_configs`)."""
     missing = [f'{kind} {path} ({key})' for key, path, kind in data_paths(cfg)
                if not (osp.isdir(path) if kind == 'folder' else osp.isfile(path))]
-    checkpoint = cfg.distill_cfg.get('teacher', {}).get('checkpoint')
-    if checkpoint and '://' not in checkpoint and not osp.isfile(checkpoint):
-        missing.append(f'teacher checkpoint {checkpoint} (distill_cfg.teacher.checkpoint)')
+    multi = 'teachers' in cfg.distill_cfg
+    for name, teacher in teacher_configs(cfg.distill_cfg).items():
+        checkpoint = teacher.get('checkpoint') if isinstance(teacher, dict) else None
+        if checkpoint and '://' not in checkpoint and not osp.isfile(checkpoint):
+            missing.append(f'teacher checkpoint {checkpoint} '
+                           f'({teacher_key(name, multi)}.checkpoint)')
     return missing
 
 
@@ -93,7 +100,10 @@ def check_inputs(cfg, config, tool='compare'):
     if 'distill_cfg' not in cfg:
         raise SystemExit(f'{tool}: {config} has no distill_cfg; {tool} needs a distilling config '
                          '(docs/distill_cfg.md)')
-    missing = missing_inputs(cfg)
+    try:
+        missing = missing_inputs(cfg)
+    except ValueError as err:
+        raise SystemExit(f'{tool}: {config}: {err}') from None
     if missing:
         made_by = cfg.get('setup_command')
         fix = (f'Make them first: {made_by}' if made_by else
@@ -107,6 +117,16 @@ def check_inputs(cfg, config, tool='compare'):
 # ------------------------------------------------------------------------------------- rows
 def key_of(row):
     return row['arm'], str(row['seed']), row['budget']
+
+
+def teacher_arm(name, multi):
+    """The arm of teacher ``name``'s row: ``teacher`` for the one teacher of
+    ``distill_cfg.teacher``, ``teacher:<name>`` for each of ``distill_cfg.teachers``."""
+    return f'teacher:{name}' if multi else 'teacher'
+
+
+def is_teacher_arm(arm):
+    return arm == 'teacher' or arm.startswith('teacher:')
 
 
 def curve_text(curve):
@@ -133,13 +153,19 @@ def fingerprint_of(config, cfg, cfg_options, iters, evals, metric, scale, amp=Fa
     options = dict(cfg_options or {}, **budget_options(cfg, iters, evals))
     del options['randomness.seed']  # per row (its key)
     resolved = resolved_config(config, options)
-    teacher = (resolved.get('distill_cfg') or {}).get('teacher') or {}
-    checkpoint = teacher.pop('checkpoint', None)  # its bytes are the teacher part, not its path
+    distill_cfg = resolved.get('distill_cfg') or {}
+    multi = 'teachers' in distill_cfg
+    checkpoints = {}  # their bytes are the teacher part, not their paths
+    if multi or 'teacher' in distill_cfg:
+        for name, teacher in teacher_configs(distill_cfg).items():
+            checkpoint = teacher.pop('checkpoint', None) if isinstance(teacher, dict) else None
+            checkpoints[name] = file_sha(checkpoint) if checkpoint else 'none'
+            options.pop(f'{teacher_key(name, multi)}.checkpoint', None)
     parts = dict(config=config_sha(resolved, None),
-                 teacher=file_sha(checkpoint) if checkpoint else 'none',
+                 teacher=(text_sha(json.dumps(checkpoints, sort_keys=True)) if multi else
+                          checkpoints.get('teacher', 'none')),
                  metric=f'{metric}*{scale:g}', budget=budget_name(cfg, iters, evals),
                  precision='amp' if amp else 'fp32', data=data_sha(data_paths(resolved)))
-    options.pop('distill_cfg.teacher.checkpoint', None)
     return Fingerprint(parts, flat(resolved_config_options(options)), flat(resolved))
 
 
@@ -285,17 +311,23 @@ def run_missing(config, cfg, seeds, iters, evals, work_dir, amp, metric, scale, 
     csv_path = osp.join(work_dir, CSV_NAME)
     done = {key_of(r) for r in rows if r.get('fingerprint') == base['fingerprint']}
     ran = False
-    if not any(arm == 'teacher' for arm, _, _ in done):
+    multi = 'teachers' in cfg.distill_cfg
+    arms = {name: teacher_arm(name, multi) for name in teacher_configs(cfg.distill_cfg)}
+    measured = {arm for arm, _, _ in done}
+    missing = [name for name, arm in arms.items() if arm not in measured]
+    if missing:
         options = dict(cfg_options or {}, **budget_options(cfg, iters, evals, 0, workers,
                                                            verbose))
         start = time.perf_counter()
-        value = teacher_metric(config, osp.join(work_dir, 'teacher_check'), options, metric,
-                               scale)
-        print(f'[compare] teacher {metric} = {value:.2f}', flush=True)
-        append_row(csv_path, COLUMNS, dict(base, arm='teacher', seed='-', last=value,
-                                           best=value, seconds=time.perf_counter() - start,
-                                           finished=time.strftime('%Y-%m-%d %H:%M:%S')))
-        ran = True
+        for name, value in teacher_metrics(config, osp.join(work_dir, 'teacher_check'), options,
+                                           metric, scale, missing):
+            print(f'[compare] teacher {f"{name} " if multi else ""}{metric} = {value:.2f}',
+                  flush=True)
+            append_row(csv_path, COLUMNS, dict(base, arm=arms[name], seed='-', last=value,
+                                               best=value, seconds=time.perf_counter() - start,
+                                               finished=time.strftime('%Y-%m-%d %H:%M:%S')))
+            start = time.perf_counter()
+            ran = True
     for seed in seeds:
         for arm in ARMS:
             if (arm, str(seed), base['budget']) in done:

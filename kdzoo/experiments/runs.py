@@ -31,7 +31,7 @@ from kdzoo.hashing import qualified_name, state_sha, tensor_bytes
 from kdzoo.hooks.split_classes import check_checkpoint_classes
 from kdzoo.runner import build_runner, load_config
 from kdzoo.schedule import is_iteration_based, rescaled_schedule
-from kdzoo.teacher_cache import configured_cache
+from kdzoo.teacher_cache import configured_caches
 from kdzoo.wrappers import unwrap
 
 RUN_IDS = count()
@@ -82,14 +82,15 @@ def resolved_config(config, options, root=None):
 
 
 def cache_storage(resolved):
-    """``resolved`` with its ``distill_cfg.teacher.cache`` (top-level, or ``model.distill_cfg``
-    in the explicit form) as it bears on the results: removed when the cache is exact (float32,
-    all classes: a run reading it is bit-identical to the live run, so a result is the same
-    with or without it, whichever folder), else only its storage, ``dict(dtype, topk)`` (lossy:
-    the results differ from live ones; its folder and extra readouts do not change them)."""
-    found = configured_cache(resolved)
-    if found and 'cache' in found[1]:
-        spec, teacher = found[2], found[1]
+    """``resolved`` with each teacher's ``cache`` (``distill_cfg.teacher.cache``,
+    ``distill_cfg.teachers.<name>.cache``; top-level, or ``model.distill_cfg`` in the explicit
+    form) as it bears on the results: removed when the cache is exact (float32, all classes: a
+    run reading it is bit-identical to the live run, so a result is the same with or without it,
+    whichever folder), else only its storage, ``dict(dtype, topk)`` (lossy: the results differ
+    from live ones; its folder and extra readouts do not change them)."""
+    for _, _, teacher, spec in configured_caches(resolved):
+        if 'cache' not in teacher:
+            continue
         if spec is None or spec.exact:
             del teacher['cache']
         else:
@@ -293,12 +294,15 @@ def train_run(config, work_dir, options, metric, scale=1.0, student_only=False, 
     return runner, result
 
 
-def teacher_metric(config, work_dir, options, metric, scale=1.0):
-    """The teacher's validation metric: the distilling config's val loop run on the teacher
-    (as :class:`kdzoo.hooks.TeacherCheckHook` does before training)."""
+def teacher_metrics(config, work_dir, options, metric, scale=1.0, names=None):
+    """Each teacher's validation metric, as ``(name, value)`` yielded as it is measured: the
+    distilling config's val loop run on teacher ``name`` (as :class:`kdzoo.hooks.TeacherCheckHook`
+    does before training), for the teachers ``names`` (default: every teacher, in the config's
+    order; ``'teacher'`` is the one teacher of ``distill_cfg.teacher``). One runner for all."""
     runner = make_runner(config, work_dir, options)
     check_checkpoint_classes(runner)  # a teacher of other classes stops before its row is written
     model = unwrap(runner.model)
-    with model.predicting_with_teacher():
-        metrics = runner.val()
-    return metric_value(metrics, metric, scale)
+    for name in model.teachers if names is None else names:
+        with model.predicting_with_teacher(name):
+            metrics = runner.val()
+        yield name, metric_value(metrics, metric, scale)
