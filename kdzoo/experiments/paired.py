@@ -41,7 +41,7 @@ from kdzoo.experiments.runs import (
 from kdzoo.hashing import data_paths, data_sha, file_sha, qualified_name
 from kdzoo.patches import unformatted_config_dumps
 from kdzoo.schedule import is_iteration_based
-from kdzoo.teacher_cache_fill import cache_option, configured_cache_dir, seed_dirs
+from kdzoo.teacher_cache_fill import cache_options
 
 CSV_NAME, MD_NAME, PNG_NAME = 'compare.csv', 'compare.md', 'compare.png'
 LOCK_NAME = '.compare.lock'
@@ -132,12 +132,12 @@ def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare
 
     ``cfg`` is ``config`` loaded with ``cfg_options`` (which every run also gets).
     ``teacher_cache``: a folder; the distilled arm of seed ``s`` uses the teacher-output cache
-    ``<teacher_cache>/seed<s>`` (:func:`kdzoo.teacher_cache_fill.seed_dirs`; the config's cache
-    storage kept), which other comparisons of the same teacher and data share; without it, a
-    config's own ``distill_cfg.teacher.cache`` folder is that folder (one cache holds one seed).
+    ``<teacher_cache>/seed<s>`` (``<teacher_cache>/seed<s>/<name>`` per teacher of
+    ``distill_cfg.teachers``; :func:`kdzoo.teacher_cache_fill.cache_options`, the config's cache
+    storage kept), which other comparisons of the same teachers and data share; without it, a
+    teacher's own cache folder in the config holds ``seed<s>`` (one cache holds one seed).
     """
     check_inputs(cfg, config)
-    teacher_cache = teacher_cache or configured_cache_dir(cfg)
     if amp and not torch.cuda.is_available():  # before the teacher's row, not at the first arm
         raise SystemExit('compare: --amp needs a CUDA GPU (MMEngine\'s AmpOptimWrapper); none is '
                          'visible here. Compare without --amp on the CPU.')
@@ -213,8 +213,7 @@ def run_missing(config, cfg, seeds, iters, evals, work_dir, amp, metric, scale, 
                                                                workers, verbose))
             if arm == 'distilled':
                 options['distill_cfg.teacher_check'] = False  # measured once, above
-                if teacher_cache:
-                    options.update(cache_option(cfg, seed_dirs(teacher_cache, [seed])[seed]))
+                options.update(cache_options(cfg, teacher_cache, seed))
             print(f'[compare] seed {seed}, {arm}: {base["budget"]}', flush=True)
             _, result = train_run(config, osp.join(work_dir, f'seed{seed}_{arm}'), options,
                                   metric, scale, student_only=arm == 'alone',

@@ -31,7 +31,7 @@ from kdzoo.hashing import qualified_name, state_sha, tensor_bytes
 from kdzoo.hooks.split_classes import check_checkpoint_classes
 from kdzoo.runner import build_runner, load_config
 from kdzoo.schedule import is_iteration_based, rescaled_schedule
-from kdzoo.teacher_cache import configured_cache
+from kdzoo.teacher_cache import configured_caches
 from kdzoo.wrappers import unwrap
 
 RUN_IDS = count()
@@ -82,14 +82,15 @@ def resolved_config(config, options, root=None):
 
 
 def cache_storage(resolved):
-    """``resolved`` with its ``distill_cfg.teacher.cache`` (top-level, or ``model.distill_cfg``
-    in the explicit form) as it bears on the results: removed when the cache is exact (float32,
-    all classes: a run reading it is bit-identical to the live run, so a result is the same
-    with or without it, whichever folder), else only its storage, ``dict(dtype, topk)`` (lossy:
-    the results differ from live ones; its folder and extra readouts do not change them)."""
-    found = configured_cache(resolved)
-    if found and 'cache' in found[1]:
-        spec, teacher = found[2], found[1]
+    """``resolved`` with its teachers' caches (``distill_cfg.teacher.cache``,
+    ``distill_cfg.teachers.<name>.cache``; top-level, or ``model.distill_cfg`` in the explicit
+    form) as they bear on the results: each removed when exact (float32, all classes: a run
+    reading it is bit-identical to the live run, so a result is the same with or without it,
+    whichever folder), else only its storage, ``dict(dtype, topk)`` (lossy: the results differ
+    from live ones; its folder and extra readouts do not change them)."""
+    for _, _, teacher, spec in configured_caches(resolved):
+        if 'cache' not in teacher:
+            continue
         if spec is None or spec.exact:
             del teacher['cache']
         else:
