@@ -18,14 +18,8 @@ from itertools import count
 from types import SimpleNamespace
 
 from kdzoo.hooks.teacher_cache import TeacherCacheHook
-from kdzoo.teacher_cache import configured_cache
+from kdzoo.teacher_cache import configured_caches
 from kdzoo.wrappers import unwrap
-
-
-def seed_dirs(directory, seeds):
-    """``{seed: folder}`` of the caches of ``seeds`` under ``directory``: ``<directory>/seed<k>``
-    each (the layout ``tools/compare.py --teacher-cache DIR`` reads)."""
-    return {seed: osp.join(directory, f'seed{seed}') for seed in seeds}
 
 
 class RunWindow:
@@ -82,12 +76,14 @@ def iterations_of(runner, iters=None, epochs=None):
 def fill(runner, iterations):
     """Store the teacher's readouts of the first ``iterations`` training iterations of
     ``runner``'s run in its model's cache (those already stored are read, not computed again);
-    returns the :class:`kdzoo.teacher_cache.TeacherCache`, flushed. The runner is not trained:
+    returns ``{teacher name: its TeacherCache}`` (:class:`kdzoo.teacher_cache.TeacherCache`),
+    flushed. The runner is not trained:
     no optimizer step, hook, validation or checkpoint of the run happens."""
     model = unwrap(runner.model)
-    if getattr(model, 'cache_spec', None) is None:
+    if not getattr(model, 'cache_specs', None):
         raise ValueError('the runner\'s model has no teacher-output cache: its config needs '
-                         'distill_cfg (with a teacher) and distill_cfg.teacher.cache')
+                         'distill_cfg (with a teacher) and distill_cfg.teacher.cache (or '
+                         'distill_cfg.teachers.<name>.cache)')
     hook = TeacherCacheHook()
     hook.before_train(RunWindow(runner, iterations))
     model.train()  # as the loop before every iteration (the distiller keeps the teacher in eval)
@@ -99,28 +95,36 @@ def fill(runner, iterations):
         with model.distiller.step():
             model.teacher_readouts(inputs)
     hook.after_train(runner)  # the rows left, written
-    return model.teacher_cache
+    return dict(model.teacher_caches)
 
 
-def configured_cache_dir(cfg):
-    """The folder of a loaded config's own ``distill_cfg.teacher.cache``, or ``None``."""
-    found = configured_cache(cfg)
-    return found[2].dir if found and found[2] else None
-
-
-def cache_option(cfg, directory):
-    """The cfg-option ``{key: value}`` that points a loaded distilling config's teacher-output
-    cache at ``directory``, its other settings (``dtype``, ``topk``, ``readouts``) kept from the
-    config's own ``distill_cfg.teacher.cache`` (float32, all classes, when it has none).
-    ``ValueError`` when the config does not distil or its cache setting is wrong."""
-    found = configured_cache(cfg)
-    if found is None:
+def cache_options(cfg, directory=None, seed=None):
+    """The cfg-options that point a loaded distilling config's teacher-output caches at their
+    folders, each teacher's other cache settings (``dtype``, ``topk``, ``readouts``) kept
+    (float32, all classes, when it has none). Under ``directory``: every teacher given as a dict
+    gets one, ``directory`` itself for the one teacher of ``distill_cfg.teacher``,
+    ``directory/<name>`` per teacher of ``distill_cfg.teachers``; without it, the teachers whose
+    config sets a cache keep their folder (``{}`` when none does). With ``seed``, each folder's
+    ``seed<seed>`` sub-folder (one cache holds one seed: ``tools/compare.py``, ``tools/
+    cache_teacher.py --seeds``). ``ValueError`` when the config does not distil or a cache
+    setting is wrong."""
+    found = configured_caches(cfg)
+    if not found:
         raise ValueError('a teacher-output cache needs a distilling config (distill_cfg with a '
                          'teacher config); this one has none')
-    key, teacher, spec = found
-    value = dict(dir=directory)
-    if spec is not None:
-        value.update(dtype=spec.dtype, topk=spec.topk, readouts=list(spec.readouts))
-    if isinstance(teacher.get('cache'), dict):
-        value['_delete_'] = True  # replaces the config's dict whole (MMEngine would merge it)
-    return {f'{key}.teacher.cache': value}
+    options = {}
+    for key, name, teacher, spec in found:
+        if directory is not None:
+            folder = directory if key.endswith('distill_cfg.teacher') else osp.join(directory,
+                                                                                  name)
+        elif spec is not None:
+            folder = spec.dir
+        else:
+            continue
+        value = dict(dir=folder if seed is None else osp.join(folder, f'seed{seed}'))
+        if spec is not None:
+            value.update(dtype=spec.dtype, topk=spec.topk, readouts=list(spec.readouts))
+        if isinstance(teacher.get('cache'), dict):
+            value['_delete_'] = True  # replaces the config's dict whole (MMEngine would merge it)
+        options[f'{key}.cache'] = value
+    return options

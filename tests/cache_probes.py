@@ -49,7 +49,7 @@ class TeacherCallsHook(Hook):
     def after_train(self, runner):
         if self.out is None:
             return
-        cache = unwrap(runner.model).teacher_cache
+        cache = unwrap(runner.model).teacher_caches.get('teacher')
         record = dict(calls=sorted(self.calls), started=self.started, positions=self.positions,
                       counts=None if cache is None else cache.counts)
         with open(os.path.join(self.out, f'rank{runner.rank}.json'), 'w') as f:

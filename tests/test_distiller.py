@@ -141,7 +141,8 @@ def test_the_step_reads_no_mmengine_global(monkeypatch):
     losses, _, _ = step(d, x, iteration=0)
     assert torch.allclose(losses['distill.loss_kd_0'], 0.25 * losses['distill.loss_full'])
     with d.step():
-        d.describe({'logits': d.student(x)}, {'teacher': {'logits': run_teacher(d, x)}}, iteration=0)
+        d.describe({'logits': d.student(x)}, {'teacher': {'logits': run_teacher(d, x)}},
+                   iteration=0)
 
 
 def test_tap_names_are_the_items_each_once_in_item_order():
@@ -288,7 +289,8 @@ def test_describe_refuses_a_nonfinite_teacher():
     d = make([KD], teacher=nan_bias(TinyCNN(width=8)))
     x = randn(2, 3, 8, 8)
     with d.step(), pytest.raises(NonFiniteError, match="the teacher side"):
-        d.describe({'logits': d.student(x)}, {'teacher': {'logits': run_teacher(d, x)}}, iteration=0)
+        d.describe({'logits': d.student(x)}, {'teacher': {'logits': run_teacher(d, x)}},
+                   iteration=0)
 
 
 def test_finite_steps_under_autocast_pass_the_check():

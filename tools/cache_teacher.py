@@ -7,7 +7,9 @@
 CONFIG is a distilling config as ``tools/train.py`` takes it (the runner is built the same way,
 ``kdzoo.runner.build_runner``, with the same ``--cfg-options``). The cache is
 ``distill_cfg.teacher.cache`` (its dtype / topk / readouts kept), its folder replaced by
-``--cache DIR`` when given. Where the caches go:
+``--cache DIR`` when given; with several teachers (``distill_cfg.teachers``) each teacher's
+``cache``, and under ``--cache DIR`` every teacher's in ``DIR/<name>`` (below, DIR stands for
+that folder). Where the caches go:
 
 - without ``--seeds``: the config's own seed (``randomness.seed``; ``--cfg-options
   randomness.seed=K``), in DIR itself: the folder the config's training run reads;
@@ -43,8 +45,8 @@ from kdzoo.experiments.arguments import (
     seed_list,
 )
 from kdzoo.runner import build_runner, load_config, process_group_teardown
-from kdzoo.teacher_cache import configured_cache, human_bytes
-from kdzoo.teacher_cache_fill import cache_option, fill, iterations_of, seed_dirs
+from kdzoo.teacher_cache import configured_caches, human_bytes
+from kdzoo.teacher_cache_fill import cache_options, fill, iterations_of
 
 
 def parse_args(argv=None):
@@ -75,29 +77,31 @@ def parse_args(argv=None):
 
 
 def caches_of(args, cfg):
-    """``{seed: folder}`` of the caches to fill (see the module docstring); ``SystemExit`` naming
-    what is missing."""
+    """``{seed: the cfg-options pointing the teachers' caches at that seed's folders}`` (see the
+    module docstring); ``SystemExit`` naming what is missing."""
+    seeds = args.seeds
+    if not seeds:
+        seed = (cfg.get('randomness') or {}).get('seed')
+        if seed is None:
+            raise SystemExit(f'cache_teacher: {args.config} sets no randomness.seed, so every '
+                             'run draws its own and no cache could serve it: give --seeds, or set '
+                             'randomness.seed (--cfg-options randomness.seed=0), for this command '
+                             'and the training run')
+        seeds = [seed]
     try:
-        found = configured_cache(cfg)
+        found = configured_caches(cfg)
+        caches = {seed: cache_options(cfg, args.cache, seed if args.seeds else None)
+                  for seed in seeds} if found else {}
     except ValueError as err:
         raise SystemExit(f'cache_teacher: {args.config}: {err}') from None
-    if found is None:
+    if not found:
         raise SystemExit(f'cache_teacher: {args.config} has no distill_cfg: a teacher-output '
                          'cache needs a distilling config (docs/distill_cfg.md)')
-    key, _, spec = found
-    directory = args.cache or (spec.dir if spec else None)
-    if not directory:
+    if not caches[seeds[0]]:
+        keys = [f'{key}.cache' for key, *_ in found]
         raise SystemExit(f'cache_teacher: no cache folder: give --cache DIR, or set '
-                         f'{key}.teacher.cache in {args.config}')
-    if args.seeds:
-        return seed_dirs(directory, args.seeds)
-    seed = (cfg.get('randomness') or {}).get('seed')
-    if seed is None:
-        raise SystemExit(f'cache_teacher: {args.config} sets no randomness.seed, so every run '
-                         'draws its own and no cache could serve it: give --seeds, or set '
-                         'randomness.seed (--cfg-options randomness.seed=0), for this command '
-                         'and the training run')
-    return {seed: directory}
+                         f'{" or ".join(keys)} in {args.config}')
+    return caches
 
 
 def main(argv=None):
@@ -108,20 +112,22 @@ def main(argv=None):
     work_dir = args.work_dir or osp.join('work_dirs', 'cache_teacher', name)
     filled = {}
     with process_group_teardown():  # multi-process: every rank exits cleanly
-        for seed, folder in caches.items():
-            options = dict(args.cfg_options, **cache_option(cfg, folder),
+        for seed, cache_opts in caches.items():
+            options = dict(args.cfg_options, **cache_opts,
                            **{'randomness.seed': seed,
                               'experiment_name': f'{name}_cache_seed{seed}'})
             runner = build_runner(args.config, cfg_options=options, work_dir=work_dir,
                                   launcher=args.launcher)
             iterations = iterations_of(runner, args.iters, args.epochs)
-            print(f'cache_teacher: seed {seed}, {iterations} iterations -> {folder}', flush=True)
+            folders = ', '.join(value['dir'] for value in cache_opts.values())
+            print(f'cache_teacher: seed {seed}, {iterations} iterations -> {folders}', flush=True)
             start = time.perf_counter()
-            cache = fill(runner, iterations)
-            size = sum(osp.getsize(osp.join(folder, f)) for f in os.listdir(folder))
-            print(f'cache_teacher: {cache.summary()}; {human_bytes(size)} in {folder}, '
-                  f'{time.perf_counter() - start:.1f} s', flush=True)
-            filled[seed] = cache
+            filled[seed] = fill(runner, iterations)
+            for cache in filled[seed].values():
+                folder = cache.spec.dir
+                size = sum(osp.getsize(osp.join(folder, f)) for f in os.listdir(folder))
+                print(f'cache_teacher: {cache.summary()}; {human_bytes(size)} in {folder}, '
+                      f'{time.perf_counter() - start:.1f} s', flush=True)
     return filled
 
 

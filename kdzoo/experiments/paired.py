@@ -63,7 +63,7 @@ from kdzoo.patches import unformatted_config_dumps
 from kdzoo.runner import load_config
 from kdzoo.schedule import is_iteration_based
 from kdzoo.teacher import teacher_configs, teacher_key
-from kdzoo.teacher_cache_fill import cache_option, configured_cache_dir, seed_dirs
+from kdzoo.teacher_cache_fill import cache_options
 
 CSV_NAME, MD_NAME, PNG_NAME = 'compare.csv', 'compare.md', 'compare.png'
 LOCK_NAME = '.compare.lock'
@@ -230,18 +230,18 @@ def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare
 
     ``cfg`` is ``config`` loaded with ``cfg_options`` (which every run also gets).
     ``teacher_cache``: a folder; the distilled arm of seed ``s`` uses the teacher-output cache
-    ``<teacher_cache>/seed<s>`` (:func:`kdzoo.teacher_cache_fill.seed_dirs`; the config's cache
-    storage kept), which other comparisons of the same teacher and data share; without it, a
-    config's own ``distill_cfg.teacher.cache`` folder is that folder (one cache holds one seed).
+    ``<teacher_cache>/seed<s>`` (``<teacher_cache>/seed<s>/<name>`` per teacher of
+    ``distill_cfg.teachers``; :func:`kdzoo.teacher_cache_fill.cache_options`, the config's cache
+    storage kept), which other comparisons of the same teachers and data share; without it, a
+    teacher's own cache folder in the config holds ``seed<s>`` (one cache holds one seed).
     ``baseline``: another distilling config of the same student, whose distilled arm each seed
-    also trains (loaded with ``cfg_options``; its teacher runs live unless the baseline config
-    has its own ``cache``, laid out per seed as above).
+    also trains (loaded with ``cfg_options``; its teachers run live unless the baseline config
+    sets their own ``cache``, laid out per seed as above).
     """
     check_inputs(cfg, config)
     baseline_cfg = load_config(baseline, cfg_options) if baseline else None
     if baseline:
         check_baseline(config, cfg, baseline, baseline_cfg, cfg_options, iters, evals)
-    teacher_cache = teacher_cache or configured_cache_dir(cfg)
     if amp and not torch.cuda.is_available():  # before the teacher's row, not at the first arm
         raise SystemExit('compare: --amp needs a CUDA GPU (MMEngine\'s AmpOptimWrapper); none is '
                          'visible here. Compare without --amp on the CPU.')
@@ -338,8 +338,7 @@ def run_missing(config, cfg, seeds, iters, evals, work_dir, amp, metric, scale, 
                                                                workers, verbose))
             if arm == 'distilled':
                 options['distill_cfg.teacher_check'] = False  # measured once, above
-                if teacher_cache:
-                    options.update(cache_option(cfg, seed_dirs(teacher_cache, [seed])[seed]))
+                options.update(cache_options(cfg, teacher_cache, seed))
             print(f'[compare] seed {seed}, {arm}: {base["budget"]}', flush=True)
             _, result = train_run(config, osp.join(work_dir, f'seed{seed}_{arm}'), options,
                                   metric, scale, student_only=arm == 'alone',
@@ -364,7 +363,6 @@ def run_baseline(baseline, baseline_cfg, seeds, iters, evals, work_dir, amp, met
     ``init_fingerprint``), appended as it finishes; returns whether any ran."""
     csv_path = osp.join(work_dir, CSV_NAME)
     done = {key_of(r) for r in rows if r.get('fingerprint') == base['fingerprint']}
-    cache = configured_cache_dir(baseline_cfg)
     ran = False
     for seed in seeds:
         if (BASELINE, str(seed), base['budget']) in done:
@@ -374,8 +372,7 @@ def run_baseline(baseline, baseline_cfg, seeds, iters, evals, work_dir, amp, met
         options = dict(cfg_options or {}, **budget_options(baseline_cfg, iters, evals, seed,
                                                            workers, verbose))
         options['distill_cfg.teacher_check'] = False
-        if cache:
-            options.update(cache_option(baseline_cfg, seed_dirs(cache, [seed])[seed]))
+        options.update(cache_options(baseline_cfg, None, seed))
         print(f'[compare] seed {seed}, {BASELINE} ({baseline}): {base["budget"]}', flush=True)
         _, result = train_run(baseline, osp.join(work_dir, f'seed{seed}_{BASELINE}'), options,
                               metric, scale, init_file=init_file_of(work_dir, seed), amp=amp,

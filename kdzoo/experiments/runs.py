@@ -82,10 +82,10 @@ def resolved_config(config, options, root=None):
 
 
 def cache_storage(resolved):
-    """``resolved`` with each teacher's ``cache`` (``distill_cfg.teacher.cache``,
+    """``resolved`` with its teachers' caches (``distill_cfg.teacher.cache``,
     ``distill_cfg.teachers.<name>.cache``; top-level, or ``model.distill_cfg`` in the explicit
-    form) as it bears on the results: removed when the cache is exact (float32, all classes: a
-    run reading it is bit-identical to the live run, so a result is the same with or without it,
+    form) as they bear on the results: each removed when exact (float32, all classes: a run
+    reading it is bit-identical to the live run, so a result is the same with or without it,
     whichever folder), else only its storage, ``dict(dtype, topk)`` (lossy: the results differ
     from live ones; its folder and extra readouts do not change them)."""
     for _, _, teacher, spec in configured_caches(resolved):

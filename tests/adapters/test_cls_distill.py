@@ -60,7 +60,7 @@ def test_loss_step_trains_the_student_only():
 def test_only_the_needed_readouts_are_computed():
     model = make()
     assert sorted(set(model.student_names)) == ['dense_logits', 'logits']
-    assert sorted(set(model.teacher_names)) == ['dense_logits', 'logits', 'stage4']
+    assert sorted(set(model.teacher_names['teacher'])) == ['dense_logits', 'logits', 'stage4']
 
 
 def test_predict_uses_the_student_and_the_teacher_on_request():
@@ -73,7 +73,7 @@ def test_predict_uses_the_student_and_the_teacher_on_request():
     assert torch.allclose(teacher_logits, model.teacher(x), atol=1e-6)
     assert torch.allclose(student[0]['pred_score'], model.student(x)[0].softmax(-1), atol=1e-6)
     assert torch.allclose(teacher[0]['pred_score'], teacher_logits[0].softmax(-1), atol=1e-6)
-    assert not model.use_teacher
+    assert model.use_teacher is None
     assert int(teacher[3]['gt_label']) == 3
 
 

@@ -206,7 +206,7 @@ def test_predict_runs_the_student_or_the_teacher():
     with model.predicting_with_teacher():
         feats = model(x, samples(1, 1), mode='tensor')
     assert torch.allclose(feats[0][0], model.teacher.bbox_head(model.teacher.extract_feat(x))[0][0])
-    assert not model.use_teacher
+    assert model.use_teacher is None
 
 
 def test_teacher_gets_its_own_normalisation():

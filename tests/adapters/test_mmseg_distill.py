@@ -115,7 +115,7 @@ def test_heterogeneous_logit_grids_without_resizing(batch):
 
 def test_stage_items_skip_the_teacher_decode_head(batch):
     model = make(losses=LOSSES[1:2])
-    assert model.teacher_names == ['stage2'] and not model.teacher_decodes
+    assert model.teacher_names['teacher'] == ['stage2'] and not model.teacher_decodes['teacher']
     calls = count_calls(model.teacher.decode_head)
     data = model.data_preprocessor(batch, True)
     assert torch.isfinite(model(**data, mode='loss')['distill.loss_lfcc_0'])
@@ -132,7 +132,7 @@ def test_predict_uses_the_student_and_the_teacher_on_request(batch):
     with model.predicting_with_teacher():
         teacher = model.val_step(batch)
         logits = model(data['inputs'], mode='tensor')
-    assert not model.use_teacher
+    assert model.use_teacher is None
     assert torch.allclose(teacher[1].seg_logits.data,
                           model.teacher.predict(data['inputs'])[1].seg_logits.data, atol=1e-5)
     assert torch.allclose(logits, model.teacher(data['inputs'], mode='tensor'), atol=1e-6)

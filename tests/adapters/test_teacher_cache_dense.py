@@ -58,8 +58,8 @@ def test_write_and_read_runs_train_the_live_student(task, request, tmp_path):
     read_runner, read, state = train(config, options, tmp_path / 'read', cache)
     assert sorted(live.calls) == sorted(write.calls) == list(range(ITERS))
     assert read.started == ITERS and read.calls == {}
-    assert read_runner.model.teacher_cache.counts == dict(read=ITERS * BATCH, computed=0,
-                                                          written=0)
+    assert read_runner.model.teacher_caches['teacher'].counts == dict(
+        read=ITERS * BATCH, computed=0, written=0)
     for other in (written, state):
         assert not [k for k in expected if not torch.equal(expected[k], other[k])]
     name, = [n for n in os.listdir(cache) if SHARD_NAME.match(n)]

@@ -41,7 +41,7 @@ def train(config, options=None):
     for module in runner.model.teacher.modules():
         module.register_forward_pre_hook(lambda *args: calls.append(1))
     runner.train()
-    cache = runner.model.teacher_cache
+    cache = runner.model.teacher_caches.get('teacher')
     state = {k: v.clone() for k, v in runner.model.state_dict().items()}
     return state, len(calls), cache and dict(cache.counts)
 
@@ -208,5 +208,6 @@ def test_runs_storing_the_same_readouts_share_a_cache_whatever_their_items_order
             teacher=dict(config=TEACHER, cache=dict(dir=str(tmp_path / 'c'), readouts=readouts)),
             teacher_check=False, **SEED_LOSSES[loss]))
         runner = build_runner(write_config(tmp_path / f'{loss}.py', cfg))
-        manifests.append(run_manifest(runner, runner.model, runner.model.cache_spec))
+        manifests.append(run_manifest(runner, runner.model, 'teacher',
+                                      runner.model.cache_specs['teacher']))
     assert manifests[0]['readouts'] == manifests[1]['readouts']

@@ -470,7 +470,8 @@ def test_compares_sharing_a_teacher_cache_run_the_teacher_once_per_seed(cls_conf
     calls = []
     run_teacher = DistillModel.run_teacher
     monkeypatch.setattr(DistillModel, 'run_teacher',
-                        lambda self, inputs: calls.append(1) or run_teacher(self, inputs))
+                        lambda self, name, inputs: calls.append(1)
+                        or run_teacher(self, name, inputs))
     config, _ = cls_config
     cache = str(tmp_path / 'cache')
     args = [config, '--seeds', '0,1', '--iters', '2', '--evals', '1']

@@ -710,7 +710,7 @@ def test_the_distilled_arms_of_a_pair_and_seed_share_one_teacher_cache(tmp_path,
 
     def recorded(hook, runner):
         after_train(hook, runner)
-        cache = unwrap(runner.model).teacher_cache
+        cache = unwrap(runner.model).teacher_caches['teacher']
         counts.append((osp.relpath(cache.dir, tmp_path), dict(cache.counts)))
     monkeypatch.setattr(TeacherCacheHook, 'after_train', recorded)
     args = ['--smoke', '--tasks', 'cls', '--pairs', 'tiny-vit_to_tiny-resnet', '--seeds', '2',

@@ -123,9 +123,9 @@ def test_the_read_run_never_runs_the_teacher_in_its_steps(runs):
     assert read.calls.started == ITERS and read.calls.calls == {}
     assert read.calls.positions == [list(range(i * BATCH, (i + 1) * BATCH)) for i in range(ITERS)]
     model = read.runner.model
-    assert model.teacher_cache.counts == dict(read=ITERS * BATCH, computed=0, written=0)
-    assert write.runner.model.teacher_cache.counts == dict(read=0, computed=ITERS * BATCH,
-                                                           written=ITERS * BATCH)
+    assert model.teacher_caches['teacher'].counts == dict(read=ITERS * BATCH, computed=0, written=0)
+    assert write.runner.model.teacher_caches['teacher'].counts == dict(
+        read=0, computed=ITERS * BATCH, written=ITERS * BATCH)
 
 
 def test_the_write_run_wrote_a_manifest_and_shards(runs):
@@ -152,8 +152,8 @@ def test_a_run_longer_than_its_cache_computes_and_appends_the_rest(runs, shapes_
     assert sorted(short.calls.calls) == [0, 1]
     longer = train(tmp_path, 'longer', shapes_data, teacher_checkpoint, cache=cache)
     assert sorted(longer.calls.calls) == [2, 3]  # the teacher ran for the new iterations only
-    assert longer.runner.model.teacher_cache.counts == dict(read=2 * BATCH, computed=2 * BATCH,
-                                                            written=2 * BATCH)
+    assert longer.runner.model.teacher_caches['teacher'].counts == dict(
+        read=2 * BATCH, computed=2 * BATCH, written=2 * BATCH)
     assert_same_state(live.state, longer.state)
     assert longer.logged == live.logged
     ranges = [SHARD_NAME.match(name).group('first', 'last', 'rows') for name in shards(cache)]
@@ -175,7 +175,7 @@ def test_a_shorter_run_reads_a_longer_cache_and_needs_no_disk(runs, shapes_data,
     short = train(tmp_path, 'short', shapes_data, teacher_checkpoint, cache=str(root / 'cache'),
                   iters=2)
     assert short.calls.calls == {}
-    assert short.runner.model.teacher_cache.counts == dict(read=2 * BATCH, computed=0,
+    assert short.runner.model.teacher_caches['teacher'].counts == dict(read=2 * BATCH, computed=0,
                                                            written=0)
     checkpoint = torch.load(live.runner.work_dir + '/iter_2.pth', weights_only=False)
     assert_same_state(checkpoint['state_dict'], short.state)
