@@ -95,10 +95,10 @@ def summary_of(rows, seeds=None):
     alone_mean = sum(number(a['last']) for _, a, _ in pairs) / len(pairs)
     values = [value for _, value in teachers if math.isfinite(value)]
     if values and max(values) <= alone_mean:
-        which = (f'the teacher ({fmt(values[0])}) is' if teachers[0][0] is None else
+        which = (f'the teacher ({fmt(values[0])}) is not' if teachers[0][0] is None else
                  f'no teacher ({", ".join(f"{n} {fmt(v)}" for n, v in teachers)}) is')
-        lines.append(f'Note: {which} not better than the student alone ({fmt(alone_mean)}) in '
-                     'this budget: there is little to distil.')
+        lines.append(f'Note: {which} better than the student alone ({fmt(alone_mean)}) in this '
+                     'budget: there is little to distil.')
     return lines + ['', RULE, 'The verdict uses the last evaluation; the best-of-K columns are '
                     'optimistic (the best of K evaluations, picked on the validation set '
                     'itself).', pairing_note(pairs)] + baseline_lines(rows, seeds)
