@@ -27,14 +27,14 @@ are never replaced). ``--cfg-options train_cfg.max_iters=N`` is ``--iters N``: t
 rescaled either way. One compare at a time per work dir (``.compare.lock``).
 
 ``--teacher-cache DIR``: the distilled arm of seed s stores the teacher's outputs in (or, when
-they are there, reads them from) the teacher-output cache ``DIR/seed<s>``
-(docs/teacher_cache.md); ``tools/cache_teacher.py CONFIG --seeds ... --cache DIR`` fills the same
-folders ahead. Without it, a config with its own ``distill_cfg.teacher.cache`` gets the same
-layout under that folder (a cache holds one seed). Comparisons of the same teacher, data and
-seeds share it (e.g. a sweep of loss weights in separate work dirs): the teacher runs in the first
-one only. The cache is not part of the fingerprint (a float32 cache changes no result; a 16-bit or
-top-k one counts by its dtype and topk, set in the config's ``distill_cfg.teacher.cache``, which
-this option's folder replaces).
+they are there, reads them from) the teacher-output cache ``DIR/seed<s>`` (``DIR/<name>/seed<s>``
+for each teacher of ``distill_cfg.teachers``; docs/teacher_cache.md); ``tools/cache_teacher.py
+CONFIG --seeds ... --cache DIR`` fills the same folders ahead. Without it, a config with its own
+``distill_cfg.teacher.cache`` gets the same layout under that folder (a cache holds one seed).
+Comparisons of the same teacher, data and seeds share it (e.g. a sweep of loss weights in
+separate work dirs): the teacher runs in the first one only. The cache is not part of the
+fingerprint (a float32 cache changes no result; a 16-bit or top-k one counts by its dtype and
+topk, set in the config's ``distill_cfg.teacher.cache``, which this option's folder replaces).
 
 ``--baseline OTHER_CONFIG``: is CONFIG better than another distilling config of the same student
 (e.g. a two-teacher config against the best single-teacher one)? Each seed also trains

@@ -230,7 +230,7 @@ def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare
 
     ``cfg`` is ``config`` loaded with ``cfg_options`` (which every run also gets).
     ``teacher_cache``: a folder; the distilled arm of seed ``s`` uses the teacher-output cache
-    ``<teacher_cache>/seed<s>`` (``<teacher_cache>/seed<s>/<name>`` per teacher of
+    ``<teacher_cache>/seed<s>`` (``<teacher_cache>/<name>/seed<s>`` per teacher of
     ``distill_cfg.teachers``; :func:`kdzoo.teacher_cache_fill.cache_options`, the config's cache
     storage kept), which other comparisons of the same teachers and data share; without it, a
     teacher's own cache folder in the config holds ``seed<s>`` (one cache holds one seed).
