@@ -6,10 +6,9 @@ same iterations and schedule, same initial student weights (saved once per seed,
 arms), same batches in the same order with the same augmentations (the seeded data stream of
 :mod:`kdzoo.data_stream`); plus, once, each teacher's metric on the validation set (one row per
 teacher: arm ``teacher`` for ``distill_cfg.teacher``, ``teacher:<name>`` for each of
-``distill_cfg.teachers``). Every finished
-run is one row of ``compare.csv`` at once (the file replaced whole, each row checksummed:
-:mod:`kdzoo.experiments.rows`); a rerun skips the rows already there, so a killed comparison
-resumes with the missing runs only.
+``distill_cfg.teachers``). Every finished run is one row of ``compare.csv`` at once (the file
+replaced whole, each row checksummed: :mod:`kdzoo.experiments.rows`); a rerun skips the rows
+already there, so a killed comparison resumes with the missing runs only.
 
 A baseline (``tools/compare.py CONFIG --baseline OTHER``) adds, per seed, a third arm
 ``baseline``: OTHER's distilled student, trained from the same saved initial student on the same
