@@ -202,10 +202,9 @@ def test_two_teachers_sharing_one_cache_folder_are_refused(shapes_data, checkpoi
 
 def test_cache_teacher_fills_one_cache_per_teacher_and_a_run_reads_them_all(
         runs, shapes_data, checkpoints, tmp_path, capsys):
-    from tools.cache_teacher import main
-
     from kdzoo.runner import load_config
     from kdzoo.teacher_cache_fill import cache_options
+    from tools.cache_teacher import main
     _, live, *_ = runs
     path = config(tmp_path, 'filled', shapes_data, checkpoints)  # no cache of its own
     caches = tmp_path / 'caches'
