@@ -14,7 +14,7 @@ from collections import namedtuple
 import pytest
 import torch
 from cache_probes import TeacherCallsHook
-from tools_helpers import STUDENT, TEACHER, runner_config, write_config
+from tools_helpers import STUDENT, TEACHER, log_text, runner_config, write_config
 
 from kdzoo.hashing import file_sha
 from kdzoo.teacher_cache import TeacherCacheError
@@ -121,6 +121,10 @@ def test_the_read_run_runs_neither_teacher_in_its_steps(runs):
             a=every, b=every)
     assert read.calls.started == ITERS
     assert read.calls.teacher_calls == dict(a={}, b={})
+    text, = log_text(read.runner.work_dir)
+    for name, folder in folders(runs[0]).items():
+        assert (f'teacher cache {folder}: holds the {ITERS * BATCH} samples of this run; the '
+                f"teacher '{name}' will not run in the training steps") in text
     for name in NAMES:
         assert read.runner.model.teacher_caches[name].counts == dict(
             read=ITERS * BATCH, computed=0, written=0)
