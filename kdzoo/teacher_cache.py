@@ -5,7 +5,9 @@ kdzoo's training stream makes every augmented sample a pure function of ``(seed,
 index)`` (:mod:`kdzoo.data_stream`), so the teacher's readouts in a run are a pure function of the
 teacher, the data and its pipeline, the seed and the positions. A run with
 ``distill_cfg.teacher.cache`` stores, per sample, every readout its step takes from the teacher;
-a later run of the same :data:`MANIFEST_FIELDS` reads them instead of running the teacher.
+a later run of the same :data:`MANIFEST_FIELDS` reads them instead of running the teacher. With
+several teachers, each teacher's ``distill_cfg.teachers.<name>.cache`` is a cache of its own, in
+a folder of its own (docs/teacher_cache.md, "Several teachers").
 FKD (Shen & Xing, ECCV 2022) replays stored crops and top-k soft labels of ImageNet the same way;
 a cache keyed by the data set index alone (torchdistill's, removed) is wrong under random
 augmentation, which is why the position is the key here.
