@@ -120,6 +120,8 @@ def write_heatmap(path, grid, titles, suptitle):
             prefix = '' if sim.teacher_name is None else f'{teacher_text(sim)} x '
             ax.set_title(f'{prefix}{title}\n{logit_text(sim)}', fontsize=9)
         panels[0].set_ylabel(teacher_text(line[0]))
+    if len(grid) > 1:  # room for the x labels above the next teacher's titles
+        fig.subplots_adjust(hspace=0.45)
     fig.colorbar(image, ax=list(axes.ravel()), shrink=0.8, label='linear CKA')
     fig.suptitle(f'{suptitle}\nred: the order-preserving stage matching of each panel',
                  fontsize=10)
