@@ -135,7 +135,8 @@ def test_loss_step_trains_the_student_only():
 def test_cls_scores_are_the_heads_per_level_class_maps():
     model = make()
     with model.distiller.step():
-        _, student, teacher = model.recorded_step(images(2), samples(1, 1))
+        _, student, teachers = model.recorded_step(images(2), samples(1, 1))
+    teacher = teachers['teacher']
     feats = model.student.extract_feat(images(2))
     expected = model.student.bbox_head(feats)[0]
     assert len(student['cls_scores']) == len(teacher['cls_scores']) == 5
@@ -166,7 +167,8 @@ def test_two_stage_student_with_rpn_objectness_and_a_swin_mask_rcnn_teacher():
     model = make('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
                  'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py')
     with model.distiller.step():
-        _, student, teacher = model.recorded_step(images(2), samples(1, 0))
+        _, student, teachers = model.recorded_step(images(2), samples(1, 0))
+    teacher = teachers['teacher']
     assert [tuple(s.shape) for s in student['cls_scores']] == \
         [(2, 3, 64 // s, 64 // s) for s in (4, 8, 16, 32, 64)]
     assert [s.shape for s in teacher['cls_scores']] == [s.shape for s in student['cls_scores']]

@@ -270,9 +270,9 @@ def test_items_are_parsed_once_per_build(monkeypatch):
     import kdzoo.distiller
     parsed, parse = [], kdzoo.distiller.parse_items
 
-    def counted(losses):
+    def counted(losses, *args):
         parsed.append(losses)
-        return parse(losses)
+        return parse(losses, *args)
     for module in (kdzoo.distiller, kdzoo.adapters.base):
         monkeypatch.setattr(module, 'parse_items', counted)
     model = cls_model([KD, dict(KD, name='kd')])
@@ -313,11 +313,12 @@ def test_teacher_autocast_runs_the_teacher_in_that_precision():
     assert model.teacher_autocast is None
     with model.distiller.step():
         _, student, teacher = model.recorded_step(images, labels)
-    assert student['logits'].dtype == teacher['logits'].dtype == torch.float32
+    assert student['logits'].dtype == teacher['teacher']['logits'].dtype == torch.float32
     model.teacher_autocast = torch.bfloat16
     with model.distiller.step():
         _, student, teacher = model.recorded_step(images, labels)
-    assert student['logits'].dtype == torch.float32 and teacher['logits'].dtype == torch.bfloat16
+    assert student['logits'].dtype == torch.float32
+    assert teacher['teacher']['logits'].dtype == torch.bfloat16
     losses = model.train()(images, labels, mode='loss')
     assert all(torch.isfinite(v) for v in losses.values())
     assert model(images, mode='tensor').dtype == torch.float32
