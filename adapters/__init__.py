@@ -12,10 +12,11 @@ import kdzoo.hooks  # noqa: F401  (registers TeacherCheckHook, which wrap adds)
 from kdzoo import tasks
 from kdzoo.checkpoint import strip_prefix
 from kdzoo.patches import guard_runner_train
+from kdzoo.teacher import teacher_configs
 
 guard_runner_train()  # a config with distill_cfg distils or stops (kdzoo/guard.py)
 
-DISTILL_KEYS = {'teacher', 'losses', 'connectors', 'teacher_check', 'monitor',
+DISTILL_KEYS = {'teacher', 'teachers', 'losses', 'connectors', 'teacher_check', 'monitor',
                 'check_teacher_labels'}
 STUDENT_PREFIX = 'distiller.student.'
 
@@ -28,9 +29,9 @@ def check_distill_cfg(distill_cfg):
     if unknown:
         raise ValueError(f'distill_cfg: unknown keys {sorted(unknown)}; '
                          f'allowed: {sorted(DISTILL_KEYS)}')
-    for key in ('teacher', 'losses'):
-        if key not in distill_cfg:
-            raise ValueError(f'distill_cfg: missing {key!r} (see docs/distill_cfg.md)')
+    teacher_configs(distill_cfg)  # one of teacher / teachers, the names checked
+    if 'losses' not in distill_cfg:
+        raise ValueError("distill_cfg: missing 'losses' (see docs/distill_cfg.md)")
 
 
 def wrap(cfg):

@@ -141,6 +141,7 @@ class DistillSegmentor(DistillModel):
         super().__init__(student, distill_cfg, data_preprocessor, init_cfg, student_data)
         # the pixels the student's own loss skips are the ones the label-using losses skip
         self.ignore_index = self.student.decode_head.ignore_index
+        check_padding_label(self.distiller.items, self.student, self.data_preprocessor)
         self.student_names = sorted(self.distiller.readout_names['student'])
         self.teacher_names = {name: sorted(names) for name, names
                               in self.distiller.readout_names['teachers'].items()}
@@ -156,7 +157,6 @@ class DistillSegmentor(DistillModel):
         check_segmentor(student, 'student')
         check_segmentor(teacher, 'teacher')
         check_num_classes(items, student, teacher)
-        check_padding_label(items, student, self.data_preprocessor)
 
     def data_labels(self, dataset_cfg, source):
         return data_labels(dataset_cfg, SEG_DATASETS, source, encodes=True)

@@ -13,10 +13,11 @@ training batch:
   no-grad forward): the teacher's part of the distillation step, run as
   ``DistillModel.recorded_step`` runs it: the batch the distilling model's data preprocessor
   gives in training mode (preprocessed once, outside the timing: the step preprocesses once for
-  both models), converted to the teacher's normalisation (``model.teacher_inputs``), then the
+  both models), then, for each teacher an item reads (several with ``distill_cfg.teachers``),
+  ``model.run_teacher``: converted to that teacher's normalisation (``model.teacher_inputs``), the
   adapter's ``model.teacher_step`` inside ``model.running_teacher`` (no grad, the teacher's
-  autocast) and inside ``model.distiller.step()`` (the teacher's taps record). Only what the step
-  runs: e.g. mmseg items reading backbone stages only do not run the teacher's decode head;
+  autocast), all inside ``model.distiller.step()`` (the teachers' taps record). Only what the
+  step runs: e.g. mmseg items reading backbone stages only do not run the teacher's decode head;
 - ``distill_step_s``: the distillation step, ``model.train_step`` with the run's optimizer
   wrapper (``runner.optim_wrapper``): preprocessing, student and teacher, connectors, losses,
   monitor, backward, update;
@@ -108,15 +109,14 @@ def student_optim_wrapper(runner, student):
 
 
 def teacher_step(model, data):
-    """A function running the teacher's part of ``model``'s distillation step on ``data`` (see
+    """A function running the teachers' part of ``model``'s distillation step on ``data`` (see
     the module docstring): its inputs preprocessed once here, as the step's."""
     inputs = model.data_preprocessor(data, True)['inputs']
 
     def run():
         with model.distiller.step():
-            teacher_inputs = model.teacher_inputs(inputs)
-            with model.running_teacher(inputs):
-                model.teacher_step(teacher_inputs)
+            for name in model.distiller.needed:  # every teacher an item reads, once
+                model.run_teacher(name, inputs)
     return run
 
 

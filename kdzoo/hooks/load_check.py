@@ -58,6 +58,10 @@ UNTRAINED_KEYS = ('teacher_check', 'monitor', 'check_teacher_labels', 'teacher.c
 
 
 def untrained(path):
+    """Whether ``path`` is one of :data:`UNTRAINED_KEYS`, a named teacher's
+    (``teachers.<name>.strict``) as the one teacher's (``teacher.strict``)."""
+    if path.startswith('teachers.'):
+        path = 'teacher.' + path.split('.', 2)[-1]
     return any(path == key or path.startswith(key + '.') for key in UNTRAINED_KEYS)
 
 

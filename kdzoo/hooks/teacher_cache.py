@@ -160,7 +160,7 @@ class TeacherCacheHook(Hook):
             cache.check_space(probe_bytes(runner, model, name, spec), missing)
         else:
             runner.logger.warning(f'teacher cache {spec.dir}: holds the {total} samples of this '
-                                  f'run; {side_name(name)} will not run in the training steps')
+                                  f'run; the {side_name(name)} will not run in the training steps')
         return cache
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):

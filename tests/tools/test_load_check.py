@@ -155,3 +155,22 @@ def test_optimizer_settings_a_resume_does_not_use_are_named():
     assert kept_optimizer_settings(saved, now) == []
     now.optim_wrapper.optimizer.lr = 0.5
     assert kept_optimizer_settings(saved, now) == ['lr 0.05 in the checkpoint, 0.5 now']
+
+
+def test_a_named_teachers_opt_out_switched_on_resume_is_not_a_change_its_checkpoint_is():
+    """Under distill_cfg.teachers, each teacher's opt-outs are its own keys
+    (teachers.<name>.check_classes); its checkpoint still counts."""
+    from mmengine.config import Config
+
+    from kdzoo.hooks.load_check import distill_cfg_changes
+    saved = ("distill_cfg = dict(teachers=dict(vit=dict(config='v.py', checkpoint='v.pth'), "
+             "cnn=dict(config='c.py', checkpoint='c.pth')), "
+             "losses=[dict(student='logits', teacher='vit:logits', loss=dict(type='KDLoss'))])")
+    now = Config.fromstring(saved, file_format='.py')
+    now.distill_cfg.teachers.vit.check_classes = False
+    now.distill_cfg.teachers.cnn.strict = False
+    saved = Config.fromstring(saved, file_format='.py')
+    assert distill_cfg_changes(saved, now) == []
+    now.distill_cfg.teachers.cnn.checkpoint = 'other.pth'
+    assert distill_cfg_changes(saved, now) == [
+        "distill_cfg.teachers.cnn.checkpoint: 'c.pth' in the checkpoint, 'other.pth' now"]

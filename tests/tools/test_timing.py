@@ -98,7 +98,7 @@ def test_the_teacher_is_timed_as_the_step_runs_it(shapes_data, teacher_checkpoin
         'teacher_inputs', model.teacher_inputs, lambda args, out: (args[0], out)))
     monkeypatch.setattr(model, 'teacher_step', recorder(
         'teacher_step', model.teacher_step, lambda args, out: (
-            args[0], torch.is_grad_enabled(), model.distiller.teacher_taps['teacher'].active)))
+            args[1], torch.is_grad_enabled(), model.distiller.teacher_taps['teacher'].active)))
     costs = step_costs(runner, 2, 'cpu')
     assert costs['teacher_forward_s'] > 0
     (first, (training, batch)), *timed = events  # preprocessed once, in training mode

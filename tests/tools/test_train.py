@@ -257,9 +257,9 @@ def test_a_training_run_parses_its_items_once(distill_config, monkeypatch):
     from kdzoo.runner import build_runner
     parsed, parse = [], kdzoo.distiller.parse_items
 
-    def counted(losses):
+    def counted(losses, *args):
         parsed.append(losses)
-        return parse(losses)
+        return parse(losses, *args)
     for module in (kdzoo.distiller, kdzoo.adapters, kdzoo.adapters.base):
         if hasattr(module, 'parse_items'):
             monkeypatch.setattr(module, 'parse_items', counted)
