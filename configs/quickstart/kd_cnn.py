@@ -1,8 +1,8 @@
 # Quick-start teacher comparison, arm (a): the student of student.py, same budget, distilled with
 # KD (Hinton et al. 2015, tau 4) on the logits from the ResNet teacher alone (teacher.py, a CNN).
-# kd_swin.py (the Swin teacher alone) and kd_two_teachers.py (both) are this config with other
+# kd_vit.py (the MobileViT teacher alone) and kd_two_teachers.py (both) are this config with other
 # teachers: same student, loss, total distillation weight (1), schedule and seed.
-# Teachers first (tools/quickstart.py trains teacher.py; setup_command below does both).
+# The teachers first: setup_command below (tools/quickstart.py trains teacher.py).
 _base_ = './student.py'
 distill_cfg = dict(
     teachers=dict(
@@ -14,4 +14,5 @@ distill_cfg = dict(
     ],
 )
 setup_command = ('python tools/quickstart.py && python tools/train.py '
-                 'configs/quickstart/teacher_swin.py --work-dir work_dirs/quickstart/teacher_swin')
+                 'configs/quickstart/teacher_mobilevit.py '
+                 '--work-dir work_dirs/quickstart/teacher_mobilevit')

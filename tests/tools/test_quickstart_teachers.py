@@ -1,4 +1,4 @@
-"""The quick-start teacher comparison (configs/quickstart/kd_cnn.py, kd_swin.py,
+"""The quick-start teacher comparison (configs/quickstart/kd_cnn.py, kd_vit.py,
 kd_two_teachers.py): three configs identical but for their teachers, with the same total
 distillation weight, each of which trains from its teachers' checkpoints."""
 import os
@@ -12,8 +12,8 @@ from kdzoo.teacher import teacher_configs
 from kdzoo.toydata import make_shapes_dataset
 
 CONFIGS = os.path.join(REPO, 'configs', 'quickstart')
-ARMS = {'kd_cnn.py': ['cnn'], 'kd_swin.py': ['swin'], 'kd_two_teachers.py': ['cnn', 'swin']}
-TEACHERS = {'cnn': 'teacher.py', 'swin': 'teacher_swin.py'}
+ARMS = {'kd_cnn.py': ['cnn'], 'kd_vit.py': ['vit'], 'kd_two_teachers.py': ['cnn', 'vit']}
+TEACHERS = {'cnn': 'teacher.py', 'vit': 'teacher_mobilevit.py'}
 
 
 def load(name):
