@@ -240,4 +240,4 @@ def test_quickstart_two_teachers_distil_from_both(seg_data, tmp_path):
             assert torch.equal(value, teacher.model.state_dict()[key]), (name, key)
     log = open(glob.glob(str(tmp_path / 'distil' / '*' / '*.log'))[0]).read()
     for name in trained:
-        assert f'teacher check (teacher {name} on the val set): aAcc: ' in log
+        assert f"teacher check (teacher '{name}' on the val set): aAcc: " in log
