@@ -232,8 +232,8 @@ def test_quickstart_two_teachers_distil_from_both(seg_data, tmp_path):
                    *(f'distill_cfg.teachers.{name}.checkpoint={tmp_path / name / "iter_2.pth"}'
                      for name in trained)])
     assert runner.iter == 2
-    names = ['cwd_swin', 'cwd_cnn', 'cwd_ensemble']
-    assert torch.isfinite(torch.tensor(list(losses_of(runner, names).values()))).all()
+    for name, values in losses_of(runner, ['cwd_swin', 'cwd_cnn', 'cwd_ensemble']).items():
+        assert len(values) == 2 and torch.isfinite(torch.as_tensor(values)).all(), name
     assert list(runner.model.teachers) == ['swin', 'cnn']
     for name, teacher in trained.items():
         for key, value in runner.model.teachers[name].state_dict().items():
