@@ -211,7 +211,7 @@ class DistillModel(BaseModel):
         self.cache_specs, teacher_cfgs = {}, {}
         for name, cfg in configs.items():
             if isinstance(cfg, dict) and 'cache' in cfg:
-                self.cache_specs[name] = cache_spec(cfg['cache'])
+                self.cache_specs[name] = cache_spec(cfg['cache'], f'{self.teacher_key(name)}.cache')
                 cfg = {k: v for k, v in cfg.items() if k != 'cache'}
             teacher_cfgs[name] = cfg
         self.cache_specs = {n: spec for n, spec in self.cache_specs.items() if spec is not None}

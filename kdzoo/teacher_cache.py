@@ -5,7 +5,9 @@ kdzoo's training stream makes every augmented sample a pure function of ``(seed,
 index)`` (:mod:`kdzoo.data_stream`), so the teacher's readouts in a run are a pure function of the
 teacher, the data and its pipeline, the seed and the positions. A run with
 ``distill_cfg.teacher.cache`` stores, per sample, every readout its step takes from the teacher;
-a later run of the same :data:`MANIFEST_FIELDS` reads them instead of running the teacher.
+a later run of the same :data:`MANIFEST_FIELDS` reads them instead of running the teacher. With
+several teachers, each teacher's ``distill_cfg.teachers.<name>.cache`` is a cache of its own, in
+a folder of its own (docs/teacher_cache.md, "Several teachers").
 FKD (Shen & Xing, ECCV 2022) replays stored crops and top-k soft labels of ImageNet the same way;
 a cache keyed by the data set index alone (torchdistill's, removed) is wrong under random
 augmentation, which is why the position is the key here.
@@ -99,35 +101,33 @@ class CacheSpec:
         return self.dtype == 'float32' and self.topk is None
 
 
-def cache_spec(value):
-    """The :class:`CacheSpec` of ``distill_cfg.teacher.cache`` (``None`` when not set); a plain
-    string is the folder (``float32``). Raises ``ValueError`` naming a wrong key or value."""
+def cache_spec(value, key='distill_cfg.teacher.cache'):
+    """The :class:`CacheSpec` of a teacher's ``cache`` setting ``value`` (``None`` when not set);
+    a plain string is the folder (``float32``). Raises ``ValueError`` naming a wrong key or value
+    under ``key``, the setting's dotted key (``distill_cfg.teachers.<name>.cache`` for a teacher
+    of several)."""
     if value is None:
         return None
     if isinstance(value, str):
         value = dict(dir=value)
     if not isinstance(value, dict):
-        raise ValueError('distill_cfg.teacher.cache must be a folder (str) or dict(dir=..., '
+        raise ValueError(f'{key} must be a folder (str) or dict(dir=..., '
                          f"dtype='float32', topk=None, readouts=[]), got {value!r}")
     unknown = sorted(set(value) - set(CACHE_KEYS))
     if unknown:
-        raise ValueError(f'distill_cfg.teacher.cache: unknown keys {unknown}; allowed keys '
-                         f'{list(CACHE_KEYS)}')
+        raise ValueError(f'{key}: unknown keys {unknown}; allowed keys {list(CACHE_KEYS)}')
     directory = value.get('dir')
     if not isinstance(directory, str) or not directory:
-        raise ValueError(f'distill_cfg.teacher.cache.dir must be a folder path, got {directory!r}')
+        raise ValueError(f'{key}.dir must be a folder path, got {directory!r}')
     dtype = value.get('dtype', 'float32')
     if dtype not in DTYPES:
-        raise ValueError(f'distill_cfg.teacher.cache.dtype must be one of {list(DTYPES)}, got '
-                         f'{dtype!r}')
+        raise ValueError(f'{key}.dtype must be one of {list(DTYPES)}, got {dtype!r}')
     topk = value.get('topk')
     if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int) or topk < 1):
-        raise ValueError(f'distill_cfg.teacher.cache.topk must be a positive int or None, got '
-                         f'{topk!r}')
+        raise ValueError(f'{key}.topk must be a positive int or None, got {topk!r}')
     readouts = value.get('readouts') or ()
     if isinstance(readouts, str) or not all(isinstance(r, str) for r in readouts):
-        raise ValueError('distill_cfg.teacher.cache.readouts must be a list of teacher taps, got '
-                         f'{readouts!r}')
+        raise ValueError(f'{key}.readouts must be a list of teacher taps, got {readouts!r}')
     return CacheSpec(directory, dtype, topk, tuple(readouts))
 
 
@@ -145,7 +145,7 @@ def configured_caches(cfg):
         multi = 'teachers' in distill_cfg
         prefix = key.rpartition('distill_cfg')[0]
         return [(prefix + teacher_key(name, multi), name, teacher,
-                 cache_spec(teacher.get('cache')))
+                 cache_spec(teacher.get('cache'), f'{teacher_key(name, multi)}.cache'))
                 for name, teacher in teacher_configs(distill_cfg).items()
                 if isinstance(teacher, dict)]
     return []
@@ -268,10 +268,13 @@ class TeacherCache:
         manifest: this run's :data:`MANIFEST_FIELDS` and :data:`LAYOUT_FIELDS`.
         rank: this process's rank (shards it writes carry it).
         log: where the cache says what it does (a callable taking a line).
+        setting: the cache's setting in the config, named in messages as the one to change
+            (``distill_cfg.teachers.<name>.cache`` for a teacher of several).
     """
 
-    def __init__(self, spec, manifest, rank=0, log=print):
+    def __init__(self, spec, manifest, rank=0, log=print, setting='distill_cfg.teacher.cache'):
         self.spec = spec
+        self.setting = setting
         self.dir = spec.dir
         self.manifest = dict(manifest)
         self.rank = rank
@@ -292,7 +295,7 @@ class TeacherCache:
             if any(SHARD_NAME.match(name) for name in os.listdir(self.dir)):
                 fail(self.dir, f'{self.dir} holds cache shards but no {MANIFEST}: nothing says '
                      'what they were computed from. Remove the folder to rebuild the cache, or '
-                     'give distill_cfg.teacher.cache another dir.', f'no {MANIFEST}')
+                     f'give {self.setting} another dir.', f'no {MANIFEST}')
             # created exclusively: of two runs starting on an empty folder, one writes the
             # manifest and the other checks its own against it
             write_atomically(path, json.dumps(self.manifest, indent=1, sort_keys=True).encode(),
@@ -302,7 +305,7 @@ class TeacherCache:
                     stored = json.load(f)
                 except json.JSONDecodeError as err:
                     fail(self.dir, f'{path} is not a cache manifest ({err}). Remove the folder '
-                         'to rebuild the cache, or give distill_cfg.teacher.cache another dir.',
+                         f'to rebuild the cache, or give {self.setting} another dir.',
                          'its manifest cannot be read')
         self.check_manifest(stored)
         self.written_by = {k: stored.get(k) for k in LAYOUT_FIELDS}
@@ -324,7 +327,7 @@ class TeacherCache:
              f'(cache: {stored.get(key)!r}, this run: {self.manifest.get(key)!r}). A cache is '
              'read only by runs whose teacher, data, pipeline, seed and storage are the ones it '
              f'was written with. Remove the folder (rm -r {self.dir}) to rebuild it with this '
-             'run, or give distill_cfg.teacher.cache another dir.',
+             f'run, or give {self.setting} another dir.',
              f'{what} differs')
 
     def find_shards(self):

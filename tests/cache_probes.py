@@ -17,25 +17,31 @@ class TeacherCallsHook(Hook):
     before training, are not counted), the iterations started and the stream positions each
     iteration hands the model (``model.stream_keys``, set by the cache's hook, which runs first).
 
-    ``calls``: ``{iteration: calls}``; ``started``; ``positions``: one list per iteration. With
-    ``out``, after training ``<out>/rank<r>.json`` holds them and the cache's counts."""
+    ``calls``: ``{iteration: calls}`` of all the teachers; ``teacher_calls``: ``{teacher name:
+    {iteration: calls}}``; ``started``; ``positions``: one list per iteration. With ``out``,
+    after training ``<out>/rank<r>.json`` holds them and the cache's counts."""
 
     priority = 'LOWEST'
 
     def __init__(self, out=None):
         self.out = out
         self.calls = {}
+        self.teacher_calls = {}
         self.started = 0
         self.positions = []
         self.iteration = None
 
     def before_train(self, runner):
-        for module in unwrap(runner.model).teacher.modules():
-            module.register_forward_pre_hook(self.count)
+        for name, teacher in unwrap(runner.model).teachers.items():
+            self.teacher_calls[name] = {}
+            for module in teacher.modules():
+                module.register_forward_pre_hook(
+                    lambda module, args, name=name: self.count(name))
 
-    def count(self, module, args):
+    def count(self, name):
         if self.iteration is not None:
-            self.calls[self.iteration] = self.calls.get(self.iteration, 0) + 1
+            for calls in (self.calls, self.teacher_calls[name]):
+                calls[self.iteration] = calls.get(self.iteration, 0) + 1
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self.iteration = runner.iter

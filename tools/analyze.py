@@ -13,7 +13,11 @@ HSIC needs 4):
   by kdzoo/layout.py;
 - the teacher/student top-1 agreement and KL(teacher ‖ student) on the logits (per pixel for seg).
 
-The teacher is the config's (``distill_cfg.teacher``, its checkpoint). The student is at its
+The teacher is the config's (``distill_cfg.teacher``, its checkpoint); under
+``distill_cfg.teachers`` each teacher is mapped against the student in turn (one row of heatmap
+panels per teacher, titled with its name; one table per teacher; teacher readouts written
+``NAME:READOUT`` in the CSV), each map the one a config with that teacher alone gives, and the
+snippet holds one set of items per teacher, tapping ``'NAME:TAP'``. The student is at its
 initialisation (the config's seed, as training starts it); with ``--checkpoint`` (a distilling or
 a plain run of the student) also trained, and the PNG shows both side by side. That checkpoint
 is checked before anything is measured: the config's student (keys, shapes), finite values, and
@@ -24,7 +28,7 @@ Writes ``similarity.png`` and ``similarity.csv`` in ``--out`` (default
 ``work_dirs/analyze/<config name>``) and prints the CKA tables and a ``distill_cfg`` snippet: each
 student stage matched with a teacher stage, order-preserving, with the highest total CKA (of the
 trained student when given), a default loss per pair and the connectors that widths need; paste
-it at the end of a copy of the config (docs/analyze.md).
+it at the end of a copy of the config (docs/analyze.md; it keeps the config's teachers).
 """
 import argparse
 import os
@@ -37,12 +41,13 @@ from kdzoo import tasks
 from kdzoo.analysis.cka import MIN_EXAMPLES
 from kdzoo.analysis.measure import measure, one_image, student_checkpoint
 from kdzoo.analysis.readouts import taps
-from kdzoo.analysis.report import logit_text, table, write_csv, write_heatmap
+from kdzoo.analysis.report import logit_text, table, teacher_text, write_csv, write_heatmap
 from kdzoo.analysis.suggest import assigns, snippet, suggest
 from kdzoo.class_names import check_class_names, dataset_classes, recorded_classes
 from kdzoo.experiments.runs import make_runner
 from kdzoo.patches import unformatted_config_dumps
 from kdzoo.runner import load_config
+from kdzoo.teacher import SINGLE, teacher_configs
 from kdzoo.wrappers import unwrap
 
 
@@ -113,6 +118,16 @@ def build(config, cfg_options, work_dir):
     return model, runner
 
 
+def checkpoints_text(cfg, multi):
+    """The teachers' checkpoints for the printed header: ``'teacher checkpoint PATH'``, or
+    ``'teacher checkpoints: NAME PATH, ...'`` under ``distill_cfg.teachers``."""
+    paths = {name: teacher.get('checkpoint')
+             for name, teacher in teacher_configs(cfg.distill_cfg).items()}
+    if not multi:
+        return f'teacher checkpoint {paths[SINGLE]}'
+    return 'teacher checkpoints: ' + ', '.join(f'{name} {path}' for name, path in paths.items())
+
+
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
@@ -131,35 +146,48 @@ def main(argv=None):
                 check_class_names(recorded_classes(loaded), dataset_classes(loader.dataset),
                                   args.checkpoint, 'student', '--ignore-class-names')
         times = {'build': time.perf_counter() - start}
-        sims = [measure(model, task, loader, args.batches, 'init')]
+        states = [measure(model, task, loader, args.batches, 'init')]  # [state][teacher]
         times['init'] = time.perf_counter() - start - sum(times.values())
         if args.checkpoint:
             model.student.load_state_dict(trained)
-            sims.append(measure(model, task, loader, args.batches, 'trained'))
+            states.append(measure(model, task, loader, args.batches, 'trained'))
             times['trained'] = time.perf_counter() - start - sum(times.values())
         inputs = model.data_preprocessor(one_image(next(iter(loader)), 0), False)['inputs']
-        student_taps = taps(task, model.student, inputs, sims[0].student)
+        student_taps = taps(task, model.student, inputs, states[0][0].student)
         with model.running_teacher(inputs):
-            teacher_taps = taps(task, model.teacher, model.teacher_inputs(inputs),
-                                sims[0].teacher)
+            teacher_taps = [taps(task, teacher, model.teacher_inputs(inputs, name), sim.teacher)
+                            for (name, teacher), sim in zip(model.teachers.items(), states[0])]
+    multi = model.multi_teacher
     titles = ['student at initialisation'] + (
         [f'student trained ({osp.basename(args.checkpoint)})'] if args.checkpoint else [])
+    sims = [sim for state in states for sim in state]
     sim = sims[0]
     batches = f'{sim.batches} batch{"es" if sim.batches > 1 else ""} of {args.batch_size}'
-    suptitle = (f'linear CKA, teacher x student: {args.config} ({task}, {sim.images} val images '
-                f'in {batches})')
-    png = write_heatmap(osp.join(out, 'similarity.png'), sims, titles, suptitle)
+    suptitle = (f'linear CKA, {"each " if multi else ""}teacher x student: {args.config} ({task}, '
+                f'{sim.images} val images in {batches})')
+    png = osp.join(out, 'similarity.png')
+    write_heatmap(png, [list(per_teacher) for per_teacher in zip(*states)], titles, suptitle)
     csv_path = write_csv(osp.join(out, 'similarity.csv'), sims)
-    teacher = cfg.distill_cfg.teacher.get('checkpoint')
     print(f'analyze: {args.config} ({task}), {sim.images} validation images in {batches}; '
-          f'teacher checkpoint {teacher}')
-    for sim, title in zip(sims, titles):
-        print(f'\nlinear CKA, rows: teacher, columns: {title}; logits: {logit_text(sim)}')
-        print('\n'.join('  ' + line for line in table(sim)))
-    items, connectors, notes = suggest(sims[-1], task, student_taps, teacher_taps)
-    header = [f'tools/analyze.py {args.config}: each student stage matched with a teacher stage,',
-              f'order kept, highest total CKA ({titles[-1]}). Paste at the end of a',
-              'copy of the config, in the same folder.']
+          f'{checkpoints_text(cfg, multi)}')
+    for state, title in zip(states, titles):
+        for sim in state:
+            print(f'\nlinear CKA, rows: {teacher_text(sim)}, columns: {title}; logits: '
+                  f'{logit_text(sim)}')
+            print('\n'.join('  ' + line for line in table(sim)))
+    items, connectors, notes = [], {}, []
+    for sim, names in zip(states[-1], teacher_taps):
+        more = suggest(sim, task, student_taps, names)
+        items += more[0]
+        connectors.update(more[1])
+        notes += [note for note in more[2] if note not in notes]  # the student's: once
+    header = ([f'tools/analyze.py {args.config}: each student stage matched with a stage of',
+               f'each teacher, order kept, highest total CKA ({titles[-1]}); one set of',
+               'items per teacher. Paste at the end of a copy of the config, in the same folder.']
+              if multi else
+              [f'tools/analyze.py {args.config}: each student stage matched with a teacher stage,',
+               f'order kept, highest total CKA ({titles[-1]}). Paste at the end of a',
+               'copy of the config, in the same folder.'])
     print('\n' + snippet(items, connectors, notes, assigns(args.config, 'distill_cfg'),
                          bool(cfg.distill_cfg.get('connectors')), header))
     elapsed = time.perf_counter() - start

@@ -2,14 +2,15 @@
 
     python tools/compare.py CONFIG [--seeds 0,1,2] [--iters N] [--evals K] [--work-dir D]
                             [--cfg-options k=v ...] [--amp] [--metric KEY] [--smoke]
-                            [--teacher-cache DIR]
+                            [--teacher-cache DIR] [--baseline OTHER_CONFIG]
 
 For each seed, the student alone (CONFIG without ``distill_cfg``) and the distilled student train
 with the same iterations and schedule, the same initial student weights and the same batches and
-augmentations; each is evaluated at K points (default 3). Once, the teacher is evaluated on the
-validation set. Then, per seed, the gain ``d = distilled - alone`` (last evaluation), and over the
-seeds its mean, sample std and 95 % interval (t distribution) with the verdict: helped (interval
-above 0), hurt (below), no clear effect, or one seed: cannot tell.
+augmentations; each is evaluated at K points (default 3). Once, each teacher is evaluated on the
+validation set (a multi-teacher config, ``distill_cfg.teachers``: one row per teacher, arm
+``teacher:<name>``). Then, per seed, the gain ``d = distilled - alone`` (last evaluation), and
+over the seeds its mean, sample std and 95 % interval (t distribution) with the verdict: helped
+(interval above 0), hurt (below), no clear effect, or one seed: cannot tell.
 
 Writes ``compare.csv`` (one row per run, written whole as it finishes: a rerun after a kill runs
 only what is missing, and a row cut off by an older version or an edit is named, removed and run
@@ -26,14 +27,28 @@ are never replaced). ``--cfg-options train_cfg.max_iters=N`` is ``--iters N``: t
 rescaled either way. One compare at a time per work dir (``.compare.lock``).
 
 ``--teacher-cache DIR``: the distilled arm of seed s stores the teacher's outputs in (or, when
-they are there, reads them from) the teacher-output cache ``DIR/seed<s>``
-(docs/teacher_cache.md); ``tools/cache_teacher.py CONFIG --seeds ... --cache DIR`` fills the same
-folders ahead. Without it, a config with its own ``distill_cfg.teacher.cache`` gets the same
-layout under that folder (a cache holds one seed). Comparisons of the same teacher, data and
-seeds share it (e.g. a sweep of loss weights in separate work dirs): the teacher runs in the first
-one only. The cache is not part of the fingerprint (a float32 cache changes no result; a 16-bit or
-top-k one counts by its dtype and topk, set in the config's ``distill_cfg.teacher.cache``, which
-this option's folder replaces).
+they are there, reads them from) the teacher-output cache ``DIR/seed<s>`` (``DIR/<name>/seed<s>``
+for each teacher of ``distill_cfg.teachers``; docs/teacher_cache.md); ``tools/cache_teacher.py
+CONFIG --seeds ... --cache DIR`` fills the same folders ahead. Without it, a config with its own
+``distill_cfg.teacher.cache`` gets the same layout under that folder (a cache holds one seed).
+Comparisons of the same teacher, data and seeds share it (e.g. a sweep of loss weights in
+separate work dirs): the teacher runs in the first one only. The cache is not part of the
+fingerprint (a float32 cache changes no result; a 16-bit or top-k one counts by its dtype and
+topk, set in the config's ``distill_cfg.teacher.cache``, which this option's folder replaces).
+
+``--baseline OTHER_CONFIG``: is CONFIG better than another distilling config of the same student
+(e.g. a two-teacher config against the best single-teacher one)? Each seed also trains
+OTHER_CONFIG's distilled student (arm ``baseline``) from the same initial student on the same
+batches for the same budget (``--cfg-options`` apply to it too), and the report adds, per seed,
+the difference ``d = distilled - baseline`` with its mean ± std, 95 % interval and verdict by the
+same rule ("helped": CONFIG beats the baseline). OTHER_CONFIG must train the same student:
+when its student model, data, evaluator or schedule (as the budget resolves them) differ from
+CONFIG's, compare stops before training, naming both configs and the keys that differ. The
+baseline's rows carry CONFIG's fingerprint plus the baseline config's and its teacher
+checkpoint's: CONFIG's rows are reused by every baseline compared in the same work dir (one
+compare call per baseline), and the rows of another baseline, or of this one since changed,
+stay in the CSV, never reused. The baseline's teacher runs live (``--teacher-cache`` is
+CONFIG's teacher's) unless OTHER_CONFIG sets its own ``cache`` (per seed, as above).
 """
 import argparse
 import os.path as osp
@@ -68,6 +83,9 @@ def parse_args(argv=None):
     parser.add_argument('--teacher-cache', metavar='DIR', help='teacher-output caches of the '
                         'distilled arms, DIR/seed<s> per seed, shared with other comparisons of '
                         'the same teacher and data (filled ahead by tools/cache_teacher.py)')
+    parser.add_argument('--baseline', metavar='OTHER_CONFIG', help='also train OTHER_CONFIG\'s '
+                        'distilled student (the same student, data and schedule) in every seed '
+                        'and report the paired difference CONFIG - OTHER_CONFIG')
     args = parser.parse_args(argv)
     iters = args.cfg_options.pop('train_cfg.max_iters', None)
     if iters is not None:  # the same run as --iters: the schedule is rescaled to it
@@ -89,11 +107,10 @@ def main(argv=None):
     work_dir = args.work_dir or osp.join('work_dirs', 'compare', name)
     cfg = load_config(args.config, args.cfg_options)
     rows, ran = compare(args.config, cfg, seeds, iters, evals, work_dir, args.amp, args.metric,
-                        args.workers, args.verbose, args.cfg_options, args.teacher_cache)
-    md = osp.join(work_dir, 'compare.md')
+                        args.workers, args.verbose, args.cfg_options, args.teacher_cache,
+                        args.baseline)
+    md = write_markdown(rows, work_dir, seeds)  # unchanged when it says the same
     png = osp.join(work_dir, 'compare.png')
-    if ran or not osp.isfile(md):
-        md = write_markdown(rows, work_dir, seeds)
     if ran or not osp.isfile(png):
         png = write_chart(rows, work_dir, seeds)
     print('\n' + '\n'.join(summary_lines(rows, seeds)))

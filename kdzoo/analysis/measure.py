@@ -1,15 +1,18 @@
-"""The teacher x student similarity of a distilling model over validation batches.
+"""The teacher x student similarity of a distilling model over validation batches, per teacher.
 
-:func:`measure` runs the student and the frozen teacher (on its own inputs,
-:meth:`kdzoo.adapters.base.DistillModel.teacher_inputs`), both in eval mode without gradients, on
+:func:`measure` runs the student and every frozen teacher of the model (``model.teachers``: the
+one of ``distill_cfg.teacher``, or each of ``distill_cfg.teachers``; each on its own inputs,
+:meth:`kdzoo.adapters.base.DistillModel.teacher_inputs`), all in eval mode without gradients, on
 each batch at once when its images share one size, else image by image as a batch-1 validation
 runs them (each at its own size), every image's map then brought to the grid of the batch's first
-image (:func:`kdzoo.layout.resize`). For every (teacher readout, student readout) pair it
-accumulates the three sums of the minibatch CKA (:mod:`kdzoo.analysis.cka`), after
+image (:func:`kdzoo.layout.resize`). The student runs once per batch, whatever the number of
+teachers. For every teacher and every (teacher readout, student readout) pair it accumulates the
+three sums of the minibatch CKA (:mod:`kdzoo.analysis.cka`), after
 :func:`kdzoo.analysis.cka.common_grid` has brought the two to a common grid; where both have
 logits with the same classes, also the top-1 agreement and ``KL(p_teacher ‖ p_student)`` (softmax
 at temperature 1, every location of a logit map a sample). Only the sums are kept: memory does
-not grow with the number of batches.
+not grow with the number of batches. A teacher's sums depend on that teacher and the student
+only, so its map is the one a config with that teacher alone gives.
 """
 from dataclasses import dataclass
 
@@ -27,7 +30,9 @@ class Similarity:
 
     ``cka[i, j]``: teacher readout ``teacher[i]`` with student readout ``student[j]``;
     ``shapes``: ``{'teacher' | 'student': {name: shape of one example}}``; ``agreement`` (top-1,
-    a fraction) and ``kl`` (mean, nats) on the logits, ``None`` without a logit pair.
+    a fraction) and ``kl`` (mean, nats) on the logits, ``None`` without a logit pair;
+    ``teacher_name``: the teacher's name under ``distill_cfg.teachers``, ``None`` for the one
+    teacher of ``distill_cfg.teacher``.
     """
     weights: str
     teacher: list
@@ -38,6 +43,7 @@ class Similarity:
     shapes: dict
     agreement: float = None
     kl: float = None
+    teacher_name: str = None
 
 
 def logit_terms(student, teacher):
@@ -74,26 +80,56 @@ def one_image(batch, i):
 
 
 def batch_readouts(model, task, batch):
-    """``(student, teacher)`` readouts of a collated ``batch``: one forward when its images share
-    one size, else image by image (each at its own size, as a batch-1 validation runs it),
-    stacked by :func:`stack`."""
+    """``(student, {teacher name: teacher readouts})`` of a collated ``batch``, one entry per
+    teacher of ``model.teachers``: one forward of each model when the batch's images share one
+    size, else image by image (each at its own size, as a batch-1 validation runs it), stacked by
+    :func:`stack`."""
     images = batch['inputs']
     parts = [batch] if len({tuple(x.shape) for x in images}) == 1 else [
         one_image(batch, i) for i in range(len(images))]
-    student, teacher = [], []
+    student, teachers = [], {name: [] for name in model.teachers}
     for part in parts:
         inputs = model.data_preprocessor(part, False)['inputs']
         student.append(readouts(task, model.student, inputs))
         with model.running_teacher(inputs):
-            teacher.append(readouts(task, model.teacher, model.teacher_inputs(inputs)))
-    return stack(student), stack(teacher)
+            for name, teacher in model.teachers.items():
+                teachers[name].append(readouts(task, teacher, model.teacher_inputs(inputs, name)))
+    return stack(student), {name: stack(values) for name, values in teachers.items()}
+
+
+class Sums:
+    """The running sums of one teacher against the student: the three CKA sums of every
+    (teacher readout, student readout) pair and, with a logit pair, the logit terms."""
+
+    def __init__(self, student, teacher):
+        self.terms = torch.zeros(len(teacher), len(student), 3, dtype=torch.float64)
+        self.shapes = {side: {name: tuple(x.shape[1:]) for name, x in values.items()}
+                       for side, values in (('teacher', teacher), ('student', student))}
+        self.logits = torch.zeros(3, dtype=torch.float64) if has_logit_pair(
+            student, teacher) else None
+        self.names = list(teacher), list(student)
+
+    def add(self, student, teacher):
+        for i, t in enumerate(teacher.values()):
+            for j, s in enumerate(student.values()):
+                self.terms[i, j] += hsic_terms(*common_grid(s, t)).cpu()
+        if self.logits is not None:
+            self.logits += logit_terms(student['logits'], teacher['logits']).cpu()
+
+    def similarity(self, weights, images, batches, teacher_name):
+        agreement, kl = (None, None) if self.logits is None else (
+            float(self.logits[0] / self.logits[2]), float(self.logits[1] / self.logits[2]))
+        return Similarity(weights, *self.names, cka_from_terms(self.terms), images, batches,
+                          self.shapes, agreement, kl, teacher_name)
 
 
 def measure(model, task, loader, batches, weights):
-    """The :class:`Similarity` of ``model`` (a ``DistillModel``) on the first ``batches`` batches
-    of ``loader``; batches of fewer than 4 images are an error (the unbiased HSIC needs 4)."""
+    """``[Similarity]`` of ``model`` (a ``DistillModel``) on the first ``batches`` batches of
+    ``loader``: one per teacher, in ``model.teachers`` order (one for ``distill_cfg.teacher``),
+    each named by ``teacher_name`` under ``distill_cfg.teachers``; batches of fewer than 4 images
+    are an error (the unbiased HSIC needs 4)."""
     model.eval()
-    terms = logits = None
+    sums = None
     images = count = 0
     with torch.no_grad():
         for batch in loader:
@@ -104,27 +140,18 @@ def measure(model, task, loader, batches, weights):
                 raise ValueError(f'a batch of {size} images: the unbiased HSIC needs at least '
                                  f'{MIN_EXAMPLES} (use --batch-size >= {MIN_EXAMPLES} and a loader '
                                  'that drops the last, incomplete batch)')
-            student, teacher = batch_readouts(model, task, batch)
-            if terms is None:
-                terms = torch.zeros(len(teacher), len(student), 3, dtype=torch.float64)
-                shapes = {side: {name: tuple(x.shape[1:]) for name, x in values.items()}
-                          for side, values in (('teacher', teacher), ('student', student))}
-                logits = torch.zeros(3, dtype=torch.float64) if has_logit_pair(
-                    student, teacher) else None
-            for i, t in enumerate(teacher.values()):
-                for j, s in enumerate(student.values()):
-                    terms[i, j] += hsic_terms(*common_grid(s, t)).cpu()
-            if logits is not None:
-                logits += logit_terms(student['logits'], teacher['logits']).cpu()
+            student, teachers = batch_readouts(model, task, batch)
+            if sums is None:
+                sums = {name: Sums(student, teacher) for name, teacher in teachers.items()}
+            for name, teacher in teachers.items():
+                sums[name].add(student, teacher)
             images += size
             count += 1
-    if terms is None:
+    if sums is None:
         raise ValueError('the validation loader gave no batch: it has fewer images than one batch '
                          '(lower --batch-size, at least 4)')
-    agreement, kl = (None, None) if logits is None else (
-        float(logits[0] / logits[2]), float(logits[1] / logits[2]))
-    return Similarity(weights, list(teacher), list(student), cka_from_terms(terms), images, count,
-                      shapes, agreement, kl)
+    return [one.similarity(weights, images, count, name if model.multi_teacher else None)
+            for name, one in sums.items()]
 
 
 def student_checkpoint(model, path):

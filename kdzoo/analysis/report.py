@@ -2,10 +2,12 @@
 
 The CSV has one row per (student weights, teacher readout, student readout): the shapes of one
 example, the CKA, and on the logits x logits row the top-1 agreement and
-``KL(p_teacher ‖ p_student)``. The PNG has one heatmap per student state (at initialisation,
-trained), teacher readouts as rows and student readouts as columns, the value in every cell, and
-each panel's own order-preserving stage matching outlined, every readout labelled with the shape
-of one example (channels x grid).
+``KL(p_teacher ‖ p_student)``; under ``distill_cfg.teachers`` a teacher readout is written
+``NAME:READOUT`` as items tap it. The PNG has one heatmap per student state (at initialisation,
+trained) side by side, and under ``distill_cfg.teachers`` one row of them per teacher, each
+titled with its teacher's name: teacher readouts as rows and student readouts as columns, the
+value in every cell, and each panel's own order-preserving stage matching outlined, every readout
+labelled with the shape of one example (channels x grid).
 """
 import csv
 import math
@@ -21,6 +23,17 @@ def shape_text(shape):
     return 'x'.join(str(s) for s in shape)
 
 
+def teacher_text(sim):
+    """``'teacher'``, or ``'teacher NAME'`` under ``distill_cfg.teachers``."""
+    return 'teacher' if sim.teacher_name is None else f'teacher {sim.teacher_name}'
+
+
+def readout_label(sim, readout):
+    """A teacher readout as an item taps it: ``readout``, or ``'NAME:readout'`` under
+    ``distill_cfg.teachers``."""
+    return readout if sim.teacher_name is None else f'{sim.teacher_name}:{readout}'
+
+
 def rows_of(sim):
     """The CSV rows of one :class:`kdzoo.analysis.measure.Similarity`."""
     rows = []
@@ -28,7 +41,7 @@ def rows_of(sim):
         for j, s in enumerate(sim.student):
             logit_pair = t == s == 'logits' and sim.agreement is not None
             rows.append(dict(
-                weights=sim.weights, teacher=t, student=s,
+                weights=sim.weights, teacher=readout_label(sim, t), student=s,
                 teacher_shape=shape_text(sim.shapes['teacher'][t]),
                 student_shape=shape_text(sim.shapes['student'][s]),
                 cka=f'{float(sim.cka[i, j]):.6f}',
@@ -72,34 +85,46 @@ def stage_matching(sim):
     return [(rows[r], j) for j, r in zip(cols, match)]
 
 
-def write_heatmap(path, sims, titles, suptitle):
-    """One heatmap per similarity, side by side, values in the cells (matplotlib, Agg)."""
+def write_heatmap(path, grid, titles, suptitle):
+    """The similarities of ``grid`` (a list of rows, one per teacher, each a list of one
+    similarity per student state) as heatmaps, values in the cells (matplotlib, Agg); ``titles``:
+    one per student state, prefixed with ``'teacher NAME x '`` under ``distill_cfg.teachers``.
+    Writes ``path``; returns the (closed) figure, whose axes hold the panels."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
-    rows, cols = len(sims[0].teacher), len(sims[0].student)
-    fig, axes = plt.subplots(1, len(sims), squeeze=False,
-                             figsize=(len(sims) * (0.8 * cols + 2.2), 0.6 * rows + 2.2))
-    for ax, sim, title in zip(axes[0], sims, titles):
-        image = ax.imshow(sim.cka.numpy(), vmin=0, vmax=1, cmap='viridis')
-        for i in range(rows):
-            for j in range(cols):
-                value = float(sim.cka[i, j])
-                ax.text(j, i, 'nan' if math.isnan(value) else f'{value:.2f}', ha='center',
-                        va='center', fontsize=8, color='black' if value > 0.6 else 'white')
-        for i, j in stage_matching(sim):
-            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor='red', lw=2))
-        ax.set_xticks(range(cols), [f'{n}\n{shape_text(sim.shapes["student"][n])}'
-                                    for n in sim.student], fontsize=8)
-        ax.set_yticks(range(rows), [f'{n}\n{shape_text(sim.shapes["teacher"][n])}'
-                                    for n in sim.teacher], fontsize=8)
-        ax.set_xlabel('student')
-        ax.set_title(f'{title}\n{logit_text(sim)}', fontsize=9)
-    axes[0][0].set_ylabel('teacher')
-    fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label='linear CKA')
+    rows = max(len(sim.teacher) for line in grid for sim in line)
+    cols = max(len(sim.student) for line in grid for sim in line)
+    fig, axes = plt.subplots(len(grid), len(grid[0]), squeeze=False,
+                             figsize=(len(grid[0]) * (0.8 * cols + 2.2),
+                                      len(grid) * (0.6 * rows + 2.2)))
+    for line, panels in zip(grid, axes):
+        for ax, sim, title in zip(panels, line, titles):
+            image = ax.imshow(sim.cka.numpy(), vmin=0, vmax=1, cmap='viridis')
+            for i in range(len(sim.teacher)):
+                for j in range(len(sim.student)):
+                    value = float(sim.cka[i, j])
+                    ax.text(j, i, 'nan' if math.isnan(value) else f'{value:.2f}', ha='center',
+                            va='center', fontsize=8, color='black' if value > 0.6 else 'white')
+            for i, j in stage_matching(sim):
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor='red',
+                                       lw=2))
+            ax.set_xticks(range(len(sim.student)),
+                          [f'{n}\n{shape_text(sim.shapes["student"][n])}' for n in sim.student],
+                          fontsize=8)
+            ax.set_yticks(range(len(sim.teacher)),
+                          [f'{n}\n{shape_text(sim.shapes["teacher"][n])}' for n in sim.teacher],
+                          fontsize=8)
+            ax.set_xlabel('student')
+            prefix = '' if sim.teacher_name is None else f'{teacher_text(sim)} x '
+            ax.set_title(f'{prefix}{title}\n{logit_text(sim)}', fontsize=9)
+        panels[0].set_ylabel(teacher_text(line[0]))
+    if len(grid) > 1:  # room for the x labels above the next teacher's titles
+        fig.subplots_adjust(hspace=0.45)
+    fig.colorbar(image, ax=list(axes.ravel()), shrink=0.8, label='linear CKA')
     fig.suptitle(f'{suptitle}\nred: the order-preserving stage matching of each panel',
                  fontsize=10)
     fig.savefig(path, dpi=120, bbox_inches='tight')
     plt.close(fig)
-    return path
+    return fig

@@ -14,7 +14,9 @@ is deeper than the teacher.
 stage pair, with a ``Projector`` connector from the student's width to the teacher's when they
 differ; KD on classification logits, MSDCRD on segmentation logit maps; PKD on the FPN levels of
 a detector, paired level by level), and :func:`snippet` into the text to paste at the end of a
-copy of the config (``tools/train.py --dry-run`` builds it).
+copy of the config (``tools/train.py --dry-run`` builds it). Under ``distill_cfg.teachers`` each
+teacher's map gives its own items: teacher taps written ``'NAME:TAP'``, item and connector names
+ending in ``_NAME``.
 """
 import ast
 import math
@@ -78,12 +80,19 @@ def suggest(sim, task, student_taps, teacher_taps):
     ``items`` as ``[(item dict, CKA)]``, ``connectors`` a dict, ``notes`` lines for what is not
     suggested and why. ``task``: the task's name (its descriptor's ``logit_loss`` is the logit
     pair's loss). ``*_taps``: ``{readout name: tap or None}`` (:func:`kdzoo.analysis.readouts.
-    taps`)."""
+    taps`). With ``sim.teacher_name`` (a teacher of ``distill_cfg.teachers``) the items tap
+    ``'NAME:TAP'`` and the item and connector names end in ``_NAME`` (module doc)."""
     shapes_s, shapes_t = sim.shapes['student'], sim.shapes['teacher']
     items, connectors, notes = [], {}, []
+    name = sim.teacher_name
+    teacher, suffix = ('teacher', '') if name is None else (f'teacher {name}', f'_{name}')
+
+    def on_teacher(tap):
+        return tap if name is None else f'{name}:{tap}'
+
     rows = [i for i, n in enumerate(sim.teacher) if kind_of(n) == 'stage' and teacher_taps[n]]
     cols = [j for j, n in enumerate(sim.student) if kind_of(n) == 'stage' and student_taps[n]]
-    for side, names, taps in (('teacher', sim.teacher, teacher_taps),
+    for side, names, taps in ((teacher, sim.teacher, teacher_taps),
                               ('student', sim.student, student_taps)):
         untapped = [n for n in names if kind_of(n) == 'stage' and not taps[n]]
         if untapped:
@@ -93,28 +102,31 @@ def suggest(sim, task, student_taps, teacher_taps):
         score = [[sim.cka[i, j] for j in cols] for i in rows]
         for j, r in zip(cols, monotone_match(score)):
             s, t = sim.student[j], sim.teacher[rows[r]]
-            items.append((item(student_taps[s], teacher_taps[t], STAGE_LOSS, f'lfcc_{s}',
-                               projector(s, shapes_s[s], shapes_t[t], connectors)),
+            items.append((item(student_taps[s], on_teacher(teacher_taps[t]), STAGE_LOSS,
+                               f'lfcc_{s}{suffix}',
+                               projector(s + suffix, shapes_s[s], shapes_t[t], connectors)),
                           float(sim.cka[rows[r], j])))
     if 'logits' in sim.student and 'logits' in sim.teacher:
         k_s, k_t = width(shapes_s['logits']), width(shapes_t['logits'])
         if k_s == k_t:
             loss = tasks.get(task).logit_loss
             cka = float(sim.cka[sim.teacher.index('logits'), sim.student.index('logits')])
-            name = loss[:-len('Loss')].lower() + '_logits'
-            items.append((item('logits', 'logits', loss, name), cka))
+            items.append((item('logits', on_teacher('logits'), loss,
+                               loss[:-len('Loss')].lower() + '_logits' + suffix), cka))
         else:
-            notes.append(f'logits: the student predicts {k_s} classes, the teacher {k_t}; logit '
+            notes.append(f'logits: the student predicts {k_s} classes, the {teacher} {k_t}; logit '
                          'losses compare the same classes, so the logits are not paired')
     levels_s = [n for n in sim.student if kind_of(n) == 'fpn']
     levels_t = [n for n in sim.teacher if kind_of(n) == 'fpn']
     if levels_s and len(levels_s) == len(levels_t):
         cka = sum(float(sim.cka[sim.teacher.index(t), sim.student.index(s)])
                   for s, t in zip(levels_s, levels_t)) / len(levels_s)
-        connector = projector('fpn', shapes_s[levels_s[0]], shapes_t[levels_t[0]], connectors)
-        items.append((item('neck', 'neck', LEVEL_LOSS, 'pkd_fpn', connector), cka))
+        connector = projector('fpn' + suffix, shapes_s[levels_s[0]], shapes_t[levels_t[0]],
+                              connectors)
+        items.append((item('neck', on_teacher('neck'), LEVEL_LOSS, f'pkd_fpn{suffix}', connector),
+                      cka))
     elif levels_s or levels_t:
-        notes.append(f'FPN: the student has {len(levels_s)} levels, the teacher {len(levels_t)}; '
+        notes.append(f'FPN: the student has {len(levels_s)} levels, the {teacher} {len(levels_t)}; '
                      'levels are paired one to one, so the neck is not paired')
     return items, connectors, notes
 

@@ -1,12 +1,27 @@
-"""The comparison's report: the table and verdict (markdown, also printed) and the chart (PNG),
-written from ``compare.csv`` only (:mod:`kdzoo.experiments.paired`), never edited by hand."""
+"""The comparison's report: the table and verdict (markdown, also printed), with a baseline the
+table and verdict of the difference config - baseline, and the chart (PNG), written from
+``compare.csv`` only (:mod:`kdzoo.experiments.paired`), never edited by hand."""
 import math
 import os.path as osp
 
 from kdzoo.experiments.fingerprint import LEGACY_NOTE, legacy
-from kdzoo.experiments.paired import ARMS, MD_NAME, PNG_NAME, parse_curve, seed_pairs
+from kdzoo.experiments.paired import (
+    ARMS,
+    BASELINE,
+    MD_NAME,
+    PNG_NAME,
+    baseline_pairs,
+    is_teacher_arm,
+    parse_curve,
+    seed_pairs,
+)
 from kdzoo.experiments.rows import number
 from kdzoo.experiments.stats import RULE, paired_summary
+
+BASELINE_RULE = ('Baseline rule: the same rule on the difference d = distilled - baseline per seed '
+                 '(both arms distilled, paired: same initial student, same batches): "helped" '
+                 'if the 95 % interval is above 0 (the config beats the baseline), "hurt" if '
+                 'below, "no clear effect" if it contains 0, "one seed: cannot tell" for n = 1.')
 
 
 def fmt(value, digits=2, sign=False):
@@ -47,15 +62,23 @@ def summary_lines(rows, seeds=None):
     return summary_of(rows, seeds) + ([''] + note if note else [])
 
 
+def teacher_values(rows):
+    """``[(teacher name or None, metric)]`` of the teacher rows: ``None`` names the one teacher
+    of ``distill_cfg.teacher`` (arm ``teacher``), a name each of ``distill_cfg.teachers`` (arm
+    ``teacher:<name>``)."""
+    return [(r['arm'].partition(':')[2] or None, number(r['last'])) for r in rows
+            if is_teacher_arm(r['arm'])]
+
+
 def summary_of(rows, seeds=None):
-    teacher = [r for r in rows if r['arm'] == 'teacher']
+    teachers = teacher_values(rows)
     pairs = seed_pairs(rows, seeds)
     first = (pairs[0][1] if pairs else rows[0]) if rows else {}
     metric = first.get('metric_name', 'metric')
     lines = [f'Config: `{first.get("config", "?")}` ({first.get("task", "?")}), metric `{metric}` '
              f'on the validation set, budget {first.get("budget", "?")} (iterations or epochs / '
              'evaluations).',
-             f'Teacher: {fmt(number(teacher[0]["last"])) if teacher else "not measured"}.', '',
+             teacher_line(teachers), '',
              '| seed | alone (last) | distilled (last) | gain d (last) | alone (best) | '
              'distilled (best) | gain (best) |', '|---:|---:|---:|---:|---:|---:|---:|']
     gains = []
@@ -68,33 +91,83 @@ def summary_of(rows, seeds=None):
     lines.append('')
     if not gains:
         return lines + ['No seed has both arms finished yet.']
-    summary = paired_summary(gains)
-    if not math.isfinite(summary.mean):
-        lines.append(f'Gains over {summary.n} seed(s): **{summary.verdict}**.')
-    elif summary.n == 1:
-        lines.append(f'Gain: {fmt(summary.mean, sign=True)} points over 1 seed → '
-                     f'**{summary.verdict}**.')
-    else:
-        lines.append(f'Mean gain over {summary.n} seeds: {fmt(summary.mean, sign=True)} ± '
-                     f'{fmt(summary.std)} (sample std); 95 % interval of the mean '
-                     f'[{fmt(summary.low, sign=True)}, {fmt(summary.high, sign=True)}] → '
-                     f'**{summary.verdict}**.')
-    teacher_value = number(teacher[0]['last']) if teacher else math.nan
+    lines.append(verdict_line(paired_summary(gains), 'gain'))
     alone_mean = sum(number(a['last']) for _, a, _ in pairs) / len(pairs)
-    if math.isfinite(teacher_value) and teacher_value <= alone_mean:
-        lines.append(f'Note: the teacher ({fmt(teacher_value)}) is not better than the student '
-                     f'alone ({fmt(alone_mean)}) in this budget: there is little to distil.')
+    values = [value for _, value in teachers if math.isfinite(value)]
+    if values and max(values) <= alone_mean:
+        which = (f'the teacher ({fmt(values[0])}) is not' if teachers[0][0] is None else
+                 f'no teacher ({", ".join(f"{n} {fmt(v)}" for n, v in teachers)}) is')
+        lines.append(f'Note: {which} better than the student alone ({fmt(alone_mean)}) in this '
+                     'budget: there is little to distil.')
     return lines + ['', RULE, 'The verdict uses the last evaluation; the best-of-K columns are '
                     'optimistic (the best of K evaluations, picked on the validation set '
-                    'itself).', pairing_note(pairs)]
+                    'itself).', pairing_note(pairs)] + baseline_lines(rows, seeds)
+
+
+def teacher_line(teachers):
+    """``Teacher: 63.40.`` (the one teacher) or ``Teachers: cnn 63.40, vit 58.20.``."""
+    if not teachers:
+        return 'Teacher: not measured.'
+    if teachers[0][0] is None:
+        return f'Teacher: {fmt(teachers[0][1])}.'
+    return 'Teachers: ' + ', '.join(f'{name} {fmt(value)}' for name, value in teachers) + '.'
+
+
+def verdict_line(summary, noun):
+    """The sentence of a :class:`~kdzoo.experiments.stats.PairedSummary` of per-seed ``noun``
+    values (``'gain'``, ``'difference'``)."""
+    if not math.isfinite(summary.mean):
+        return f'{noun.capitalize()}s over {summary.n} seed(s): **{summary.verdict}**.'
+    if summary.n == 1:
+        return (f'{noun.capitalize()}: {fmt(summary.mean, sign=True)} points over 1 seed → '
+                f'**{summary.verdict}**.')
+    return (f'Mean {noun} over {summary.n} seeds: {fmt(summary.mean, sign=True)} ± '
+            f'{fmt(summary.std)} (sample std); 95 % interval of the mean '
+            f'[{fmt(summary.low, sign=True)}, {fmt(summary.high, sign=True)}] → '
+            f'**{summary.verdict}**.')
+
+
+def baseline_lines(rows, seeds=None):
+    """The baseline's section (none without baseline rows): per seed the distilled arm, the
+    baseline's and their difference, and the verdict of the difference."""
+    named = [r for r in rows if r['arm'] == BASELINE]
+    if not named:
+        return []
+    pairs = baseline_pairs(rows, seeds)
+    lines = ['', f'Baseline: `{named[0]["config"]}`, distilled in every seed from the same '
+             'initial student on the same batches for the same budget as the config.', '',
+             '| seed | distilled (last) | baseline (last) | difference d (last) | '
+             'distilled (best) | baseline (best) | difference (best) |',
+             '|---:|---:|---:|---:|---:|---:|---:|']
+    differences = []
+    for seed, distilled, baseline in pairs:
+        d_last, b_last = number(distilled['last']), number(baseline['last'])
+        d_best, b_best = number(distilled['best']), number(baseline['best'])
+        differences.append(d_last - b_last)
+        lines.append(f'| {seed} | {fmt(d_last)} | {fmt(b_last)} | '
+                     f'{fmt(d_last - b_last, sign=True)} | {fmt(d_best)} | {fmt(b_best)} | '
+                     f'{fmt(d_best - b_best, sign=True)} |')
+    lines.append('')
+    if not differences:
+        return lines + ['No seed has both the distilled and the baseline arm finished yet.']
+    return lines + [verdict_line(paired_summary(differences), 'difference'), '',
+                    BASELINE_RULE, pairing_note(pairs)]
 
 
 def write_markdown(rows, work_dir, seeds=None):
+    """Write ``compare.md`` of ``rows``, unless the file already says exactly that (a rerun that
+    ran nothing and compares the same baseline leaves it untouched; another baseline's rows
+    rewrite it)."""
     path = osp.join(work_dir, MD_NAME)
     lines = ['# kdzoo compare: did distillation help?', '',
              'Written by `tools/compare.py` from `compare.csv`; do not edit.', '']
+    text = '\n'.join(lines + summary_lines(rows, seeds)) + '\n'
+    if osp.isfile(path):
+        with open(path) as f:
+            if f.read() == text:
+                return path
     with open(path, 'w') as f:
-        f.write('\n'.join(lines + summary_lines(rows, seeds)) + '\n')
+        f.write(text)
     return path
 
 

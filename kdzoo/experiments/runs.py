@@ -294,12 +294,15 @@ def train_run(config, work_dir, options, metric, scale=1.0, student_only=False, 
     return runner, result
 
 
-def teacher_metric(config, work_dir, options, metric, scale=1.0):
-    """The teacher's validation metric: the distilling config's val loop run on the teacher
-    (as :class:`kdzoo.hooks.TeacherCheckHook` does before training)."""
+def teacher_metrics(config, work_dir, options, metric, scale=1.0, names=None):
+    """Each teacher's validation metric, as ``(name, value)`` yielded as it is measured: the
+    distilling config's val loop run on teacher ``name`` (as :class:`kdzoo.hooks.TeacherCheckHook`
+    does before training), for the teachers ``names`` (default: every teacher, in the config's
+    order; ``'teacher'`` is the one teacher of ``distill_cfg.teacher``). One runner for all."""
     runner = make_runner(config, work_dir, options)
     check_checkpoint_classes(runner)  # a teacher of other classes stops before its row is written
     model = unwrap(runner.model)
-    with model.predicting_with_teacher():
-        metrics = runner.val()
-    return metric_value(metrics, metric, scale)
+    for name in model.teachers if names is None else names:
+        with model.predicting_with_teacher(name):
+            metrics = runner.val()
+        yield name, metric_value(metrics, metric, scale)

@@ -1,6 +1,8 @@
 """The teacher-output cache's hook: opens the cache before training, hands each batch's stream
 keys to the model, writes the last rows after training (:mod:`kdzoo.teacher_cache`,
 docs/teacher_cache.md)."""
+import os.path as osp
+
 import torch
 from mmengine.hooks import Hook
 from mmengine.optim import AmpOptimWrapper
@@ -30,20 +32,38 @@ def pop_stream_keys(data_batch):
     return torch.as_tensor(index).tolist(), torch.as_tensor(position).tolist()
 
 
-def check_batch_augments(model, directory):
+def check_batch_augments(model, directory, setting):
     """A data preprocessor's batch augments (mmdet's ``BatchSyncRandomResize``, ...) draw from
     the global streams in the step, outside the seeded data stream: the teacher's inputs are then
-    no function of ``(seed, position)`` and no cache can be exact."""
+    no function of ``(seed, position)`` and no cache can be exact (``setting``: the cache's key in
+    the config, named in the message)."""
     augments = getattr(model.data_preprocessor, 'batch_augments', None)
     if augments:
         names = [type(a).__name__ for a in augments]
         raise ValueError(
-            f"distill_cfg.teacher.cache: the data preprocessor's batch_augments {names} draw "
+            f"{setting}: the data preprocessor's batch_augments {names} draw "
             'their randomness in the training step, outside the seeded data stream, so the '
             "teacher's inputs are not a function of (seed, position) and a cache of its outputs "
-            'would be replayed onto other inputs. Remove distill_cfg.teacher.cache, or move the '
+            f'would be replayed onto other inputs. Remove {setting}, or move the '
             f'augmentation into the dataset pipeline.\nteacher cache {directory}: not opened '
             f'(batch_augments {names})')
+
+
+def check_own_folders(model):
+    """Each teacher's cache is a folder of its own: a cache's manifest and rows are one teacher's
+    (two teachers in one folder: the second would be refused as a cache written for another
+    setup, and removing the folder would not help). ``ValueError`` naming both settings."""
+    seen = {}
+    for name, spec in model.cache_specs.items():
+        folder = osp.realpath(spec.dir)
+        if folder in seen:
+            first, directory = seen[folder]
+            raise ValueError(
+                f'{model.teacher_key(first)}.cache and {model.teacher_key(name)}.cache are the '
+                f'same folder ({directory}): each teacher needs a cache of its own (its manifest '
+                f'records that teacher). Give each its own dir, e.g. DIR/{first} and DIR/{name} '
+                '(tools/cache_teacher.py --cache DIR does).')
+        seen[folder] = (name, spec.dir)
 
 
 def loader_description(loader):
@@ -136,14 +156,17 @@ class TeacherCacheHook(Hook):
 
     def before_train(self, runner):
         model = unwrap(runner.model)
+        check_own_folders(model)
         for name, spec in model.cache_specs.items():
             model.teacher_caches[name] = self.open_cache(runner, model, name, spec)
 
     def open_cache(self, runner, model, name, spec):
         """Teacher ``name``'s cache, opened (see the class docstring)."""
-        check_batch_augments(model, spec.dir)
+        setting = f'{model.teacher_key(name)}.cache'
+        check_batch_augments(model, spec.dir, setting)
         manifest = run_manifest(runner, model, name, spec)
-        cache = TeacherCache(spec, manifest, rank=runner.rank, log=runner.logger.warning).open()
+        cache = TeacherCache(spec, manifest, rank=runner.rank, log=runner.logger.warning,
+                             setting=setting).open()
         layout = {k: manifest[k] for k in LAYOUT_FIELDS}
         if cache.written_by != layout:
             runner.logger.warning(

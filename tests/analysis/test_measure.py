@@ -61,14 +61,15 @@ def test_batch_readouts_run_unequal_images_one_by_one(same_pair):
               for s in (32, 64, 32, 48)]
     batch = dict(inputs=images, data_samples=torch.zeros(4, dtype=torch.long))
     with torch.no_grad():
-        student, teacher = batch_readouts(same_pair, 'cls', batch)
+        student, teachers = batch_readouts(same_pair, 'cls', batch)
         alone = readouts('cls', same_pair.student, images[1][None].float())
     first = readouts('cls', same_pair.student, images[0][None].float())['stage1']
     assert student['stage1'].shape == (4,) + first.shape[1:]
     assert torch.allclose(student['stage1'][1], F.adaptive_avg_pool2d(alone['stage1'],
                                                                       first.shape[-2:])[0])
     assert torch.allclose(student['logits'][1], alone['logits'][0], atol=1e-5)
-    assert torch.allclose(teacher['logits'], student['logits'])
+    assert list(teachers) == ['teacher']  # distill_cfg.teacher: the teacher named 'teacher'
+    assert torch.allclose(teachers['teacher']['logits'], student['logits'])
     # one size: one forward, the same readouts as image by image
     same = dict(inputs=torch.stack([images[0], images[2]] * 2), data_samples=batch['data_samples'])
     with torch.no_grad():

@@ -71,6 +71,23 @@ def test_suggest_leaves_out_what_cannot_be_paired():
     assert any('4 classes, the teacher 10' in n for n in notes)
 
 
+def test_a_named_teachers_items_tap_it_and_carry_its_name():
+    """Under distill_cfg.teachers: taps 'NAME:TAP', item and connector names ending in _NAME (two
+    teachers' items side by side keep unique names), notes naming the teacher."""
+    names = ['stage1', 'logits']
+    sim = similarity([[0.9, 0.1], [0.2, 0.8]], names, names,
+                     dict(stage1=(16, 4, 4), logits=(10,)), dict(stage1=(8, 4, 4), logits=(4,)))
+    sim.teacher_name = 'vit'
+    items, connectors, notes = suggest(sim, 'cls', {n: n for n in names}, {n: n for n in names})
+    assert [entry for entry, _ in items] == [
+        dict(student='stage1', teacher='vit:stage1', loss=dict(type='LFCCLoss'),
+             connector='proj_stage1_vit', name='lfcc_stage1_vit')]
+    assert connectors == dict(proj_stage1_vit=dict(type='Projector', in_channels=8,
+                                                   out_channels=16))
+    assert notes == ['logits: the student predicts 4 classes, the teacher vit 10; logit losses '
+                     'compare the same classes, so the logits are not paired']
+
+
 def test_same_model_with_the_same_weights_gives_the_diagonal(tmp_path):
     """A teacher and a student built from one config with one set of weights: every stage is
     matched with itself (measured CKA, the real readouts of a timm model)."""
@@ -90,7 +107,7 @@ def test_same_model_with_the_same_weights_gives_the_diagonal(tmp_path):
     g = torch.Generator().manual_seed(1)
     loader = [dict(inputs=torch.rand(8, 3, 32, 32, generator=g) * 255,
                    data_samples=torch.zeros(8, dtype=torch.long)) for _ in range(2)]
-    sim = measure(model, 'cls', loader, 2, 'init')
+    sim, = measure(model, 'cls', loader, 2, 'init')  # one teacher: one map
     assert sim.teacher == sim.student == ['stage1', 'stage2', 'stage3', 'stage4', 'logits']
     assert torch.allclose(torch.diagonal(sim.cka), torch.ones(5, dtype=torch.float64))
     assert sim.agreement == 1.0 and sim.kl == pytest.approx(0.0, abs=1e-9)

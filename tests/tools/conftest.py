@@ -1,7 +1,7 @@
 """Fixtures of the tools tests: the generated shapes set, a trained teacher checkpoint and cached
 distillation runs (each trained once per session)."""
 import pytest
-from tools_helpers import TEACHER, runner_config, write_config
+from tools_helpers import STUDENT, TEACHER, runner_config, write_config
 
 
 @pytest.fixture(scope='session')
@@ -23,6 +23,17 @@ def teacher_checkpoint(shapes_data, tmp_path_factory):
     path = root / 'work' / 'iter_2.pth'
     assert path.is_file()
     return str(path)
+
+
+@pytest.fixture(scope='session')
+def second_teacher_checkpoint(shapes_data, tmp_path_factory):
+    """A second teacher for the tests of several teachers (``distill_cfg.teachers``): a training
+    checkpoint of the student's architecture trained alone (2 iterations with tools/train.py)."""
+    from tools.train import main
+    root = tmp_path_factory.mktemp('second_teacher')
+    main([write_config(root / 'second.py', runner_config(shapes_data, root / 'work',
+                                                          model=STUDENT))])
+    return str(root / 'work' / 'iter_2.pth')
 
 
 @pytest.fixture(scope='session')

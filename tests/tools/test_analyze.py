@@ -1,14 +1,18 @@
 """tools/analyze.py: the similarity map, CSV and heatmap of a tiny classification pair, init and
 trained; the snippet it prints builds and runs with tools/train.py --dry-run when written at the
-end of a copy of the config (a config that defines distill_cfg and one that inherits it); seg and
-det runs on generated data; missing inputs named with the command that makes them."""
+end of a copy of the config (a config that defines distill_cfg and one that inherits it); a
+config with two teachers (distill_cfg.teachers) mapped teacher by teacher, each map the one of
+that teacher alone, its snippet naming the teachers; seg and det runs on generated data; missing
+inputs named with the command that makes them."""
+import contextlib
 import csv
+import io
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
-from tools_helpers import REPO, TEACHER, runner_config, write_config
+from tools_helpers import NUM_CLASSES, REPO, TEACHER, runner_config, write_config
 
 PNG = b'\x89PNG\r\n\x1a\n'
 
@@ -141,6 +145,108 @@ def test_batch_size_below_four_is_refused(cls_config):
     from tools.analyze import main
     with pytest.raises(SystemExit):
         main([cls_config[0], '--batch-size', '3'])
+
+
+# --- two teachers: the pair's ConvNeXt and a ViT (another family) -------------------------------
+VIT = dict(type='TimmClassifier', model_name='vit_tiny_patch16_224', num_classes=NUM_CLASSES,
+           img_size=64, patch_size=16, depth=2, embed_dim=48, num_heads=3)
+
+
+@pytest.fixture(scope='module')
+def two_teachers(cls_run, shapes_data, teacher_checkpoint):
+    """tools/analyze.py with the pair's trained student (as cls_run) on a config distilling it from
+    two teachers, ``cnn`` (the pair's teacher) and ``vit`` (random weights saved as a checkpoint),
+    and on the config of the ViT alone; ``(config, root, {'two' | 'vit': (main's result, printed
+    text, [figure])})``."""
+    import tools.analyze
+    from kdzoo.registry import build
+    root = cls_run[1]
+    torch.manual_seed(0)
+    vit = build(VIT)
+    vit.init_weights()
+    torch.save({'state_dict': vit.state_dict()}, root / 'vit.pth')
+    teachers = dict(cnn=dict(config=TEACHER, checkpoint=teacher_checkpoint),
+                    vit=dict(config=VIT, checkpoint=str(root / 'vit.pth')))
+    kd = dict(student='logits', loss=dict(type='KDLoss'))
+    configs = dict(
+        two=dict(teachers=teachers, losses=[dict(kd, teacher='cnn:logits', name='kd_cnn'),
+                                            dict(kd, teacher='vit:logits', name='kd_vit')]),
+        vit=dict(teacher=teachers['vit'], losses=[dict(kd, teacher='logits')]))
+    runs = {}
+    real = tools.analyze.write_heatmap
+    for name, distill_cfg in configs.items():
+        path = write_config(root / f'{name}.py', runner_config(shapes_data, root / 'work',
+                                                               distill_cfg=distill_cfg))
+        figures, printed = [], io.StringIO()
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+            patch.setattr(tools.analyze, 'write_heatmap',
+                          lambda *args: figures.append(real(*args)))
+            result = tools.analyze.main([path, '--checkpoint', str(root / 'work' / 'iter_2.pth'),
+                                         '--batches', '2', '--batch-size', '4', '--out',
+                                         str(root / f'{name}_out')])
+        runs[name] = result, printed.getvalue(), figures
+    return str(root / 'two.py'), root, runs
+
+
+def test_two_teachers_give_one_panel_table_and_csv_block_per_teacher(two_teachers,
+                                                                     teacher_checkpoint):
+    _, root, runs = two_teachers
+    (sims, _, _), printed, (figure,) = runs['two']
+    assert [(s.weights, s.teacher_name) for s in sims] == [
+        ('init', 'cnn'), ('init', 'vit'), ('trained', 'cnn'), ('trained', 'vit')]
+    states = ['student at initialisation', 'student trained (iter_2.pth)']
+    panels = [ax for ax in figure.axes if ax.get_title()]  # the colorbar has no title
+    assert [ax.get_title().split('\n')[0] for ax in panels] == [
+        f'teacher {name} x {state}' for name in ('cnn', 'vit') for state in states]
+    assert [ax.get_ylabel() for ax in panels] == ['teacher cnn', '', 'teacher vit', '']
+    for name in ('cnn', 'vit'):
+        for state in states:
+            assert f'linear CKA, rows: teacher {name}, columns: {state}; logits: ' in printed
+    assert f'; teacher checkpoints: cnn {teacher_checkpoint}, vit {root}/vit.pth\n' in printed
+    with open(root / 'two_out' / 'similarity.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    names = ['stage1', 'stage2', 'stage3', 'stage4', 'logits']
+    assert len(rows) == 2 * 2 * 25
+    assert sorted({r['teacher'] for r in rows}) == sorted(f'{t}:{n}' for t in ('cnn', 'vit')
+                                                          for n in names)
+    assert open(root / 'two_out' / 'similarity.png', 'rb').read(8) == PNG
+
+
+def test_each_teachers_map_is_the_map_of_that_teacher_alone(cls_run, two_teachers):
+    """Same student weights (init and the trained checkpoint), same images: the cnn maps are the
+    single-teacher pair's (cls_run), the vit maps those of the config of the ViT alone."""
+    sims = two_teachers[2]['two'][0][0]
+    alone = dict(cnn=cls_run[3][0], vit=two_teachers[2]['vit'][0][0])
+    for name, single in alone.items():
+        assert [s.teacher_name for s in single] == [None, None]
+        mine = [s for s in sims if s.teacher_name == name]
+        for a, b in zip(mine, single):
+            assert (a.weights, a.teacher, a.student, a.shapes, a.images) == (
+                b.weights, b.teacher, b.student, b.shapes, b.images)
+            assert torch.equal(a.cka, b.cka)
+            assert (a.agreement, a.kl) == (b.agreement, b.kl)
+    # the two teachers are not the same map
+    assert not torch.equal(sims[0].cka, sims[1].cka)
+
+
+def test_two_teachers_snippet_names_teachers_and_passes_the_dry_run(two_teachers, capsys):
+    from kdzoo.distiller import parse_items
+    config, root, runs = two_teachers
+    (_, items, connectors), printed, _ = runs['two']
+    entries = [entry for entry, _ in items]
+    assert {entry['teacher'].split(':')[0] for entry in entries} == {'cnn', 'vit'}
+    assert all(entry['name'].endswith(('_cnn', '_vit')) for entry in entries)
+    assert all(name.endswith(('_cnn', '_vit')) for name in connectors)
+    parsed = parse_items(entries, teachers=('cnn', 'vit'))
+    assert [item.sources[0][0] for item in parsed] == [
+        entry['teacher'].split(':')[0] for entry in entries]
+    # the snippet updates losses and connectors of the config, whose teachers= it keeps
+    runner = dry_run_with(config, snippet_of(printed), root / 'two_suggested.py')
+    model = runner.model
+    assert model.multi_teacher and list(model.teachers) == ['cnn', 'vit']
+    assert [item.name for item in model.distiller.items] == [e['name'] for e in entries]
+    dry = capsys.readouterr().out
+    assert 'distill.loss_kd_logits_cnn = ' in dry and 'distill.loss_kd_logits_vit = ' in dry
 
 
 # --- seg and det on generated data, random teachers ----------------------------------------------

@@ -10,7 +10,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from tools_helpers import REPO, TEACHER, runner_config, write_config
+from tools_helpers import REPO, STUDENT, TEACHER, runner_config, write_config
 
 from kdzoo.experiments.rows import read_rows
 from kdzoo.experiments.stats import paired_summary, t_quantile
@@ -501,3 +501,280 @@ def test_a_config_with_its_own_cache_gets_one_cache_per_seed_under_it(cls_config
     assert sorted(os.listdir(cache)) == ['seed0', 'seed1']
     assert {(r['arm'], r['seed']) for r in rows} == {('teacher', '-')} | {
         (arm, seed) for arm in ('alone', 'distilled') for seed in ('0', '1')}
+
+
+# --- a baseline: the config against another distilling config of the same student (issue 26) ---
+def baseline_config(cls_config, path, weight=1.0, change=None):
+    """``cls_config`` with another distillation loss (KD, ``weight``) written to ``path``;
+    ``change(cfg)`` edits the config dict before."""
+    cfg = Config.fromfile(cls_config[0]).to_dict()
+    cfg['distill_cfg']['losses'] = [dict(student='logits', teacher='logits', weight=weight,
+                                         loss=dict(type='KDLoss', tau=4.0))]
+    if change:
+        change(cfg)
+    return write_config(path, cfg)
+
+
+@pytest.fixture(scope='module')
+def baseline_run(cls_config, tmp_path_factory):
+    """Seeds 0 and 1, 2 iterations, 1 evaluation, of cls_config against a KD baseline."""
+    from tools.compare import main
+    root = tmp_path_factory.mktemp('baseline')
+    other = baseline_config(cls_config, root / 'kd.py')
+    work_dir = str(root / 'cmp')
+    args = [cls_config[0], '--seeds', '0,1', '--iters', '2', '--evals', '1', '--work-dir',
+            work_dir, '--baseline', other]
+    main(args)
+    return args, work_dir, other
+
+
+def test_baseline_rows_difference_and_verdict_follow_from_the_csv(baseline_run):
+    import statistics
+    args, work_dir, other = baseline_run
+    with open(osp.join(work_dir, 'compare.csv'), newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert [(r['arm'], r['seed']) for r in rows] == [
+        ('teacher', '-'), ('alone', '0'), ('distilled', '0'), ('alone', '1'), ('distilled', '1'),
+        ('baseline', '0'), ('baseline', '1')]  # the config's arms first, then the baseline's
+    by = {(r['arm'], r['seed']): r for r in rows}
+    main_parts = dict(p.split('=', 1) for p in by['distilled', '0']['fingerprint_parts'].split())
+    for seed in '01':
+        baseline, distilled = by['baseline', seed], by['distilled', seed]
+        assert baseline['config'] == other and distilled['config'] == args[0]
+        assert baseline['init_sha'] == distilled['init_sha']  # the seed's saved student
+        assert baseline['batches_sha'] == distilled['batches_sha']
+        parts = dict(p.split('=', 1) for p in baseline['fingerprint_parts'].split())
+        assert {k: parts[k] for k in main_parts} == main_parts
+        assert sorted(set(parts) - set(main_parts)) == ['baseline_config', 'baseline_teacher']
+        assert parts['baseline_teacher'] == main_parts['teacher']  # the same checkpoint
+        assert baseline['fingerprint'] != distilled['fingerprint']
+    # the difference, its mean, std, 95 % t interval (t(0.975, 1) = 12.7062) and the verdict
+    d = [float(by['distilled', s]['last']) - float(by['baseline', s]['last']) for s in '01']
+    mean, std = statistics.mean(d), statistics.stdev(d)
+    low, high = mean - 12.7062 * std / 2 ** 0.5, mean + 12.7062 * std / 2 ** 0.5
+    verdict = 'helped' if low > 0 else 'hurt' if high < 0 else 'no clear effect'
+    md = open(osp.join(work_dir, 'compare.md')).read()
+    section = md[md.index('Baseline: '):]
+    assert section.startswith(f'Baseline: `{other}`')
+    for seed, value in zip('01', d):
+        assert f'| {seed} | {float(by["distilled", seed]["last"]):.2f} | ' \
+               f'{float(by["baseline", seed]["last"]):.2f} | {value:+.2f} |' in section
+    assert (f'Mean difference over 2 seeds: {mean:+.2f} ± {std:.2f} (sample std); 95 % interval '
+            f'of the mean [{low:+.2f}, {high:+.2f}] → **{verdict}**.') in section
+    assert 'Baseline rule:' in section and 'Pairing checked' in section
+
+
+def test_the_baseline_alone_trains_as_its_own_comparison_does(baseline_run, tmp_path):
+    """The baseline arm is the baseline config's distilled run of the seed: its own comparison
+    (another work dir, its own saved student) gives the same metric and fingerprints."""
+    from tools.compare import main
+    args, work_dir, other = baseline_run
+    own = main([other, '--seeds', '1', '--iters', '2', '--evals', '1', '--work-dir',
+                str(tmp_path / 'own')])
+    mine = {r['arm']: r for r in rows_of(work_dir) if r['seed'] == '1'}
+    theirs = {r['arm']: r for r in own if r['seed'] == '1'}
+    for field in ('last', 'curve', 'init_sha', 'batches_sha'):
+        assert mine['baseline'][field] == theirs['distilled'][field], field
+
+
+@pytest.mark.parametrize('change, differs', [
+    (lambda cfg: cfg.update(model=dict(STUDENT, model_name='test_efficientnet')),
+     'model.model_name'),
+    (lambda cfg: cfg['train_dataloader'].update(batch_size=2), 'train_dataloader.batch_size'),
+    (lambda cfg: cfg.update(param_scheduler=[dict(type='MultiStepLR', by_epoch=False,
+                                                  milestones=[1], gamma=0.1)]),
+     'param_scheduler'),
+])
+def test_a_baseline_of_another_student_data_or_schedule_is_refused_naming_both(
+        cls_config, tmp_path, change, differs):
+    from tools.compare import main
+    other = baseline_config(cls_config, tmp_path / 'other.py', change=change)
+    work_dir = tmp_path / 'cmp'
+    with pytest.raises(SystemExit) as err:
+        main([cls_config[0], '--iters', '2', '--work-dir', str(work_dir), '--baseline', other])
+    assert str(err.value) == (
+        f'compare: the baseline {other} does not train the same student as {cls_config[0]}: '
+        f'{differs} differ. The paired difference needs the same student model, data, '
+        'evaluator and schedule (model, train_dataloader, val_dataloader, val_evaluator, '
+        'train_cfg, param_scheduler); give a baseline that differs from the config in its '
+        'distill_cfg only (e.g. one sharing its _base_ files).')
+    assert not work_dir.exists()
+
+
+def test_a_changed_baseline_is_recomputed_and_the_config_rows_reused(baseline_run, cls_config,
+                                                                      tmp_path, capsys):
+    """The same baseline under another path reuses every row; changed (another loss weight), its
+    arm is trained again, the config's rows reused, its old rows kept beside, never reported."""
+    import shutil
+
+    from tools.compare import main
+    args, work_dir, other = baseline_run
+    work = str(tmp_path / 'cmp')
+    shutil.copytree(work_dir, work)
+    moved = baseline_config(cls_config, tmp_path / 'kd_moved.py')  # the same config elsewhere
+    command = args[:7] + ['--work-dir', work, '--baseline', moved]
+    main(command)
+    assert capsys.readouterr().out.count('done already') == 6
+    before = rows_of(work)
+    changed = baseline_config(cls_config, tmp_path / 'kd_moved.py', weight=3.0)
+    rows = main(command)
+    out = capsys.readouterr().out
+    assert out.count('done already') == 4  # alone and distilled of both seeds
+    assert 'seed 0, baseline' in out and 'seed 1, baseline' in out
+    assert '2 baseline row(s) of another baseline or an earlier version of it' in out
+    every = rows_of(work)
+    assert every[:len(before)] == before  # the old rows kept
+    new = [r for r in every[len(before):]]
+    assert [(r['arm'], r['seed'], r['config']) for r in new] == [
+        ('baseline', '0', changed), ('baseline', '1', changed)]
+    assert new[0]['fingerprint'] != before[5]['fingerprint']
+    assert [r for r in rows if r['arm'] == 'baseline'] == new  # reported: the new ones only
+    md = open(osp.join(work, 'compare.md')).read()
+    assert f'| 0 | {float(before[2]["last"]):.2f} | {float(new[0]["last"]):.2f} |' in md
+
+
+# --- a multi-teacher config: one teacher row per teacher (issue 26) -----------------------------
+def by_arm(rows):
+    return {r['arm']: r for r in rows}
+
+
+def constant_teacher(checkpoint, path, label):
+    """``checkpoint`` (the trained teacher) with its classifier made to answer class ``label`` for
+    every image (zero weights, a bias for that class), saved to ``path``."""
+    state = torch.load(checkpoint, weights_only=False)
+    weights = state['state_dict']
+    weights['model.head.fc.weight'].zero_()
+    weights['model.head.fc.bias'].copy_(torch.nn.functional.one_hot(
+        torch.tensor(label), weights['model.head.fc.bias'].numel()).float() * 10)
+    torch.save(state, path)
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def multi_teacher(shapes_data, teacher_checkpoint, tmp_path_factory):
+    """Two teachers, ``cnn`` answering class 0 and ``vit`` class 1 for every image, on a copy of
+    the validation set where the classes hold 2, 3, 4 and 5 images (so any two classes' teachers
+    score differently); a two-teacher config and the single-teacher config of ``cnn``."""
+    import shutil
+    root = tmp_path_factory.mktemp('multi_teacher')
+    data = dict(shapes_data, val=str(root / 'val'))
+    shutil.copytree(shapes_data['val'], data['val'])
+    for extra, name in enumerate(sorted(os.listdir(data['val']))):
+        folder = osp.join(data['val'], name)
+        first = osp.join(folder, sorted(os.listdir(folder))[0])
+        for copy in range(extra):
+            shutil.copy(first, osp.join(folder, f'copy{copy}.png'))
+    teachers = {name: constant_teacher(teacher_checkpoint, root / f'{name}.pth', label)
+                for label, name in enumerate(('cnn', 'vit'))}
+    kd = dict(type='KDLoss', tau=4.0)
+    two = runner_config(data, root / 'work', distill_cfg=dict(
+        teachers={name: dict(config=TEACHER, checkpoint=path) for name, path in teachers.items()},
+        losses=[dict(student='logits', teacher='cnn:logits', loss=kd),
+                dict(student='logits', teacher='vit:logits', loss=kd)]))
+    one = runner_config(data, root / 'work', distill_cfg=dict(
+        teacher=dict(config=TEACHER, checkpoint=teachers['cnn']),
+        losses=[dict(student='logits', teacher='logits', loss=kd)]))
+    return dict(root=root, data=data, teachers=teachers,
+                two=write_config(root / 'two.py', two), one=write_config(root / 'one.py', one))
+
+
+@pytest.fixture(scope='module')
+def multi_run(multi_teacher):
+    """The two-teacher config compared over seed 0 with the cnn-only config as its baseline."""
+    from tools.compare import main
+    work_dir = str(multi_teacher['root'] / 'cmp')
+    rows = main([multi_teacher['two'], '--seeds', '0', '--iters', '2', '--evals', '1',
+                 '--work-dir', work_dir, '--baseline', multi_teacher['one']])
+    return rows, work_dir
+
+
+def test_a_multi_teacher_config_has_one_row_per_teacher_each_its_own_metric(multi_teacher,
+                                                                             multi_run):
+    """Each teacher's row holds what evaluating that teacher alone gives (tools/test.py on the
+    teacher's own config and checkpoint), and the two differ (the rows are not swapped)."""
+    from tools.test import main as test
+    rows, work_dir = multi_run
+    assert [(r['arm'], r['seed']) for r in rows] == [
+        ('teacher:cnn', '-'), ('teacher:vit', '-'), ('alone', '0'), ('distilled', '0'),
+        ('baseline', '0')]
+    alone = {}
+    for name, checkpoint in multi_teacher['teachers'].items():
+        config = write_config(multi_teacher['root'] / f'{name}_alone.py', runner_config(
+            multi_teacher['data'], multi_teacher['root'] / f'{name}_alone', model=TEACHER))
+        alone[name] = test([config, checkpoint])['cls/top1']
+    measured = {r['arm']: float(r['last']) for r in rows if r['arm'].startswith('teacher')}
+    assert measured == {'teacher:cnn': pytest.approx(alone['cnn'], abs=1e-6),  # CSV digits
+                        'teacher:vit': pytest.approx(alone['vit'], abs=1e-6)}
+    assert alone['cnn'] != alone['vit']
+    md = open(osp.join(work_dir, 'compare.md')).read()
+    assert f'Teachers: cnn {alone["cnn"]:.2f}, vit {alone["vit"]:.2f}.' in md
+    # the single-teacher baseline of the same student pairs with it
+    by = by_arm(rows)
+    assert by['baseline']['init_sha'] == by['distilled']['init_sha']
+    assert by['baseline']['batches_sha'] == by['distilled']['batches_sha']
+
+
+@pytest.mark.parametrize('teachers, alone, says', [
+    ({'teacher': 20.0}, 30.0, ['Teacher: 20.00.', 'Note: the teacher (20.00) is not better than '
+                               'the student alone (30.00) in this budget']),
+    ({'teacher:cnn': 20.0, 'teacher:vit': 25.0}, 30.0, [
+        'Teachers: cnn 20.00, vit 25.00.', 'Note: no teacher (cnn 20.00, vit 25.00) is better '
+        'than the student alone (30.00) in this budget']),
+    ({'teacher:cnn': 20.0, 'teacher:vit': 35.0}, 30.0, ['Teachers: cnn 20.00, vit 35.00.']),
+])
+def test_the_report_names_each_teacher_and_notes_when_none_beats_the_student(teachers, alone,
+                                                                             says):
+    from kdzoo.experiments.compare_report import summary_lines
+    rows = [dict(arm=arm, seed='-', last=str(value)) for arm, value in teachers.items()] + [
+        dict(arm=arm, seed='0', last=str(alone), best=str(alone), init_sha='i', batches_sha='b',
+             fingerprint='f', metric_name='cls/top1') for arm in ('alone', 'distilled')]
+    text = '\n'.join(summary_lines([dict(r, fingerprint='f') for r in rows], [0]))
+    for line in says:
+        assert line in text
+    assert ('Note:' in text) == (len(says) == 2)
+
+
+def test_a_rerun_of_a_multi_teacher_compare_reuses_every_teacher_row(multi_teacher, multi_run,
+                                                                     capsys):
+    from tools.compare import main
+    rows, work_dir = multi_run
+    before = unchanged(work_dir)
+    main([multi_teacher['two'], '--seeds', '0', '--iters', '2', '--evals', '1', '--work-dir',
+          work_dir, '--baseline', multi_teacher['one']])
+    out = capsys.readouterr().out
+    assert '[compare] teacher' not in out and out.count('done already') == 3
+    assert unchanged(work_dir) == before
+
+
+def test_every_teachers_checkpoint_bytes_are_fingerprinted_not_its_path(multi_teacher, tmp_path):
+    import shutil
+
+    from kdzoo.experiments.paired import fingerprint_of
+    from kdzoo.runner import load_config
+    config = multi_teacher['two']
+
+    def fingerprint(vit):
+        options = {'distill_cfg.teachers.vit.checkpoint': vit}
+        return fingerprint_of(config, load_config(config, options), options, 2, 1, 'cls/top1', 1.0)
+
+    moved = shutil.copy(multi_teacher['teachers']['vit'], tmp_path / 'moved.pth')
+    assert fingerprint(str(moved)).value == fingerprint(multi_teacher['teachers']['vit']).value
+    state = torch.load(moved, weights_only=False)
+    state['state_dict']['model.head.fc.bias'].add_(1.0)
+    torch.save(state, moved)
+    changed, original = fingerprint(str(moved)), fingerprint(multi_teacher['teachers']['vit'])
+    assert changed.parts['teacher'] != original.parts['teacher']
+    assert {k: v for k, v in changed.parts.items() if k != 'teacher'} == \
+        {k: v for k, v in original.parts.items() if k != 'teacher'}
+
+
+def test_a_missing_checkpoint_of_one_teacher_is_named_with_its_key(multi_teacher):
+    from kdzoo.experiments.paired import check_inputs
+    from kdzoo.runner import load_config
+    config = multi_teacher['two']
+    cfg = load_config(config, {'distill_cfg.teachers.vit.checkpoint': '/nowhere/vit.pth'})
+    with pytest.raises(SystemExit) as err:
+        check_inputs(cfg, config)
+    assert 'teacher checkpoint /nowhere/vit.pth (distill_cfg.teachers.vit.checkpoint)' in \
+        str(err.value)
+    assert 'cnn' not in str(err.value).split('\n', 1)[1]  # the other teacher is there

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 import torch
-from tools_helpers import SEED_LOSSES, TEACHER, runner_config, write_config
+from tools_helpers import SEED_LOSSES, STUDENT, TEACHER, runner_config, write_config
 
 from kdzoo.checkpoint import load_file
 from kdzoo.class_names import ClassNamesError, recorded_classes
@@ -129,3 +129,27 @@ def test_compare_with_a_teacher_of_other_classes_stops_before_the_teachers_row(
         main([distill(shapes_data, tmp_path, teacher), '--seeds', '0', '--iters', '2',
               '--evals', '1', '--work-dir', str(work_dir)])
     assert not (work_dir / 'compare.csv').exists()
+
+
+def test_a_second_teacher_of_other_classes_stops_before_training_naming_its_checkpoint(
+        shapes_data, teacher_checkpoint, second_teacher_checkpoint, classes, tmp_path):
+    """Several teachers (``distill_cfg.teachers``): every teacher's checkpoint is checked, the
+    second one's too, and the message names its checkpoint and its own opt-out."""
+    from tools.train import main
+    reordered = classes[::-1]
+    second = with_classes(second_teacher_checkpoint, reordered, tmp_path / 'reordered.pth')
+    teachers = dict(a=dict(config=TEACHER, checkpoint=teacher_checkpoint),
+                    b=dict(config=STUDENT, checkpoint=second))
+    losses = [dict(student='logits', teacher=f'{name}:logits', loss=dict(type='KDLoss'),
+                   name=f'kd_{name}') for name in teachers]
+    cfg = runner_config(shapes_data, tmp_path / 'work', distill_cfg=dict(
+        teachers=teachers, teacher_check=False, losses=losses))
+    config = write_config(tmp_path / 'two.py', cfg)
+    text = message('teacher', second, 'the same 4 classes in another order (4 at other labels)',
+                   reordered, classes, 'distill_cfg.teachers.b.check_classes=False')
+    for argv in ([config, '--dry-run'], [config]):
+        with pytest.raises(ClassNamesError, match='^' + re.escape(text) + '$'):
+            main(argv)
+    assert not list((tmp_path / 'work').glob('*.pth'))
+    runner = main([config, '--cfg-options', 'distill_cfg.teachers.b.check_classes=False'])
+    assert runner.iter == 2
