@@ -13,12 +13,11 @@ from test_mmdet_distill import shrink_options
 
 import kdzoo.adapters.mmdet  # noqa: F401
 from kdzoo.checkpoint import load_file, state_dict_of
-from kdzoo.teacher import model_config
+from kdzoo.teacher import model_config, teacher_configs, teacher_key
 from kdzoo.toydata import make_det_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, 'configs', 'det', '*.py')))
-QUICKSTART_TEACHER = os.path.join(REPO, 'configs', 'det', 'quickstart_retinanet_swin_teacher.py')
 
 
 @pytest.fixture(autouse=True)
@@ -68,18 +67,22 @@ def random_teacher(config, path):
 
 
 def options_for(config, data, tmp_path):
-    """Data options, and for the COCO configs tiny random models (no download)."""
+    """Data options, and for the COCO configs tiny random models (no download); the quick-start
+    teachers (each teacher of ``distill_cfg.teacher`` / ``teachers``) from random checkpoints."""
     cfg = Config.fromfile(config)
     options = data_options(data)
+    teachers = teacher_configs(cfg.distill_cfg) if 'distill_cfg' in cfg else {}
+    multi = 'teachers' in cfg.get('distill_cfg', {})
     if os.path.basename(config).startswith('quickstart'):
-        if 'distill_cfg' in cfg:
-            options['distill_cfg.teacher.checkpoint'] = random_teacher(QUICKSTART_TEACHER,
-                                                                       tmp_path / 'teacher.pth')
+        for name, teacher in teachers.items():
+            options[f'{teacher_key(name, multi)}.checkpoint'] = random_teacher(
+                teacher.config, tmp_path / f'{name}.pth')
         return options
     options.update({f'model.{k}': v for k, v in shrink_options(cfg.model).items()})
-    teacher = model_config(cfg.distill_cfg.teacher.config)
-    options['distill_cfg.teacher.cfg_options'] = shrink_options(teacher)
-    options['distill_cfg.teacher.checkpoint'] = None
+    for name, teacher in teachers.items():
+        key = teacher_key(name, multi)
+        options[f'{key}.cfg_options'] = shrink_options(model_config(teacher.config))
+        options[f'{key}.checkpoint'] = None
     options['distill_cfg.teacher_check'] = False  # covered by the quick-start and README runs
     options['distill_cfg.check_teacher_labels'] = False  # COCO teacher configs, the toy set
     return options
@@ -102,7 +105,8 @@ def test_each_config_trains_two_iterations(config, det_data, tmp_path):
     model = runner.model
     before = clone(model.state_dict())
     distilled = 'distill_cfg' in Config.fromfile(config)
-    teacher_before = clone(model.teacher.state_dict()) if distilled else None
+    teachers_before = {name: clone(teacher.state_dict())
+                       for name, teacher in model.teachers.items()} if distilled else None
     runner.train()
     assert runner.iter == 2
     history = runner.message_hub.log_scalars
@@ -118,9 +122,11 @@ def test_each_config_trains_two_iterations(config, det_data, tmp_path):
     for key in keys:
         values = history[key].data[0]
         assert len(values) == 2 and all(math.isfinite(v) for v in values), key
-    assert all(torch.equal(v, teacher_before[k]) for k, v in model.teacher.state_dict().items())
-    assert not model.teacher.training
-    assert all(not p.requires_grad for p in model.teacher.parameters())
+    for name, teacher in model.teachers.items():
+        assert all(torch.equal(v, teachers_before[name][k])
+                   for k, v in teacher.state_dict().items()), name
+        assert not teacher.training
+        assert all(not p.requires_grad for p in teacher.parameters())
     saved = state_dict_of(load_file(tmp_path / 'work' / 'iter_2.pth'))
     assert saved and all(k.startswith('distiller.student.') for k in saved)
 

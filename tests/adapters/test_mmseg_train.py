@@ -177,18 +177,20 @@ def test_readme_command_real_size_and_export_round_trip(seg_data, tmp_path, caps
 def test_every_seg_config_parses_with_a_resolvable_teacher(path):
     from kdzoo.adapters import check_distill_cfg
     from kdzoo.distiller import parse_items
-    from kdzoo.teacher import model_config
+    from kdzoo.teacher import model_config, teacher_configs
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmseg' and cfg.model.type == 'EncoderDecoder'
     if 'distill_cfg' not in cfg:
         return
     check_distill_cfg(cfg.distill_cfg)
-    parse_items(cfg.distill_cfg.losses)
-    teacher = model_config(cfg.distill_cfg.teacher.config)
-    assert teacher.type == 'EncoderDecoder'
-    assert teacher.decode_head.num_classes == cfg.model.decode_head.num_classes
-    checkpoint = cfg.distill_cfg.teacher.checkpoint
-    assert checkpoint.startswith('https://download.openmmlab.com/') or 'quickstart' in path
+    teachers = teacher_configs(cfg.distill_cfg)
+    parse_items(cfg.distill_cfg.losses, list(teachers))
+    for teacher_cfg in teachers.values():
+        teacher = model_config(teacher_cfg.config)
+        assert teacher.type == 'EncoderDecoder'
+        assert teacher.decode_head.num_classes == cfg.model.decode_head.num_classes
+        checkpoint = teacher_cfg.checkpoint
+        assert checkpoint.startswith('https://download.openmmlab.com/') or 'quickstart' in path
 
 
 def test_quickstart_teacher_then_distillation(seg_data, tmp_path):
@@ -210,3 +212,32 @@ def test_quickstart_teacher_then_distillation(seg_data, tmp_path):
         assert torch.equal(value, teacher.model.state_dict()[key])
     log = open(glob.glob(str(tmp_path / 'msdcrd' / '*' / '*.log'))[0]).read()
     assert 'teacher check (teacher on the val set): aAcc: ' in log
+
+
+def test_quickstart_two_teachers_distil_from_both(seg_data, tmp_path):
+    """quickstart_teacher.py (Swin) and quickstart_teacher_r50.py (ResNet-50) train;
+    quickstart_two_teachers.py distils from both checkpoints: every item's loss is finite, each
+    teacher holds its own checkpoint, and the teacher check evaluates each."""
+    from tools.train import main
+    options = ['train_cfg.max_iters=2', 'train_dataloader.batch_size=4']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        options += [f'{loader}.dataset.data_root={seg_data}', f'{loader}.num_workers=0',
+                    f'{loader}.persistent_workers=False']
+    trained = {name: main([os.path.join(CONFIGS, config), '--work-dir', str(tmp_path / name),
+                           '--cfg-options', *options])
+               for name, config in (('swin', 'quickstart_teacher.py'),
+                                    ('cnn', 'quickstart_teacher_r50.py'))}
+    runner = main([os.path.join(CONFIGS, 'quickstart_two_teachers.py'), '--work-dir',
+                   str(tmp_path / 'distil'), '--cfg-options', *options,
+                   *(f'distill_cfg.teachers.{name}.checkpoint={tmp_path / name / "iter_2.pth"}'
+                     for name in trained)])
+    assert runner.iter == 2
+    for name, values in losses_of(runner, ['cwd_swin', 'cwd_cnn', 'cwd_ensemble']).items():
+        assert len(values) == 2 and torch.isfinite(torch.as_tensor(values)).all(), name
+    assert list(runner.model.teachers) == ['swin', 'cnn']
+    for name, teacher in trained.items():
+        for key, value in runner.model.teachers[name].state_dict().items():
+            assert torch.equal(value, teacher.model.state_dict()[key]), (name, key)
+    log = open(glob.glob(str(tmp_path / 'distil' / '*' / '*.log'))[0]).read()
+    for name in trained:
+        assert f"teacher check (teacher '{name}' on the val set): aAcc: " in log

@@ -16,6 +16,8 @@ import timm
 import torch
 from tools_helpers import REPO, cls_config_files
 
+from kdzoo.teacher import teacher_configs
+
 CONFIGS = cls_config_files()
 # per data set: (dataset type, data root, number of classes); configs/cls/_base_/*.py
 DATASETS = {
@@ -52,6 +54,8 @@ def test_every_pair_and_method_is_there():
     for method in ('msdcrd', 'mldrkd'):
         assert f'{method}_vit-s_to_r18_cifar100.py' in names
     assert 'mldrkd_mixer-b16_to_r18_cifar100.py' in names
+    # two teachers of different families (distill_cfg.teachers), items on each and their ensemble
+    assert 'mldrkd_swin-t_and_convnext-t_to_r18_cifar100.py' in names
     # the Mamba family (EfficientViM, a state-space model) as teacher and as student
     assert {'mldrkd_efficientvim-m2_to_r18_cifar100.py',
             'mldrkd_convnext-t_to_efficientvim-m1_cifar100.py'} <= names
@@ -85,23 +89,27 @@ def test_config_parses_and_its_items_build(path):
         return
     model = cfg.model
     assert model.type == 'kdzoo.DistillClassifier'
-    teacher = model.distill_cfg.teacher
-    for side in (model.student, teacher.config):
+    teachers = teacher_configs(model.distill_cfg)
+    for side in (model.student, *(teacher.config for teacher in teachers.values())):
         assert timm.is_model(side.model_name) and side.num_classes == num_classes
         assert side.img_size == 224
-    if dataset_of(path) == 'imagenet':  # timm's published ImageNet-1K weights, no fine-tuning
-        assert teacher.checkpoint is None and teacher.config.pretrained is True
-        assert timm.models.get_pretrained_cfg(teacher.config.model_name).tag.endswith('in1k')
-    else:  # a teacher fine-tuned by configs/cls/teachers/
-        assert teacher.checkpoint.startswith('checkpoints/')
+    for teacher in teachers.values():
+        if dataset_of(path) == 'imagenet':  # timm's published ImageNet-1K weights, no fine-tuning
+            assert teacher.checkpoint is None and teacher.config.pretrained is True
+            assert timm.models.get_pretrained_cfg(teacher.config.model_name).tag.endswith('in1k')
+        else:  # a teacher fine-tuned by configs/cls/teachers/
+            assert teacher.checkpoint.startswith('checkpoints/')
     connectors = model.distill_cfg.get('connectors', {})
     for cfg_ in connectors.values():
         build(cfg_)
     for item in model.distill_cfg.losses:
         build(item['loss'])
         taps = [item['student']] if isinstance(item['student'], str) else item['student']
-        for tap in taps + [item['teacher']]:
+        sources = [item['teacher']] if isinstance(item['teacher'], str) else item['teacher']
+        for tap in taps + [source.rpartition(':')[2] for source in sources]:
             assert tap in RESERVED or MODULE_PATH.match(tap), tap
+        for source in sources:  # NAME:TAP names one of the teachers; a bare TAP needs one teacher
+            assert source.rpartition(':')[0] in teachers if ':' in source else len(teachers) == 1
         if item.get('connector'):
             assert item['connector'].split('.')[0] in connectors
 
@@ -113,8 +121,9 @@ def test_items_fit_the_real_models(path):
     connectors, then every loss on random tensors of the shapes it receives."""
     from kdzoo.registry import build
     cfg = load(path)
-    cfg.model.distill_cfg.teacher.checkpoint = None
-    cfg.model.distill_cfg.teacher.config.pretrained = False  # the shapes, not the weights
+    for teacher in teacher_configs(cfg.model.distill_cfg).values():
+        teacher.checkpoint = None
+        teacher.config.pretrained = False  # the shapes, not the weights
     with torch.device('meta'), warnings.catch_warnings():
         warnings.simplefilter('ignore')  # no teacher checkpoint
         model = build(cfg.model)
