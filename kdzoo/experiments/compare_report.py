@@ -10,6 +10,7 @@ from kdzoo.experiments.paired import (
     BASELINE,
     MD_NAME,
     PNG_NAME,
+    arm_pairs,
     baseline_pairs,
     is_teacher_arm,
     parse_curve,
@@ -150,8 +151,13 @@ def baseline_lines(rows, seeds=None):
     lines.append('')
     if not differences:
         return lines + ['No seed has both the distilled and the baseline arm finished yet.']
-    return lines + [verdict_line(paired_summary(differences), 'difference'), '',
-                    BASELINE_RULE, pairing_note(pairs)]
+    # the baseline against the student alone: the same seeds' saved students and batches
+    alone = arm_pairs(rows, ('alone', BASELINE), seeds)
+    gains = [number(b['last']) - number(a['last']) for _, a, b in alone]
+    own = (['The baseline against the student alone (the same rule on its gain per seed): '
+            + verdict_line(paired_summary(gains), 'gain')] if gains else [])
+    return lines + [verdict_line(paired_summary(differences), 'difference')] + own + [
+        '', BASELINE_RULE, pairing_note(pairs)]
 
 
 def write_markdown(rows, work_dir, seeds=None):

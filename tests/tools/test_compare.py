@@ -562,6 +562,14 @@ def test_baseline_rows_difference_and_verdict_follow_from_the_csv(baseline_run):
     assert (f'Mean difference over 2 seeds: {mean:+.2f} ± {std:.2f} (sample std); 95 % interval '
             f'of the mean [{low:+.2f}, {high:+.2f}] → **{verdict}**.') in section
     assert 'Baseline rule:' in section and 'Pairing checked' in section
+    # the baseline's own gain over the student alone, by the same rule
+    g = [float(by['baseline', s]['last']) - float(by['alone', s]['last']) for s in '01']
+    mean, std = statistics.mean(g), statistics.stdev(g)
+    low, high = mean - 12.7062 * std / 2 ** 0.5, mean + 12.7062 * std / 2 ** 0.5
+    verdict = 'helped' if low > 0 else 'hurt' if high < 0 else 'no clear effect'
+    assert ('The baseline against the student alone (the same rule on its gain per seed): Mean '
+            f'gain over 2 seeds: {mean:+.2f} ± {std:.2f} (sample std); 95 % interval of the mean '
+            f'[{low:+.2f}, {high:+.2f}] → **{verdict}**.') in section
 
 
 def test_the_baseline_alone_trains_as_its_own_comparison_does(baseline_run, tmp_path):
