@@ -1,41 +1,50 @@
 """The skeleton every distilling model shares (classification, mmseg, mmdet).
 
-:class:`DistillModel` holds the student (the config's own model), the frozen teacher and a
-:class:`kdzoo.distiller.Distiller`, and does once, for every task:
+:class:`DistillModel` holds the student (the config's own model), its frozen teachers (one, from
+``distill_cfg.teacher``, named ``'teacher'``, or several, named by ``distill_cfg.teachers``:
+:func:`kdzoo.teacher.teacher_configs`) and a :class:`kdzoo.distiller.Distiller`, and does once, for
+every task:
 
-- building: the student first, from the global random stream exactly as alone; the teacher and the
-  connectors inside :func:`kdzoo.rng.isolated_rng`, so they draw nothing from that stream;
-- the distill items parsed once (:func:`kdzoo.distiller.parse_items`, before the teacher is built,
-  so an item's mistake comes first) and handed to ``check_pair`` and the distiller;
-- the teacher's labels against the student's training data (``student_data``, passed by
+- building: the student first, from the global random stream exactly as alone; each teacher and
+  the connectors inside :func:`kdzoo.rng.isolated_rng` (each teacher a stream of its own), so
+  they draw nothing from that stream;
+- the distill items parsed once (:func:`kdzoo.distiller.parse_items`, before the teachers are
+  built, so an item's mistake comes first) and handed to ``check_pair`` (once per teacher, with
+  the items as that teacher sees them) and the distiller; teachers that are the student, share
+  its parameters or are one module under two names, and ensembles of teachers of other class
+  counts, refused;
+- each teacher's labels against the student's training data (``student_data``, passed by
   ``kdzoo.adapters.wrap``): its class count, and the class list and label encoding its config
   declares (:mod:`kdzoo.adapters.labels`; the adapter reads them: ``data_labels``,
   ``teacher_classes``), unless ``distill_cfg.check_teacher_labels=False``;
 - ``init_weights``: the student's own ``init_weights`` (a ``Pretrained`` backbone, a head's prior),
-  exactly as the student alone gets it from MMEngine's runner; the teacher is never re-initialised
+  exactly as the student alone gets it from MMEngine's runner; a teacher is never re-initialised
   (it is initialised at build time only when no checkpoint replaces its weights);
-- the teacher's inputs: the student's preprocessed batch converted to the teacher's own mean, std
-  and channel order (:func:`teacher_inputs`); the teacher runs without grad, under
-  ``torch.autocast`` when ``teacher_autocast`` is a dtype (:meth:`running_teacher`);
+- each teacher's inputs: the student's preprocessed batch converted to that teacher's own mean,
+  std and channel order (:meth:`teacher_inputs`); every teacher an item reads runs once per step,
+  without grad, under ``torch.autocast`` when ``teacher_autocast`` is a dtype
+  (:meth:`running_teacher`), or is read from its teacher-output cache;
 - the ``loss`` / ``predict`` / ``tensor`` dispatch, ``describe_step`` for ``--dry-run``,
   labels passed to the losses as ``target`` (with the student's ``ignore_index`` where the
   adapter sets one), the iteration (the runner's, read once per step from
   MMEngine's message hub) passed to the distiller, and the monitor's ``distill.ratio_<name>`` /
-  ``distill.agree`` values in the loss dict (:mod:`kdzoo.monitor`; ``distill_cfg.monitor=False``
-  turns them off).
+  ``distill.agree`` (``distill.agree_<teacher>`` with several) values in the loss dict
+  (:mod:`kdzoo.monitor`; ``distill_cfg.monitor=False`` turns them off).
 
 An adapter subclass says only what its framework makes specific::
 
     build_model(cfg)                          -> nn.Module in the framework's registry scope
-    check_pair(items, student, teacher)       build-time checks of the items (may raise)
+    check_pair(items, student, teacher, key)  build-time checks of the items (may raise)
     student_readout_paths(student, items)     student modules its step reads (default none)
     student_step(inputs, data_samples)        -> (task losses, {reserved name: tensor})
-    teacher_step(inputs)                      -> {reserved name: tensor}   (no grad, eval)
-    run_model(model, inputs, data_samples, mode)   predict / tensor of either model
+    teacher_step(name, inputs)                -> {reserved name: tensor} of teacher ``name``
+                                                 (no grad, eval)
+    run_model(model, inputs, data_samples, mode)   predict / tensor of any of the models
     targets(data_samples)                     -> labels for the losses, or None
 
-and sets ``RESERVED`` (the readout names it provides). The tap names the items read are the
-distiller's (``distiller.tap_names`` / ``distiller.readout_names``).
+and sets ``RESERVED`` (the readout names it provides; ``LOGIT_READOUTS`` those that are class
+scores). The tap names the items read are the distiller's (``distiller.tap_names`` /
+``distiller.readout_names``, per teacher under ``['teachers'][name]``).
 """
 import warnings
 from collections import OrderedDict
@@ -48,8 +57,9 @@ from mmengine.model import BaseModel
 from kdzoo.distiller import Distiller, parse_items
 from kdzoo.monitor import monitor_values
 from kdzoo.rng import isolated_rng
-from kdzoo.teacher import SINGLE, build_teacher, read_config, teacher_configs, teacher_key
+from kdzoo.teacher import build_teacher, read_config, teacher_configs
 from kdzoo.teacher_cache import cache_spec
+from kdzoo.teacher_names import SINGLE, teacher_key
 
 from .labels import DataLabels, check_teacher_labels
 
@@ -164,14 +174,15 @@ def label_using(items):
 
 
 class DistillModel(BaseModel):
-    """A student, a frozen teacher and a :class:`Distiller`; see the module docstring.
+    """A student, its frozen teachers and a :class:`Distiller`; see the module docstring.
 
     Args:
         student: the student's model dict (built by :meth:`build_model`) or module.
         distill_cfg: ``dict(teacher=dict(config=..., checkpoint=..., cfg_options=...,
             strict=True), losses=[...], connectors=dict(...), teacher_check=True,
-            monitor=True, check_teacher_labels=True)`` (docs/distill_cfg.md);
-            ``teacher_check`` is read by ``kdzoo.adapters.wrap``.
+            monitor=True, check_teacher_labels=True)``, or ``teachers=dict(NAME=dict(...),
+            ...)`` instead of ``teacher`` (docs/distill_cfg.md); ``teacher_check`` is read by
+            ``kdzoo.adapters.wrap``.
         data_preprocessor: a dict or module; defaults to the student's own.
         student_data: the student's training dataset config (``train_dataloader.dataset``;
             ``kdzoo.adapters.wrap`` passes it): a teacher whose labels are not its labels is an
@@ -231,7 +242,7 @@ class DistillModel(BaseModel):
         self.check_ensembles(items, teachers)
         for name, teacher in teachers.items():
             self.check_pair([view for item in items for view in item.on_teacher(name)],
-                            student, teacher)
+                            student, teacher, self.teacher_key(name))
         if student_data is not None and check_labels:
             for name, teacher in teachers.items():
                 self.check_labels(configs[name], teacher, student_data)
@@ -279,9 +290,12 @@ class DistillModel(BaseModel):
     def build_model(self, cfg):
         raise NotImplementedError
 
-    def check_pair(self, items, student, teacher):
-        """Build-time checks of the :class:`~kdzoo.distiller.DistillItem` s against the two
-        models (raise ``ValueError``)."""
+    def check_pair(self, items, student, teacher, key):
+        """Build-time checks of the :class:`~kdzoo.distiller.DistillItem` s against the student
+        and one teacher (raise ``ValueError``): called once per teacher, with the items as that
+        teacher sees them (:meth:`~kdzoo.distiller.DistillItem.on_teacher`: ``item.teacher`` its
+        tap there); ``key``: where that teacher is set (``distill_cfg.teacher``,
+        ``distill_cfg.teachers.<name>``), for the messages' fixes."""
 
     def data_labels(self, dataset_cfg, source):
         """The :class:`~kdzoo.adapters.labels.DataLabels` a dataset config of this task declares
@@ -464,11 +478,6 @@ class DistillModel(BaseModel):
         return {tap: readouts[tap] if tap in readouts else taps.get(tap)
                 for tap in self.stored_names(name)}
 
-    def agree_keys(self):
-        """``{teacher name: the monitor's agreement key}``: ``distill.agree`` for the one teacher
-        of ``distill_cfg.teacher``, ``distill.agree_<name>`` under ``distill_cfg.teachers``."""
-        return {name: f'distill.agree_{name}' if self.multi_teacher else 'distill.agree'
-                for name in self.teachers}
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         if mode == 'loss':
@@ -482,8 +491,7 @@ class DistillModel(BaseModel):
             if self.training:
                 self._steps += 1
             if self.monitor:
-                losses.update(monitor_values(losses, distill, student, teacher,
-                                             self.agree_keys()))
+                losses.update(monitor_values(losses, distill, student, teacher))
             losses.update(distill)
             return losses
         if mode not in MODES:

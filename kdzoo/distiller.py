@@ -42,7 +42,7 @@ from torch import nn
 from kdzoo.finite import PendingChecks
 from kdzoo.registry import build
 from kdzoo.taps import Taps
-from kdzoo.teacher import SINGLE
+from kdzoo.teacher_names import SINGLE, side_name
 
 ITEM_KEYS = {'student', 'teacher', 'teacher_weights', 'loss', 'weight', 'name', 'connector',
              'warmup_iters', 'resize'}
@@ -257,12 +257,6 @@ def pair_values(item, student, teacher):
             f'tensors but teacher {item.teacher!r} gives {len(teacher)}; they are paired '
             'element-wise (e.g. FPN level i with level i), so the lengths must match')
     return list(zip(student, teacher))
-
-
-def side_name(name):
-    """How messages name teacher ``name``: ``teacher`` (the one of ``distill_cfg.teacher``) or
-    ``teacher 'vit'``."""
-    return 'teacher' if name == SINGLE else f'teacher {name!r}'
 
 
 def teacher_text(item):

@@ -18,6 +18,7 @@ gradient. The one non-finite check of the project is :mod:`kdzoo.finite` (run by
 import torch
 
 from kdzoo import layout
+from kdzoo.teacher_names import SINGLE
 
 RATIO_RANGE = (0.01, 100.0)
 
@@ -40,12 +41,16 @@ def agreement(student, teacher):
     return (student.argmax(1) == teacher.argmax(1)).float().mean()
 
 
-def monitor_values(task_losses, distill_losses, student_readouts, teacher_readouts,
-                   agree_keys=None):
+def agree_key(name):
+    """The agreement's key of teacher ``name``: ``distill.agree`` for the one teacher of
+    ``distill_cfg.teacher``, ``distill.agree_<name>`` for one of ``distill_cfg.teachers``."""
+    return 'distill.agree' if name == SINGLE else f'distill.agree_{name}'
+
+
+def monitor_values(task_losses, distill_losses, student_readouts, teacher_readouts):
     """``{'distill.ratio_<name>': ..., 'distill.agree': ...}`` of one step (see the module
     docstring); ``distill_losses`` are the distiller's ``{'distill.loss_<name>': tensor}``,
-    ``teacher_readouts`` ``{teacher name: {readout: tensor}}`` and ``agree_keys`` ``{teacher
-    name: its agreement's key}`` (default ``distill.agree`` for each)."""
+    ``teacher_readouts`` ``{teacher name: {readout: tensor}}``."""
     task = task_loss(task_losses)
     values = {}
     for key, value in distill_losses.items():
@@ -56,8 +61,7 @@ def monitor_values(task_losses, distill_losses, student_readouts, teacher_readou
         teacher = readouts.get('logits')
         if torch.is_tensor(student) and torch.is_tensor(teacher) and \
                 student.shape[:2] == teacher.shape[:2]:
-            key = (agree_keys or {}).get(name, 'distill.agree')
-            values[key] = agreement(student, teacher)
+            values[agree_key(name)] = agreement(student, teacher)
     return values
 
 

@@ -29,10 +29,10 @@ from torch import nn
 
 from kdzoo.checkpoint import apply_weights, load_file, state_dict_of
 from kdzoo.class_names import CheckpointClasses, check_switch, recorded_classes
+from kdzoo.teacher_names import SINGLE
 
 TEACHER_KEYS = {'config', 'checkpoint', 'cfg_options', 'strict', 'unsafe_load', 'check_classes',
                 'cache'}  # 'cache': read by the distilling model (kdzoo/teacher_cache.py)
-SINGLE = 'teacher'  # the name of the one teacher of ``distill_cfg.teacher``
 
 
 def teacher_configs(distill_cfg):
@@ -53,18 +53,16 @@ def teacher_configs(distill_cfg):
     if not isinstance(teachers, dict) or not teachers:
         raise ValueError('distill_cfg.teachers must be a non-empty dict(NAME=dict(config=..., '
                          f'checkpoint=...), ...), got {teachers!r}')
+    if SINGLE in teachers:
+        raise ValueError(f"distill_cfg.teachers: the name {SINGLE!r} is the one teacher of "
+                         'distill_cfg.teacher; under teachers= give each teacher a name of its own '
+                         "(e.g. 'cnn', 'vit')")
     for name in teachers:
         if not (isinstance(name, str) and name.isidentifier()):
             raise ValueError(f'distill_cfg.teachers: the name {name!r} is not a Python identifier '
                              '(letters, digits, _; it appears in taps as NAME:TAP, in log keys and '
                              'in cfg-options); rename it')
     return OrderedDict(teachers.items())
-
-
-def teacher_key(name, multi):
-    """The dotted key of teacher ``name``'s settings in a config, for messages:
-    ``distill_cfg.teacher`` or ``distill_cfg.teachers.<name>``."""
-    return f'distill_cfg.teachers.{name}' if multi else 'distill_cfg.teacher'
 
 
 def read_config(path):
@@ -104,7 +102,8 @@ def build_teacher(teacher_cfg, build_model, key='distill_cfg.teacher'):
     Args:
         teacher_cfg: an ``nn.Module`` or ``dict(config=..., checkpoint=..., ...)``.
         build_model: callable turning a model dict into an ``nn.Module`` (the task's registry).
-        key: where the teacher's settings are in the config (:func:`teacher_key`), for messages.
+        key: where the teacher's settings are in the config
+            (:func:`kdzoo.teacher_names.teacher_key`), for messages.
     Returns the teacher in eval mode with ``requires_grad=False`` everywhere, with
     ``checkpoint_classes`` set when it was loaded from a checkpoint (module docstring). Without a
     checkpoint the teacher's own ``init_weights`` runs (its config's initialisation, pretrained

@@ -45,7 +45,8 @@ from dataclasses import dataclass
 import torch
 
 from kdzoo.hashing import qualified_name, text_sha
-from kdzoo.teacher import teacher_configs, teacher_key
+from kdzoo.teacher import teacher_configs
+from kdzoo.teacher_names import teacher_key
 
 MANIFEST = 'manifest.json'
 FORMAT = 1

@@ -2,15 +2,16 @@
 ``tools/cache_teacher.py`` (docs/teacher_cache.md).
 
 :func:`fill` takes a runner built as ``tools/train.py`` builds it (:func:`kdzoo.runner.build_runner`
-on a config with ``distill_cfg.teacher.cache``) and walks its training data as its training loop
+on a config with a teacher cache: ``distill_cfg.teacher.cache``, ``distill_cfg.teachers.<name>.
+cache``) and walks its training data as its training loop
 would: the same data loader, sampler and stream positions, ``IterBasedTrainLoop``'s infinite
 iterator (the sampler's epoch set at each new pass, as that loop does) or, epoch-based, one pass
 per epoch with the sampler's epoch set first (as MMEngine's ``DistSamplerSeedHook`` does before
 each epoch, when the runner has it). Per batch it runs the model's data preprocessor in training
-mode and the teacher's side of the step, ``model.teacher_readouts`` inside
-``model.distiller.step()``, with the batch's stream keys handed to the model: the cache stores
-what a training step of the same run would store, and a later training run reads it instead of
-running the teacher. The cache is opened, fed its stream keys and flushed by
+mode and, for each teacher with a cache, its side of the step
+(``model.cached_teacher_readouts``) inside ``model.distiller.step()``, with the batch's stream
+keys (teachers without a cache do not run): each cache stores what a training step of the same
+run would store, and a later training run reads it instead of running that teacher. The cache is opened, fed its stream keys and flushed by
 :class:`kdzoo.hooks.TeacherCacheHook`'s own methods, called here in the loop's order.
 """
 import os.path as osp
@@ -92,8 +93,10 @@ def fill(runner, iterations):
         batch = next(batches)
         hook.before_train_iter(runner, index, batch)  # the stream keys, out of the batch
         inputs = model.data_preprocessor(batch, True)['inputs']
+        keys, model.stream_keys = model.stream_keys, None
         with model.distiller.step():
-            model.teacher_readouts(inputs)
+            for name in model.teacher_caches:  # the teachers without a cache do not run
+                model.cached_teacher_readouts(name, inputs, keys)
     hook.after_train(runner)  # the rows left, written
     return dict(model.teacher_caches)
 
@@ -124,7 +127,9 @@ def cache_options(cfg, directory=None, seed=None):
         value = dict(dir=folder if seed is None else osp.join(folder, f'seed{seed}'))
         if spec is not None:
             value.update(dtype=spec.dtype, topk=spec.topk, readouts=list(spec.readouts))
-        if isinstance(teacher.get('cache'), dict):
-            value['_delete_'] = True  # replaces the config's dict whole (MMEngine would merge it)
+        if teacher.get('cache') is not None:
+            # replaces the config's setting whole: MMEngine would merge into a dict, and refuses
+            # a dict over a folder string
+            value['_delete_'] = True
         options[f'{key}.cache'] = value
     return options

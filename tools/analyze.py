@@ -47,7 +47,8 @@ from kdzoo.class_names import check_class_names, dataset_classes, recorded_class
 from kdzoo.experiments.runs import make_runner
 from kdzoo.patches import unformatted_config_dumps
 from kdzoo.runner import load_config
-from kdzoo.teacher import SINGLE, teacher_configs
+from kdzoo.teacher import teacher_configs
+from kdzoo.teacher_names import SINGLE
 from kdzoo.wrappers import unwrap
 
 

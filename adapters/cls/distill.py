@@ -25,11 +25,12 @@ from ..base import DistillModel, check_same_classes
 from .model import LOGIT_READOUTS, RESERVED, ClsDataPreprocessor, predictions
 
 
-def check_num_classes(items, student, teacher):
-    """An item pairing logits with logits needs the same classes on both sides."""
+def check_num_classes(items, student, teacher, key='distill_cfg.teacher'):
+    """An item pairing logits with logits needs the same classes on both sides (``key``: where
+    the teacher is set)."""
     check_same_classes(
         items, LOGIT_READOUTS, student.num_classes, teacher.num_classes,
-        "Use a teacher trained on the student's classes, or set distill_cfg.teacher.cfg_options="
+        f"Use a teacher trained on the student's classes, or set {key}.cfg_options="
         f'dict(num_classes={student.num_classes}) (with strict=False the teacher head is then '
         're-initialised, so it must be fine-tuned first).')
 
@@ -68,8 +69,8 @@ class DistillClassifier(DistillModel):
     def build_model(self, cfg):
         return cfg if isinstance(cfg, torch.nn.Module) else build(cfg)
 
-    def check_pair(self, items, student, teacher):
-        check_num_classes(items, student, teacher)
+    def check_pair(self, items, student, teacher, key):
+        check_num_classes(items, student, teacher, key)
 
     def teacher_classes(self, teacher):
         return teacher.num_classes

@@ -79,7 +79,7 @@ def num_levels(detector, tap):
     return getattr(module, 'num_outs', None)
 
 
-def check_levels(items, student, teacher):
+def check_levels(items, student, teacher, key='distill_cfg.teacher'):
     """Level-wise items need the same number of levels on both sides: fail at build time."""
     for item in items:
         if len(item.student) != 1:
@@ -92,7 +92,7 @@ def check_levels(items, student, teacher):
                 f'{type(student).__name__} gives {s_levels} levels but teacher {item.teacher!r} '
                 f'of {type(teacher).__name__} gives {t_levels}; levels are paired one to one '
                 '(level i with level i), so give both the same number of FPN levels '
-                "(neck.num_outs, and the head's strides), e.g. with the teacher's cfg_options")
+                f"(neck.num_outs, and the head's strides), e.g. with {key}.cfg_options")
 
 
 def predicted_classes(detector):
@@ -191,7 +191,7 @@ def level_strides(detector, tap):
     return strides if num_levels(detector, tap) == len(strides) else None
 
 
-def check_strides(items, student, teacher):
+def check_strides(items, student, teacher, key='distill_cfg.teacher'):
     """Levels are paired one to one: paired levels of other strides are an error, or, with the
     item's ``resize=True``, a warning naming the strides (each pair is then compared on one
     grid)."""
@@ -213,7 +213,7 @@ def check_strides(items, student, teacher):
             f'distill item {item.index}: would pair {pairs}; levels are paired one to one (level i '
             'with level i), so maps of other strides would be resized onto each other. Give '
             "the teacher the student's strides (its neck's start_level / num_outs and its "
-            "head's prior_generator strides, with distill_cfg.teacher.cfg_options), or set "
+            f"head's prior_generator strides, with {key}.cfg_options), or set "
             'resize=True on the item to pair them resized (a warning names the strides)')
 
 
@@ -238,7 +238,7 @@ def check_level_grids(distiller, student_readouts, teacher_readouts):
                 'other strides (e.g. a teacher neck fed from other backbone stages than its '
                 "head's prior_generator strides say), and would be resized onto each other. Give "
                 "the teacher the student's strides (its backbone's out_indices and neck's "
-                'in_channels / start_level, with distill_cfg.teacher.cfg_options), or set '
+                "in_channels / start_level, with that teacher's cfg_options), or set "
                 'resize=True on the item to pair them resized')
 
 
@@ -331,14 +331,14 @@ class DistillDetector(DistillModel):
     def build_model(self, cfg):
         return build_mmdet(cfg)
 
-    def check_pair(self, items, student, teacher):
+    def check_pair(self, items, student, teacher, key):
         check_no_labels_needed(items)
         check_teacher_taps_run(items, teacher)
         check_cls_scores(items, student, teacher)
         check_class_scores(items, student, teacher)
         check_score_softmax(items, student, teacher)
-        check_levels(items, student, teacher)
-        check_strides(items, student, teacher)
+        check_levels(items, student, teacher, key)
+        check_strides(items, student, teacher, key)
 
     def data_labels(self, dataset_cfg, source):
         from mmdet.registry import DATASETS

@@ -36,9 +36,9 @@ from mmseg.registry import DATASETS as SEG_DATASETS
 from mmseg.registry import MODELS as SEG_MODELS
 from mmseg.utils import add_prefix
 
-from kdzoo.distiller import side_name
 from kdzoo.registry import MODELS
 from kdzoo.tasks import STAGES
+from kdzoo.teacher_names import side_name
 
 from ..base import DistillModel, check_same_classes, label_using
 from ..labels import data_labels
@@ -64,12 +64,13 @@ def check_segmentor(model, side):
             f'{type(model).__name__} (decode_head: {type(head).__name__})')
 
 
-def check_num_classes(items, student, teacher):
-    """An item pairing logit maps needs the same classes on both sides."""
+def check_num_classes(items, student, teacher, key='distill_cfg.teacher'):
+    """An item pairing logit maps needs the same classes on both sides (``key``: where the
+    teacher is set)."""
     s_classes = student.decode_head.num_classes
     check_same_classes(
         items, ('logits',), s_classes, teacher.decode_head.num_classes,
-        "Use a teacher trained on the student's classes (distill_cfg.teacher.cfg_options="
+        f"Use a teacher trained on the student's classes ({key}.cfg_options="
         f"{{'decode_head.num_classes': {s_classes}}} re-initialises its head, so it must be "
         'fine-tuned first), or distil features (stage taps) instead.')
 
@@ -153,10 +154,10 @@ class DistillSegmentor(DistillModel):
     def build_model(self, cfg):
         return build_mmseg(cfg)
 
-    def check_pair(self, items, student, teacher):
+    def check_pair(self, items, student, teacher, key):
         check_segmentor(student, 'student')
-        check_segmentor(teacher, 'teacher')
-        check_num_classes(items, student, teacher)
+        check_segmentor(teacher, 'teacher' if key == 'distill_cfg.teacher' else f'teacher ({key})')
+        check_num_classes(items, student, teacher, key)
 
     def data_labels(self, dataset_cfg, source):
         return data_labels(dataset_cfg, SEG_DATASETS, source, encodes=True)

@@ -61,8 +61,9 @@ from kdzoo.hashing import data_paths, data_sha, file_sha, qualified_name, text_s
 from kdzoo.patches import unformatted_config_dumps
 from kdzoo.runner import load_config
 from kdzoo.schedule import is_iteration_based
-from kdzoo.teacher import teacher_configs, teacher_key
+from kdzoo.teacher import teacher_configs
 from kdzoo.teacher_cache_fill import cache_options
+from kdzoo.teacher_names import teacher_key
 
 CSV_NAME, MD_NAME, PNG_NAME = 'compare.csv', 'compare.md', 'compare.png'
 LOCK_NAME = '.compare.lock'

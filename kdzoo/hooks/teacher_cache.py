@@ -10,11 +10,11 @@ from mmengine.registry import HOOKS
 
 import kdzoo
 from kdzoo.data_stream import STREAM_KEYS
-from kdzoo.distiller import side_name
 from kdzoo.hashing import data_paths, data_sha, file_sha, state_sha
 from kdzoo.rng import isolated_rng
 from kdzoo.teacher import model_config, teacher_configs
 from kdzoo.teacher_cache import FORMAT, LAYOUT_FIELDS, TeacherCache, manifest_text, sample_bytes
+from kdzoo.teacher_names import side_name
 from kdzoo.wrappers import unwrap
 
 NOT_READ = ('batch_size', 'num_workers', 'persistent_workers', 'pin_memory', 'prefetch_factor')

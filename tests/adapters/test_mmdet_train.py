@@ -13,7 +13,8 @@ from test_mmdet_distill import shrink_options
 
 import kdzoo.adapters.mmdet  # noqa: F401
 from kdzoo.checkpoint import load_file, state_dict_of
-from kdzoo.teacher import model_config, teacher_configs, teacher_key
+from kdzoo.teacher import model_config, teacher_configs
+from kdzoo.teacher_names import teacher_key
 from kdzoo.toydata import make_det_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -240,3 +240,19 @@ def test_a_wrong_cache_value_of_one_teacher_names_its_setting(shapes_data, check
         build_runner(path)
     assert str(info.value) == ("distill_cfg.teachers.b.cache.dtype must be one of ['float32', "
                                "'float16', 'bfloat16'], got 'fp16'")
+
+
+def test_cache_teacher_runs_only_the_teachers_with_a_cache(shapes_data, checkpoints, tmp_path,
+                                                           monkeypatch):
+    """With only teacher a cached in the config, filling runs a alone: b, which a training step
+    would run live, is not run (its forward would be paid for nothing)."""
+    from kdzoo.adapters.base import DistillModel
+    from tools.cache_teacher import main
+    path = config(tmp_path, 'one', shapes_data, checkpoints, caches=dict(a=str(tmp_path / 'a')))
+    ran, run_teacher = [], DistillModel.run_teacher
+    monkeypatch.setattr(DistillModel, 'run_teacher',
+                        lambda self, name, inputs: ran.append(name) or run_teacher(self, name,
+                                                                                   inputs))
+    filled = main([path, '--work-dir', str(tmp_path / 'fill_logs')])
+    assert list(filled[0]) == ['a'] and set(ran) == {'a'}
+    assert filled[0]['a'].counts == dict(read=0, computed=ITERS * BATCH, written=ITERS * BATCH)
