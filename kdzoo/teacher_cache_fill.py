@@ -11,8 +11,9 @@ each epoch, when the runner has it). Per batch it runs the model's data preproce
 mode and, for each teacher with a cache, its side of the step
 (``model.cached_teacher_readouts``) inside ``model.distiller.step()``, with the batch's stream
 keys (teachers without a cache do not run): each cache stores what a training step of the same
-run would store, and a later training run reads it instead of running that teacher. The cache is opened, fed its stream keys and flushed by
-:class:`kdzoo.hooks.TeacherCacheHook`'s own methods, called here in the loop's order.
+run would store, and a later training run reads it instead of running that teacher. The caches
+are opened, fed their stream keys and flushed by :class:`kdzoo.hooks.TeacherCacheHook`'s own
+methods, called here in the loop's order.
 """
 import os.path as osp
 from itertools import count
