@@ -73,9 +73,9 @@ COLUMNS = ['task', 'config', 'arm', 'seed', 'budget', 'metric_name', 'last', 'be
 ARMS = ('alone', 'distilled')
 BASELINE = 'baseline'
 # what the pairing of a baseline's runs with the config's needs equal (the student model of the
-# explicit form is model.student): the same student, batches, metric and schedule
-PAIRED_KEYS = ('model', 'train_dataloader', 'val_dataloader', 'val_evaluator', 'train_cfg',
-               'param_scheduler')
+# explicit form is model.student): the same student, batches, metric, optimizer and schedule
+PAIRED_KEYS = ('model', 'train_dataloader', 'val_dataloader', 'val_evaluator', 'optim_wrapper',
+               'train_cfg', 'param_scheduler')
 
 
 # ----------------------------------------------------------------------------- prerequisites
@@ -205,9 +205,10 @@ def student_setup(config, cfg, cfg_options, iters, evals):
 
 def check_baseline(config, cfg, baseline, baseline_cfg, cfg_options, iters, evals):
     """Stop (``SystemExit``) unless ``baseline`` is a distilling config with its inputs and the
-    same student model, data, evaluator and schedule as ``config`` (both with ``cfg_options``
-    and the budget): otherwise its arm would not start from the seed's saved student, see the
-    same batches or be measured the same way, and the difference would not be paired."""
+    same student model, data, evaluator, optimizer and schedule as ``config`` (both with
+    ``cfg_options`` and the budget): otherwise its arm would not start from the seed's saved
+    student, see the same batches or be trained and measured the same way, and the difference
+    would not be paired."""
     check_inputs(baseline_cfg, baseline, tool='compare')
     mine = student_setup(config, cfg, cfg_options, iters, evals)
     theirs = student_setup(baseline, baseline_cfg, cfg_options, iters, evals)
@@ -215,9 +216,9 @@ def check_baseline(config, cfg, baseline, baseline_cfg, cfg_options, iters, eval
         raise SystemExit(
             f'compare: the baseline {baseline} does not train the same student as {config}: '
             f'{keys_differing(mine, theirs)} differ. The paired difference needs the same student '
-            f'model, data, evaluator and schedule ({", ".join(PAIRED_KEYS)}); give a baseline '
-            'that differs from the config in its distill_cfg only (e.g. one sharing its _base_ '
-            'files).')
+            f'model, data, evaluator, optimizer and schedule ({", ".join(PAIRED_KEYS)}); give a '
+            'baseline that differs from the config in its distill_cfg only (e.g. one sharing its '
+            '_base_ files).')
 
 
 def compare(config, cfg, seeds, iters=None, evals=3, work_dir='work_dirs/compare', amp=False,

@@ -592,6 +592,8 @@ def test_the_baseline_alone_trains_as_its_own_comparison_does(baseline_run, tmp_
     (lambda cfg: cfg.update(param_scheduler=[dict(type='MultiStepLR', by_epoch=False,
                                                   milestones=[1], gamma=0.1)]),
      'param_scheduler'),
+    (lambda cfg: cfg['optim_wrapper']['optimizer'].update(lr=0.5),
+     'optim_wrapper.optimizer.lr'),
 ])
 def test_a_baseline_of_another_student_data_or_schedule_is_refused_naming_both(
         cls_config, tmp_path, change, differs):
@@ -603,9 +605,9 @@ def test_a_baseline_of_another_student_data_or_schedule_is_refused_naming_both(
     assert str(err.value) == (
         f'compare: the baseline {other} does not train the same student as {cls_config[0]}: '
         f'{differs} differ. The paired difference needs the same student model, data, '
-        'evaluator and schedule (model, train_dataloader, val_dataloader, val_evaluator, '
-        'train_cfg, param_scheduler); give a baseline that differs from the config in its '
-        'distill_cfg only (e.g. one sharing its _base_ files).')
+        'evaluator, optimizer and schedule (model, train_dataloader, val_dataloader, '
+        'val_evaluator, optim_wrapper, train_cfg, param_scheduler); give a baseline that '
+        'differs from the config in its distill_cfg only (e.g. one sharing its _base_ files).')
     assert not work_dir.exists()
 
 
