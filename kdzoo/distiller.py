@@ -171,9 +171,10 @@ def parse_ensemble(index, cfg, teachers):
                          f'{len(sources)} numbers, one per member of teacher={list(written)}, got '
                          f'{weights!r}')
     weights = tuple(number(index, 'teacher_weights', w, float) for w in weights)
-    if not sum(weights) > 0:
-        raise ValueError(f'distill item {index}: teacher_weights {list(weights)} sum to 0; give '
-                         'at least one member a positive weight')
+    unweighted = [text for text, w in zip(written, weights) if w == 0]
+    if unweighted:
+        raise ValueError(f'distill item {index}: teacher_weights give {unweighted} weight 0: '
+                         'their teachers would run for nothing; remove them from the ensemble')
     return sources, weights
 
 
