@@ -188,6 +188,13 @@ def test_one_teacher_under_teachers_needs_no_name():
     assert model.distiller.items[0].sources == (('cnn', 'logits'),)
 
 
+def test_the_name_teacher_is_kept_for_the_one_teacher_form():
+    losses = [dict(student='logits', teacher='teacher:logits', loss=dict(type='KDLoss'))]
+    refused(ValueError, "distill_cfg.teachers: the name 'teacher' is the one teacher of "
+                        'distill_cfg.teacher; under teachers= give each teacher a name of its own',
+            losses, dict(teacher=dict(config=CNN), vit=dict(config=VIT)))
+
+
 def test_teacher_and_teachers_together_are_refused():
     refused(ValueError, 'distill_cfg has both `teacher` and `teachers`', teacher=dict(config=CNN))
 
