@@ -407,10 +407,14 @@ class Distiller(nn.Module):
     def _lookup(self, taps, readouts, name):
         return readouts[name] if name in readouts else taps.get(name)
 
+    def teacher_members(self, item, teacher_readouts):
+        """The values of the item's sources (one, or an ensemble's members), in order."""
+        return [self._lookup(self.teacher_taps[name], teacher_readouts.get(name, {}), tap)
+                for name, tap in item.sources]
+
     def teacher_value(self, item, teacher_readouts):
         """The item's teacher value: its one source's, or its ensemble's weighted mean."""
-        values = [self._lookup(self.teacher_taps[name], teacher_readouts.get(name, {}), tap)
-                  for name, tap in item.sources]
+        values = self.teacher_members(item, teacher_readouts)
         return values[0] if len(values) == 1 else ensemble(item, values)
 
     def item_values(self, item, student_readouts, teacher_readouts):
@@ -473,8 +477,7 @@ class Distiller(nn.Module):
         lines = []
         for item in self.items:
             raw_s = [self._lookup(self.student_taps, student_readouts, t) for t in item.student]
-            raw_t = [self._lookup(self.teacher_taps[name], teacher_readouts.get(name, {}), tap)
-                     for name, tap in item.sources]
+            raw_t = self.teacher_members(item, teacher_readouts)
             raw_t = raw_t[0] if len(raw_t) == 1 else raw_t
             pairs = self.item_values(item, student_readouts, teacher_readouts)
             with torch.no_grad():

@@ -78,7 +78,19 @@ def parse_args(argv=None):
 
 def caches_of(args, cfg):
     """``{seed: the cfg-options pointing the teachers' caches at that seed's folders}`` (see the
-    module docstring); ``SystemExit`` naming what is missing."""
+    module docstring); ``SystemExit`` naming what is missing: the config's teachers and their
+    cache settings first, then a cache folder, then the seed."""
+    try:
+        found = configured_caches(cfg)
+    except ValueError as err:
+        raise SystemExit(f'cache_teacher: {args.config}: {err}') from None
+    if not found:
+        raise SystemExit(f'cache_teacher: {args.config} has no distill_cfg: a teacher-output '
+                         'cache needs a distilling config (docs/distill_cfg.md)')
+    if not args.cache and all(spec is None for *_, spec in found):
+        keys = [f'{key}.cache' for key, *_ in found]
+        raise SystemExit(f'cache_teacher: no cache folder: give --cache DIR, or set '
+                         f'{" or ".join(keys)} in {args.config}')
     seeds = args.seeds
     if not seeds:
         seed = (cfg.get('randomness') or {}).get('seed')
@@ -88,20 +100,7 @@ def caches_of(args, cfg):
                              'randomness.seed (--cfg-options randomness.seed=0), for this command '
                              'and the training run')
         seeds = [seed]
-    try:
-        found = configured_caches(cfg)
-        caches = {seed: cache_options(cfg, args.cache, seed if args.seeds else None)
-                  for seed in seeds} if found else {}
-    except ValueError as err:
-        raise SystemExit(f'cache_teacher: {args.config}: {err}') from None
-    if not found:
-        raise SystemExit(f'cache_teacher: {args.config} has no distill_cfg: a teacher-output '
-                         'cache needs a distilling config (docs/distill_cfg.md)')
-    if not caches[seeds[0]]:
-        keys = [f'{key}.cache' for key, *_ in found]
-        raise SystemExit(f'cache_teacher: no cache folder: give --cache DIR, or set '
-                         f'{" or ".join(keys)} in {args.config}')
-    return caches
+    return {seed: cache_options(cfg, args.cache, seed if args.seeds else None) for seed in seeds}
 
 
 def main(argv=None):
