@@ -166,7 +166,7 @@ def flatten(value):
             specs.append(spec)
         return leaves, ('tuple' if isinstance(value, tuple) else 'list', specs)
     raise TypeError(f'a teacher readout of type {type(value).__name__} cannot be cached (only '
-                    'tensors, and tuples / lists of them): remove distill_cfg.teacher.cache, or '
+                    'tensors, and tuples / lists of them): remove the teacher cache setting, or '
                     'read another tap')
 
 

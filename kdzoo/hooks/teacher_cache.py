@@ -27,7 +27,7 @@ def pop_stream_keys(data_batch):
         raise KeyError(f'the training batch has no {missing}: the train_dataloader\'s collate_fn '
                        'dropped the keys the seeded data stream adds to each sample for the '
                        'teacher cache; use a collate_fn that keeps every key of the samples '
-                       '(default_collate, pseudo_collate) or remove distill_cfg.teacher.cache')
+                       '(default_collate, pseudo_collate) or remove the teacher cache setting')
     index, position = (data_batch.pop(key) for key in STREAM_KEYS)
     return torch.as_tensor(index).tolist(), torch.as_tensor(position).tolist()
 
