@@ -349,21 +349,26 @@ class TeacherCache:
                 count += sum(position < end for position in self.load(path)[0])
         return count
 
-    def check_space(self, bytes_per_sample, samples_to_write):
+    def check_space(self, bytes_per_sample, samples_to_write, reserved=0):
         """Print the expected size of what this run will write, and refuse (before training) a
-        cache the free disk cannot hold."""
+        cache the free disk cannot hold; ``reserved``: the bytes the run's other caches on the
+        same disk (other teachers') will write. Returns the expected bytes."""
         expected = bytes_per_sample * samples_to_write
-        free = shutil.disk_usage(self.dir).free
+        free = shutil.disk_usage(self.dir).free - reserved
+        others = (f', after {human_bytes(reserved)} for the other teacher caches of this run'
+                  if reserved else '')
         self.log(f'teacher cache {self.dir}: writing up to {samples_to_write} samples x '
                  f'{human_bytes(bytes_per_sample)} = {human_bytes(expected)} '
-                 f'({human_bytes(free)} free)')
+                 f'({human_bytes(free)} free{others})')
         if expected > free:
             fail(self.dir,
                  f'The teacher cache would need about {human_bytes(expected)} for this run and '
-                 f'the disk of {self.dir} has {human_bytes(free)} free. Free space, choose a '
+                 f'the disk of {self.dir} has {human_bytes(free)} free{others}. Free space, '
+                 'choose a '
                  'folder on a larger disk, or store less: dtype=\'float16\', topk=K for logit '
                  'readouts (docs/teacher_cache.md).',
-                 f'needs {human_bytes(expected)}, {human_bytes(free)} free')
+                 f'needs {human_bytes(expected)}, {human_bytes(free)} free{others}')
+        return expected
 
     # -- reading ------------------------------------------------------------------------------
     def load(self, path):

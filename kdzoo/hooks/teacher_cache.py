@@ -1,6 +1,7 @@
 """The teacher-output cache's hook: opens the cache before training, hands each batch's stream
 keys to the model, writes the last rows after training (:mod:`kdzoo.teacher_cache`,
 docs/teacher_cache.md)."""
+import os
 import os.path as osp
 
 import torch
@@ -157,11 +158,13 @@ class TeacherCacheHook(Hook):
     def before_train(self, runner):
         model = unwrap(runner.model)
         check_own_folders(model)
+        reserved = {}  # disk (st_dev) -> bytes the caches opened so far will write there
         for name, spec in model.cache_specs.items():
-            model.teacher_caches[name] = self.open_cache(runner, model, name, spec)
+            model.teacher_caches[name] = self.open_cache(runner, model, name, spec, reserved)
 
-    def open_cache(self, runner, model, name, spec):
-        """Teacher ``name``'s cache, opened (see the class docstring)."""
+    def open_cache(self, runner, model, name, spec, reserved):
+        """Teacher ``name``'s cache, opened (see the class docstring); the free disk counted
+        after what the other caches of the run will write on it (``reserved``, updated)."""
         setting = f'{model.teacher_key(name)}.cache'
         check_batch_augments(model, spec.dir, setting)
         manifest = run_manifest(runner, model, name, spec)
@@ -180,7 +183,9 @@ class TeacherCacheHook(Hook):
         total = runner.train_loop.max_iters * layout['batch_size'] * layout['world_size']
         missing = max(0, total - cache.cached_rows(total))
         if missing:
-            cache.check_space(probe_bytes(runner, model, name, spec), missing)
+            disk = os.stat(spec.dir).st_dev
+            reserved[disk] = reserved.get(disk, 0) + cache.check_space(
+                probe_bytes(runner, model, name, spec), missing, reserved.get(disk, 0))
         else:
             runner.logger.warning(f'teacher cache {spec.dir}: holds the {total} samples of this '
                                   f'run; the {side_name(name)} will not run in the training steps')

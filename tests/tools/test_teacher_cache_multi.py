@@ -17,7 +17,7 @@ from cache_probes import TeacherCallsHook
 from tools_helpers import STUDENT, TEACHER, log_text, runner_config, write_config
 
 from kdzoo.hashing import file_sha
-from kdzoo.teacher_cache import TeacherCacheError
+from kdzoo.teacher_cache import TeacherCacheError, human_bytes
 
 ITERS = 4
 BATCH = 4  # runner_config's
@@ -256,3 +256,28 @@ def test_cache_teacher_runs_only_the_teachers_with_a_cache(shapes_data, checkpoi
     filled = main([path, '--work-dir', str(tmp_path / 'fill_logs')])
     assert list(filled[0]) == ['a'] and set(ran) == {'a'}
     assert filled[0]['a'].counts == dict(read=0, computed=ITERS * BATCH, written=ITERS * BATCH)
+
+
+def test_caches_that_fit_the_disk_one_by_one_but_not_together_stop_before_training(
+        shapes_data, checkpoints, tmp_path, monkeypatch):
+    """The free disk is counted once for the run: teacher b's cache is checked against what is
+    left after teacher a's (each would fit alone)."""
+    import shutil
+
+    from kdzoo.runner import build_runner
+    # per sample: position and index (16 bytes), then float32 values: a's 4 logits; b's 4 logits
+    # and its 96 x 2 x 2 stage4 map
+    need_a, need_b = ITERS * BATCH * (16 + 4 * 4), ITERS * BATCH * (16 + (4 + 96 * 4) * 4)
+    usage = namedtuple('usage', 'total used free')
+    monkeypatch.setattr(shutil, 'disk_usage', lambda path: usage(10 ** 6, 0, need_b + 100))
+    runner = build_runner(config(tmp_path, 'disk', shapes_data, checkpoints,
+                                 caches=folders(tmp_path)))
+    calls = TeacherCallsHook()
+    runner.register_hook(calls)
+    with pytest.raises(TeacherCacheError) as info:
+        runner.train()
+    last = str(info.value).splitlines()[-1]
+    assert last == (f'teacher cache {folders(tmp_path)["b"]}: needs {human_bytes(need_b)}, '
+                    f'{human_bytes(need_b + 100 - need_a)} free, after {human_bytes(need_a)} for '
+                    'the other teacher caches of this run')
+    assert calls.started == 0
