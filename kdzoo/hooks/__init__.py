@@ -14,7 +14,8 @@ them in MMEngine's ``HOOKS`` under their class names (configs name them, e.g.
   training, each batch's stream keys to the model).
 
 The three before it are added to every run by :func:`kdzoo.runner.build_runner`, the last to a
-run with ``distill_cfg.teacher.cache``.
+run where a teacher has a cache (``distill_cfg.teacher.cache``,
+``distill_cfg.teachers.<name>.cache``).
 """
 from .load_check import LoadCheckHook
 from .random_state import RandomStateHook
