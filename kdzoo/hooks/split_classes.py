@@ -5,10 +5,10 @@ training data's classes, in its order (:func:`check_checkpoint_classes`): each t
 :func:`kdzoo.teacher.build_teacher`) and the student's ``load_from`` / ``--resume`` checkpoint.
 ``--dry-run`` checks the splits and the teachers (it loads no student checkpoint). Labels are
 class indices: a checkpoint trained on the same classes in another order distils or fine-tunes
-every class into another one without an error. A checkpoint that records no class names (a bare state dict) gets a warning.
-Opt-outs, for checkpoints whose class names differ from the data's but mean the same classes:
-``distill_cfg.teacher.check_classes=False`` (a teacher: ``distill_cfg.teachers.<name>.
-check_classes=False``) and the top-level config key
+every class into another one without an error. A checkpoint that records no class names (a bare
+state dict) gets a warning. Opt-outs, for checkpoints whose class names differ from the data's
+but mean the same classes: ``distill_cfg.teacher.check_classes=False`` (a teacher; under
+``teachers=``, ``distill_cfg.teachers.<name>.check_classes=False``) and the top-level config key
 ``check_classes=False`` (the student's ``load_from`` / ``--resume`` checkpoint).
 """
 from mmengine.hooks import Hook
