@@ -10,8 +10,8 @@
 # Measured 2026-12-03 with that command (seed 0, 2 CPU cores): val top-1 28.6 % in about 2.5 min;
 # the ResNet teacher of teacher.py (python tools/quickstart.py), same schedule: 66.8 %. A weak
 # teacher next to the ResNet, not a useless one: the student alone reaches 12-17 % (docs/results.md,
-# "Two teachers"). (The same schedule run through tools/quickstart.py's run() on 1 thread gave
-# 33.2 %: the convolution kernels chosen differ with the thread count, as across CPU models.)
+# "Two teachers"). (The same schedule run through tools/quickstart.py's run() with 1 thread gave
+# 33.2 %; why the two runs differ was not investigated.)
 # Transformers proper stayed near chance in this budget: a Swin (2x2 patches, window 4, width 32,
 # depths 2-2-2-2, about the ResNet's compute) reached 15.0 % at lr 1e-3, and at lr 2e-3 its
 # training loss was still 2.28 (chance: 2.30) after 480 of the 600 iterations (stopped there).
