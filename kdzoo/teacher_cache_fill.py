@@ -125,12 +125,15 @@ def cache_options(cfg, directory=None, seed=None):
             folder = spec.dir
         else:
             continue
-        value = dict(dir=folder if seed is None else osp.join(folder, f'seed{seed}'))
+        folder = folder if seed is None else osp.join(folder, f'seed{seed}')
+        own = teacher.get('cache')
+        if isinstance(own, str):  # a folder alone (float32, all classes): replaced by a folder
+            options[f'{key}.cache'] = folder  # (MMEngine refuses a dict over a string)
+            continue
+        value = dict(dir=folder)
         if spec is not None:
             value.update(dtype=spec.dtype, topk=spec.topk, readouts=list(spec.readouts))
-        if teacher.get('cache') is not None:
-            # replaces the config's setting whole: MMEngine would merge into a dict, and refuses
-            # a dict over a folder string
-            value['_delete_'] = True
+        if isinstance(own, dict):
+            value['_delete_'] = True  # replaces the config's dict whole (MMEngine would merge it)
         options[f'{key}.cache'] = value
     return options

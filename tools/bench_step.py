@@ -236,6 +236,7 @@ def breakdown(setup, model, report):
     from mmengine.optim import OptimWrapper
 
     from kdzoo.monitor import monitor_values
+    from kdzoo.teacher_names import SINGLE
     device, repeats = setup.device, setup.repeats
     data = model.data_preprocessor(setup.batch.kdzoo(), True)
     inputs, labels = data['inputs'], data['data_samples']
@@ -249,7 +250,7 @@ def breakdown(setup, model, report):
     item = model.distiller.items[0]
     loss_fn = model.distiller.losses[item.name]
     s_logits = student['logits'].detach().requires_grad_()
-    t_logits = teacher['logits']
+    t_logits = teacher[SINGLE]['logits']
 
     def kdzoo_loss():
         loss_fn(s_logits, t_logits, **model.label_context(labels)).backward()

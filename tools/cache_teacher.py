@@ -118,7 +118,8 @@ def main(argv=None):
             runner = build_runner(args.config, cfg_options=options, work_dir=work_dir,
                                   launcher=args.launcher)
             iterations = iterations_of(runner, args.iters, args.epochs)
-            folders = ', '.join(value['dir'] for value in cache_opts.values())
+            folders = ', '.join(value if isinstance(value, str) else value['dir']
+                                for value in cache_opts.values())
             print(f'cache_teacher: seed {seed}, {iterations} iterations -> {folders}', flush=True)
             start = time.perf_counter()
             filled[seed] = fill(runner, iterations)
