@@ -9,7 +9,7 @@
 #       --work-dir work_dirs/quickstart/teacher_mobilevit
 # Measured 2026-12-03 with that command (seed 0, 2 CPU cores): val top-1 28.6 % in about 2.5 min;
 # the ResNet teacher of teacher.py (python tools/quickstart.py), same schedule: 66.8 %. A weak
-# teacher next to the ResNet, not a useless one: the student alone reaches 12-17 % (docs/results.md,
+# teacher next to the ResNet, not a useless one: the student alone reaches 12-16 % (docs/results.md,
 # "Two teachers"). (The same schedule run through tools/quickstart.py's run() with 1 thread gave
 # 33.2 %; why the two runs differ was not investigated.)
 # Transformers proper stayed near chance in this budget: a Swin (2x2 patches, window 4, width 32,
