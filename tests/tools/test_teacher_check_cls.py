@@ -86,7 +86,9 @@ def single_teacher_runner(shapes_data, teacher, checkpoint, root):
     distill_cfg = dict(teacher=dict(config=teacher, checkpoint=checkpoint), **SEED_LOSSES['kd'])
     cfg = runner_config(shapes_data, root / 'work', model=DROPPING_STUDENT,
                         distill_cfg=distill_cfg, max_iters=3)
-    return build_runner(write_config(root / 'one.py', cfg))
+    # a name of its own: MMEngine names a run's logger by config name and start second, and two
+    # runners of one name built in the same second would share the first one's log file
+    return build_runner(write_config(root / f'one_{root.name}.py', cfg))
 
 
 def checked(runner):

@@ -119,7 +119,7 @@ def test_seg_items_on_backbone_stages_do_not_run_the_teachers_decode_head(tmp_pa
     runner = matrix.retime_runner(matrix.row_options(opts, row), row, tuple(configs),
                                   matrix.prepare_data(opts, 'seg'))
     model = unwrap(runner.model)
-    assert model.teacher_decodes is False  # LFCC's seg items read stage1..4 only
+    assert model.teacher_decodes == {'teacher': False}  # LFCC's seg items read stage1..4 only
     decoded, head = [], model.teacher.decode_head
     forward = head.forward
 
