@@ -5,14 +5,13 @@ ranks' losses must equal the 1-process loss on the concatenated batch. all_gathe
 the gradients of every rank's loss, so each rank's student gradient is ``world ×`` the 1-process
 gradient of its half (what DDP's gradient averaging turns into the exact 1-process gradient).
 """
-import socket
-
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from kdzoo.losses.lfcc import LFCCLoss
 from kdzoo.losses.msdcrd import MSDCRDLoss
+from kdzoo.runner import process_group_teardown
 
 WORLD = 2
 HALF = 3
@@ -22,12 +21,6 @@ CASES = [
     (LFCCLoss, dict(), False),
     (LFCCLoss, dict(symmetric=True, filter='fft'), False),  # student keys: cross-rank gradient
 ]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def run_case(rank, loss_cls, kwargs, with_target):
@@ -56,15 +49,14 @@ def run_case(rank, loss_cls, kwargs, with_target):
     torch.testing.assert_close(torch.cat(grads) / WORLD, full.grad, rtol=1e-4, atol=1e-7)
 
 
-def worker(rank, port):
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-                            world_size=WORLD)
-    try:
+def worker(rank, store):
+    # A file store: no rank hosts the store's server, so no rank's exit can cut another's
+    # teardown short; the runner's teardown meets at a barrier before destroying the group.
+    dist.init_process_group('gloo', init_method=f'file://{store}', rank=rank, world_size=WORLD)
+    with process_group_teardown():
         for loss_cls, kwargs, with_target in CASES:
             run_case(rank, loss_cls, kwargs, with_target)
-    finally:
-        dist.destroy_process_group()
 
 
-def test_gathered_loss_and_gradient_equal_one_process_on_full_batch():
-    mp.spawn(worker, args=(free_port(),), nprocs=WORLD, join=True)
+def test_gathered_loss_and_gradient_equal_one_process_on_full_batch(tmp_path):
+    mp.spawn(worker, args=(tmp_path / 'store',), nprocs=WORLD, join=True)
