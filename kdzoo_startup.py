@@ -7,8 +7,9 @@ never train the student alone through a framework's own entry point. MMEngine ha
 mechanism for either, so, in a process that imports MMEngine, this hook applies these of
 :mod:`kdzoo.patches` (where each is explained):
 
-- right after ``mmengine.config`` is imported: :func:`kdzoo.patches.register_fork_scopes`
-  (``mmseg::`` / ``mmdet::`` bases resolve to the installed OpenMMLab forks);
+- right after ``mmengine.config`` is imported: :func:`kdzoo.patches.register_config_scopes`
+  (``kdzoo::`` bases are kdzoo's configs, ``mmseg::`` / ``mmdet::`` ones resolve to the
+  installed OpenMMLab forks);
 - right after ``mmengine.runner`` is imported: :func:`kdzoo.patches.patch_mmengine_runner`
   (``Runner.train`` refuses a config with ``distill_cfg`` whose model is not a kdzoo distilling
   model; MMEngine's checkpoint loading never falls back to unrestricted unpickling).
@@ -23,7 +24,7 @@ import sys
 
 # module -> function of kdzoo.patches run once that module is imported
 AFTER_IMPORT = {
-    'mmengine.config': 'register_fork_scopes',
+    'mmengine.config': 'register_config_scopes',
     'mmengine.runner': 'patch_mmengine_runner',
 }
 

@@ -13,6 +13,13 @@ parity check, ``[test]`` pytest. Segmentation and detection also need
 ``onedl-mmcv`` *compiled with its C++ ops against the installed torch*, which no requirement can
 express: ``bash tools/install.sh`` builds it (docs/deploy.md, "Installing").
 
+The configs: the repository's ``configs/`` is the one copy. The wheel's build copies it to
+``kdzoo/.mim/configs`` (with ``kdzoo/.mim/model-index.yml``), where MMEngine looks for a
+``kdzoo::<path>`` config; in the checkout (the editable install) ``kdzoo/.mim/configs`` is a
+committed link to ``configs/`` (kdzoo/configs.py).
+
+The ``kdzoo`` command (``kdzoo train``, ``kdzoo quickstart``, ...): kdzoo/cli.py.
+
 The start-up hook: the wheel and the editable install both put ``kdzoo_startup.pth`` in
 site-packages; it runs ``kdzoo_startup.install()`` at interpreter start, which acts only when
 MMEngine is imported (see ``kdzoo_startup.py``; the patches it applies are in
@@ -23,6 +30,7 @@ import base64
 import glob
 import hashlib
 import os
+import shutil
 import zipfile
 
 from setuptools import find_packages, setup
@@ -34,13 +42,19 @@ STARTUP_LINE = b'import kdzoo_startup; kdzoo_startup.install()\n'
 
 
 class BuildPyWithStartupHook(build_py):
-    """build_py, plus the start-up ``.pth`` at the top of the build (site-packages in a wheel)."""
+    """build_py, plus the start-up ``.pth`` at the top of the build (site-packages in a wheel)
+    and a copy of ``configs/`` in ``kdzoo/.mim`` (the files, not the checkout's link)."""
 
     def run(self):
         super().run()
         os.makedirs(self.build_lib, exist_ok=True)
         with open(os.path.join(self.build_lib, STARTUP_PTH), 'wb') as f:
             f.write(STARTUP_LINE)
+        mim = os.path.join(self.build_lib, 'kdzoo', '.mim')
+        shutil.rmtree(mim, ignore_errors=True)  # a stale copy of an earlier build
+        shutil.copytree('configs', os.path.join(mim, 'configs'),
+                        ignore=shutil.ignore_patterns('__pycache__'))
+        shutil.copy(os.path.join('kdzoo', '.mim', 'model-index.yml'), mim)
 
 
 class EditableWheelWithStartupHook(editable_wheel):
@@ -83,6 +97,7 @@ setup(
     packages=kdzoo_packages + adapter_packages,
     package_dir={'kdzoo.adapters': 'adapters'},
     py_modules=['kdzoo_startup'],
+    entry_points={'console_scripts': ['kdzoo = kdzoo.cli:main']},
     cmdclass={'build_py': BuildPyWithStartupHook, 'editable_wheel': EditableWheelWithStartupHook},
     install_requires=['torch>=2.1', 'onedl-mmengine>=0.10.12', 'opencv-python', 'numpy', 'Pillow',
                       'matplotlib'],

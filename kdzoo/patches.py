@@ -1,11 +1,11 @@
 """Every change kdzoo makes to third-party behaviour, in one place: what each fixes, the upstream
 version it was written against, where it is applied, and the test that fails without it.
 
-- :func:`register_fork_scopes`: ``mmengine.config.utils.MODULE2PACKAGE`` (onedl-mmengine
+- :func:`register_config_scopes`: ``mmengine.config.utils.MODULE2PACKAGE`` (onedl-mmengine
   0.10.12). Applied by ``import kdzoo`` and by the start-up hook once ``mmengine.config`` is
   imported. Tests: tests/test_patches.py, tests/test_install.py.
 - :func:`refuse_hub_installs`: ``mmengine.utils.install_package`` as ``mmengine.hub.get_config``
-  calls it (onedl-mmengine 0.10.12). Applied with :func:`register_fork_scopes`.
+  calls it (onedl-mmengine 0.10.12). Applied with :func:`register_config_scopes`.
   Test: tests/test_patches.py.
 - :func:`guard_runner_train`: ``mmengine.runner.Runner.train`` (onedl-mmengine 0.10.12). Applied
   by ``import kdzoo.adapters`` and by the start-up hook once ``mmengine.runner`` is imported.
@@ -41,15 +41,20 @@ from contextlib import contextmanager
 from importlib import metadata
 
 # -------------------------------------------------------------------------------- config scopes
-# The forks keep the import names (mmseg, mmdet, ...) but not the distribution names, and MMEngine
-# maps a config scope to a distribution: 'mmseg::...' looks up `mmsegmentation`, finds nothing and
-# stops ("mmsegmentation is not installed"); MMEngine's hub then pip-installs the dead upstream
-# package over the fork's mmseg directory (seen with the forks, 2026-11).
+# MMEngine reads a ``<scope>::<path>`` config name only for the scopes of ``MODULE2PACKAGE``
+# (``mmengine does not support to load kdzoo config`` otherwise), each mapped to a distribution,
+# and finds the file in ``<that distribution's package>/.mim/configs/<path>``.
+# The forks keep the import names (mmseg, mmdet, ...) but not the distribution names: 'mmseg::...'
+# looks up `mmsegmentation`, finds nothing and stops ("mmsegmentation is not installed");
+# MMEngine's hub then pip-installs the dead upstream package over the fork's mmseg directory (seen
+# with the forks, 2026-11).
 FORKS = {
     'mmseg': 'onedl-mmsegmentation',
     'mmdet': 'onedl-mmdetection',
     'mmpretrain': 'onedl-mmpretrain',
 }
+# kdzoo's own configs (kdzoo/configs.py: kdzoo/.mim/configs is the repository's configs/)
+KDZOO_SCOPE = {'kdzoo': 'kdzoo'}
 
 
 def _installed(distribution):
@@ -60,17 +65,21 @@ def _installed(distribution):
         return False
 
 
-def register_fork_scopes():
-    """Point the ``mmseg::`` / ``mmdet::`` / ``mmpretrain::`` config scopes at the forks'
-    distributions (``MODULE2PACKAGE``), unless the upstream distribution is installed, and
-    :func:`refuse_hub_installs`. When neither is installed (the core install), MMEngine's error
-    names the fork to install.
+def register_config_scopes():
+    """Register the ``kdzoo::`` config scope (``kdzoo::quickstart/msdcrd.py``: kdzoo's
+    ``configs/quickstart/msdcrd.py``), point the ``mmseg::`` / ``mmdet::`` / ``mmpretrain::``
+    scopes at the forks' distributions unless the upstream distribution is installed (when
+    neither is installed, the core install, MMEngine's error names the fork to install), and
+    :func:`refuse_hub_installs`. All in ``MODULE2PACKAGE``.
 
     Returns the mapping applied. Idempotent.
     """
     from mmengine.config import utils
     refuse_hub_installs()
     applied = {}
+    for module, package in KDZOO_SCOPE.items():
+        if utils.MODULE2PACKAGE.get(module) != package:
+            utils.MODULE2PACKAGE[module] = applied[module] = package
     for module, fork in FORKS.items():
         upstream = utils.MODULE2PACKAGE.get(module)
         if upstream != fork and not _installed(upstream):

@@ -66,8 +66,9 @@ def teacher_configs(distill_cfg):
 
 
 def read_config(path):
-    """Read a config file or a scoped config path (``mmdet::...``, ``mmseg::...``)."""
-    import kdzoo  # noqa: F401  (registers the fork scopes before any config is parsed)
+    """Read a config file or a scoped config path (``kdzoo::...``, ``mmdet::...``,
+    ``mmseg::...``)."""
+    import kdzoo  # noqa: F401  (registers the config scopes before any config is parsed)
     if '::' in path:
         from mmengine.hub import get_config
         return get_config(path)

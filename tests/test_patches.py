@@ -19,7 +19,7 @@ from kdzoo.checkpoint import CheckpointError
 SEG_BASE = 'mmseg::_base_/models/upernet_swin.py'
 
 
-# --- register_fork_scopes ------------------------------------------------------------------------
+# --- register_config_scopes --------------------------------------------------------------------
 def scope_path(monkeypatch, upstream):
     """Where MMEngine finds ``SEG_BASE`` when ``MODULE2PACKAGE`` maps ``mmseg`` to ``upstream``."""
     monkeypatch.setitem(config_utils.MODULE2PACKAGE, 'mmseg', upstream)
@@ -35,10 +35,10 @@ def test_upstream_mmseg_scope_looks_for_the_upstream_distribution(monkeypatch):
 def test_fork_scopes_find_the_forks_configs(monkeypatch):
     mmseg = pytest.importorskip('mmseg', reason='the mmseg:: scope needs the full install')
     monkeypatch.setitem(config_utils.MODULE2PACKAGE, 'mmseg', 'mmsegmentation')
-    assert patches.register_fork_scopes() == {'mmseg': 'onedl-mmsegmentation'}
+    assert patches.register_config_scopes() == {'mmseg': 'onedl-mmsegmentation'}
     path = Config._get_cfg_path(SEG_BASE, 'config.py')[0]
     assert path.startswith(mmseg.__path__[0]) and path.endswith('upernet_swin.py')
-    assert patches.register_fork_scopes() == {}  # idempotent
+    assert patches.register_config_scopes() == {}  # idempotent
 
 
 # --- refuse_hub_installs ------------------------------------------------------------------------

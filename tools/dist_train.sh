@@ -13,7 +13,9 @@
 # the rendezvous port on node 0). PYTHON: the interpreter (default: the checkout's .venv).
 #
 # Paths (CONFIG, --work-dir, any other argument) are read from the directory the script is run
-# from, as tools/train.py reads them: the script does not change directory.
+# from, as tools/train.py reads them: the script does not change directory. CONFIG may be a
+# kdzoo::NAME (kdzoo's configs/NAME, e.g. kdzoo::quickstart/msdcrd.py). Without the checkout,
+# the same: torchrun --nproc_per_node=N -m kdzoo train CONFIG --launcher pytorch.
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: [NNODES=N NODE_RANK=R MASTER_ADDR=A PORT=P] $0 CONFIG NPROC [train.py args...]" >&2
@@ -22,7 +24,7 @@ fi
 CONFIG=$1
 NPROC=$2
 shift 2
-if [ ! -f "$CONFIG" ]; then
+if [[ "$CONFIG" != *::* && ! -f "$CONFIG" ]]; then  # kdzoo::NAME: train.py resolves it
   echo "config not found: $CONFIG (paths are read from $(pwd))" >&2
   exit 2
 fi

@@ -21,7 +21,7 @@ JOB_NAME=$2
 CONFIG=$3
 WORK_DIR=$4
 shift 4
-if [ ! -f "$CONFIG" ]; then
+if [[ "$CONFIG" != *::* && ! -f "$CONFIG" ]]; then  # kdzoo::NAME: train.py resolves it
   echo "config not found: $CONFIG (paths are read from $(pwd))" >&2
   exit 2
 fi

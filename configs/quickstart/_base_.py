@@ -47,4 +47,4 @@ load_from = None
 resume = False
 # What makes the data and the teacher checkpoint these configs read (tools/compare.py and other
 # tools print it when they are missing).
-setup_command = 'python tools/quickstart.py'
+setup_command = 'kdzoo quickstart'

@@ -1,7 +1,9 @@
 """What does the student share with the teacher? Stage-by-stage similarity and suggested items.
 
-    python tools/analyze.py CONFIG [--checkpoint CKPT] [--batches N] [--batch-size B]
-                            [--out DIR] [--cfg-options k=v ...] [--ignore-class-names]
+    kdzoo analyze CONFIG [--checkpoint CKPT] [--batches N] [--batch-size B]
+                  [--out DIR] [--cfg-options k=v ...] [--ignore-class-names]
+
+(``python tools/analyze.py`` in a checkout is the same command.)
 
 For a config with ``distill_cfg`` (classification, mmseg, mmdet), on N validation batches of B
 images (drawn in a fixed shuffled order, whatever the config's val batch size; B >= 4, the unbiased
@@ -44,6 +46,7 @@ from kdzoo.analysis.readouts import taps
 from kdzoo.analysis.report import logit_text, table, teacher_text, write_csv, write_heatmap
 from kdzoo.analysis.suggest import assigns, snippet, suggest
 from kdzoo.class_names import check_class_names, dataset_classes, recorded_classes
+from kdzoo.experiments.arguments import config_name
 from kdzoo.experiments.runs import make_runner
 from kdzoo.patches import unformatted_config_dumps
 from kdzoo.runner import load_config
@@ -54,8 +57,8 @@ from kdzoo.wrappers import unwrap
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='a config with distill_cfg')
+    parser = argparse.ArgumentParser(prog='kdzoo analyze', description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', type=config_name, help='a config with distill_cfg')
     parser.add_argument('--checkpoint', help='a trained student: a checkpoint of a run of CONFIG, '
                         'or of its student alone')
     parser.add_argument('--batches', type=int, default=8,
@@ -195,7 +198,3 @@ def main(argv=None):
     print(f'\nwrote {png} and {csv_path} in {elapsed:.1f} s (' + ', '.join(
         f'{name} {seconds:.1f} s' for name, seconds in times.items()) + ')')
     return sims, items, connectors
-
-
-if __name__ == '__main__':
-    main()

@@ -1,8 +1,10 @@
 """Fill a teacher-output cache ahead of training: the teacher runs, the student does not train.
 
-    python tools/cache_teacher.py CONFIG [--cache DIR] [--seeds 0,1,2] [--iters N | --epochs N]
-                                  [--cfg-options k=v ...] [--work-dir D]
-                                  [--launcher none|pytorch|slurm]
+    kdzoo cache-teacher CONFIG [--cache DIR] [--seeds 0,1,2] [--iters N | --epochs N]
+                        [--cfg-options k=v ...] [--work-dir D]
+                        [--launcher none|pytorch|slurm]
+
+(``python tools/cache_teacher.py`` in a checkout is the same command.)
 
 CONFIG is a distilling config as ``tools/train.py`` takes it (the runner is built the same way,
 ``kdzoo.runner.build_runner``, with the same ``--cfg-options``). The cache is
@@ -40,6 +42,7 @@ import time
 
 from kdzoo.experiments.arguments import (
     add_launcher,
+    config_name,
     parsed_launcher,
     positive_int,
     seed_list,
@@ -52,10 +55,12 @@ from kdzoo.teacher_cache_fill import cache_options, fill, iterations_of
 def parse_args(argv=None):
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0], epilog='Usable on another machine (e.g. a GPU '
-        'box) with the same config, data and teacher checkpoint: copy the cache folder back; '
+        prog='kdzoo cache-teacher', description=__doc__.split('\n\n')[0],
+        epilog='Usable on another machine (e.g. a GPU box) with the same config, data and '
+        'teacher checkpoint: copy the cache folder back; '
         'its manifest says whether a run can read it.')
-    parser.add_argument('config', help='a distilling config (distill_cfg with a teacher)')
+    parser.add_argument('config', type=config_name,
+                        help='a distilling config (distill_cfg with a teacher)')
     parser.add_argument('--cache', metavar='DIR', help='the cache folder (default: the config\'s '
                         'distill_cfg.teacher.cache); with --seeds, DIR/seed<k> per seed')
     parser.add_argument('--seeds', type=seed_list, help='comma-separated seeds: one cache per '
@@ -129,7 +134,3 @@ def main(argv=None):
                 print(f'cache_teacher: {cache.summary()}; {human_bytes(size)} in {folder}, '
                       f'{time.perf_counter() - start:.1f} s', flush=True)
     return filled
-
-
-if __name__ == '__main__':
-    main()

@@ -1,8 +1,10 @@
 """Did distillation help? A paired, multi-seed verdict for any config with ``distill_cfg``.
 
-    python tools/compare.py CONFIG [--seeds 0,1,2] [--iters N] [--evals K] [--work-dir D]
-                            [--cfg-options k=v ...] [--amp] [--metric KEY] [--smoke]
-                            [--teacher-cache DIR] [--baseline OTHER_CONFIG]
+    kdzoo compare CONFIG [--seeds 0,1,2] [--iters N] [--evals K] [--work-dir D]
+                  [--cfg-options k=v ...] [--amp] [--metric KEY] [--smoke]
+                  [--teacher-cache DIR] [--baseline OTHER_CONFIG]
+
+(``python tools/compare.py`` in a checkout is the same command.)
 
 For each seed, the student alone (CONFIG without ``distill_cfg``) and the distilled student train
 with the same iterations and schedule, the same initial student weights and the same batches and
@@ -53,7 +55,7 @@ CONFIG's teacher's) unless OTHER_CONFIG sets its own ``cache`` (per seed, as abo
 import argparse
 import os.path as osp
 
-from kdzoo.experiments.arguments import non_negative_int, positive_int, seed_list
+from kdzoo.experiments.arguments import config_name, non_negative_int, positive_int, seed_list
 from kdzoo.experiments.compare_report import summary_lines, write_chart, write_markdown
 from kdzoo.experiments.paired import compare
 from kdzoo.runner import load_config
@@ -61,8 +63,8 @@ from kdzoo.runner import load_config
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='a config with distill_cfg')
+    parser = argparse.ArgumentParser(prog='kdzoo compare', description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', type=config_name, help='a config with distill_cfg')
     parser.add_argument('--seeds', type=seed_list,
                         help='comma-separated seeds (default 0,1,2; --smoke 0,1)')
     parser.add_argument('--iters', type=positive_int,
@@ -83,7 +85,8 @@ def parse_args(argv=None):
     parser.add_argument('--teacher-cache', metavar='DIR', help='teacher-output caches of the '
                         'distilled arms, DIR/seed<s> per seed, shared with other comparisons of '
                         'the same teacher and data (filled ahead by tools/cache_teacher.py)')
-    parser.add_argument('--baseline', metavar='OTHER_CONFIG', help='also train OTHER_CONFIG\'s '
+    parser.add_argument('--baseline', metavar='OTHER_CONFIG', type=config_name,
+                        help='also train OTHER_CONFIG\'s '
                         'distilled student (the same student, data and schedule) in every seed '
                         'and report the paired difference CONFIG - OTHER_CONFIG')
     args = parser.parse_args(argv)
@@ -116,7 +119,3 @@ def main(argv=None):
     print('\n' + '\n'.join(summary_lines(rows, seeds)))
     print(f'\n{osp.join(work_dir, "compare.csv")}, {md}, {png}')
     return rows
-
-
-if __name__ == '__main__':
-    main()

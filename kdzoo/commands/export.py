@@ -1,9 +1,11 @@
 """Write a student-only checkpoint from a training checkpoint, and optionally an ONNX graph of it
 checked against PyTorch (the logic: kdzoo/export.py; the contract: docs/deploy.md).
 
-    python tools/export_student.py CONFIG CKPT OUT [--onnx OUT.onnx] [--input-shape H W]
-                                   [--image PATH] [--tolerance T] [--cfg-options k=v ...]
-                                   [--ignore-class-names]
+    kdzoo export CONFIG CKPT OUT [--onnx OUT.onnx] [--input-shape H W]
+                 [--image PATH] [--tolerance T] [--cfg-options k=v ...]
+                 [--ignore-class-names]
+
+(``python tools/export_student.py`` in a checkout is the same command.)
 
 Classification: OUT is a plain state dict that loads with
 ``timm.create_model(name, num_classes=K).load_state_dict(torch.load(OUT))``.
@@ -23,6 +25,7 @@ import os
 import sys
 
 import kdzoo  # noqa: F401
+from kdzoo.experiments.arguments import config_name
 from kdzoo.export import TOLERANCE, ExportError, ParityError, check_input_shape, export_onnx
 from kdzoo.export import export_student as export
 from kdzoo.runner import load_config
@@ -30,8 +33,9 @@ from kdzoo.runner import load_config
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description='Export the student of a kdzoo checkpoint.')
-    parser.add_argument('config')
+    parser = argparse.ArgumentParser(prog='kdzoo export',
+                                     description='Export the student of a kdzoo checkpoint.')
+    parser.add_argument('config', type=config_name)
     parser.add_argument('checkpoint', help='a checkpoint written by tools/train.py')
     parser.add_argument('out', help='the student-only checkpoint to write')
     parser.add_argument('--onnx', metavar='OUT.onnx', help='also write the student as ONNX and '
@@ -83,7 +87,3 @@ def main(argv=None):
         sys.exit(str(err))
     print('\n'.join(report.lines()))
     return report
-
-
-if __name__ == '__main__':
-    main()

@@ -1,11 +1,13 @@
 """The plug-and-play matrix: task x heterogeneous pair x loss x seed on generated data.
 
-    python tools/plug_and_play.py [--profile gpu|cpu|smoke|FILE] [--tasks cls,seg,det]
-                                  [--pairs P,...] [--losses L,...] [--seeds N] [--iters N]
-                                  [--teacher-iters N] [--budget-s S] [--out results/]
-                                  [--device cuda|cpu] [--teacher-bf16] [--max-wall-s S]
-                                  [--smoke] [--report-only] [--retime]
-                                  [--no-teacher-cache]
+    kdzoo plug-and-play [--profile gpu|cpu|smoke|FILE] [--tasks cls,seg,det]
+                        [--pairs P,...] [--losses L,...] [--seeds N] [--iters N]
+                        [--teacher-iters N] [--budget-s S] [--out results/]
+                        [--device cuda|cpu] [--teacher-bf16] [--max-wall-s S]
+                        [--smoke] [--report-only] [--retime]
+                        [--no-teacher-cache]
+
+(``python tools/plug_and_play.py`` in a checkout is the same command.)
 
 The command line of the experiment engine's matrix (:mod:`kdzoo.experiments.matrix`: it writes
 each task's generated set, trains and caches each pair's teacher, trains the student alone and
@@ -14,7 +16,8 @@ finished run to ``<out>/plug_and_play.csv``, written whole; a rerun skips the ro
 made by the same setup, stops before training when a row of the same key was made otherwise (a
 changed config, recipe, data size, metric or budget: give a new ``--out``), and runs again rows
 written before fingerprints existed, which stay in the report marked legacy). The profile
-(``configs/plug_and_play/profiles/``) says what a run trains; the options below replace its
+(``configs/plug_and_play/profiles/``, from the installed kdzoo: :mod:`kdzoo.configs`) says
+what a run trains, its ``out`` a folder of the current directory; the options below replace its
 settings. After every row ``<out>/plug_and_play.md`` (tables: metric and gain over the student
 alone, mean +- sample std over seeds, the paired verdict; step costs; teachers) and
 ``<out>/plug_and_play.png`` are rewritten from the whole CSV; ``--report-only`` only rewrites
@@ -63,7 +66,8 @@ RUN_ONLY = ('seeds', 'iters', 'teacher_iters', 'budget_s', 'teacher_bf16', 'max_
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='kdzoo plug-and-play',
+                                     description=__doc__.split('\n\n')[0])
     parser.add_argument('--profile', default='gpu',
                         help=f'what a full run trains: one of {matrix.profile_names()} (files in '
                         'configs/plug_and_play/profiles/) or the path of a profile file; gpu '
@@ -130,8 +134,7 @@ def resolve(args):
 def main(argv=None):
     args = parse_args(argv)
     if args.report_only:
-        out = osp.abspath(args.out or osp.join(
-            matrix.REPO, matrix.load_profile(args.profile)['out']))
+        out = osp.abspath(args.out or matrix.load_profile(args.profile)['out'])
         with folder_lock(out, osp.join(out, 'tmp', matrix.LOCK_NAME), 'plug-and-play'):
             matrix.relabel(out, args.profile)  # rewrites the CSV: not while a run writes it
             return write_report(out)
@@ -165,7 +168,3 @@ def retime(opts):
     print(f'{len(summary["retimed"])} row(s) re-timed by {summary["timings"]} timing(s) in '
           f'{time.perf_counter() - start:.0f} s; {osp.join(opts.out, CSV_NAME)}, {md}, {png}')
     return summary
-
-
-if __name__ == '__main__':
-    main()

@@ -1,19 +1,28 @@
 """The quick-start: heterogeneous distillation on a generated image set, minutes on a CPU.
 
-    python tools/quickstart.py [--fast] [--mldr] [--data-dir D] [--work-dir W]
+    kdzoo quickstart [--fast] [--mldr] [--data-dir D] [--work-dir W]
+
+(``python tools/quickstart.py`` in a checkout is the same command.)
 
 1. generates a deterministic ImageFolder set of procedurally drawn shapes and textures
    (``kdzoo.toydata.make_shapes_dataset``; no download);
-2. trains a teacher of one family (configs/quickstart/teacher.py);
-3. trains the student, of another family, alone (configs/quickstart/student.py);
+2. trains a teacher of one family (``kdzoo::quickstart/teacher.py``: the installed kdzoo's
+   configs/quickstart/teacher.py, :mod:`kdzoo.configs`);
+3. trains the student, of another family, alone (``kdzoo::quickstart/student.py``);
 4. trains the same student with the same budget and seed, distilled with MSDCRD
-   (configs/quickstart/msdcrd.py), and with ``--mldr`` also with MLDR-KD (mldrkd.py);
+   (``kdzoo::quickstart/msdcrd.py``), and with ``--mldr`` also with MLDR-KD (mldrkd.py);
 then prints a table of teacher / student-alone / distilled accuracy with wall times, and states
 each distilled run's result with the experiment engine's rule (:mod:`kdzoo.experiments.stats`):
-from one seed it cannot tell, and it shows the gain (``tools/compare.py --seeds 0,1,2`` gives a
-verdict over seeds). Every run is the engine's (:func:`kdzoo.experiments.runs.train_run` with
+from one seed it cannot tell, and it shows the gain (``kdzoo compare
+kdzoo::quickstart/msdcrd.py --seeds 0,1,2`` gives a verdict over seeds). Every run is the
+engine's (:func:`kdzoo.experiments.runs.train_run` with
 :func:`~kdzoo.experiments.runs.budget_options`: the config's seed and schedule, validated once at
 the end). ``--fast`` shrinks everything to seconds (the test suite runs it).
+
+The data and the runs go to ``data/quickstart`` and ``work_dirs/quickstart`` of the current
+directory (``--data-dir`` / ``--work-dir``): the folders the quick-start configs read, so
+``kdzoo train kdzoo::quickstart/msdcrd.py`` and ``kdzoo compare kdzoo::quickstart/msdcrd.py``
+from the same directory find the data and the teacher checkpoint.
 """
 import argparse
 import os.path as osp
@@ -23,23 +32,22 @@ import torch
 from mmengine.config import Config
 
 from kdzoo import tasks
+from kdzoo.configs import config_file
 from kdzoo.experiments.labels import config_label
 from kdzoo.experiments.runs import budget_options, train_run
 from kdzoo.experiments.stats import paired_summary
 from kdzoo.toydata import make_shapes_dataset
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIGS = osp.join(REPO, 'configs', 'quickstart')
 # The configs in configs/quickstart are written for these 10 classes.
 FULL = dict(num_classes=10, per_class=(200, 50), teacher_iters=600, student_iters=500, batch=64)
 FAST = dict(num_classes=10, per_class=(2, 1), teacher_iters=2, student_iters=2, batch=8)
 
 
 def run(config, work_dir, data_dir, iters, batch, checkpoint=None):
-    """Train ``configs/quickstart/<config>`` on the set in ``data_dir`` for ``iters`` iterations
+    """Train ``kdzoo::quickstart/<config>`` on the set in ``data_dir`` for ``iters`` iterations
     (its own seed); ``checkpoint``: the teacher checkpoint a distilling config reads. Returns
     (val top-1, seconds, the last checkpoint's path)."""
-    path = osp.join(CONFIGS, config)
+    path = config_file(f'kdzoo::quickstart/{config}')
     cfg = Config.fromfile(path)
     options = dict(budget_options(cfg, iters, evals=1, seed=cfg.randomness.seed, verbose=True), **{
         'train_dataloader.dataset.root': osp.join(data_dir, 'train'),
@@ -58,15 +66,20 @@ def result_line(label, gain):
     """The distilled run's result by the engine's rule: one seed cannot tell; the gain shown."""
     verdict = paired_summary([gain]).verdict
     return (f'{label}: {verdict} ({gain:+.1f} points vs the student alone, same iterations, seed '
-            'and data order; several seeds: tools/compare.py --seeds 0,1,2).')
+            'and data order; several seeds: kdzoo compare kdzoo::quickstart/msdcrd.py --seeds '
+            '0,1,2).')
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='kdzoo quickstart',
+                                     description=__doc__.split('\n\n')[0])
     parser.add_argument('--fast', action='store_true', help='tiny sizes: seconds (for tests)')
     parser.add_argument('--mldr', action='store_true', help='also distil with MLDR-KD')
-    parser.add_argument('--data-dir', default=osp.join(REPO, 'data', 'quickstart'))
-    parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'quickstart'))
+    parser.add_argument('--data-dir', default=osp.join('data', 'quickstart'),
+                        help='the generated set (default: data/quickstart, which the configs read)')
+    parser.add_argument('--work-dir', default=osp.join('work_dirs', 'quickstart'),
+                        help='the runs (default: work_dirs/quickstart, where the distilling '
+                        'configs read the teacher checkpoint)')
     args = parser.parse_args(argv)
     size = FAST if args.fast else FULL
 
@@ -79,9 +92,9 @@ def main(argv=None):
     rows = []
     t_top1, t_sec, t_ckpt = run('teacher.py', osp.join(args.work_dir, 'teacher'), args.data_dir,
                                 size['teacher_iters'], size['batch'])
-    rows.append(('teacher', config_label('teacher.py', CONFIGS), size['teacher_iters'], t_top1,
-                 t_sec))
-    student = config_label('student.py', CONFIGS)
+    rows.append(('teacher', config_label(config_file('kdzoo::quickstart/teacher.py')),
+                 size['teacher_iters'], t_top1, t_sec))
+    student = config_label(config_file('kdzoo::quickstart/student.py'))
     s_top1, s_sec, _ = run('student.py', osp.join(args.work_dir, 'student'), args.data_dir,
                            size['student_iters'], size['batch'])
     rows.append(('student alone', student, size['student_iters'], s_top1, s_sec))
@@ -105,7 +118,3 @@ def main(argv=None):
         print('note: the teacher is not better than the student alone in this budget, so there is '
               'little to distil.')
     return rows
-
-
-if __name__ == '__main__':
-    main()

@@ -1,7 +1,9 @@
 """Evaluate the student of a training checkpoint on the config's test set.
 
-    python tools/test.py CONFIG CKPT [--work-dir D] [--cfg-options k=v ...]
-                         [--ignore-class-names]
+    kdzoo test CONFIG CKPT [--work-dir D] [--cfg-options k=v ...]
+               [--ignore-class-names]
+
+(``python tools/test.py`` in a checkout is the same command.)
 
 CKPT is a checkpoint written by tools/train.py (a distillation run or a plain run) or a student
 exported by tools/export_student.py (plain timm keys for classification, the plain model's keys
@@ -21,13 +23,15 @@ import kdzoo  # noqa: F401
 from kdzoo.adapters import STUDENT_PREFIX, wrap
 from kdzoo.checkpoint import apply_weights, load_file, state_dict_of, strip_prefix
 from kdzoo.class_names import check_class_names, dataset_classes, recorded_classes
+from kdzoo.experiments.arguments import config_name
 from kdzoo.runner import load_config
 
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description='Test the student of a kdzoo checkpoint.')
-    parser.add_argument('config')
+    parser = argparse.ArgumentParser(prog='kdzoo test',
+                                     description='Test the student of a kdzoo checkpoint.')
+    parser.add_argument('config', type=config_name)
     parser.add_argument('checkpoint')
     parser.add_argument('--work-dir')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
@@ -96,8 +100,6 @@ def main(argv=None):
         check_class_names(recorded_classes(loaded), dataset_classes(
             runner.test_loop.dataloader.dataset), args.checkpoint, 'student',
             '--ignore-class-names')
-    return runner.test()
-
-
-if __name__ == '__main__':
-    print(main())
+    metrics = runner.test()
+    print(metrics)
+    return metrics

@@ -1,7 +1,9 @@
 """Train a model from an MMEngine config; with ``distill_cfg`` in the config, distil it.
 
-    python tools/train.py CONFIG [--work-dir D] [--cfg-options k=v ...] [--resume [CKPT]]
-                          [--amp] [--dry-run] [--launcher none|pytorch|slurm]
+    kdzoo train CONFIG [--work-dir D] [--cfg-options k=v ...] [--resume [CKPT]]
+                [--amp] [--dry-run] [--launcher none|pytorch|slurm]
+
+(``python tools/train.py`` in a checkout is the same command.)
 
 One entry point for classification (timm), mmseg and mmdet configs. Adding ``distill_cfg`` to a
 config is the only change a user makes: kdzoo.adapters.wrap turns its model into the task's
@@ -9,14 +11,15 @@ distilling model (docs/distill_cfg.md).
 """
 import argparse
 
-from kdzoo.experiments.arguments import add_launcher, parsed_launcher
+from kdzoo.experiments.arguments import add_launcher, config_name, parsed_launcher
 from kdzoo.runner import build_runner, dry_run, process_group_teardown
 
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description='Train (and distil) a model with MMEngine.')
-    parser.add_argument('config', help='config file path')
+    parser = argparse.ArgumentParser(prog='kdzoo train',
+                                     description='Train (and distil) a model with MMEngine.')
+    parser.add_argument('config', type=config_name, help='config file path')
     parser.add_argument('--work-dir', help='where logs and checkpoints go '
                         '(default: the config\'s work_dir, else ./work_dirs/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -41,7 +44,3 @@ def main(argv=None):
         else:
             runner.train()
     return runner
-
-
-if __name__ == '__main__':
-    main()

@@ -1,10 +1,20 @@
-"""Command-line value types of the experiment tools (``tools/compare.py``,
-``tools/plug_and_play.py``; the launcher options of ``tools/train.py`` and
-``tools/cache_teacher.py``): counts and budgets are checked when the command line is parsed, so
+"""Command-line value types of the ``kdzoo`` commands (kdzoo/commands): a config's name
+(``kdzoo::`` names resolved); counts and budgets are checked when the command line is parsed, so
 ``--iters 0`` or a negative value stops at once with argparse's usage line, before anything runs
 or is written (0 is not taken as "the default")."""
 import argparse
 import os
+
+from kdzoo.configs import config_file
+
+
+def config_name(text):
+    """A config: a file path, or a ``scope::path`` name (``kdzoo::quickstart/msdcrd.py``: kdzoo's
+    ``configs/quickstart/msdcrd.py``, wherever kdzoo is installed), given as its file's path."""
+    try:
+        return config_file(text)
+    except (OSError, AssertionError, ImportError) as err:  # MMEngine's: no file, unknown scope
+        raise argparse.ArgumentTypeError(f'{text}: {err}') from None
 
 
 def number_at_least(text, low, kind=int):

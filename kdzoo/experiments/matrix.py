@@ -61,6 +61,7 @@ import torch
 from mmengine.config import Config
 
 from kdzoo import tasks as task_registry
+from kdzoo.configs import ROOT
 from kdzoo.experiments.fingerprint import Fingerprint, flat, legacy, refusal
 from kdzoo.experiments.labels import config_label
 from kdzoo.experiments.matrix_report import (
@@ -100,8 +101,7 @@ from kdzoo.experiments.timing import bf16_autocast, cpu_model, step_costs
 from kdzoo.hashing import file_sha, qualified_name, text_sha
 from kdzoo.toydata import make_cls_data, make_det_data, make_seg_data
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-PROFILES_DIR = osp.join(REPO, 'configs', 'plug_and_play', 'profiles')
+PROFILES_DIR = osp.join(ROOT, 'configs', 'plug_and_play', 'profiles')
 LOCK_NAME = '.plug_and_play.lock'  # in <out>/tmp (scratch, git-ignored)
 PROFILE_KEYS = ('out', 'device', 'timing_repeats', 'smoke', 'skip_unavailable', 'tasks')
 
@@ -110,7 +110,8 @@ PROFILE_KEYS = ('out', 'device', 'timing_repeats', 'smoke', 'skip_unavailable', 
 @dataclass(frozen=True)
 class MatrixTask:
     """One row group of the matrix, as a profile resolves it (the one lookup of every task
-    setting). ``pairs``: name -> (teacher config, student config), relative to the repository;
+    setting). ``pairs``: name -> (teacher config, student config), relative to
+    :data:`kdzoo.configs.ROOT` (``configs/...``: the checkout's, or the installed package's);
     ``losses``: name -> the shipped config whose distill items the loss borrows; ``metric``: the
     key in the val metrics, ``scale`` its factor to the table's units (``None``: the task
     descriptor's, :mod:`kdzoo.tasks`); ``make_data(root, size)`` writes the set and returns the
@@ -186,7 +187,7 @@ class PairProbe:
 
     def __init__(self, task, configs, iters):
         self.task = task_registry.get(task)
-        self.teacher_cfg, self.student_cfg = (Config.fromfile(osp.join(REPO, c)).model
+        self.teacher_cfg, self.student_cfg = (Config.fromfile(osp.join(ROOT, c)).model
                                               for c in configs)
         self.num_classes = self.student_cfg.get('num_classes')
         self.iters = iters
@@ -208,7 +209,7 @@ def probe_pair(task, configs, iters):
 
 def recipe_of(entry, loss, p):
     """The distill items of ``loss`` for the probed pair ``p`` (see ``recipes.recipe``)."""
-    return recipe(osp.join(REPO, entry.losses[loss]), p)
+    return recipe(osp.join(ROOT, entry.losses[loss]), p)
 
 
 # ------------------------------------------------------------------------------------ options
@@ -248,7 +249,7 @@ def resolve(profile='gpu', tasks=None, pairs=None, losses=None, seeds=None, iter
         tasks=tasks, pairs=pairs, losses=run_losses,
         seeds={t: seeds or task_cfg[t].seeds for t in task_cfg},
         iters=iters, teacher_iters=teacher_iters, budget_s=budget_s,
-        out=osp.abspath(out or osp.join(REPO, settings['out'])), device=device,
+        out=osp.abspath(out or settings['out']), device=device,
         teacher_bf16=teacher_bf16, max_wall_s=max_wall_s, verbose=verbose,
         teacher_cache=teacher_cache,
         batch={t: batch or task_cfg[t].batch for t in task_cfg},
@@ -299,7 +300,7 @@ def budget_of(opts, task, pair):
 def run_options(opts, task, config, iters, seed):
     """cfg-options of one run of ``task``: the engine's budget (iterations, rescaled schedule,
     one final evaluation, seed), the loaders' workers and the task's training batch."""
-    cfg = Config.fromfile(osp.join(REPO, config))
+    cfg = Config.fromfile(osp.join(ROOT, config))
     options = budget_options(cfg, iters, 1, seed, opts.workers, opts.verbose)
     if opts.batch[task]:
         options['train_dataloader.batch_size'] = opts.batch[task]
@@ -350,7 +351,7 @@ def teacher_run(opts, task, pair, configs, data_options):
     """Train (or read from the cache) the pair's teacher; returns its record: checkpoint, metric,
     and with ``teacher_bf16`` its metric under bf16 autocast."""
     entry, iters = opts.task[task], iters_of(opts, task, pair, 'teacher')
-    config = osp.join(REPO, configs[0])
+    config = osp.join(ROOT, configs[0])
     folder = osp.join(opts.out, 'tmp', 'teachers', task, f'{pair}_{iters}it')
     record_path = osp.join(folder, 'teacher.json')
     options = dict(data_options, **teacher_options(opts, task, pair, configs))
@@ -412,7 +413,7 @@ def student_options(opts, task, pair, configs, loss, seed):
     options = run_options(opts, task, configs[1], iters, seed)
     if loss != 'none':
         items = recipe_of(entry, loss, probe_pair(task, tuple(configs), iters))
-        options['distill_cfg'] = dict(teacher=dict(config=osp.join(REPO, configs[0])),
+        options['distill_cfg'] = dict(teacher=dict(config=osp.join(ROOT, configs[0])),
                                       teacher_check=False, **items)
     return options
 
@@ -424,9 +425,9 @@ def row_fingerprint(opts, task, pair, configs, loss, seed):
     generated data sizes; ``metric`` and ``budget``."""
     entry = opts.task[task]
     options = student_options(opts, task, pair, configs, loss, seed)
-    resolved = resolved_config(osp.join(REPO, configs[1]), options, root=REPO)
+    resolved = resolved_config(osp.join(ROOT, configs[1]), options, root=ROOT)
     teacher = 'none' if loss == 'none' else config_sha(
-        osp.join(REPO, configs[0]), teacher_options(opts, task, pair, configs), root=REPO)
+        osp.join(ROOT, configs[0]), teacher_options(opts, task, pair, configs), root=ROOT)
     parts = dict(config=config_sha(resolved, None), teacher=teacher,
                  data=text_sha(json.dumps([task, entry.data], sort_keys=True)),
                  metric=f'{entry.metric}*{entry.scale:g}', budget=budget_of(opts, task, pair))
@@ -437,7 +438,7 @@ def row_fingerprint(opts, task, pair, configs, loss, seed):
 def init_fingerprint(configs, seed):
     """What the pair's initial student of ``seed`` depends on: the student config and the seed
     (every loss and budget of the pair shares it)."""
-    return config_sha(osp.join(REPO, configs[1]), {'randomness.seed': seed}, root=REPO)
+    return config_sha(osp.join(ROOT, configs[1]), {'randomness.seed': seed}, root=ROOT)
 
 
 def student_run(opts, task, pair, configs, loss, seed, data_options, teacher):
@@ -463,7 +464,7 @@ def student_run(opts, task, pair, configs, loss, seed, data_options, teacher):
                          'run a new --out')
     work_dir = osp.join(runs, budget_of(opts, task, pair).replace('/', '_'), f'{loss}_seed{seed}')
     runner, result = train_run(
-        osp.join(REPO, configs[1]), work_dir, options, entry.metric, entry.scale,
+        osp.join(ROOT, configs[1]), work_dir, options, entry.metric, entry.scale,
         init_file=init_file, seconds=opts.budget_s,
         runner_hook=teacher_in_bf16 if opts.teacher_bf16 and distilled else None,
         init_fingerprint=init_fingerprint(configs, seed))
@@ -471,7 +472,7 @@ def student_run(opts, task, pair, configs, loss, seed, data_options, teacher):
                   iter_s=result.iter_s, init_sha=result.init_sha, batches_sha=result.batches_sha)
     timed = AFTER_TRAINING
     if cached:  # the live step (see the module docstring)
-        runner = make_runner(osp.join(REPO, configs[1]), osp.join(work_dir, 'timing'),
+        runner = make_runner(osp.join(ROOT, configs[1]), osp.join(work_dir, 'timing'),
                              without_cache(options))
         if opts.teacher_bf16:
             teacher_in_bf16(runner)
@@ -501,7 +502,7 @@ def teacher_cache_of(opts, task, pair, configs, seed, teacher):
     precision, the training batch, the device and the data's size."""
     readouts = teacher_taps(opts, task, pair, configs)
     batch = opts.batch[task] or Config.fromfile(
-        osp.join(REPO, configs[1])).train_dataloader.batch_size
+        osp.join(ROOT, configs[1])).train_dataloader.batch_size
     key = text_sha(json.dumps(dict(
         teacher=teacher['checkpoint_sha'], readouts=readouts, batch=batch, device=opts.device,
         teacher_dtype='bf16' if opts.teacher_bf16 else 'fp32', data=opts.task[task].data),
@@ -627,8 +628,8 @@ def run_matrix(opts):
         alone_metric = row['metric'] if loss == 'none' else number(
             alone['metric'] if alone else None)
         made_by = fingerprint(key)
-        row.update(teacher=config_label(configs[0], REPO),
-                   student=config_label(configs[1], REPO),
+        row.update(teacher=config_label(configs[0], ROOT),
+                   student=config_label(configs[1], ROOT),
                    metric_name=entry.metric, teacher_metric=teacher['metric'],
                    teacher_metric_bf16=('' if teacher['metric_bf16'] is None
                                         else teacher['metric_bf16']),
@@ -670,7 +671,7 @@ def relabel(out, profile):
         configs = tuple(configs)
         if configs not in labels:
             try:
-                labels[configs] = tuple(config_label(c, REPO) for c in configs)
+                labels[configs] = tuple(config_label(c, ROOT) for c in configs)
             except Exception as err:  # e.g. an mmseg:: base without mmseg installed
                 print(f'relabel: {row["task"]}/{row["pair"]} keeps its labels (its configs do '
                       f'not load here: {type(err).__name__}: {err})', flush=True)
@@ -706,7 +707,7 @@ def retime_runner(opts, row, configs, data_options):
     name = f'{loss}_{row["teacher_dtype"]}_{row["budget"]}'.replace('/', '_')
     with warnings.catch_warnings():  # the random teacher is the point here
         warnings.filterwarnings('ignore', message='distill_cfg.teacher has no checkpoint')
-        runner = make_runner(osp.join(REPO, configs[1]), osp.join(opts.out, 'tmp', 'retime', task,
+        runner = make_runner(osp.join(ROOT, configs[1]), osp.join(opts.out, 'tmp', 'retime', task,
                                                                   pair, name), options)
     if row['teacher_dtype'] == 'bf16':
         teacher_in_bf16(runner)

@@ -186,7 +186,7 @@ def test_distill_cfg_on_a_stock_config_trains_and_exports(det_data, tmp_path):
     """The README example; 4 training images of batch 2 make one epoch of 2 iterations."""
     from mmdet.apis import inference_detector, init_detector
 
-    from tools.export_student import export
+    from kdzoo.commands.export import export
     from tools.train import main
     swin = 'mmdet::swin/retinanet_swin-t-p4-w7_fpn_1x_coco.py'
     teacher_options = {k: v for k, v in shrink_options(model_config(swin)).items()

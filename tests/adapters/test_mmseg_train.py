@@ -143,7 +143,7 @@ def test_readme_command_real_size_and_export_round_trip(seg_data, tmp_path, caps
     """The README's command (real-size models, 128 px crops), then export -> init_model."""
     from mmseg.apis import init_model
 
-    from tools.export_student import export
+    from kdzoo.commands.export import export
     from tools.train import main
     teacher = build_teacher_checkpoint(tmp_path / 'upernet_swin_t.pth')
     config = os.path.join(CONFIGS, 'msdcrd_swin_to_r18.py')

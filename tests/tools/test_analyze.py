@@ -123,7 +123,7 @@ def test_batches_are_a_fixed_shuffle_of_the_validation_set(cls_config):
     """Class-sorted folders: in order, a batch would hold one or two classes."""
     from mmengine.runner import Runner
 
-    from tools.analyze import analysis_loader
+    from kdzoo.commands.analyze import analysis_loader
     cfg = Config.fromfile(cls_config[0])
     labels = [[b['data_samples'].tolist() for b in Runner.build_dataloader(
         analysis_loader(cfg, 4))] for _ in range(2)]
@@ -138,7 +138,7 @@ def test_missing_inputs_are_named_with_the_command(tmp_path, monkeypatch):
     message = str(err.value)
     assert message.startswith('analyze: ') and 'data/quickstart/val' in message
     assert 'teacher checkpoint work_dirs/quickstart/teacher/iter_600.pth' in message
-    assert 'python tools/quickstart.py' in message
+    assert 'kdzoo quickstart' in message
 
 
 def test_batch_size_below_four_is_refused(cls_config):
@@ -158,7 +158,7 @@ def two_teachers(cls_run, shapes_data, teacher_checkpoint):
     two teachers, ``cnn`` (the pair's teacher) and ``vit`` (random weights saved as a checkpoint),
     and on the config of the ViT alone; ``(config, root, {'two' | 'vit': (main's result, printed
     text, [figure])})``."""
-    import tools.analyze
+    from kdzoo.commands import analyze
     from kdzoo.registry import build
     root = cls_run[1]
     torch.manual_seed(0)
@@ -173,15 +173,15 @@ def two_teachers(cls_run, shapes_data, teacher_checkpoint):
                                             dict(kd, teacher='vit:logits', name='kd_vit')]),
         vit=dict(teacher=teachers['vit'], losses=[dict(kd, teacher='logits')]))
     runs = {}
-    real = tools.analyze.write_heatmap
+    real = analyze.write_heatmap
     for name, distill_cfg in configs.items():
         path = write_config(root / f'{name}.py', runner_config(shapes_data, root / 'work',
                                                                distill_cfg=distill_cfg))
         figures, printed = [], io.StringIO()
         with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
-            patch.setattr(tools.analyze, 'write_heatmap',
+            patch.setattr(analyze, 'write_heatmap',
                           lambda *args: figures.append(real(*args)))
-            result = tools.analyze.main([path, '--checkpoint', str(root / 'work' / 'iter_2.pth'),
+            result = analyze.main([path, '--checkpoint', str(root / 'work' / 'iter_2.pth'),
                                          '--batches', '2', '--batch-size', '4', '--out',
                                          str(root / f'{name}_out')])
         runs[name] = result, printed.getvalue(), figures

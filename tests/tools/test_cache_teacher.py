@@ -132,8 +132,8 @@ def test_seeds_fill_one_cache_each_and_the_configs_storage_is_kept(make_config, 
 ])
 def test_wrong_inputs_stop_before_anything_is_built(make_config, shapes_data, case, says,
                                                     monkeypatch):
-    import tools.cache_teacher
-    monkeypatch.setattr(tools.cache_teacher, 'build_runner', None)  # never reached
+    from kdzoo.commands import cache_teacher
+    monkeypatch.setattr(cache_teacher, 'build_runner', None)  # never reached
     config, root = make_config(f'wrong_{case}', **dict(
         no_seed=dict(randomness=dict(deterministic=False)),
         bad_cache=dict()).get(case, {}))
@@ -144,7 +144,7 @@ def test_wrong_inputs_stop_before_anything_is_built(make_config, shapes_data, ca
         argv += ['--cfg-options', 'distill_cfg.teacher.cache.dtype=int8',
                  'distill_cfg.teacher.cache.dir=x']
     with pytest.raises(SystemExit) as err:
-        tools.cache_teacher.main(argv)
+        cache_teacher.main(argv)
     assert says in str(err.value)
 
 

@@ -122,7 +122,7 @@ def test_missing_data_and_teacher_are_named_with_the_command(tmp_path, monkeypat
     message = str(err.value)
     assert 'data/quickstart/train' in message and 'data/quickstart/val' in message
     assert 'teacher checkpoint work_dirs/quickstart/teacher/iter_600.pth' in message
-    assert 'python tools/quickstart.py' in message
+    assert 'kdzoo quickstart' in message
 
 
 # --- seg and det smoke runs -----------------------------------------------------------------------
@@ -279,7 +279,7 @@ def test_data_with_another_file_is_refused(cls_config, tmp_path):
 
 
 def test_budget_option_and_iters_train_the_same_and_share_the_fingerprint(reuse_setup, capsys):
-    from tools.compare import main, parse_args
+    from kdzoo.commands.compare import main, parse_args
     args, work_dir, teacher = reuse_setup
     assert parse_args(['c.py', '--cfg-options', 'train_cfg.max_iters=2']).iters == 2
     main(command(args[0], work_dir, teacher, options=['train_cfg.max_iters=2'], iters=()))

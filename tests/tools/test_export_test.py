@@ -46,7 +46,7 @@ def test_student_weights_keys_match_the_config_model():
     """A training checkpoint's student, a classification export (plain timm keys, put back under
     the TimmClassifier's ``model.``) and a seg / det export (the plain model's keys, as they
     are)."""
-    from tools.test import student_weights
+    from kdzoo.commands.test import student_weights
     w = torch.zeros(1)
     own = {'model.conv.weight', 'model.fc.bias'}
     assert student_weights({'distiller.student.model.fc.bias': w, 'distiller.teacher_x': w},
@@ -280,7 +280,7 @@ def test_image_missing_or_not_an_image_is_named(trained, tmp_path, capsys):
 def test_parity_options_are_checked_when_parsed(tmp_path, capsys, extra, said):
     """--image without --onnx was ignored without a word; a negative or NaN tolerance failed the
     export, blamed on an operator."""
-    from tools.export_student import parse_args
+    from kdzoo.commands.export import parse_args
     image = tmp_path / 'x.png'
     image.write_bytes(b'')
     with pytest.raises(SystemExit):

@@ -1,9 +1,10 @@
-"""tools/plug_and_play.py and its engine, kdzoo.experiments.matrix: the --smoke matrix writes
-finite CSV rows, the markdown and the PNG; a rerun skips every row; every classification loss
-entry builds and gives finite losses; the schedule is rescaled to the iterations; a task whose
-adapter does not import fails clearly; a cached teacher is trained again when its config changed;
-every task setting comes from the profile's resolved entry; the model labels name type and
-options, and the relabel migration of an old CSV changes those labels only, once."""
+"""kdzoo plug-and-play (tools/plug_and_play.py) and its engine, kdzoo.experiments.matrix: the
+--smoke matrix writes finite CSV rows, the markdown and the PNG; a rerun skips every row; every
+classification loss entry builds and gives finite losses; the schedule is rescaled to the
+iterations; a task whose adapter does not import fails clearly; a cached teacher is trained again
+when its config changed; every task setting comes from the profile's resolved entry; the model
+labels name type and options, and the relabel migration of an old CSV changes those labels only,
+once."""
 import json
 import math
 import os
@@ -13,10 +14,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from kdzoo.commands import plug_and_play as pnp
 from kdzoo.experiments import matrix, matrix_report
 from kdzoo.experiments.rows import append_row, read_rows
 from kdzoo.schedule import rescaled_schedule
-from tools import plug_and_play as pnp
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
@@ -76,8 +79,8 @@ def test_every_cls_loss_entry_builds_and_is_finite(loss):
     p = matrix.probe_pair('cls', (teacher, student), 100)
     assert p.num_classes == 24 and len(p.student) == 4 and len(p.teacher) == 4
     model = DistillClassifier(
-        student=Config.fromfile(f'{matrix.REPO}/{student}').model,
-        distill_cfg=dict(teacher=dict(config=f'{matrix.REPO}/{teacher}'),
+        student=Config.fromfile(f'{matrix.ROOT}/{student}').model,
+        distill_cfg=dict(teacher=dict(config=f'{matrix.ROOT}/{teacher}'),
                          **matrix.recipe_of(matrix.load_profile('gpu')['tasks']['cls'], loss, p)))
     torch.manual_seed(0)
     losses = model(torch.rand(4, 3, 32, 32) * 255, torch.tensor([0, 1, 2, 3]), mode='loss')
@@ -87,7 +90,7 @@ def test_every_cls_loss_entry_builds_and_is_finite(loss):
 
 def test_schedule_is_rescaled_to_the_iterations():
     from mmengine.config import Config
-    cfg = Config.fromfile(f'{matrix.REPO}/configs/plug_and_play/cls/r18.py')
+    cfg = Config.fromfile(f'{matrix.ROOT}/configs/plug_and_play/cls/r18.py')
     warmup, cosine = rescaled_schedule(cfg, 500)  # the config: 50 warm-up of 1000
     assert (warmup['begin'], warmup['end']) == (0, 25)
     assert (cosine['begin'], cosine['end'], cosine['T_max']) == (25, 500, 475)
@@ -208,8 +211,8 @@ def test_cpu_profile_cls_recipes_build_and_are_finite(pair):
     p = matrix.probe_pair('cls', (teacher, student), 500)
     for loss in entry.run_losses:
         model = DistillClassifier(
-            student=Config.fromfile(f'{matrix.REPO}/{student}').model,
-            distill_cfg=dict(teacher=dict(config=f'{matrix.REPO}/{teacher}'),
+            student=Config.fromfile(f'{matrix.ROOT}/{student}').model,
+            distill_cfg=dict(teacher=dict(config=f'{matrix.ROOT}/{teacher}'),
                              **matrix.recipe_of(entry, loss, p)))
         losses = model(torch.rand(4, 3, 32, 32) * 255, torch.tensor([0, 1, 2, 3]), mode='loss')
         assert all(torch.isfinite(v) for v in losses.values()), loss
@@ -239,7 +242,7 @@ def test_a_cached_teacher_is_trained_again_when_its_config_changed(monkeypatch, 
 
     monkeypatch.setattr(matrix, 'train_run', fake_train_run)
     config = tmp_path / 'teacher.py'
-    base = osp.join(matrix.REPO, 'configs', 'quickstart', 'teacher.py')
+    base = osp.join(matrix.ROOT, 'configs', 'quickstart', 'teacher.py')
     config.write_text(f'_base_ = {base!r}\noptim_wrapper = dict(optimizer=dict(lr=1e-3))\n')
     opts = pnp.resolve(pnp.parse_args(['--smoke', '--tasks', 'cls', '--out', str(tmp_path)]))
     configs = (str(config), 'the student is not used')
@@ -281,7 +284,7 @@ def test_a_teacher_cached_before_fingerprints_is_trained_again_and_said(tmp_path
     trained = []
     fake_teacher_training(monkeypatch, trained)
     opts = pnp.resolve(pnp.parse_args(['--smoke', '--tasks', 'cls', '--out', str(tmp_path)]))
-    config = osp.join(matrix.REPO, 'configs', 'quickstart', 'teacher.py')
+    config = osp.join(matrix.ROOT, 'configs', 'quickstart', 'teacher.py')
     assert matrix.teacher_run(opts, 'cls', 'p', (config, 'unused'), {})['metric'] == 50.0
     assert len(trained) == 1
     assert 'written before its config was recorded: not reused, training it again' in \
@@ -295,7 +298,7 @@ def test_a_cached_teacher_whose_checkpoint_bytes_changed_is_trained_again(tmp_pa
     trained = []
     fake_teacher_training(monkeypatch, trained)
     opts = pnp.resolve(pnp.parse_args(['--smoke', '--tasks', 'cls', '--out', str(tmp_path)]))
-    config = osp.join(matrix.REPO, 'configs', 'quickstart', 'teacher.py')
+    config = osp.join(matrix.ROOT, 'configs', 'quickstart', 'teacher.py')
     record = matrix.teacher_run(opts, 'cls', 'p', (config, 'unused'), {})
     matrix.teacher_run(opts, 'cls', 'p', (config, 'unused'), {})
     assert len(trained) == 1  # cached
@@ -336,7 +339,7 @@ def test_every_task_setting_comes_from_the_profiles_resolved_entry(tmp_path, mon
     matrix.student_run(opts, 'cls', pair, configs, 'KD', 0, {}, teacher)
     assert [c['metric'] for c in calls] == ['cls/top5', 'cls/top5']  # teacher, student
     p = matrix.probe_pair('cls', tuple(configs), 2)
-    dist = matrix.recipe(osp.join(matrix.REPO, 'configs/cls/dist_swin-t_to_r18_cifar100.py'), p)
+    dist = matrix.recipe(osp.join(matrix.ROOT, 'configs/cls/dist_swin-t_to_r18_cifar100.py'), p)
     assert calls[1]['options']['distill_cfg']['losses'] == dist['losses']  # the profile's KD
 
 
@@ -369,7 +372,7 @@ def test_labels_name_the_models_type_and_options(task, pair):
     if task != 'cls':
         pytest.importorskip({'seg': 'mmseg', 'det': 'mmdet'}[task])
     configs = matrix.load_profile('cpu')['tasks'][task].pairs[pair]
-    labels = tuple(config_label(c, matrix.REPO) for c in configs)
+    labels = tuple(config_label(c, matrix.ROOT) for c in configs)
     assert labels == CPU_LABELS[task, pair]
     assert not any(label.endswith('-') or '-)' in label for label in labels)
 
@@ -377,7 +380,7 @@ def test_labels_name_the_models_type_and_options(task, pair):
 def test_relabel_changes_the_label_columns_only_and_once(tmp_path):
     pytest.importorskip('mmseg')
     pytest.importorskip('mmdet')
-    committed = osp.join(matrix.REPO, 'results', 'cpu', pnp.CSV_NAME)
+    committed = osp.join(REPO, 'results', 'cpu', pnp.CSV_NAME)
     old = tmp_path / pnp.CSV_NAME
     rows = read_rows(committed)
     with open(committed, newline='') as f:
@@ -621,7 +624,7 @@ def test_retime_of_an_older_csv_adds_the_timed_column_and_the_report_says_how_ea
     from kdzoo.experiments.matrix_report import EARLIER_METHOD, write_report
     from kdzoo.experiments.rows import read_header, rewrite_rows
     # the committed CSV's columns before the re-timing added 'timed' (written before row_sha too)
-    header = [c for c in read_header(osp.join(matrix.REPO, 'results', 'cpu', pnp.CSV_NAME))
+    header = [c for c in read_header(osp.join(REPO, 'results', 'cpu', pnp.CSV_NAME))
               if c != 'timed']
     assert 'row_sha' not in header
     common = dict(task='cls', pair='tiny-vit_to_tiny-resnet', teacher='T', student='S', seed='0',

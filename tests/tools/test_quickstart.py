@@ -1,7 +1,7 @@
 """The README's main job, shrunk to seconds: generate data, train teacher, student, distilled."""
 import math
 
-from tools import quickstart
+from kdzoo.commands import quickstart
 
 
 def test_quickstart_fast_prints_the_table(tmp_path, capsys):

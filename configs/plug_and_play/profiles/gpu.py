@@ -1,8 +1,10 @@
-# The plug-and-play matrix's GPU profile (tools/plug_and_play.py --profile gpu, the default): sized
-# for one GPU, output results/. docs/results.md ("The GPU profile") says what it measures.
+# The plug-and-play matrix's GPU profile (kdzoo plug-and-play --profile gpu, the default):
+# sized for one GPU, output results/ (of the current directory). docs/results.md ("The GPU
+# profile") says what it measures.
 #
 # A profile is data read by kdzoo.experiments.matrix: per task, the pairs (name -> (teacher
-# config, student config), relative to the repository), the shipped config whose distill items
+# config, student config), relative to the folder holding configs/: the checkout, or the installed
+# package's copy, kdzoo/configs.py), the shipped config whose distill items
 # each loss borrows (kdzoo/experiments/recipes.py fits them to the pair), the generated set's size,
 # (student, teacher) iterations, seeds, the losses a run trains (None: every entry of `losses`),
 # per-pair iterations where they differ from the task's, and the training batch (None: the
