@@ -7,9 +7,10 @@ Requirements: ``install_requires`` is what ``import kdzoo.losses``, the distille
 experiment tools use: torch, the maintained MMEngine fork ``onedl-mmengine`` (it installs the
 ``mmengine`` module; the upstream ``mmengine`` distribution is unmaintained), opencv-python
 (MMEngine's hooks import cv2 without requiring it), numpy, Pillow (the generated data sets) and
-matplotlib (reports). Each task's extra names its frameworks: ``[cls]`` timm and torchvision,
-``[seg]`` / ``[det]`` the mmsegmentation / mmdetection forks, ``[onnx]`` the ONNX export and its
-parity check, ``[test]`` pytest. Segmentation and detection also need
+matplotlib (reports). Each task's extra names its frameworks: ``[cls]`` timm, torchvision and
+tensorboard (the classification and quick-start configs log to it), ``[seg]`` / ``[det]`` the
+mmsegmentation / mmdetection forks, ``[onnx]`` the ONNX export and its parity check, ``[test]``
+pytest. Segmentation and detection also need
 ``onedl-mmcv`` *compiled with its C++ ops against the installed torch*, which no requirement can
 express: ``bash tools/install.sh`` builds it (docs/deploy.md, "Installing").
 
@@ -102,7 +103,7 @@ setup(
     install_requires=['torch>=2.1', 'onedl-mmengine>=0.10.12', 'opencv-python', 'numpy', 'Pillow',
                       'matplotlib'],
     extras_require={
-        'cls': ['timm>=1.0.31', 'torchvision'],
+        'cls': ['timm>=1.0.31', 'torchvision', 'tensorboard'],
         'seg': ['onedl-mmsegmentation>=1.4.2'],
         'det': ['onedl-mmdetection>=3.5.1'],
         'onnx': ['onnx>=1.18', 'onnxruntime>=1.22', 'onnxscript>=0.5'],

@@ -36,7 +36,7 @@ def message(cfg, model_name):
     return (
         f'this config has distill_cfg, but the model MMEngine built is {model_name}, not a kdzoo '
         'distilling model: training would ignore distill_cfg and train the student alone. '
-        'Either train with kdzoo\'s entry point, `python tools/train.py CONFIG` (it wraps the '
+        'Either train with kdzoo\'s entry point, `kdzoo train CONFIG` (it wraps the '
         'model), or write the model in the explicit form, in a config whose _base_ is this one:\n'
         f"    model = dict(_delete_=True, type='{task.model_type}',\n"
         "                 student={{_base_.model}}, distill_cfg={{_base_.distill_cfg}}"

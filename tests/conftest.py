@@ -6,6 +6,10 @@ test that fails because one of those is not installed is reported as skipped, wi
 under the full install (CI) nothing is converted, so a missing import there still fails.
 """
 import importlib.util
+import os
+import shutil
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -81,17 +85,47 @@ def pytest_runtest_call(item):
 def kdzoo_wheel(tmp_path_factory):
     """The wheel ``pip wheel`` builds from a clean copy of the repository (no stale ``build/`` of
     an earlier build in it), once per session."""
-    import os
-    import shutil
-    import subprocess
-    import sys
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     root = tmp_path_factory.mktemp('wheel')
     source = root / 'kdzoo'
-    shutil.copytree(repo, source, ignore=shutil.ignore_patterns(
-        '.*', 'build', '*.egg-info', '__pycache__', 'work_dirs', 'data', 'results'))
+    skip = shutil.ignore_patterns('build', '*.egg-info', '__pycache__', 'work_dirs', 'data',
+                                  'results')
+
+    def ignore(folder, names):  # hidden files and folders too, but kdzoo/.mim (the configs' link)
+        return skip(folder, names) | {n for n in names if n.startswith('.') and n != '.mim'}
+    shutil.copytree(repo, source, symlinks=True, ignore=ignore)
     subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--disable-pip-version-check',
                     '--no-input', '--no-deps', '--no-build-isolation', '-q', '-w',
                     str(root / 'dist'), str(source)], check=True, capture_output=True)
     (wheel,) = (root / 'dist').glob('kdzoo-*.whl')
     return wheel
+
+
+def stack_folders():
+    """The folders this interpreter imports kdzoo's requirements from (torch, MMEngine, the
+    OpenMMLab frameworks, timm) and pip."""
+    names = ('torch', 'mmengine', 'mmcv', 'mmdet', 'mmseg', 'timm', 'pip', 'yapf')
+    specs = [importlib.util.find_spec(name) for name in names]
+    return sorted({os.path.dirname(os.path.dirname(s.origin)) for s in specs if s})
+
+
+@pytest.fixture(scope='session')
+def wheel_env(kdzoo_wheel, tmp_path_factory):
+    """A fresh environment (``venv --without-pip``) with the wheel installed and the stack this
+    interpreter uses, named as plain path lines of a ``.pth``: a path line does not run that
+    folder's own ``.pth`` files, so the editable install of kdzoo there stays inert and ``kdzoo``
+    can only come from the wheel (with its ``kdzoo`` command in the environment's ``bin``).
+    Returns the environment's python; once per session."""
+    root = tmp_path_factory.mktemp('wheel_env')
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(root / 'env')], check=True)
+    python = str(root / 'env' / 'bin' / 'python')
+    site = subprocess.run([python, '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))'],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(site, 'kdzoo_test_stack.pth'), 'w') as f:
+        f.write(''.join(folder + '\n' for folder in stack_folders()))
+    # --ignore-installed: the stack's folders may hold the editable kdzoo's metadata
+    out = subprocess.run([python, '-m', 'pip', 'install', '--disable-pip-version-check', '-q',
+                          '--no-deps', '--no-index', '--ignore-installed', str(kdzoo_wheel)],
+                         capture_output=True, text=True, cwd=str(root))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return python

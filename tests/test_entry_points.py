@@ -172,7 +172,7 @@ def test_cls_distill_cfg_under_a_plain_runner_stops_before_training(cls_options,
     assert runner.iter == 0
     text = str(err.value)
     assert 'the model MMEngine built is TimmClassifier' in text
-    assert '`python tools/train.py CONFIG`' in text
+    assert '`kdzoo train CONFIG`' in text
     assert "type='kdzoo.DistillClassifier'" in text and "imports=['kdzoo.adapters.cls']" in text
 
 

@@ -8,8 +8,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 import kdzoo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,35 +59,6 @@ def repository_modules():
             names.update(prefix if f == '__init__.py' else f'{prefix}.{f[:-3]}'
                          for f in files if f.endswith('.py'))
     return names
-
-
-def stack_folders():
-    """The folders this interpreter imports kdzoo's requirements from (torch, MMEngine, the
-    OpenMMLab frameworks, timm) and pip."""
-    names = ('torch', 'mmengine', 'mmcv', 'mmdet', 'mmseg', 'timm', 'pip', 'yapf')
-    specs = [importlib.util.find_spec(name) for name in names]
-    return sorted({os.path.dirname(os.path.dirname(s.origin)) for s in specs if s})
-
-
-@pytest.fixture(scope='module')
-def wheel_env(kdzoo_wheel, tmp_path_factory):
-    """A fresh environment (``venv --without-pip``) with the wheel installed and the stack this
-    interpreter uses, named as plain path lines of a ``.pth``: a path line does not run that
-    folder's own ``.pth`` files, so the editable install of kdzoo there stays inert and ``kdzoo``
-    can only come from the wheel. Returns the environment's python."""
-    root = tmp_path_factory.mktemp('wheel_env')
-    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(root / 'env')], check=True)
-    python = str(root / 'env' / 'bin' / 'python')
-    site = subprocess.run([python, '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))'],
-                          check=True, capture_output=True, text=True).stdout.strip()
-    with open(os.path.join(site, 'kdzoo_test_stack.pth'), 'w') as f:
-        f.write(''.join(folder + '\n' for folder in stack_folders()))
-    # --ignore-installed: the stack's folders may hold the editable kdzoo's metadata
-    out = subprocess.run([python, '-m', 'pip', 'install', '--disable-pip-version-check', '-q',
-                          '--no-deps', '--no-index', '--ignore-installed', str(kdzoo_wheel)],
-                         capture_output=True, text=True, cwd=str(root))
-    assert out.returncode == 0, out.stderr[-3000:]
-    return python
 
 
 def load_tools_helpers():

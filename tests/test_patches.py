@@ -16,6 +16,7 @@ from mmengine.utils import package_utils
 from kdzoo import patches
 from kdzoo.checkpoint import CheckpointError
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEG_BASE = 'mmseg::_base_/models/upernet_swin.py'
 
 
@@ -38,6 +39,29 @@ def test_fork_scopes_find_the_forks_configs(monkeypatch):
     assert patches.register_config_scopes() == {'mmseg': 'onedl-mmsegmentation'}
     path = Config._get_cfg_path(SEG_BASE, 'config.py')[0]
     assert path.startswith(mmseg.__path__[0]) and path.endswith('upernet_swin.py')
+    assert patches.register_config_scopes() == {}  # idempotent
+
+
+def test_upstream_mmengine_refuses_the_kdzoo_scope(monkeypatch):
+    monkeypatch.delitem(config_utils.MODULE2PACKAGE, 'kdzoo')
+    with pytest.raises(AssertionError, match='^mmengine does not support to load kdzoo config'):
+        Config._get_cfg_path('kdzoo::quickstart/msdcrd.py', 'config.py')
+
+
+def test_kdzoo_scope_names_the_repository_configs(monkeypatch, tmp_path):
+    """``kdzoo::quickstart/msdcrd.py`` is configs/quickstart/msdcrd.py (through kdzoo/.mim), as a
+    config name and as the ``_base_`` of a user's config."""
+    monkeypatch.delitem(config_utils.MODULE2PACKAGE, 'kdzoo')
+    assert patches.register_config_scopes() == {'kdzoo': 'kdzoo'}
+    path, scope = Config._get_cfg_path('kdzoo::quickstart/msdcrd.py', 'config.py')
+    assert scope == 'kdzoo'
+    assert os.path.samefile(path, os.path.join(REPO, 'configs', 'quickstart', 'msdcrd.py'))
+    user = tmp_path / 'mine.py'
+    user.write_text("_base_ = 'kdzoo::quickstart/msdcrd.py'\nmax_iters = 7\n")
+    cfg = Config.fromfile(str(user))
+    assert cfg.max_iters == 7 and cfg.distill_cfg.losses[0].loss.type == 'MSDCRDLoss'
+    assert os.path.samefile(cfg.distill_cfg.teacher.config,
+                            os.path.join(REPO, 'configs', 'quickstart', 'teacher.py'))
     assert patches.register_config_scopes() == {}  # idempotent
 
 

@@ -108,7 +108,7 @@ def check_inputs(cfg, config, tool='compare'):
         made_by = cfg.get('setup_command')
         fix = (f'Make them first: {made_by}' if made_by else
                'Make them first (tools/make_toy_data.py writes the generated sets; train the '
-               'teacher with tools/train.py on its config), or point the config at them with '
+               'teacher with kdzoo train on its config), or point the config at them with '
                '--cfg-options')
         raise SystemExit(f'{tool}: {config} needs inputs that do not exist (from '
                          f'{os.getcwd()}):\n  ' + '\n  '.join(missing) + f'\n{fix}.')
