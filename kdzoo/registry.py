@@ -19,8 +19,13 @@ CONNECTORS = MODELS
 # Empty kdzoo-scope children of MMEngine's other root registries: a config with
 # ``default_scope = 'kdzoo'`` then resolves hooks, loops, datasets, metrics, ... in MMEngine's own
 # registries (through the parent) without a "failed to search registry with scope" warning each.
+# Their location is this module, which holds nothing more to import: a registry without one, of a
+# scope that MMEngine maps to a package (``kdzoo`` is, for the ``kdzoo::`` configs:
+# patches.register_config_scopes), falls back to importing ``kdzoo.utils`` on first use and warns
+# "kdzoo is not installed" when there is none.
 RUNNER_REGISTRIES = {
-    name: Registry(f'kdzoo {name.lower()}', parent=getattr(mm_registry, name), scope='kdzoo')
+    name: Registry(f'kdzoo {name.lower()}', parent=getattr(mm_registry, name), scope='kdzoo',
+                   locations=[__name__])
     for name in ('DATASETS', 'DATA_SAMPLERS', 'EVALUATOR', 'FUNCTIONS', 'HOOKS', 'LOG_PROCESSORS',
                  'LOOPS', 'METRICS', 'MODEL_WRAPPERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
                  'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'RUNNERS', 'RUNNER_CONSTRUCTORS',

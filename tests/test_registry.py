@@ -17,6 +17,19 @@ def test_one_registry_child_of_mmengine_models():
     assert ROOT_MODELS._search_child('kdzoo') is registry.MODELS
 
 
+def test_runner_registries_import_without_mmengine_warnings(monkeypatch):
+    """The kdzoo-scope children of MMEngine's registries import from their location: with the
+    kdzoo scope in MODULE2PACKAGE (the kdzoo:: configs), a registry without a location tried
+    ``kdzoo.utils`` on first use and logged "kdzoo is not installed" (seen in every run)."""
+    import mmengine.logging
+    logged = []
+    monkeypatch.setattr(mmengine.logging, 'print_log', lambda msg, *a, **k: logged.append(msg))
+    for child in registry.RUNNER_REGISTRIES.values():
+        monkeypatch.setattr(child, '_imported', False)
+        child.import_from_location()
+    assert not [msg for msg in logged if 'kdzoo.utils' in msg or 'not installed' in msg], logged
+
+
 @pytest.mark.parametrize('name', ALL_LOSSES)
 def test_every_loss_builds_with_defaults_scoped_or_not(name):
     for type_name in (name, f'kdzoo.{name}'):
