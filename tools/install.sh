@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # kdzoo's supported install path: a virtual environment in the repository with the pinned stack
-# and kdzoo itself in editable mode, then an import check. Non-interactive; re-running it is fast
+# and kdzoo itself in editable mode (with the `kdzoo` command in $VENV/bin), then an import check. Non-interactive; re-running it is fast
 # (pip finds everything installed / in its wheel cache).
 #
 #   bash tools/install.sh          full: PyTorch, the maintained OpenMMLab forks (onedl-mmengine,
@@ -10,8 +10,8 @@
 #                                  the first time, compiling mmcv).
 #   bash tools/install.sh --core   no mmcv build, no mmdet / mmseg: PyTorch, onedl-mmengine, timm,
 #                                  ONNX export tools, pytest, ruff, tensorboard. Enough for
-#                                  kdzoo.losses, classification (tools/train.py, quickstart.py,
-#                                  compare.py, analyze.py, export_student.py on cls configs); the
+#                                  kdzoo.losses, classification (kdzoo train, quickstart,
+#                                  compare, analyze, export on cls configs); the
 #                                  tests that need mmdet / mmseg / mmcv are skipped, with the
 #                                  reason. Running the full install later on the same environment
 #                                  completes it.
@@ -75,4 +75,5 @@ for m in modules:
 if os.environ['KDZOO_CORE'] == '0':
     print('mmcv.ops     ok (nms:', mmcv.ops.nms.__module__ + ')')
 PY
+"$VENV/bin/kdzoo" --help > /dev/null || { echo "install.sh: the kdzoo command does not run" >&2; exit 1; }
 echo "install.sh: done in $(( $(date +%s) - start )) s; interpreter: $PY"
