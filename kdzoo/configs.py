@@ -13,7 +13,6 @@ PACKAGE_CONFIGS = osp.join(osp.dirname(osp.abspath(__file__)), '.mim', 'configs'
 # The folder holding configs/: the checkout (the link resolved), or kdzoo/.mim of a wheel. The
 # plug-and-play profiles name configs relative to it ('configs/plug_and_play/cls/r18.py').
 ROOT = osp.dirname(osp.realpath(PACKAGE_CONFIGS))
-CONFIGS = osp.join(ROOT, 'configs')
 
 
 def config_file(name):
