@@ -12,7 +12,9 @@ tensorboard (the classification and quick-start configs log to it), ``[seg]`` / 
 mmsegmentation / mmdetection forks, ``[onnx]`` the ONNX export and its parity check, ``[test]``
 pytest. Segmentation and detection also need
 ``onedl-mmcv`` *compiled with its C++ ops against the installed torch*, which no requirement can
-express: ``bash tools/install.sh`` builds it (docs/deploy.md, "Installing").
+express: ``bash tools/install.sh`` builds it (docs/deploy.md, "Installing"); their extras keep
+torch below 2.14, whose headers need C++20 while onedl-mmcv 2.3.6 builds its ops as C++17 (classification runs on
+newer torch: a fresh ``pip install kdzoo[cls]`` got torch 2.14.1 and ran the quick start).
 
 The configs: the repository's ``configs/`` is the one copy. The wheel's build copies it to
 ``kdzoo/.mim/configs`` (with ``kdzoo/.mim/model-index.yml``), where MMEngine looks for a
@@ -104,8 +106,8 @@ setup(
                       'matplotlib'],
     extras_require={
         'cls': ['timm>=1.0.31', 'torchvision', 'tensorboard'],
-        'seg': ['onedl-mmsegmentation>=1.4.2'],
-        'det': ['onedl-mmdetection>=3.5.1'],
+        'seg': ['onedl-mmsegmentation>=1.4.2', 'torch<2.14'],
+        'det': ['onedl-mmdetection>=3.5.1', 'torch<2.14'],
         'onnx': ['onnx>=1.18', 'onnxruntime>=1.22', 'onnxscript>=0.5'],
         'test': ['pytest'],
     },
