@@ -13,8 +13,9 @@ mmsegmentation / mmdetection forks, ``[onnx]`` the ONNX export and its parity ch
 pytest. Segmentation and detection also need
 ``onedl-mmcv`` *compiled with its C++ ops against the installed torch*, which no requirement can
 express: ``bash tools/install.sh`` builds it (docs/deploy.md, "Installing"); their extras keep
-torch below 2.14, whose headers need C++20 while onedl-mmcv 2.3.6 builds its ops as C++17 (classification runs on
-newer torch: a fresh ``pip install kdzoo[cls]`` got torch 2.14.1 and ran the quick start).
+torch below 2.14, whose headers need C++20 while onedl-mmcv 2.3.6 builds its ops as C++17
+(classification runs on newer torch: a fresh ``pip install kdzoo[cls]`` got torch 2.14.1 and ran
+the quick start).
 
 The configs: the repository's ``configs/`` is the one copy. The wheel's build copies it to
 ``kdzoo/.mim/configs`` (with ``kdzoo/.mim/model-index.yml``), where MMEngine looks for a
