@@ -12,13 +12,13 @@ run's median seconds per iteration (MMEngine's timer: data loading included) and
 checks that the read run ends with the live run's student, bit for bit.
 
 ``precision``: the quick-start pair (configs/quickstart: the resnet10t teacher, trained here for
-600 iterations unless ``--teacher-checkpoint`` gives it; the ViT student) distilled with KD
-(tau 4): the live run, then runs reading caches stored in float16, bfloat16 and with the top-5
-logits; for each, the largest difference of any logged loss over the run and the final top-1
-against the live run. Then the KD-loss error of top-k storage itself: on the validation set,
-with the live run's final student, ``|KD(s, topk(t)) - KD(s, t)| / KD(s, t)`` for k = 5 and 10
-at tau 1 and 4 (the quick-start set has 10 classes: top-10 keeps them all), and the bytes per
-sample of each storage.
+600 iterations unless ``--teacher-checkpoint`` gives it; the plain-ViT student of
+student_plain_vit.py) distilled with KD (tau 4): the live run, then runs reading caches stored in
+float16, bfloat16 and with the top-5 logits; for each, the largest difference of any logged loss
+over the run and the final top-1 against the live run. Then the KD-loss error of top-k storage
+itself: on the validation set, with the live run's final student, ``|KD(s, topk(t)) - KD(s, t)| /
+KD(s, t)`` for k = 5 and 10 at tau 1 and 4 (the quick-start set has 10 classes: top-10 keeps them
+all), and the bytes per sample of each storage.
 
 ``matrix``: from a plug-and-play CSV (default results/cpu/plug_and_play.csv), the wall time its
 training took and an estimate of what it would have taken with one cache per (pair, seed): each
@@ -174,7 +174,7 @@ def bench_precision(args):
     root = tempfile.mkdtemp(prefix='kdzoo_bench_cache_')
     data = make_shapes_dataset(osp.join(root, 'data'), num_classes=10, per_class=(200, 50))
     checkpoint = args.teacher_checkpoint or train_teacher(root, data)
-    student = osp.join(REPO, 'configs/quickstart/student.py')
+    student = osp.join(REPO, 'configs/quickstart/student_plain_vit.py')
     teacher = osp.join(REPO, 'configs/quickstart/teacher.py')
     config = write_config(osp.join(root, 'kd.py'), student, teacher, checkpoint)
     cfg = Config.fromfile(config)

@@ -12,12 +12,13 @@ projection), driven by the loop a user writes by hand: ``out = task(x, y)``,
 logged values once too).
 
 Both sides get the same modules (copies of one randomly initialised student and teacher: the
-quick-start pair by default, ``configs/quickstart/``: a resnet10t teacher and a ViT student at
-32 px), the same optimizer and hyper-parameters (the student config's ``optim_wrapper``: AdamW,
-lr, weight decay), the same batch (random ``[0, 255]`` images and labels, on the host, moved to
-the device inside the step by each side: kdzoo's data preprocessor, timm's ``to`` + the
-normalisation its loader applies) and the same number of interleaved repetitions (the order
-alternates); the median of each side is printed, with the ratio:
+quick-start teacher and plain-ViT student by default, ``configs/quickstart/teacher.py`` and
+``student_plain_vit.py``: a resnet10t and a ViT at 32 px), the same optimizer and hyper-parameters
+(the student config's ``optim_wrapper``: AdamW, lr, weight decay), the same batch (random
+``[0, 255]`` images and labels, on the host, moved to the device inside the step by each side:
+kdzoo's data preprocessor, timm's ``to`` + the normalisation its loader applies) and the same
+number of interleaved repetitions (the order alternates); the median of each side is printed, with
+the ratio:
 
 - ``kd``: kdzoo's ``DistillClassifier.train_step`` (KDLoss at tau 4 on the logits, the monitor
   on, MMEngine's ``OptimWrapper``) against ``LogitDistillationTask(temperature=4)``;
@@ -394,7 +395,7 @@ def parse_args(argv=None):
     parser.add_argument('--repeats', type=int, default=40)
     parser.add_argument('--batch', type=int, default=64)
     parser.add_argument('--threads', type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument('--student', default='configs/quickstart/student.py')
+    parser.add_argument('--student', default='configs/quickstart/student_plain_vit.py')
     parser.add_argument('--teacher', default='configs/quickstart/teacher.py')
     parser.add_argument('--load', type=int, default=0, metavar='K',
                         help='K busy processes during the timing')

@@ -1,9 +1,9 @@
-# Quick-start teacher comparison, arm (a): the student of student.py, same budget, distilled with
-# KD (Hinton et al. 2015, tau 4) on the logits from the ResNet teacher alone (teacher.py, a CNN).
-# kd_vit.py (the MobileViT teacher alone) and kd_two_teachers.py (both) are this config with other
-# teachers: same student, loss, total distillation weight (1), schedule and seed.
-# The teachers first: setup_command below (tools/quickstart.py trains teacher.py).
-_base_ = './student.py'
+# Quick-start teacher comparison, arm (a): the plain-ViT student of student_plain_vit.py, same
+# budget, distilled with KD (Hinton et al. 2015, tau 4) on the logits from the ResNet teacher alone
+# (teacher.py, a CNN). kd_vit.py (the MobileViT teacher alone) and kd_two_teachers.py (both) are
+# this config with other teachers: same student, loss, total distillation weight (1), schedule and
+# seed. The teachers first: setup_command below (tools/quickstart.py trains teacher.py).
+_base_ = './student_plain_vit.py'
 distill_cfg = dict(
     teachers=dict(
         cnn=dict(config='{{fileDirname}}/teacher.py',

@@ -1,10 +1,10 @@
-# Quick-start teacher comparison, arm (c): the student of student.py, same budget, distilled with
-# KD (tau 4) on the logits from both teachers at once: the ResNet (teacher.py, `cnn`) and the
-# MobileViT (teacher_mobilevit.py, `vit`). One item per teacher and one on their ensemble (the
-# mean of the two teachers' logits, equal weights); the item weights 0.25 + 0.25 + 0.5 sum to the
-# weight 1 of the single-teacher arms kd_cnn.py and kd_vit.py, which are this config with one
-# teacher.
-_base_ = './student.py'
+# Quick-start teacher comparison, arm (c): the plain-ViT student of student_plain_vit.py, same
+# budget, distilled with KD (tau 4) on the logits from both teachers at once: the ResNet
+# (teacher.py, `cnn`) and the MobileViT (teacher_mobilevit.py, `vit`). One item per teacher and one
+# on their ensemble (the mean of the two teachers' logits, equal weights); the item weights 0.25 +
+# 0.25 + 0.5 sum to the weight 1 of the single-teacher arms kd_cnn.py and kd_vit.py, which are this
+# config with one teacher.
+_base_ = './student_plain_vit.py'
 distill_cfg = dict(
     teachers=dict(
         cnn=dict(config='{{fileDirname}}/teacher.py',

@@ -1,8 +1,8 @@
-# Quick-start teacher comparison, arm (b): the student of student.py, same budget, distilled with
-# KD (tau 4) on the logits from the MobileViT teacher alone (teacher_mobilevit.py, a
-# vision-transformer hybrid, like the ViT student a transformer). Identical to kd_cnn.py except
-# for the teacher.
-_base_ = './student.py'
+# Quick-start teacher comparison, arm (b): the plain-ViT student of student_plain_vit.py, same
+# budget, distilled with KD (tau 4) on the logits from the MobileViT teacher alone
+# (teacher_mobilevit.py, a vision-transformer hybrid, like the ViT student a transformer). Identical
+# to kd_cnn.py except for the teacher.
+_base_ = './student_plain_vit.py'
 distill_cfg = dict(
     teachers=dict(
         vit=dict(config='{{fileDirname}}/teacher_mobilevit.py',

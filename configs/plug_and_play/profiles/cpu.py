@@ -8,7 +8,8 @@ out = 'results/cpu'
 tasks = dict(
     cls=dict(
         pairs=dict(_delete_=True, **{
-            'resnet10t_to_vit': ('configs/quickstart/teacher.py', 'configs/quickstart/student.py'),
+            'resnet10t_to_vit': ('configs/quickstart/teacher.py',
+                                 'configs/quickstart/student_plain_vit.py'),
             'vit_to_test-resnet': ('configs/plug_and_play/cls/cpu_vit.py',
                                    'configs/plug_and_play/cls/cpu_resnet.py')}),
         student_iters={'vit_to_test-resnet': 200},
