@@ -1,6 +1,6 @@
 """The quick-start: heterogeneous distillation on a generated image set, minutes on a CPU.
 
-    kdzoo quickstart [--fast] [--mldr] [--data-dir D] [--work-dir W]
+    kdzoo quickstart [--fast] [--data-dir D] [--work-dir W]
 
 (``python tools/quickstart.py`` in a checkout is the same command.)
 
@@ -9,12 +9,14 @@
 2. trains a teacher of one family (``kdzoo::quickstart/teacher.py``: the installed kdzoo's
    configs/quickstart/teacher.py, :mod:`kdzoo.configs`);
 3. trains the student, of another family, alone (``kdzoo::quickstart/student.py``);
-4. trains the same student with the same budget and seed, distilled with MSDCRD
-   (``kdzoo::quickstart/msdcrd.py``), and with ``--mldr`` also with MLDR-KD (mldrkd.py);
-then prints a table of teacher / student-alone / distilled accuracy with wall times, and states
+4. trains the same student with the same budget, seed, initial weights and batches, distilled
+   with each of the three papers' losses: MSDCRD, LFCC and MLDR-KD (``msdcrd.py``, ``lfcc.py``,
+   ``mldrkd.py`` of ``kdzoo::quickstart/``);
+then prints a table of teacher / student-alone / distilled accuracy with wall times and, under it,
+the CPU model (seeded runs are bit-identical on one CPU model, not across models), and states
 each distilled run's result with the experiment engine's rule (:mod:`kdzoo.experiments.stats`):
 from one seed it cannot tell, and it shows the gain (``kdzoo compare
-kdzoo::quickstart/msdcrd.py --seeds 0,1,2`` gives a verdict over seeds). Every run is the
+kdzoo::quickstart/<loss>.py --seeds 0,1,2`` gives a verdict over seeds). Every run is the
 engine's (:func:`kdzoo.experiments.runs.train_run` with
 :func:`~kdzoo.experiments.runs.budget_options`: the config's seed and schedule, validated once at
 the end). ``--fast`` shrinks everything to seconds (the test suite runs it).
@@ -36,11 +38,14 @@ from kdzoo.configs import config_file
 from kdzoo.experiments.labels import config_label
 from kdzoo.experiments.runs import budget_options, train_run
 from kdzoo.experiments.stats import paired_summary
+from kdzoo.experiments.timing import cpu_model
 from kdzoo.toydata import make_shapes_dataset
 
 # The configs in configs/quickstart are written for these 10 classes.
 FULL = dict(num_classes=10, per_class=(200, 50), teacher_iters=600, student_iters=500, batch=64)
 FAST = dict(num_classes=10, per_class=(2, 1), teacher_iters=2, student_iters=2, batch=8)
+# the distilled arms: (config in configs/quickstart, the loss's name in the table)
+LOSSES = [('msdcrd', 'MSDCRD'), ('lfcc', 'LFCC'), ('mldrkd', 'MLDR-KD')]
 
 
 def run(config, work_dir, data_dir, iters, batch, checkpoint=None):
@@ -62,11 +67,13 @@ def run(config, work_dir, data_dir, iters, batch, checkpoint=None):
     return result.last, result.seconds, osp.join(work_dir, f'iter_{runner.iter}.pth')
 
 
-def result_line(label, gain):
-    """The distilled run's result by the engine's rule: one seed cannot tell; the gain shown."""
+def result_line(label, gain, config):
+    """The distilled run's result by the engine's rule: one seed cannot tell; the gain shown,
+    and the command that gives the verdict over seeds (``config``: its file in
+    configs/quickstart, without ``.py``)."""
     verdict = paired_summary([gain]).verdict
     return (f'{label}: {verdict} ({gain:+.1f} points vs the student alone, same iterations, seed '
-            'and data order; several seeds: kdzoo compare kdzoo::quickstart/msdcrd.py --seeds '
+            f'and data order; over seeds: kdzoo compare kdzoo::quickstart/{config}.py --seeds '
             '0,1,2).')
 
 
@@ -74,7 +81,6 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog='kdzoo quickstart',
                                      description=__doc__.split('\n\n')[0])
     parser.add_argument('--fast', action='store_true', help='tiny sizes: seconds (for tests)')
-    parser.add_argument('--mldr', action='store_true', help='also distil with MLDR-KD')
     parser.add_argument('--data-dir', default=osp.join('data', 'quickstart'),
                         help='the generated set (default: data/quickstart, which the configs read)')
     parser.add_argument('--work-dir', default=osp.join('work_dirs', 'quickstart'),
@@ -98,13 +104,12 @@ def main(argv=None):
     s_top1, s_sec, _ = run('student.py', osp.join(args.work_dir, 'student'), args.data_dir,
                            size['student_iters'], size['batch'])
     rows.append(('student alone', student, size['student_iters'], s_top1, s_sec))
-    methods = [('msdcrd', 'MSDCRD')] + ([('mldrkd', 'MLDR-KD')] if args.mldr else [])
     distilled = []
-    for config, label in methods:
+    for config, label in LOSSES:
         top1, sec, _ = run(f'{config}.py', osp.join(args.work_dir, config), args.data_dir,
                            size['student_iters'], size['batch'], checkpoint=t_ckpt)
         rows.append((f'student + {label}', student, size['student_iters'], top1, sec))
-        distilled.append((label, top1))
+        distilled.append((label, top1, config))
 
     print(f'\nkdzoo quick-start ({torch.get_num_threads()} CPU threads, total '
           f'{time.time() - start:.0f} s)')
@@ -112,8 +117,10 @@ def main(argv=None):
     print('|---|---|---:|---:|---:|')
     for name, model, iters, top1, sec in rows:
         print(f'| {name} | {model} | {iters} | {top1:.1f} | {sec:.0f} |')
-    for label, top1 in distilled:
-        print(result_line(label, top1 - s_top1))
+    print(f'\nCPU: {cpu_model()}. Seeded runs repeat bit for bit on this CPU model; on another '
+          'model the digits differ by a few points (its convolution kernels differ).\n')
+    for label, top1, config in distilled:
+        print(result_line(label, top1 - s_top1, config))
     if t_top1 <= s_top1:
         print('note: the teacher is not better than the student alone in this budget, so there is '
               'little to distil.')
