@@ -1,5 +1,5 @@
 """From a training checkpoint to a deployable student: the student-only checkpoint, and an ONNX
-graph checked against PyTorch with onnxruntime (``tools/export_student.py``; docs/deploy.md).
+graph checked against PyTorch with onnxruntime (``kdzoo export``; docs/deploy.md).
 
 The ONNX contract, the same for the three tasks:
 

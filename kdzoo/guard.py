@@ -1,6 +1,6 @@
 """No silent student-only training: a config with ``distill_cfg`` distils, or stops at once.
 
-Why: ``distill_cfg`` is read by kdzoo's entry points (``tools/train.py`` and the tools built on
+Why: ``distill_cfg`` is read by kdzoo's entry points (``kdzoo train`` and the commands built on
 :func:`kdzoo.runner.build_runner`, which wrap the config's model with
 :func:`kdzoo.adapters.wrap`). A framework's own entry point (mmdet's or mmseg's
 ``tools/train.py``, ``mim train``, ``Runner.from_cfg(cfg).train()`` in a script) does not know the

@@ -94,8 +94,10 @@ def install_package(package):
     if not is_installed(package):
         raise ModuleNotFoundError(
             f'{package} is not installed (MMEngine would pip-install it; kdzoo does not let it: '
-            'mmseg and mmdet need onedl-mmcv compiled with its C++ ops). Install the full stack '
-            'with `bash tools/install.sh`.')
+            'mmseg and mmdet need onedl-mmcv compiled with its C++ ops). Install it with pip '
+            "(mmseg / mmdet: `pip install 'kdzoo[seg]'` / `'kdzoo[det]'`, then onedl-mmcv "
+            'compiled with its ops: docs/deploy.md); in a checkout, the full stack with '
+            '`bash tools/install.sh`.')
 
 
 def refuse_hub_installs():

@@ -1,4 +1,4 @@
-"""Building MMEngine runners from kdzoo configs: the one path of tools/train.py, the quick start,
+"""Building MMEngine runners from kdzoo configs: the one path of ``kdzoo train``, the quick start,
 the comparisons and the plug-and-play matrix.
 
 :func:`build_runner` reads a config, applies cfg-options, wraps it for distillation when it has
@@ -54,7 +54,7 @@ def run_seed(cfg):
 
 def build_runner(config, *, cfg_options=None, work_dir=None, launcher='none', amp=False,
                  resume=None, student_only=False):
-    """The MMEngine Runner of the config file ``config``: tools/train.py's arguments by name.
+    """The MMEngine Runner of the config file ``config``: ``kdzoo train``'s arguments by name.
 
     ``cfg_options`` (a dict of dotted keys) are applied to the config, ``work_dir`` replaces its
     own; ``launcher`` is ``'none'``, ``'pytorch'`` or ``'slurm'`` (multi-process,
@@ -212,8 +212,8 @@ def slurm_environment():
     if missing:
         raise RuntimeError(
             f'--launcher slurm: {", ".join(missing)} not set: start the processes with srun '
-            '(tools/slurm_train.sh), or use --launcher pytorch with torchrun '
-            '(tools/dist_train.sh)')
+            '(a checkout\'s tools/slurm_train.sh does), or use --launcher pytorch with torchrun '
+            '(torchrun -m kdzoo train ..., or a checkout\'s tools/dist_train.sh)')
     if 'MASTER_ADDR' not in os.environ:
         try:
             hosts = subprocess.run(['scontrol', 'show', 'hostname', os.environ['SLURM_NODELIST']],

@@ -1,9 +1,9 @@
 """Iteration budgets: a config's iteration-based schedule stretched to another number of iterations,
 and the distill items' warm-ups checked against the run's length.
 
-One implementation for every tool that changes a run's length: ``tools/compare.py`` and
-``tools/plug_and_play.py`` (:func:`kdzoo.experiments.runs.budget_options` passes the rescaled
-``param_scheduler`` with the new ``train_cfg.max_iters``), and ``tools/train.py`` with
+One implementation for every command that changes a run's length: ``kdzoo compare`` and
+``kdzoo plug-and-play`` (:func:`kdzoo.experiments.runs.budget_options` passes the rescaled
+``param_scheduler`` with the new ``train_cfg.max_iters``), and ``kdzoo train`` with
 ``--cfg-options train_cfg.max_iters=N`` (:func:`with_rescaled_schedule`, applied by
 :func:`kdzoo.runner.load_config`).
 """
@@ -78,7 +78,7 @@ def overrides(cfg_options, key):
 def with_rescaled_schedule(cfg, cfg_options, resume=False):
     """``cfg_options`` plus, when they change an iteration-based config's ``train_cfg.max_iters``,
     the config's ``param_scheduler`` and ``train_cfg.val_interval`` rescaled to the new length (as
-    ``tools/compare.py --iters`` does), each unless ``cfg_options`` set it themselves; prints one
+    ``kdzoo compare --iters`` does), each unless ``cfg_options`` set it themselves; prints one
     line saying what was rescaled, from what to what. ``cfg`` is the config before the options.
     ``resume``: the run resumes from a checkpoint, whose schedulers' state (their length
     included) MMEngine restores over the config's: the schedule is then not rescaled, and the

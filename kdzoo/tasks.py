@@ -103,13 +103,15 @@ def names():
 def import_adapter(name):
     """Import (and so register) the adapter of the task ``name``; a clear error when it cannot be
     imported (its framework is not installed)."""
-    module = ADAPTERS[name][0]
+    module, framework = ADAPTERS[name]
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as err:
+        mmcv = ', then onedl-mmcv compiled with its C++ ops (docs/deploy.md)' if framework else ''
         raise ModuleNotFoundError(
-            f'the {name} adapter ({module}) cannot be imported: {err}. '
-            'Install the pinned stack with `bash tools/install.sh`.') from err
+            f'the {name} adapter ({module}) cannot be imported: {err}. Install its frameworks: '
+            f"`pip install 'kdzoo[{name}]'`{mmcv}; in a checkout, the pinned stack with "
+            '`bash tools/install.sh`.') from err
 
 
 def get(name):

@@ -1,7 +1,7 @@
 """Filling a teacher-output cache ahead of training, without training the student: the engine of
-``tools/cache_teacher.py`` (docs/teacher_cache.md).
+``kdzoo cache-teacher`` (docs/teacher_cache.md).
 
-:func:`fill` takes a runner built as ``tools/train.py`` builds it (:func:`kdzoo.runner.build_runner`
+:func:`fill` takes a runner built as ``kdzoo train`` builds it (:func:`kdzoo.runner.build_runner`
 on a config with a teacher cache: ``distill_cfg.teacher.cache``, ``distill_cfg.teachers.<name>.
 cache``) and walks its training data as its training loop
 would: the same data loader, sampler and stream positions, ``IterBasedTrainLoop``'s infinite
@@ -109,8 +109,8 @@ def cache_options(cfg, directory=None, seed=None):
     gets one, ``directory`` itself for the one teacher of ``distill_cfg.teacher``,
     ``directory/<name>`` per teacher of ``distill_cfg.teachers``; without it, the teachers whose
     config sets a cache keep their folder (``{}`` when none does). With ``seed``, each folder's
-    ``seed<seed>`` sub-folder (one cache holds one seed: ``tools/compare.py``, ``tools/
-    cache_teacher.py --seeds``). ``ValueError`` when the config does not distil or a cache
+    ``seed<seed>`` sub-folder (one cache holds one seed: ``kdzoo compare``, ``kdzoo
+    cache-teacher --seeds``). ``ValueError`` when the config does not distil or a cache
     setting is wrong."""
     found = configured_caches(cfg)
     if not found:

@@ -91,7 +91,9 @@ def test_hub_installs_are_refused_with_the_install_that_works(monkeypatch):
     monkeypatch.setattr(package_utils, 'call_command', calls.append)
     monkeypatch.setattr(mmengine.hub.hub, 'install_package', mmengine.hub.hub.install_package)
     patches.refuse_hub_installs()
-    with pytest.raises(ModuleNotFoundError, match='^mmocr is not installed .* tools/install.sh'):
+    with pytest.raises(ModuleNotFoundError, match=r"^mmocr is not installed .* Install it with "
+                       r"pip \(mmseg / mmdet: `pip install 'kdzoo\[seg\]'` .*; in a checkout, "
+                       r'the full stack with `bash tools/install.sh`\.$'):
         mmengine.hub.get_config('mmocr::textdet/dbnet/dbnet_r18.py')
     assert calls == []
 

@@ -4,7 +4,7 @@ Registered in kdzoo's ``MODELS``: ``TimmClassifier``, ``DistillClassifier``,
 ``ClsDataPreprocessor``; in MMEngine's ``DATASETS``: ``ImageFolderCls``, ``Cifar100Cls``,
 ``TinyImageNetCls``; in MMEngine's ``METRICS``: ``Accuracy`` (key ``cls/top1``).
 :func:`export_state_dict` turns a classifier's state dict into plain timm keys
-(``tools/export_student.py``). :data:`TASK`: the task's descriptor (:mod:`kdzoo.tasks`,
+(``kdzoo export``). :data:`TASK`: the task's descriptor (:mod:`kdzoo.tasks`,
 ``'cls'``), registered on import.
 ``make_shapes_dataset`` is :func:`kdzoo.toydata.make_shapes_dataset`, re-exported here.
 """

@@ -2,7 +2,7 @@
 
 Registered in kdzoo's ``MODELS``: ``DistillDetector`` (``type='kdzoo.DistillDetector'`` resolves
 under ``default_scope='mmdet'``). :func:`export_state_dict` gives the student's weights for
-``tools/export_student.py``. :data:`TASK`: the task's descriptor (:mod:`kdzoo.tasks`, ``'det'``),
+``kdzoo export``. :data:`TASK`: the task's descriptor (:mod:`kdzoo.tasks`, ``'det'``),
 registered on import. mmdet's own ``CocoDataset`` reads the generated COCO-format set;
 ``CLASSES`` and ``make_det_dataset`` are :mod:`kdzoo.toydata.det`'s, re-exported here.
 """

@@ -3,7 +3,7 @@
 Registered in kdzoo's ``MODELS`` (reached from an mmseg config as ``'kdzoo.DistillSegmentor'``):
 :class:`DistillSegmentor`; in mmseg's ``DATASETS``: :class:`ShapesSegDataset`.
 :func:`export_state_dict` gives the student's weights for ``mmseg.apis.init_model``
-(``tools/export_student.py``). :data:`TASK`: the task's descriptor (:mod:`kdzoo.tasks`,
+(``kdzoo export``). :data:`TASK`: the task's descriptor (:mod:`kdzoo.tasks`,
 ``'seg'``), registered on import. ``make_seg_dataset`` is :func:`kdzoo.toydata.make_seg_dataset`,
 re-exported here.
 """

@@ -1,4 +1,4 @@
-"""What a distillation pair shares, measured before (or after) training: ``tools/analyze.py``.
+"""What a distillation pair shares, measured before (or after) training: ``kdzoo analyze``.
 
 - :mod:`kdzoo.analysis.cka`: linear CKA with the unbiased HSIC estimator, batch by batch;
 - :mod:`kdzoo.analysis.readouts`: every stage readout of a task's student and teacher;

@@ -1,4 +1,4 @@
-"""Every stage readout of one model of a distillation pair, for ``tools/analyze.py``.
+"""Every stage readout of one model of a distillation pair, for ``kdzoo analyze``.
 
 :func:`readouts` runs one model (the student, or the teacher on its own inputs) and returns
 ``{name: tensor}`` in depth order, as its task's descriptor reads them

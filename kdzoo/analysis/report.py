@@ -1,4 +1,4 @@
-"""``similarity.csv`` and ``similarity.png`` of ``tools/analyze.py``, and the printed table.
+"""``similarity.csv`` and ``similarity.png`` of ``kdzoo analyze``, and the printed table.
 
 The CSV has one row per (student weights, teacher readout, student readout): the shapes of one
 example, the CKA, and on the logits x logits row the top-1 agreement and

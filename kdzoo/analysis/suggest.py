@@ -14,7 +14,7 @@ is deeper than the teacher.
 stage pair, with a ``Projector`` connector from the student's width to the teacher's when they
 differ; KD on classification logits, MSDCRD on segmentation logit maps; PKD on the FPN levels of
 a detector, paired level by level), and :func:`snippet` into the text to paste at the end of a
-copy of the config (``tools/train.py --dry-run`` builds it). Under ``distill_cfg.teachers`` each
+copy of the config (``kdzoo train --dry-run`` builds it). Under ``distill_cfg.teachers`` each
 teacher's map gives its own items: teacher taps written ``'NAME:TAP'``, item and connector names
 ending in ``_NAME``.
 """

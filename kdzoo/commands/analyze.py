@@ -114,7 +114,7 @@ def analysis_loader(cfg, batch_size):
 
 def build(config, cfg_options, work_dir):
     """``(distilling model with the student initialised as training does, runner)``: the
-    runner of tools/train.py (kdzoo.runner.build_runner), quiet."""
+    runner of kdzoo train (kdzoo.runner.build_runner), quiet."""
     with unformatted_config_dumps():
         runner = make_runner(config, work_dir, dict(cfg_options, log_level='WARNING'))
     model = unwrap(runner.model)
@@ -185,11 +185,11 @@ def main(argv=None):
         items += more[0]
         connectors.update(more[1])
         notes += [note for note in more[2] if note not in notes]  # the student's: once
-    header = ([f'tools/analyze.py {args.config}: each student stage matched with a stage of',
+    header = ([f'kdzoo analyze {args.config}: each student stage matched with a stage of',
                f'each teacher, order kept, highest total CKA ({titles[-1]}); one set of',
                'items per teacher. Paste at the end of a copy of the config, in the same folder.']
               if multi else
-              [f'tools/analyze.py {args.config}: each student stage matched with a teacher stage,',
+              [f'kdzoo analyze {args.config}: each student stage matched with a teacher stage,',
                f'order kept, highest total CKA ({titles[-1]}). Paste at the end of a',
                'copy of the config, in the same folder.'])
     print('\n' + snippet(items, connectors, notes, assigns(args.config, 'distill_cfg'),

@@ -6,7 +6,7 @@
 
 (``python tools/cache_teacher.py`` in a checkout is the same command.)
 
-CONFIG is a distilling config as ``tools/train.py`` takes it (the runner is built the same way,
+CONFIG is a distilling config as ``kdzoo train`` takes it (the runner is built the same way,
 ``kdzoo.runner.build_runner``, with the same ``--cfg-options``). The cache is
 ``distill_cfg.teacher.cache`` (its dtype / topk / readouts kept), its folder replaced by
 ``--cache DIR`` when given; with several teachers (``distill_cfg.teachers``) each teacher's
@@ -16,13 +16,13 @@ that folder). Where the caches go:
 - without ``--seeds``: the config's own seed (``randomness.seed``; ``--cfg-options
   randomness.seed=K``), in DIR itself: the folder the config's training run reads;
 - with ``--seeds``: one cache per seed, in ``DIR/seed<k>`` (whatever their number): the layout
-  ``tools/compare.py --teacher-cache DIR`` reads, and a run of seed k reads with
+  ``kdzoo compare --teacher-cache DIR`` reads, and a run of seed k reads with
   ``distill_cfg.teacher.cache=DIR/seed<k>``.
 
 The training data is walked exactly as the training loop would take it (same sampler, epochs and
 stream positions), the teacher's readouts of each batch stored as a training step would store
 them, for the run's iterations (``--iters N``: the first N iterations; ``--epochs N``: N passes
-over the training data; default: the whole run). A following ``tools/train.py`` run of the same
+over the training data; default: the whole run). A following ``kdzoo train`` run of the same
 config and options then reads every step's teacher outputs instead of running the teacher (a
 float32 cache: bit-identical to a live run); a run longer than the cache computes the rest live
 and stores it. Rows already in the cache are read, not computed again.
@@ -71,13 +71,14 @@ def parse_args(argv=None):
     length.add_argument('--epochs', type=positive_int,
                         help='fill N passes over the training data (default: the whole run)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override config keys, as tools/train.py (the training run must '
+                        help='override config keys, as kdzoo train (the training run must '
                         'get the same ones)')
     parser.add_argument('--work-dir', help='where the runner logs (default: '
                         'work_dirs/cache_teacher/<config name>); nothing is trained or saved '
                         'there')
     add_launcher(parser, 'pytorch / slurm: several processes, each filling its own stream '
-                 'positions (as tools/dist_train.sh / slurm_train.sh start train.py)')
+                 'positions (started as kdzoo train\'s: torchrun -m kdzoo cache-teacher ..., '
+                 'or srun)')
     return parsed_launcher(parser.parse_args(argv))
 
 

@@ -30,7 +30,7 @@ rescaled either way. One compare at a time per work dir (``.compare.lock``).
 
 ``--teacher-cache DIR``: the distilled arm of seed s stores the teacher's outputs in (or, when
 they are there, reads them from) the teacher-output cache ``DIR/seed<s>`` (``DIR/<name>/seed<s>``
-for each teacher of ``distill_cfg.teachers``; docs/teacher_cache.md); ``tools/cache_teacher.py
+for each teacher of ``distill_cfg.teachers``; docs/teacher_cache.md); ``kdzoo cache-teacher
 CONFIG --seeds ... --cache DIR`` fills the same folders ahead. Without it, a config with its own
 ``distill_cfg.teacher.cache`` gets the same layout under that folder (a cache holds one seed).
 Comparisons of the same teacher, data and seeds share it (e.g. a sweep of loss weights in
@@ -84,7 +84,7 @@ def parse_args(argv=None):
     parser.add_argument('--smoke', action='store_true', help='2 iterations, 1 evaluation')
     parser.add_argument('--teacher-cache', metavar='DIR', help='teacher-output caches of the '
                         'distilled arms, DIR/seed<s> per seed, shared with other comparisons of '
-                        'the same teacher and data (filled ahead by tools/cache_teacher.py)')
+                        'the same teacher and data (filled ahead by kdzoo cache-teacher)')
     parser.add_argument('--baseline', metavar='OTHER_CONFIG', type=config_name,
                         help='also train OTHER_CONFIG\'s '
                         'distilled student (the same student, data and schedule) in every seed '

@@ -36,7 +36,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog='kdzoo export',
                                      description='Export the student of a kdzoo checkpoint.')
     parser.add_argument('config', type=config_name)
-    parser.add_argument('checkpoint', help='a checkpoint written by tools/train.py')
+    parser.add_argument('checkpoint', help='a checkpoint written by kdzoo train')
     parser.add_argument('out', help='the student-only checkpoint to write')
     parser.add_argument('--onnx', metavar='OUT.onnx', help='also write the student as ONNX and '
                         'check it against PyTorch with onnxruntime')

@@ -5,9 +5,9 @@
 
 (``python tools/test.py`` in a checkout is the same command.)
 
-CKPT is a checkpoint written by tools/train.py (a distillation run or a plain run) or a student
-exported by tools/export_student.py (plain timm keys for classification, the plain model's keys
-for mmseg / mmdet); only the student is evaluated (the teacher is not built).
+CKPT is a checkpoint written by ``kdzoo train`` (a distillation run or a plain run) or a student
+exported by ``kdzoo export`` (plain timm keys for classification, the plain model's keys for
+mmseg / mmdet); only the student is evaluated (the teacher is not built).
 
 What is tested is CKPT on the config's ``test_dataloader`` with its ``test_evaluator``, nothing
 else: a ``load_from`` of the config is ignored with a line saying so (it would load other weights
@@ -48,15 +48,15 @@ def check_options(cfg_options, checkpoint):
     for key in ('load_from', 'resume'):
         if cfg_options.get(key):
             raise SystemExit(
-                f'tools/test.py: --cfg-options {key}={cfg_options[key]} would load other weights '
-                f'over CKPT ({checkpoint}); tools/test.py tests CKPT: give the checkpoint to test '
+                f'kdzoo test: --cfg-options {key}={cfg_options[key]} would load other weights '
+                f'over CKPT ({checkpoint}); kdzoo test tests CKPT: give the checkpoint to test '
                 'as CKPT and drop the option.')
     for key, value in cfg_options.items():
         head = key.split('.', 1)[0]
         if head in ('val_dataloader', 'val_evaluator') and 'test' + key[3:] not in cfg_options:
             raise SystemExit(
-                f'tools/test.py: --cfg-options {key}={value} does not change the test: '
-                'tools/test.py evaluates on test_dataloader with test_evaluator. Set '
+                f'kdzoo test: --cfg-options {key}={value} does not change the test: '
+                'kdzoo test evaluates on test_dataloader with test_evaluator. Set '
                 f'test{key[3:]}={value} instead.')
 
 
@@ -65,8 +65,8 @@ def ignore_config_loading(cfg, checkpoint):
     CKPT), with a line on stderr naming them."""
     for key in ('load_from', 'resume'):
         if cfg.get(key):
-            print(f'tools/test.py: ignoring {key}={cfg[key]} of the config: tools/test.py tests '
-                  f'CKPT ({checkpoint})', file=sys.stderr)
+            print(f'kdzoo test: ignoring {key}={cfg[key]} of the config: kdzoo test tests CKPT '
+                  f'({checkpoint})', file=sys.stderr)
     cfg.load_from, cfg.resume = None, False
 
 

@@ -29,8 +29,9 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--dry-run', action='store_true',
                         help='build everything, run one batch, print each distill item, exit')
-    add_launcher(parser, 'pytorch: started by torchrun (tools/dist_train.sh); slurm: by srun '
-                 '(tools/slurm_train.sh)')
+    add_launcher(parser, 'pytorch: started by torchrun (torchrun -m kdzoo train ..., or a '
+                 'checkout\'s tools/dist_train.sh); slurm: by srun (a checkout\'s '
+                 'tools/slurm_train.sh)')
     return parsed_launcher(parser.parse_args(argv))
 
 

@@ -166,7 +166,7 @@ def write_markdown(rows, work_dir, seeds=None):
     rewrite it)."""
     path = osp.join(work_dir, MD_NAME)
     lines = ['# kdzoo compare: did distillation help?', '',
-             'Written by `tools/compare.py` from `compare.csv`; do not edit.', '']
+             'Written by `kdzoo compare` from `compare.csv`; do not edit.', '']
     text = '\n'.join(lines + summary_lines(rows, seeds)) + '\n'
     if osp.isfile(path):
         with open(path) as f:

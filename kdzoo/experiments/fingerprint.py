@@ -6,7 +6,7 @@ A fingerprint is a short hash of its parts, each a short hash or a name:
 - ``config``: the run's config as resolved (its ``_base_`` files, every cfg-option and the
   budget's options merged: iterations, the schedule actually used, validations), hashed by
   :func:`kdzoo.experiments.runs.config_sha` (workers and logging left out);
-- ``teacher``: the sha256 of the teacher checkpoint's bytes (``tools/compare.py``), or the
+- ``teacher``: the sha256 of the teacher checkpoint's bytes (``kdzoo compare``), or the
   fingerprint of what trained it (the matrix's own teachers); ``none`` without a teacher;
 - ``metric``: the metric key and its scale to the table's units, as ``KEY*SCALE``;
 - ``budget``: the budget's label (e.g. ``500it/3ev``);

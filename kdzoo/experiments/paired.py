@@ -10,7 +10,7 @@ teacher: arm ``teacher`` for ``distill_cfg.teacher``, ``teacher:<name>`` for eac
 replaced whole, each row checksummed: :mod:`kdzoo.experiments.rows`); a rerun skips the rows
 already there, so a killed comparison resumes with the missing runs only.
 
-A baseline (``tools/compare.py CONFIG --baseline OTHER``) adds, per seed, a third arm
+A baseline (``kdzoo compare CONFIG --baseline OTHER``) adds, per seed, a third arm
 ``baseline``: OTHER's distilled student, trained from the same saved initial student on the same
 batches for the same budget, so ``CONFIG - OTHER`` is a paired difference too. OTHER must train
 the same student (:func:`check_baseline`: its student model, data, evaluator and schedule as
@@ -107,9 +107,10 @@ def check_inputs(cfg, config, tool='compare'):
     if missing:
         made_by = cfg.get('setup_command')
         fix = (f'Make them first: {made_by}' if made_by else
-               'Make them first (tools/make_toy_data.py writes the generated sets; train the '
-               'teacher with kdzoo train on its config), or point the config at them with '
-               '--cfg-options')
+               'Make them first (a generated set: kdzoo.toydata\'s make_shapes_dataset, '
+               'make_seg_dataset or make_det_dataset writes it, as a checkout\'s '
+               'tools/make_toy_data.py does; a teacher: kdzoo train on its config), or point '
+               'the config at them with --cfg-options')
         raise SystemExit(f'{tool}: {config} needs inputs that do not exist (from '
                          f'{os.getcwd()}):\n  ' + '\n  '.join(missing) + f'\n{fix}.')
 

@@ -1,7 +1,7 @@
 """Run one config for a budget and return its metric curve and timing: the one engine under
-``tools/compare.py`` (paired verdicts) and ``tools/plug_and_play.py`` (the matrix).
+``kdzoo compare`` (paired verdicts) and ``kdzoo plug-and-play`` (the matrix).
 
-:func:`train_run` builds the runner exactly as ``tools/train.py`` does (:func:`kdzoo.runner.
+:func:`train_run` builds the runner exactly as ``kdzoo train`` does (:func:`kdzoo.runner.
 build_runner`), with the budget set by :func:`budget_options` (iterations, the config's own
 schedule stretched to them, ``evals`` validations spread over the run), and a :class:`RunHook`
 that
@@ -262,7 +262,7 @@ def median_iter_s(runner):
 
 
 def make_runner(config, work_dir, options, student_only=False, amp=False):
-    """``tools/train.py``'s runner. Each gets its own experiment name: MMEngine names it after the
+    """``kdzoo train``'s runner. Each gets its own experiment name: MMEngine names it after the
     config and the second, and runners of one name share one message hub (and its metrics)."""
     name = f'{osp.splitext(osp.basename(config))[0]}_{os.getpid()}_{next(RUN_IDS)}'
     return build_runner(config, cfg_options=dict(options, experiment_name=name),

@@ -36,7 +36,7 @@ Both timed steps update the weights for real (the student step with its own fres
 optimizer, the distillation step with the run's): :func:`step_costs` is called after a run's
 training and validation, and nothing recorded or saved after it reads the weights (the matrix
 writes the row from the run's result; the checkpoints were saved during training), or on
-freshly built models whose weights do not matter (``tools/plug_and_play.py --retime``).
+freshly built models whose weights do not matter (``kdzoo plug-and-play --retime``).
 """
 import copy
 import os

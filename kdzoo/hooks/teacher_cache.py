@@ -63,7 +63,7 @@ def check_own_folders(model):
                 f'{model.teacher_key(first)}.cache and {model.teacher_key(name)}.cache are the '
                 f'same folder ({directory}): each teacher needs a cache of its own (its manifest '
                 f'records that teacher). Give each its own dir, e.g. DIR/{first} and DIR/{name} '
-                '(tools/cache_teacher.py --cache DIR does).')
+                '(kdzoo cache-teacher --cache DIR does).')
         seen[folder] = (name, spec.dir)
 
 

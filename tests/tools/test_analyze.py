@@ -20,7 +20,7 @@ PNG = b'\x89PNG\r\n\x1a\n'
 def snippet_of(out):
     """The printed snippet: from its first comment line to the closing parenthesis."""
     lines = out.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith('# tools/analyze.py'))
+    start = next(i for i, line in enumerate(lines) if line.startswith('# kdzoo analyze '))
     end = next(i for i in range(start, len(lines)) if lines[i] == ')')
     return '\n'.join(lines[start:end + 1])
 
@@ -87,6 +87,8 @@ def test_cls_snippet_passes_the_dry_run_in_a_copy_of_the_config(cls_config, caps
     out = capsys.readouterr().out
     assert 'student at initialisation' in out and 'student trained' not in out
     text = snippet_of(out)
+    assert text.splitlines()[0] == (f'# kdzoo analyze {config}: each student stage matched with '
+                                    'a teacher stage,')
     assert text.splitlines()[3] == 'distill_cfg.update('  # the config defines distill_cfg
     runner = dry_run_with(config, text, root / 'pair_suggested.py')
     dry = capsys.readouterr().out

@@ -70,6 +70,8 @@ def test_rows_metrics_and_report(cls_run):
         assert row['iters'] == '3' and len(row['curve'].split()) == 2  # 2 evaluations
         assert float(row['best']) >= float(row['last'])
     md = open(osp.join(work_dir, 'compare.md')).read()
+    assert md.startswith('# kdzoo compare: did distillation help?\n\n'
+                         'Written by `kdzoo compare` from `compare.csv`; do not edit.\n')
     assert '| seed | alone (last) |' in md and 'Verdict rule' in md and 'Pairing checked' in md
     assert open(osp.join(work_dir, 'compare.png'), 'rb').read(8) == b'\x89PNG\r\n\x1a\n'
 
@@ -788,3 +790,20 @@ def test_a_missing_checkpoint_of_one_teacher_is_named_with_its_key(multi_teacher
     assert 'teacher checkpoint /nowhere/vit.pth (distill_cfg.teachers.vit.checkpoint)' in \
         str(err.value)
     assert 'cnn' not in str(err.value).split('\n', 1)[1]  # the other teacher is there
+
+
+def test_missing_inputs_without_a_setup_command_name_what_makes_them_without_a_checkout(tmp_path):
+    """A config with no ``setup_command``: the fix names the kdzoo.toydata writers and the kdzoo
+    command (a wheel user has no tools/ folder), the checkout's script only as the checkout's."""
+    from kdzoo.experiments.paired import check_inputs
+    cfg = Config(dict(train_dataloader=dict(dataset=dict(root=str(tmp_path / 'train'))),
+                      distill_cfg=dict(teacher=dict(checkpoint=str(tmp_path / 'teacher.pth')))))
+    with pytest.raises(SystemExit) as err:
+        check_inputs(cfg, 'my_config.py')
+    assert str(err.value) == (
+        f'compare: my_config.py needs inputs that do not exist (from {os.getcwd()}):\n'
+        f'  folder {tmp_path / "train"} (train_dataloader.dataset.root)\n'
+        f'  teacher checkpoint {tmp_path / "teacher.pth"} (distill_cfg.teacher.checkpoint)\n'
+        'Make them first (a generated set: kdzoo.toydata\'s make_shapes_dataset, make_seg_dataset '
+        'or make_det_dataset writes it, as a checkout\'s tools/make_toy_data.py does; a teacher: '
+        'kdzoo train on its config), or point the config at them with --cfg-options.')

@@ -282,8 +282,9 @@ def test_slurm_launcher_outside_srun_says_so(tmp_path, shapes_data, teacher_chec
                              tmp_path)
     assert code == 1
     assert ('RuntimeError: --launcher slurm: SLURM_PROCID, SLURM_NTASKS, SLURM_NODELIST not set: '
-            'start the processes with srun (tools/slurm_train.sh), or use --launcher pytorch '
-            'with torchrun (tools/dist_train.sh)') in output, output[-3000:]
+            'start the processes with srun (a checkout\'s tools/slurm_train.sh does), or use '
+            '--launcher pytorch with torchrun (torchrun -m kdzoo train ..., or a checkout\'s '
+            'tools/dist_train.sh)') in output, output[-3000:]
 
 
 # --- segmentation with SyncBN and detection, 2 processes on the CPU -----------------------------

@@ -79,8 +79,8 @@ def test_load_from_in_the_options_is_refused_naming_it(trained, tmp_path):
         test_main([config, checkpoint, '--work-dir', str(tmp_path / 'test'),
                    '--cfg-options', f'load_from={tmp_path}/other.pth'])
     assert str(err.value) == (
-        f'tools/test.py: --cfg-options load_from={tmp_path}/other.pth would load other weights '
-        f'over CKPT ({checkpoint}); tools/test.py tests CKPT: give the checkpoint to test as CKPT '
+        f'kdzoo test: --cfg-options load_from={tmp_path}/other.pth would load other weights '
+        f'over CKPT ({checkpoint}); kdzoo test tests CKPT: give the checkpoint to test as CKPT '
         'and drop the option.')
 
 
@@ -100,8 +100,8 @@ def test_load_from_in_the_config_is_ignored_with_a_line(trained, tmp_path, capsy
     capsys.readouterr()
     time.sleep(1.05)  # MMEngine names a run's log folder by its start second
     metrics = test_main([str(with_load_from), checkpoint, '--work-dir', str(tmp_path / 'lf')])
-    assert (f'tools/test.py: ignoring load_from={tmp_path}/zeros.pth of the config: '
-            f'tools/test.py tests CKPT ({checkpoint})') in capsys.readouterr().err
+    assert (f'kdzoo test: ignoring load_from={tmp_path}/zeros.pth of the config: '
+            f'kdzoo test tests CKPT ({checkpoint})') in capsys.readouterr().err
     assert metrics == expected
 
 
@@ -112,8 +112,8 @@ def test_a_val_dataloader_override_is_refused_with_the_test_key(trained, tmp_pat
         test_main([config, str(work_dir / 'iter_2.pth'), '--work-dir', str(tmp_path / 'test'),
                    '--cfg-options', f'val_dataloader.dataset.root={tmp_path}'])
     assert str(err.value) == (
-        f'tools/test.py: --cfg-options val_dataloader.dataset.root={tmp_path} does not change the '
-        'test: tools/test.py evaluates on test_dataloader with test_evaluator. Set '
+        f'kdzoo test: --cfg-options val_dataloader.dataset.root={tmp_path} does not change the '
+        'test: kdzoo test evaluates on test_dataloader with test_evaluator. Set '
         f'test_dataloader.dataset.root={tmp_path} instead.')
 
 

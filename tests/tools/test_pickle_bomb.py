@@ -77,7 +77,7 @@ def test_test_ckpt_and_load_from(trained, bomb, tmp_path):
     returncode, stderr = run('tools/test.py', str(with_load_from), checkpoint, '--work-dir',
                              str(tmp_path / 't3'))
     assert not marker.exists() and returncode == 0, stderr[-3000:]
-    assert f'tools/test.py: ignoring load_from={path} of the config' in stderr
+    assert f'kdzoo test: ignoring load_from={path} of the config' in stderr
 
 
 def test_export_student(trained, bomb, tmp_path):

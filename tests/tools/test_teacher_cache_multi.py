@@ -199,7 +199,7 @@ def test_two_teachers_sharing_one_cache_folder_are_refused(shapes_data, checkpoi
     assert str(info.value) == (
         f'distill_cfg.teachers.a.cache and distill_cfg.teachers.b.cache are the same folder '
         f'({shared}): each teacher needs a cache of its own (its manifest records that '
-        'teacher). Give each its own dir, e.g. DIR/a and DIR/b (tools/cache_teacher.py --cache '
+        'teacher). Give each its own dir, e.g. DIR/a and DIR/b (kdzoo cache-teacher --cache '
         'DIR does).')
     assert not os.path.exists(shared)
 
