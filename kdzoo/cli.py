@@ -17,6 +17,7 @@ COMMANDS = {
     'quickstart': ('quickstart', 'generated data, teacher, student alone and distilled: minutes '
                    'on a CPU'),
     'cache-teacher': ('cache_teacher', 'fill a teacher-output cache ahead of training'),
+    'make-data': ('make_data', 'write a generated data set (cls, seg or det; no download)'),
 }
 
 

@@ -17,6 +17,9 @@ version it was written against, where it is applied, and the test that fails wit
   quick start) and every MMEngine load (``load_from``, ``--resume``, hooks).
   :func:`kdzoo.runner.build_runner` applies it too, for a process without the hook.
   Tests: tests/test_patches.py, tests/test_checkpoint.py, tests/tools/test_pickle_bomb.py.
+- :func:`scoped_collate_fn`: ``mmengine.runner.Runner.build_dataloader`` (onedl-mmengine
+  0.10.12). Applied with :func:`harden_mmengine_loading` (:func:`patch_mmengine_runner`, and by
+  :func:`kdzoo.runner.build_runner`). Tests: tests/test_patches.py, tests/test_readme.py.
 - :func:`unformatted_config_dumps`: ``yapf.yapflib.yapf_api.FormatCode`` as MMEngine's
   ``Config.pretty_text`` calls it (onedl-mmengine 0.10.12, yapf 0.43). Applied in a ``with``
   block around the experiments' runs. Test: tests/test_patches.py.
@@ -25,10 +28,11 @@ tests/test_patches.py also checks that each upstream behaviour is still the one 
 upstream release fixes it, that test fails and says the patch can go.
 
 Nothing happens on importing this module: each patch is a function, applied where the list says.
-The start-up hook (``kdzoo_startup.py``, docs/deploy.md) applies the first four in a process
+The start-up hook (``kdzoo_startup.py``, docs/deploy.md) applies all but the last in a process
 that imports MMEngine without kdzoo, so a plain ``Config.fromfile`` reads kdzoo's ``mmseg::``
 configs, a stock config with ``distill_cfg`` cannot train the student alone
-(docs/entry_points.md) and no checkpoint MMEngine loads is unpickled. This module imports only
+(docs/entry_points.md), no checkpoint MMEngine loads is unpickled and a config on a ``kdzoo::``
+base builds its dataloaders. This module imports only
 the standard library at its top: the hook imports it as soon as ``mmengine.config`` is, and
 ``import kdzoo`` imports it. The hook itself is the one piece of import machinery outside this
 module: it wraps the loader of the two watched MMEngine modules (standard-library machinery, no
@@ -150,11 +154,39 @@ def harden_mmengine_loading():
     mm_checkpoint._safe_torch_load = weights_only_torch_load
 
 
+# ------------------------------------------------------------------------ dataloader collate_fn
+def scoped_collate_fn():
+    """MMEngine's ``Runner.build_dataloader`` calls a dict ``collate_fn``'s function with every
+    key of the dict but ``type``. A config whose ``_base_`` is another package's
+    (``_base_ = 'kdzoo::quickstart/student.py'``, ``mmpretrain::...``) gets ``_scope_`` added by
+    MMEngine to every dict with a ``type``, that one included, and the first batch stops with
+    ``default_collate() got an unexpected keyword argument '_scope_'``. The key names the
+    registry scope the function comes from; it is dropped before the call (the function is looked
+    up by name in MMEngine's ``FUNCTIONS``, as without it). Idempotent."""
+    from mmengine.runner import Runner
+    build_dataloader = Runner.build_dataloader
+    if getattr(build_dataloader, 'kdzoo_scoped_collate', False):
+        return
+
+    @functools.wraps(build_dataloader)
+    def without_collate_scope(dataloader, *args, **kwargs):
+        collate_fn = dataloader.get('collate_fn') if isinstance(dataloader, dict) else None
+        if isinstance(collate_fn, dict) and '_scope_' in collate_fn:
+            dataloader = dict(dataloader, collate_fn={
+                key: value for key, value in collate_fn.items() if key != '_scope_'})
+        return build_dataloader(dataloader, *args, **kwargs)
+
+    without_collate_scope.kdzoo_scoped_collate = True
+    Runner.build_dataloader = staticmethod(without_collate_scope)
+
+
 def patch_mmengine_runner():
     """What the start-up hook applies once ``mmengine.runner`` is imported:
-    :func:`guard_runner_train` and :func:`harden_mmengine_loading`. Idempotent."""
+    :func:`guard_runner_train`, :func:`harden_mmengine_loading` and :func:`scoped_collate_fn`.
+    Idempotent."""
     guard_runner_train()
     harden_mmengine_loading()
+    scoped_collate_fn()
 
 
 # -------------------------------------------------------------------------------- config dumps

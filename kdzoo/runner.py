@@ -18,7 +18,7 @@ from kdzoo.adapters import check_explicit_overrides, is_distill_model_cfg, wrap
 from kdzoo.data_stream import STREAM_KEYS, seed_train_stream
 from kdzoo.hooks.split_classes import check_training_classes
 from kdzoo.monitor import ratio_warnings
-from kdzoo.patches import harden_mmengine_loading
+from kdzoo.patches import harden_mmengine_loading, scoped_collate_fn
 from kdzoo.schedule import check_warmup, is_iteration_based, with_rescaled_schedule
 from kdzoo.teacher_cache import configured_caches
 from kdzoo.wrappers import unwrap
@@ -65,6 +65,7 @@ def build_runner(config, *, cfg_options=None, work_dir=None, launcher='none', am
     stream seeded."""
     from mmengine.runner import Runner
     harden_mmengine_loading()
+    scoped_collate_fn()
     cfg = load_config(config, cfg_options, work_dir, resume=bool(resume))
     check_explicit_overrides(cfg, cfg_options)
     if student_only:

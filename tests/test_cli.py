@@ -19,7 +19,8 @@ KDZOO = os.path.join(os.path.dirname(sys.executable), 'kdzoo')  # the console sc
 # the tools/ scripts that are kdzoo subcommands
 TOOLS = {'train': 'train', 'test': 'test', 'compare': 'compare', 'analyze': 'analyze',
          'export_student': 'export', 'plug_and_play': 'plug-and-play',
-         'quickstart': 'quickstart', 'cache_teacher': 'cache-teacher'}
+         'quickstart': 'quickstart', 'cache_teacher': 'cache-teacher',
+         'make_toy_data': 'make-data'}
 
 
 def run(*argv):
@@ -32,7 +33,7 @@ def test_help_lists_every_subcommand_one_line_each():
     lines = out.stdout.split('subcommands:\n')[1].splitlines()
     assert [line.split()[0] for line in lines] == list(cli.COMMANDS) == [
         'train', 'test', 'compare', 'analyze', 'export', 'plug-and-play', 'quickstart',
-        'cache-teacher']
+        'cache-teacher', 'make-data']
     assert run(sys.executable, '-m', 'kdzoo', '--help').stdout == out.stdout
 
 
@@ -41,7 +42,7 @@ def test_unknown_or_missing_subcommand_is_an_error_naming_them():
     assert out.returncode == 2 and out.stdout == ''
     assert out.stderr.startswith("kdzoo: unknown subcommand 'distil'; choose from train, test, "
                                  'compare, analyze, export, plug-and-play, quickstart, '
-                                 'cache-teacher\n')
+                                 'cache-teacher, make-data\n')
     out = run(KDZOO)
     assert out.returncode == 2 and out.stderr.startswith('usage: kdzoo SUBCOMMAND')
 

@@ -125,6 +125,38 @@ def test_guarded_runner_train_stops_a_config_with_distill_cfg(monkeypatch):
         Runner.train(runner_with_distill_cfg())
 
 
+# --- scoped_collate_fn ---------------------------------------------------------------------------
+def loader_with_scoped_collate():
+    """A dataloader config as MMEngine reads it from a ``kdzoo::`` base: ``_scope_`` in every dict
+    with a ``type``, ``collate_fn`` included."""
+    return dict(batch_size=2, num_workers=0,
+                dataset=[{'x': torch.zeros(1)}, {'x': torch.ones(1)}],
+                sampler=dict(type='DefaultSampler', shuffle=False, _scope_='mmengine'),
+                collate_fn=dict(type='default_collate', _scope_='kdzoo'))
+
+
+def test_upstream_build_dataloader_passes_scope_to_the_collate_function():
+    from mmengine.runner import Runner
+    upstream = getattr(Runner.build_dataloader, '__wrapped__', Runner.build_dataloader)
+    loader = upstream(loader_with_scoped_collate())
+    with pytest.raises(TypeError, match="unexpected keyword argument '_scope_'"):
+        loader.collate_fn([{'x': torch.zeros(1)}])
+
+
+def test_scoped_collate_fn_drops_the_scope_before_the_call(monkeypatch):
+    from mmengine.runner import Runner
+    upstream = getattr(Runner.build_dataloader, '__wrapped__', Runner.build_dataloader)
+    monkeypatch.setattr(Runner, 'build_dataloader', staticmethod(upstream))
+    patches.scoped_collate_fn()
+    patches.scoped_collate_fn()  # idempotent: wrapped once
+    assert Runner.build_dataloader.__wrapped__ is upstream
+    config = loader_with_scoped_collate()
+    loader = Runner.build_dataloader(config)
+    batch = loader.collate_fn([{'x': torch.zeros(1)}, {'x': torch.ones(1)}])
+    assert torch.equal(batch['x'], torch.tensor([[0.0], [1.0]]))
+    assert config['collate_fn'] == dict(type='default_collate', _scope_='kdzoo')  # not changed
+
+
 # --- harden_mmengine_loading --------------------------------------------------------------------
 class Unsafe:
     """Unpickles by calling ``os.getpid``: code run on load, refused by ``weights_only``."""

@@ -1,7 +1,7 @@
 # Quick-start distillation: the ResNet-18 student of quickstart_retinanet_r18.py, same budget,
 # distilled from the Swin teacher with PKD on the FPN levels and CWD on the classification maps.
 # Train the teacher first:
-#   python tools/train.py configs/det/quickstart_retinanet_swin_teacher.py \
+#   kdzoo train kdzoo::det/quickstart_retinanet_swin_teacher.py \
 #       --work-dir work_dirs/quickstart_det/teacher
 _base_ = './quickstart_retinanet_r18.py'
 distill_cfg = dict(

@@ -6,9 +6,9 @@
 # quarter of the weight each) and once on the ensemble, the mean of the two teachers' levels and
 # maps (half of it): each loss weighs as much in all as in quickstart_pkd.py.
 # Train both teachers first:
-#   python tools/train.py configs/det/quickstart_retinanet_swin_teacher.py \
+#   kdzoo train kdzoo::det/quickstart_retinanet_swin_teacher.py \
 #       --work-dir work_dirs/quickstart_det/teacher
-#   python tools/train.py configs/det/quickstart_retinanet_r50_teacher.py \
+#   kdzoo train kdzoo::det/quickstart_retinanet_r50_teacher.py \
 #       --work-dir work_dirs/quickstart_det/teacher_r50
 _base_ = './quickstart_retinanet_r18.py'
 distill_cfg = dict(
@@ -32,8 +32,8 @@ distill_cfg = dict(
              loss=dict(type='CWDLoss'), weight=2.5, name='cwd_cls_ensemble'),
     ],
 )
-setup_command = ('python tools/make_toy_data.py det data/quickstart_det --train 400 --val 100 && '
-                 'python tools/train.py configs/det/quickstart_retinanet_swin_teacher.py '
+setup_command = ('kdzoo make-data det data/quickstart_det --train 400 --val 100 && '
+                 'kdzoo train kdzoo::det/quickstart_retinanet_swin_teacher.py '
                  '--work-dir work_dirs/quickstart_det/teacher && '
-                 'python tools/train.py configs/det/quickstart_retinanet_r50_teacher.py '
+                 'kdzoo train kdzoo::det/quickstart_retinanet_r50_teacher.py '
                  '--work-dir work_dirs/quickstart_det/teacher_r50')

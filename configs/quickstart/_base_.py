@@ -1,10 +1,10 @@
-# Quick-start base: the generated shapes set (tools/quickstart.py writes it), CPU-sized schedule.
+# Quick-start base: the generated shapes set (kdzoo quickstart writes it), CPU-sized schedule.
 # data/quickstart/{train,val}/<pattern>_<shape>/*.png  (ImageFolder layout)
 default_scope = 'kdzoo'
 custom_imports = dict(imports=['kdzoo.adapters.cls'], allow_failed_imports=False)
 
 data_root = 'data/quickstart'
-max_iters = 500  # the student runs of tools/quickstart.py (its teacher: teacher.py, 600)
+max_iters = 500  # the student runs of kdzoo quickstart (its teacher: teacher.py, 600)
 batch_size = 64
 
 train_dataloader = dict(
@@ -45,6 +45,6 @@ log_level = 'INFO'
 randomness = dict(seed=0)
 load_from = None
 resume = False
-# What makes the data and the teacher checkpoint these configs read (tools/compare.py and other
+# What makes the data and the teacher checkpoint these configs read (kdzoo compare and other
 # tools print it when they are missing).
 setup_command = 'kdzoo quickstart'

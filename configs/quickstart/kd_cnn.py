@@ -2,7 +2,7 @@
 # budget, distilled with KD (Hinton et al. 2015, tau 4) on the logits from the ResNet teacher alone
 # (teacher.py, a CNN). kd_vit.py (the MobileViT teacher alone) and kd_two_teachers.py (both) are
 # this config with other teachers: same student, loss, total distillation weight (1), schedule and
-# seed. The teachers first: setup_command below (tools/quickstart.py trains teacher.py).
+# seed. The teachers first: setup_command below (kdzoo quickstart trains teacher.py).
 _base_ = './student_plain_vit.py'
 distill_cfg = dict(
     teachers=dict(
@@ -13,6 +13,5 @@ distill_cfg = dict(
              weight=1.0, name='kd_cnn'),
     ],
 )
-setup_command = ('python tools/quickstart.py && python tools/train.py '
-                 'configs/quickstart/teacher_mobilevit.py '
+setup_command = ('kdzoo quickstart && kdzoo train kdzoo::quickstart/teacher_mobilevit.py '
                  '--work-dir work_dirs/quickstart/teacher_mobilevit')

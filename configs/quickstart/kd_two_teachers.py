@@ -20,6 +20,5 @@ distill_cfg = dict(
              loss=dict(type='KDLoss', tau=4.0), weight=0.5, name='kd_ensemble'),
     ],
 )
-setup_command = ('python tools/quickstart.py && python tools/train.py '
-                 'configs/quickstart/teacher_mobilevit.py '
+setup_command = ('kdzoo quickstart && kdzoo train kdzoo::quickstart/teacher_mobilevit.py '
                  '--work-dir work_dirs/quickstart/teacher_mobilevit')

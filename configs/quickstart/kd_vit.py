@@ -12,6 +12,5 @@ distill_cfg = dict(
              weight=1.0, name='kd_vit'),
     ],
 )
-setup_command = ('python tools/quickstart.py && python tools/train.py '
-                 'configs/quickstart/teacher_mobilevit.py '
+setup_command = ('kdzoo quickstart && kdzoo train kdzoo::quickstart/teacher_mobilevit.py '
                  '--work-dir work_dirs/quickstart/teacher_mobilevit')

@@ -2,7 +2,7 @@
 # trained from scratch; the student is a ViT, another family (configs/quickstart/student.py).
 _base_ = './_base_.py'
 model = dict(type='TimmClassifier', model_name='resnet10t', num_classes=10, output_stride=16)
-# tools/quickstart.py trains it for 600 iterations (distill configs read iter_600.pth)
+# kdzoo quickstart trains it for 600 iterations (distill configs read iter_600.pth)
 teacher_iters = 600
 train_cfg = dict(max_iters=teacher_iters, val_interval=teacher_iters)
 param_scheduler = [dict(type='OneCycleLR', eta_max={{_base_.lr}}, total_steps=teacher_iters,

@@ -5,10 +5,10 @@
 # input resized to 64 px inside the model (at 32 px its stride-32 last map would be 1x1). The
 # distilling configs kd_cnn.py / kd_vit.py / kd_two_teachers.py read it from
 # work_dirs/quickstart/teacher_mobilevit/iter_600.pth:
-#   python tools/train.py configs/quickstart/teacher_mobilevit.py \
+#   kdzoo train kdzoo::quickstart/teacher_mobilevit.py \
 #       --work-dir work_dirs/quickstart/teacher_mobilevit
 # Measured 2026-12-03 with that command (seed 0, 2 CPU cores): val top-1 28.6 % in about 2.5 min;
-# the ResNet teacher of teacher.py (python tools/quickstart.py), same schedule: 66.8 %. A weak
+# the ResNet teacher of teacher.py (kdzoo quickstart), same schedule: 66.8 %. A weak
 # teacher next to the ResNet, not a useless one: the student alone reaches 12-16 % (docs/results.md,
 # "Two teachers"). (The same schedule run through tools/quickstart.py's run() with 1 thread gave
 # 33.2 %; why the two runs differ was not investigated.)

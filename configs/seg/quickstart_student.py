@@ -1,6 +1,6 @@
 # Seg quick-start student alone (the baseline of quickstart_msdcrd.py): a narrow PSPNet
 # ResNet-18-d8 (stages 16/32/64/128 wide, logits at 1/8), trained from scratch:
-#   python tools/train.py configs/seg/quickstart_student.py
+#   kdzoo train kdzoo::seg/quickstart_student.py
 _base_ = ['mmseg::_base_/models/pspnet_r50-d8.py', './_base_/quickstart.py']
 model = dict(
     data_preprocessor=dict(size=(64, 64)),

@@ -1,6 +1,6 @@
 # Seg quick-start teacher: a small UPerNet Swin (another family than the ResNet student),
 # trained from scratch on the generated shapes set:
-#   python tools/train.py configs/seg/quickstart_teacher.py
+#   kdzoo train kdzoo::seg/quickstart_teacher.py
 _base_ = ['mmseg::_base_/models/upernet_swin.py', './_base_/quickstart.py']
 model = dict(
     data_preprocessor=dict(size=(64, 64)),

@@ -2,7 +2,7 @@
 # a narrow UPerNet ResNetV1c-50 (stages 64/128/256/512 wide, logits at 1/4 like the Swin
 # UPerNet's, so the two teachers' logit maps average into an ensemble), trained from scratch on
 # the generated shapes set, for quickstart_two_teachers.py:
-#   python tools/train.py configs/seg/quickstart_teacher_r50.py
+#   kdzoo train kdzoo::seg/quickstart_teacher_r50.py
 _base_ = ['mmseg::_base_/models/upernet_r50.py', './_base_/quickstart.py']
 model = dict(
     data_preprocessor=dict(size=(64, 64)),

@@ -5,9 +5,9 @@
 # item per teacher (weight 0.75 each) and one on their ensemble, the mean of the two teachers'
 # logit maps (weight 1.5), 3 in all as CWD's segmentation setting (cwd_swin_to_r18.py).
 # Train both teachers first:
-#   python tools/train.py configs/seg/quickstart_teacher.py
-#   python tools/train.py configs/seg/quickstart_teacher_r50.py
-#   python tools/train.py configs/seg/quickstart_two_teachers.py
+#   kdzoo train kdzoo::seg/quickstart_teacher.py
+#   kdzoo train kdzoo::seg/quickstart_teacher_r50.py
+#   kdzoo train kdzoo::seg/quickstart_two_teachers.py
 _base_ = './quickstart_student.py'
 distill_cfg = dict(
     teachers=dict(
@@ -23,6 +23,6 @@ distill_cfg = dict(
         dict(student='logits', teacher=['swin:logits', 'cnn:logits'],
              loss=dict(type='CWDLoss', tau=1.0), weight=1.5, name='cwd_ensemble'),
     ])
-setup_command = ('python tools/make_toy_data.py seg data/seg_shapes --train 400 --val 100 && '
-                 'python tools/train.py configs/seg/quickstart_teacher.py && '
-                 'python tools/train.py configs/seg/quickstart_teacher_r50.py')
+setup_command = ('kdzoo make-data seg data/seg_shapes --train 400 --val 100 && '
+                 'kdzoo train kdzoo::seg/quickstart_teacher.py && '
+                 'kdzoo train kdzoo::seg/quickstart_teacher_r50.py')

@@ -107,10 +107,8 @@ def check_inputs(cfg, config, tool='compare'):
     if missing:
         made_by = cfg.get('setup_command')
         fix = (f'Make them first: {made_by}' if made_by else
-               'Make them first (a generated set: kdzoo.toydata\'s make_shapes_dataset, '
-               'make_seg_dataset or make_det_dataset writes it, as a checkout\'s '
-               'tools/make_toy_data.py does; a teacher: kdzoo train on its config), or point '
-               'the config at them with --cfg-options')
+               'Make them first (a generated set: kdzoo make-data cls|seg|det ROOT; a teacher: '
+               'kdzoo train on its config), or point the config at them with --cfg-options')
         raise SystemExit(f'{tool}: {config} needs inputs that do not exist (from '
                          f'{os.getcwd()}):\n  ' + '\n  '.join(missing) + f'\n{fix}.')
 

@@ -64,18 +64,23 @@ def student_of(model):
 
 
 NOT_TRAINING = {'num_workers', 'persistent_workers', 'log_level', 'logger'}
+# a config's own keys that say how its inputs are made, not what is trained
+NOT_TRAINING_KEYS = ('setup_command',)
 
 
 def resolved_config(config, options, root=None):
     """``config`` as resolved (its ``_base_`` files included) with the cfg-options ``options``
     merged, as a JSON-like dict: what a run is trained with. Options that do not change what is
     trained are left out (a key with a part in :data:`NOT_TRAINING`: the loaders' workers — the
-    seeded data stream makes the batches independent of them — and logging); paths under
-    ``root`` count relative to it. A teacher-output cache counts by what it changes in the
-    results (:func:`cache_storage`)."""
+    seeded data stream makes the batches independent of them — and logging), and so are the
+    config's keys of :data:`NOT_TRAINING_KEYS` (the command that makes the data and teachers);
+    paths under ``root`` count relative to it. A teacher-output cache counts by what it changes
+    in the results (:func:`cache_storage`)."""
     cfg = load_config(config, {key: value for key, value in options.items()
                                if not NOT_TRAINING & set(key.split('.'))})  # as a run loads it
-    text = json.dumps(cfg.to_dict(), sort_keys=True, default=qualified_name)
+    resolved = {key: value for key, value in cfg.to_dict().items()
+                if key not in NOT_TRAINING_KEYS}
+    text = json.dumps(resolved, sort_keys=True, default=qualified_name)
     if root:
         text = text.replace(osp.abspath(root), '<root>')
     return cache_storage(json.loads(text))

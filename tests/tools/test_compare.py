@@ -793,8 +793,8 @@ def test_a_missing_checkpoint_of_one_teacher_is_named_with_its_key(multi_teacher
 
 
 def test_missing_inputs_without_a_setup_command_name_what_makes_them_without_a_checkout(tmp_path):
-    """A config with no ``setup_command``: the fix names the kdzoo.toydata writers and the kdzoo
-    command (a wheel user has no tools/ folder), the checkout's script only as the checkout's."""
+    """A config with no ``setup_command``: the fix names the kdzoo commands that make them (a
+    wheel user has no tools/ folder)."""
     from kdzoo.experiments.paired import check_inputs
     cfg = Config(dict(train_dataloader=dict(dataset=dict(root=str(tmp_path / 'train'))),
                       distill_cfg=dict(teacher=dict(checkpoint=str(tmp_path / 'teacher.pth')))))
@@ -804,6 +804,21 @@ def test_missing_inputs_without_a_setup_command_name_what_makes_them_without_a_c
         f'compare: my_config.py needs inputs that do not exist (from {os.getcwd()}):\n'
         f'  folder {tmp_path / "train"} (train_dataloader.dataset.root)\n'
         f'  teacher checkpoint {tmp_path / "teacher.pth"} (distill_cfg.teacher.checkpoint)\n'
-        'Make them first (a generated set: kdzoo.toydata\'s make_shapes_dataset, make_seg_dataset '
-        'or make_det_dataset writes it, as a checkout\'s tools/make_toy_data.py does; a teacher: '
+        'Make them first (a generated set: kdzoo make-data cls|seg|det ROOT; a teacher: '
         'kdzoo train on its config), or point the config at them with --cfg-options.')
+
+
+def test_the_setup_command_is_no_part_of_the_config_fingerprint(tmp_path):
+    """``setup_command`` says how a config's data and teachers are made (the message of a missing
+    input), not what is trained: changing its wording keeps every result's fingerprint."""
+    from kdzoo.experiments.runs import config_sha
+    written = {}
+    for name, body in (('a', "setup_command = 'python tools/quickstart.py'\n"),
+                       ('b', "setup_command = 'kdzoo quickstart'\n"),
+                       ('c', "setup_command = 'kdzoo quickstart'\nlr = 2e-3\n")):
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / 'config.py'  # one name: the default work_dir is named after it
+        path.write_text("model = dict(type='TimmClassifier', model_name='resnet10t')\nlr = 1e-3\n"
+                        + body)
+        written[name] = config_sha(str(path), {})
+    assert written['a'] == written['b'] != written['c']

@@ -1,6 +1,6 @@
 # Detection quick-start base: the generated COCO-format set (10 classes, 128 px, some images with
 # no object), CPU-sized schedule. Write the set first:
-#   python tools/make_toy_data.py det data/quickstart_det --train 400 --val 100
+#   kdzoo make-data det data/quickstart_det --train 400 --val 100
 _base_ = 'mmdet::_base_/default_runtime.py'
 data_root = 'data/quickstart_det/'
 classes = ('red_square', 'red_disk', 'red_triangle', 'red_cross', 'red_ring',
@@ -59,7 +59,7 @@ log_processor = dict(by_epoch=False)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
 # What makes the data and the teacher checkpoint of quickstart_pkd.py (printed by
-# tools/compare.py and other tools when they are missing).
-setup_command = ('python tools/make_toy_data.py det data/quickstart_det --train 400 --val 100 && '
-                 'python tools/train.py configs/det/quickstart_retinanet_swin_teacher.py '
+# kdzoo compare and other commands when they are missing).
+setup_command = ('kdzoo make-data det data/quickstart_det --train 400 --val 100 && '
+                 'kdzoo train kdzoo::det/quickstart_retinanet_swin_teacher.py '
                  '--work-dir work_dirs/quickstart_det/teacher')

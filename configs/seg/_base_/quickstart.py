@@ -1,6 +1,6 @@
 # Seg quick-start base: the generated shapes set (64 px, 10 classes incl. background) in mmseg's
 # img_dir/ann_dir layout, written by
-#   python tools/make_toy_data.py seg data/seg_shapes --train 400 --val 100
+#   kdzoo make-data seg data/seg_shapes --train 400 --val 100
 # and a CPU-sized iteration schedule.
 _base_ = 'mmseg::_base_/default_runtime.py'
 custom_imports = dict(imports=['kdzoo.adapters.mmseg'], allow_failed_imports=False)
@@ -58,6 +58,6 @@ env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv
                dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
 # What makes the data and the teacher checkpoint of quickstart_msdcrd.py (printed by
-# tools/compare.py and other tools when they are missing).
-setup_command = ('python tools/make_toy_data.py seg data/seg_shapes --train 400 --val 100 && '
-                 'python tools/train.py configs/seg/quickstart_teacher.py')
+# kdzoo compare and other commands when they are missing).
+setup_command = ('kdzoo make-data seg data/seg_shapes --train 400 --val 100 && '
+                 'kdzoo train kdzoo::seg/quickstart_teacher.py')
