@@ -41,6 +41,7 @@ from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 from setuptools.command.editable_wheel import editable_wheel
 
+HERE = os.path.dirname(os.path.abspath(__file__))  # the checkout or the unpacked sdist
 STARTUP_PTH = 'kdzoo_startup.pth'
 STARTUP_LINE = b'import kdzoo_startup; kdzoo_startup.install()\n'
 
@@ -56,9 +57,9 @@ class BuildPyWithStartupHook(build_py):
             f.write(STARTUP_LINE)
         mim = os.path.join(self.build_lib, 'kdzoo', '.mim')
         shutil.rmtree(mim, ignore_errors=True)  # a stale copy of an earlier build
-        shutil.copytree('configs', os.path.join(mim, 'configs'),
+        shutil.copytree(os.path.join(HERE, 'configs'), os.path.join(mim, 'configs'),
                         ignore=shutil.ignore_patterns('__pycache__'))
-        shutil.copy(os.path.join('kdzoo', '.mim', 'model-index.yml'), mim)
+        shutil.copy(os.path.join(HERE, 'kdzoo', '.mim', 'model-index.yml'), mim)
 
 
 class EditableWheelWithStartupHook(editable_wheel):
@@ -94,7 +95,7 @@ setup(
     name='kdzoo',
     version='0.1.0',
     description='Knowledge distillation across architecture families for OpenMMLab and timm',
-    long_description=open('README.md', encoding='utf-8').read(),
+    long_description=open(os.path.join(HERE, 'README.md'), encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.10',

@@ -99,8 +99,9 @@ def install_package(package):
         raise ModuleNotFoundError(
             f'{package} is not installed (MMEngine would pip-install it; kdzoo does not let it: '
             'mmseg and mmdet need onedl-mmcv compiled with its C++ ops). Install it with pip '
-            "(mmseg / mmdet: `pip install 'kdzoo[seg]'` / `'kdzoo[det]'`, then onedl-mmcv "
-            'compiled with its ops: docs/deploy.md); in a checkout, the full stack with '
+            "(mmseg / mmdet: the kdzoo wheel's extra, `pip install 'kdzoo-VERSION-py3-none-any.whl"
+            "[seg]'` / `[det]`, then onedl-mmcv compiled with its ops: docs/deploy.md); in a "
+            'checkout, the full stack with '
             '`bash tools/install.sh`.')
 
 
@@ -156,13 +157,14 @@ def harden_mmengine_loading():
 
 # ------------------------------------------------------------------------ dataloader collate_fn
 def scoped_collate_fn():
-    """MMEngine's ``Runner.build_dataloader`` calls a dict ``collate_fn``'s function with every
-    key of the dict but ``type``. A config whose ``_base_`` is another package's
-    (``_base_ = 'kdzoo::quickstart/student.py'``, ``mmpretrain::...``) gets ``_scope_`` added by
-    MMEngine to every dict with a ``type``, that one included, and the first batch stops with
-    ``default_collate() got an unexpected keyword argument '_scope_'``. The key names the
-    registry scope the function comes from; it is dropped before the call (the function is looked
-    up by name in MMEngine's ``FUNCTIONS``, as without it). Idempotent."""
+    """MMEngine's ``Runner.build_dataloader`` calls a dict ``collate_fn``'s (and
+    ``worker_init_fn``'s) function with every key of the dict but ``type``. A config whose
+    ``_base_`` is another package's (``_base_ = 'kdzoo::quickstart/student.py'``,
+    ``mmpretrain::...``) gets ``_scope_`` added by MMEngine to every dict with a ``type``, those
+    included, and the first batch stops with ``default_collate() got an unexpected keyword
+    argument '_scope_'``. The key is dropped before the call: the function is then looked up by
+    its name in MMEngine's ``FUNCTIONS`` under the run's default scope, as in a config without a
+    scoped base. Idempotent."""
     from mmengine.runner import Runner
     build_dataloader = Runner.build_dataloader
     if getattr(build_dataloader, 'kdzoo_scoped_collate', False):
@@ -170,10 +172,11 @@ def scoped_collate_fn():
 
     @functools.wraps(build_dataloader)
     def without_collate_scope(dataloader, *args, **kwargs):
-        collate_fn = dataloader.get('collate_fn') if isinstance(dataloader, dict) else None
-        if isinstance(collate_fn, dict) and '_scope_' in collate_fn:
-            dataloader = dict(dataloader, collate_fn={
-                key: value for key, value in collate_fn.items() if key != '_scope_'})
+        if isinstance(dataloader, dict):
+            dataloader = dict(dataloader, **{
+                name: {key: value for key, value in dataloader[name].items() if key != '_scope_'}
+                for name in ('collate_fn', 'worker_init_fn')
+                if isinstance(dataloader.get(name), dict)})
         return build_dataloader(dataloader, *args, **kwargs)
 
     without_collate_scope.kdzoo_scoped_collate = True

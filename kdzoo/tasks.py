@@ -110,7 +110,8 @@ def import_adapter(name):
         mmcv = ', then onedl-mmcv compiled with its C++ ops (docs/deploy.md)' if framework else ''
         raise ModuleNotFoundError(
             f'the {name} adapter ({module}) cannot be imported: {err}. Install its frameworks: '
-            f"`pip install 'kdzoo[{name}]'`{mmcv}; in a checkout, the pinned stack with "
+            f"the kdzoo wheel's extra, `pip install 'kdzoo-VERSION-py3-none-any.whl[{name}]'`"
+            f"{mmcv}; in a checkout, the pinned stack with "
             '`bash tools/install.sh`.') from err
 
 

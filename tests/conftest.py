@@ -83,8 +83,9 @@ def pytest_runtest_call(item):
 
 @pytest.fixture(scope='session')
 def kdzoo_wheel(tmp_path_factory):
-    """The wheel ``pip wheel`` builds from a clean copy of the repository (no stale ``build/`` of
-    an earlier build in it), once per session."""
+    """The wheel built as a release builds it: the source archive (``setup.py sdist``, what
+    MANIFEST.in lists) of a clean copy of the repository (no stale ``build/`` of an earlier build
+    in it), then ``pip wheel`` of that archive; once per session."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     root = tmp_path_factory.mktemp('wheel')
     source = root / 'kdzoo'
@@ -94,9 +95,12 @@ def kdzoo_wheel(tmp_path_factory):
     def ignore(folder, names):  # hidden files and folders too, but kdzoo/.mim (the configs' link)
         return skip(folder, names) | {n for n in names if n.startswith('.') and n != '.mim'}
     shutil.copytree(repo, source, symlinks=True, ignore=ignore)
+    subprocess.run([sys.executable, 'setup.py', '-q', 'sdist', '-d', str(root / 'sdist')],
+                   cwd=source, check=True, capture_output=True)
+    (archive,) = (root / 'sdist').glob('kdzoo-*.tar.gz')
     subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--disable-pip-version-check',
                     '--no-input', '--no-deps', '--no-build-isolation', '-q', '-w',
-                    str(root / 'dist'), str(source)], check=True, capture_output=True)
+                    str(root / 'dist'), str(archive)], check=True, capture_output=True)
     (wheel,) = (root / 'dist').glob('kdzoo-*.whl')
     return wheel
 

@@ -92,7 +92,8 @@ def test_hub_installs_are_refused_with_the_install_that_works(monkeypatch):
     monkeypatch.setattr(mmengine.hub.hub, 'install_package', mmengine.hub.hub.install_package)
     patches.refuse_hub_installs()
     with pytest.raises(ModuleNotFoundError, match=r"^mmocr is not installed .* Install it with "
-                       r"pip \(mmseg / mmdet: `pip install 'kdzoo\[seg\]'` .*; in a checkout, "
+                       r"pip \(mmseg / mmdet: the kdzoo wheel's extra, `pip install "
+                       r"'kdzoo-VERSION-py3-none-any.whl\[seg\]'` .*; in a checkout, "
                        r'the full stack with `bash tools/install.sh`\.$'):
         mmengine.hub.get_config('mmocr::textdet/dbnet/dbnet_r18.py')
     assert calls == []
@@ -150,10 +151,13 @@ def test_scoped_collate_fn_drops_the_scope_before_the_call(monkeypatch):
     patches.scoped_collate_fn()
     patches.scoped_collate_fn()  # idempotent: wrapped once
     assert Runner.build_dataloader.__wrapped__ is upstream
-    config = loader_with_scoped_collate()
+    from mmengine.dataset import worker_init_fn
+    config = dict(loader_with_scoped_collate(), worker_init_fn=dict(
+        type=worker_init_fn, num_workers=1, rank=0, seed=0, _scope_='kdzoo'))
     loader = Runner.build_dataloader(config)
     batch = loader.collate_fn([{'x': torch.zeros(1)}, {'x': torch.ones(1)}])
     assert torch.equal(batch['x'], torch.tensor([[0.0], [1.0]]))
+    loader.worker_init_fn(0)  # upstream: unexpected keyword argument '_scope_'
     assert config['collate_fn'] == dict(type='default_collate', _scope_='kdzoo')  # not changed
 
 

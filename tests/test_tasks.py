@@ -44,12 +44,11 @@ def test_unknown_name_lists_the_tasks():
 def test_adapter_that_cannot_be_imported_says_how_to_install(monkeypatch):
     monkeypatch.setitem(tasks.ADAPTERS, 'seg', ('kdzoo.adapters.no_such_adapter', 'mmseg'))
     monkeypatch.delitem(tasks.REGISTERED, 'seg', raising=False)
-    with pytest.raises(ModuleNotFoundError, match=r'the seg adapter \(kdzoo.adapters.no_such_'
-                                                  r"adapter\) cannot be imported: .*`pip install "
-                                                  r"'kdzoo\[seg\]'`, then onedl-mmcv compiled "
-                                                  r'with its C\+\+ ops \(docs/deploy.md\); in a '
-                                                  r'checkout, the pinned stack with `bash '
-                                                  r'tools/install.sh`\.$'):
+    expected = (r"the seg adapter \(kdzoo.adapters.no_such_adapter\) cannot be imported: .*the "
+                r"kdzoo wheel's extra, `pip install 'kdzoo-VERSION-py3-none-any.whl\[seg\]'`, "
+                r'then onedl-mmcv compiled with its C\+\+ ops \(docs/deploy.md\); in a checkout, '
+                r'the pinned stack with `bash tools/install.sh`\.$')
+    with pytest.raises(ModuleNotFoundError, match=expected):
         tasks.of_config(dict(default_scope='mmseg'))
 
 

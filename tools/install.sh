@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kdzoo's supported install path: a virtual environment in the repository with the pinned stack
-# and kdzoo itself in editable mode (with the `kdzoo` command in $VENV/bin), then an import check. Non-interactive; re-running it is fast
+# and kdzoo itself in editable mode (with the `kdzoo` command in $VENV/bin), then an import check.
+# Non-interactive; re-running it is fast
 # (pip finds everything installed / in its wheel cache).
 #
 #   bash tools/install.sh          full: PyTorch, the maintained OpenMMLab forks (onedl-mmengine,

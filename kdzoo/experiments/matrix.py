@@ -153,7 +153,7 @@ def load_profile(profile):
     missing = [k for k in PROFILE_KEYS if k not in settings]
     if missing:
         raise SystemExit(f'profile {profile!r} lacks the settings {missing}; base it on the '
-                         "GPU profile (_base_ = 'configs/plug_and_play/profiles/gpu.py') and "
+                         "GPU profile (_base_ = 'kdzoo::plug_and_play/profiles/gpu.py') and "
                          'change what differs')
     tasks = {}
     for task, entry in settings['tasks'].items():
