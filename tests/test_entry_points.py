@@ -281,6 +281,6 @@ def test_mmdet_config_importing_nothing_of_kdzoo_stops_before_training(det_data,
     last = out.stderr.strip().splitlines()
     error = next(line for line in last if line.startswith('kdzoo.guard.DistillCfgIgnoredError'))
     assert 'the model MMEngine built is RetinaNet' in error, out.stderr[-3000:]
-    assert "type='kdzoo.DistillDetector'" in out.stderr and 'tools/train.py' in out.stderr
+    assert "type='kdzoo.DistillDetector'" in out.stderr and '`kdzoo train CONFIG`' in out.stderr
     assert 'data_preprocessor={{_base_.model.data_preprocessor}}' in out.stderr
     assert 'Iter(train)' not in out.stdout + out.stderr
