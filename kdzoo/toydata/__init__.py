@@ -13,7 +13,7 @@ All of them draw with :mod:`.drawing` and are deterministic: the same arguments 
 included) give the same files. Writing them needs no OpenMMLab package; the adapters only
 register the dataset classes that read them (``ImageFolderCls``, ``TinyImageNetCls``,
 ``ShapesSegDataset``; mmdet's own ``CocoDataset`` reads the det set).
-In a checkout, ``python tools/make_toy_data.py cls|seg|det ROOT`` writes one of the first three.
+``kdzoo make-data cls|seg|det ROOT`` writes one of the first three.
 """
 from .cls import make_shapes_dataset
 from .det import make_det_dataset

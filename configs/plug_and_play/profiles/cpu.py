@@ -1,4 +1,4 @@
-# The plug-and-play matrix's CPU profile (tools/plug_and_play.py --profile cpu): sized for a 2-core
+# The plug-and-play matrix's CPU profile (kdzoo plug-and-play --profile cpu): sized for a 2-core
 # machine without GPU, run over several sittings (every finished run is kept), output
 # results/cpu/. Why each number is what it is (calibration runs, wall times): docs/results.md,
 # "Measurement notes of the CPU profile".

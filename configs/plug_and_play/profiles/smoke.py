@@ -1,4 +1,4 @@
-# The plug-and-play matrix's smoke profile (tools/plug_and_play.py --smoke, what the test suite
+# The plug-and-play matrix's smoke profile (kdzoo plug-and-play --smoke, what the test suite
 # runs): tiny models and data, 2 iterations, losses none and MSDCRD, one seed, on the CPU;
 # classification, plus seg / det where their adapters import.
 _base_ = './gpu.py'
